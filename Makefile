@@ -1,0 +1,65 @@
+# motcua-ops: the two commands most people need are `make demo` and `make test`.
+# Both set up what they need (Debian packages, .venv) and are quick when it is done.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Re-install when the pins change; the stamp makes a set-up venv a no-op.
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/null | sha256sum | cut -c1-12)
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help host venv demo test lint pytest bench lock clean
+
+help:
+	@echo "make demo   - validate the registry and show the inventory (the main job on the lab once it lands)"
+	@echo "make test   - every lint and test (.ci/run runs exactly this)"
+	@echo "make lint   - ruff, yamllint, ansible-lint"
+	@echo "make pytest - the test suite only"
+	@echo "make bench  - benchmarks (print figures; not part of make test)"
+	@echo "make venv   - create .venv with the pinned packages"
+
+host:
+	@scripts/bootstrap-host
+
+$(STAMP): pyproject.toml constraints.txt | host
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -c 'import sys; assert sys.version_info[:2] == (3, 11), "motcua-ops needs Python 3.11 (ansible-core 2.19)"'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]' 2>&1 | sed '/is ignored: it is neither a file nor a directory/d'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+venv: $(STAMP)
+
+demo: venv
+	motcua validate
+	ansible-inventory -i inventory/hcmc --graph sites | grep -c '@site_' | xargs -I{} echo "ansible-inventory: {} site groups in inventory/hcmc"
+	motcua summary --address-space production | head -n 7
+	@echo
+	motcua summary --address-space lab --sites ttpv,26740,25747,26732
+
+lint: venv
+	ruff check .
+	ruff format --check .
+	yamllint --strict .
+	ansible-lint
+
+pytest: venv
+	pytest
+
+test: lint pytest
+
+bench: venv
+	$(BIN)/python bench/inventory_render.py
+
+lock: venv
+	{ echo "# Every Python package in .venv, pinned (transitive ones too)."; \
+	  echo "# make venv installs with -c constraints.txt; regenerate with \`make lock\`."; \
+	  $(BIN)/pip freeze --exclude-editable | grep -v '^motcua'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache .ruff_cache
