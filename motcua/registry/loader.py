@@ -1,0 +1,751 @@
+"""Load and validate a registry directory.
+
+A registry directory holds four files:
+
+``network.yml``  the IP plan (supernet, per-site prefix, offsets, VLANs, lab mapping)
+``teams.yml``    the DX Centre support teams and which regions they cover
+``sites.yml``    defaults, the centres and one line per ward
+``wards.csv``    the official list of the 168 wards (reference data, read-only)
+
+:func:`check_registry` returns every problem found in one pass;
+:func:`load_registry` raises :class:`RegistryError` carrying them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+from collections import Counter
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+
+from .fields import Checker, Field
+from .model import (
+    COUNTERS_MAX,
+    COUNTERS_MIN,
+    GEAR_ROLES,
+    LOOPBACK,
+    PHASES,
+    REGION_BY_PROVINCE,
+    REGIONS,
+    ROLES,
+    WARD_TYPES,
+    Contact,
+    Host,
+    NetworkPlan,
+    Registry,
+    Site,
+    Team,
+    WardReference,
+    host_suffixes,
+    make_hosts,
+)
+from .problems import Problem, RegistryError
+from .source import LineDict, load_csv, load_yaml, text_problem
+
+FILES = ("network.yml", "teams.yml", "sites.yml", "wards.csv")
+
+# DX Centre host-name stems -> the inventory group they join.
+DX_ROLES = {"mon": "monitoring"}
+
+_PLAN_ROLES = tuple(ROLES)  # router, switch, kiosk, counter, printer, scanner
+
+NETWORK_SPEC = {
+    "supernet": Field("cidr", required=True),
+    "site_prefix": Field("int", required=True, minimum=16, maximum=29),
+    "lab_supernet": Field("cidr", required=True),
+    "dx_centre": Field("mapping", required=True),
+    "ranges": Field("mapping", required=True),
+    "monitoring_offset": Field("int", required=True, minimum=1),
+    "vlans": Field("mapping", required=True),
+}
+DX_SPEC = {
+    "name": Field("text", required=True),
+    "net": Field("int", required=True, minimum=0),
+    "hosts": Field("mapping", required=True),
+}
+TEAM_SPEC = {
+    "id": Field("ident", required=True),
+    "name": Field("text", required=True),
+    "regions": Field("list"),
+}
+GEAR_SPEC = {key: Field("int", minimum=0, maximum=64) for key in GEAR_ROLES}
+SITE_COMMON = {
+    "counters": Field("int", minimum=COUNTERS_MIN, maximum=COUNTERS_MAX),
+    "gear": Field("mapping"),
+    "phase": Field("text", choices=PHASES),
+    "team": Field("ident"),
+    "net": Field("int", minimum=0),
+    "subnet": Field("cidr"),
+    "vlans": Field("mapping"),
+    "addresses": Field("mapping"),
+    "contacts": Field("list"),
+    "address": Field("text"),
+    "notes": Field("text"),
+}
+DEFAULTS_SPEC = {
+    "counters": Field("int", required=True, minimum=COUNTERS_MIN, maximum=COUNTERS_MAX),
+    "gear": Field("mapping", required=True),
+    "phase": Field("text", required=True, choices=PHASES),
+}
+WARD_SPEC = {"code": Field("code", required=True), "name": Field("text"), **SITE_COMMON}
+CENTRE_SPEC = {
+    "code": Field("code", required=True),
+    "name": Field("text", required=True),
+    "kind": Field("text", required=True, choices=("city_centre", "regional_centre")),
+    "region": Field("text", required=True, choices=tuple(REGIONS)),
+    "ward": Field("code"),
+    **SITE_COMMON,
+}
+CONTACT_SPEC = {
+    "name": Field("text", required=True),
+    "role": Field("text", required=True),
+    "phone": Field("text"),
+    "email": Field("text"),
+}
+_PHONE = re.compile(r"^\+?[0-9][0-9 .-]{7,16}[0-9]$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.IGNORECASE)
+
+
+def check_registry(directory: str | os.PathLike[str]) -> tuple[Registry | None, list[Problem]]:
+    """Validate a registry directory; return the registry (if valid) and all problems."""
+    root = Path(directory)
+    problems: list[Problem] = []
+    if not root.is_dir():
+        problems.append(Problem(str(root), 0, "", "", "registry directory not found"))
+        return None, problems
+    label = {name: _label(root / name) for name in FILES}
+
+    wards = _load_wards(root / "wards.csv", label["wards.csv"], problems)
+    plan, dx = _load_network(root / "network.yml", label["network.yml"], problems)
+    teams = _load_teams(root / "teams.yml", label["teams.yml"], problems)
+    sites = _load_sites(root / "sites.yml", label["sites.yml"], plan, teams, wards, problems)
+
+    if plan is not None and dx is not None and sites is not None:
+        _check_addresses(plan, dx, sites, label, problems)
+    if problems or plan is None or dx is None or sites is None or wards is None or teams is None:
+        return None, sorted(problems)
+    registry = Registry(
+        path=root,
+        plan=plan,
+        sites=sites,
+        teams=teams,
+        dx_centre_name=dx[0],
+        dx_subnet=dx[1],
+        dx_hosts=dx[2],
+        wards=wards,
+    )
+    return registry, problems
+
+
+def load_registry(directory: str | os.PathLike[str]) -> Registry:
+    """The validated registry, or :class:`RegistryError` with every problem."""
+    registry, problems = check_registry(directory)
+    if problems or registry is None:
+        raise RegistryError(problems)
+    return registry
+
+
+def _label(path: Path) -> str:
+    """Paths in messages: relative to the working directory when that is shorter."""
+    try:
+        return os.path.relpath(path)
+    except ValueError:  # pragma: no cover - other drive on Windows
+        return str(path)
+
+
+def _load_wards(path: Path, label: str, problems: list[Problem]) -> dict[str, WardReference] | None:
+    rows = load_csv(path, label, problems)
+    if rows is None:
+        return None
+    check = Checker(label, problems)
+    wards: dict[str, WardReference] = {}
+    expected = ["code", "name", "type", "former_province"]
+    if rows and list(rows[0][1]) != expected:
+        check.report(1, "", "header", f"columns must be {','.join(expected)}, got {','.join(rows[0][1])}")
+        return None
+    for line, row in rows:
+        code = (row.get("code") or "").strip()
+        site = code or f"row {line}"
+        if not (code.isdigit() and len(code) == 5):
+            check.report(line, site, "code", f"{code!r} is not a 5-digit ward code")
+            continue
+        if code in wards:
+            check.report(line, site, "code", f"duplicate ward code (first at line {wards[code].line})")
+            continue
+        name = row.get("name") or ""
+        problem = text_problem(name) if name else "must not be empty"
+        if problem:
+            check.report(line, site, "name", problem)
+        if row.get("type") not in WARD_TYPES:
+            check.report(line, site, "type", f"{row.get('type')!r} is not one of {', '.join(WARD_TYPES)}")
+        if row.get("former_province") not in REGION_BY_PROVINCE:
+            check.report(
+                line,
+                site,
+                "former_province",
+                f"{row.get('former_province')!r} is not one of {', '.join(REGION_BY_PROVINCE)}",
+            )
+        wards[code] = WardReference(code, name, row.get("type") or "", row.get("former_province") or "", line)
+    return wards
+
+
+def _load_network(
+    path: Path, label: str, problems: list[Problem]
+) -> tuple[NetworkPlan | None, tuple[str, IPv4Network, tuple[Host, ...]] | None]:
+    doc = load_yaml(path, label, problems)
+    if doc is None:
+        return None, None
+    check = Checker(label, problems, kind="section")
+    section = "network"
+    top = check.mapping(doc, 1, section, "")
+    if top is None:
+        return None, None
+    before = len(problems)
+    values = check.fields(top, section, "", NETWORK_SPEC)
+    supernet = values.get("supernet")
+    prefix = values.get("site_prefix")
+    lab = values.get("lab_supernet")
+    if isinstance(supernet, IPv4Network) and isinstance(prefix, int) and prefix <= supernet.prefixlen:
+        check.report(
+            top.line_of("site_prefix"),
+            section,
+            "site_prefix",
+            f"/{prefix} is not smaller than the supernet {supernet}",
+        )
+    if isinstance(lab, IPv4Network):
+        if not lab.subnet_of(LOOPBACK):
+            check.report(top.line_of("lab_supernet"), section, "lab_supernet", f"{lab} is not inside 127.0.0.0/8")
+        elif isinstance(supernet, IPv4Network) and lab.prefixlen != supernet.prefixlen:
+            check.report(
+                top.line_of("lab_supernet"),
+                section,
+                "lab_supernet",
+                f"{lab} must be the same size as the supernet {supernet} (/{supernet.prefixlen})",
+            )
+    ranges: dict[str, tuple[int, int]] = {}
+    raw_ranges = values.get("ranges")
+    if isinstance(raw_ranges, LineDict):
+        for key in raw_ranges:
+            if key not in _PLAN_ROLES:
+                check.report(
+                    raw_ranges.line_of(key), section, f"ranges.{key}", f"unknown role (known: {', '.join(_PLAN_ROLES)})"
+                )
+        for role in _PLAN_ROLES:
+            item = raw_ranges.get(role)
+            line = raw_ranges.line_of(role)
+            if item is None:
+                check.report(raw_ranges.line, section, f"ranges.{role}", "required field is missing")
+                continue
+            if (
+                not isinstance(item, list)
+                or len(item) != 2
+                or not all(isinstance(x, int) and not isinstance(x, bool) for x in item)
+                or not 1 <= item[0] <= item[1]
+            ):
+                check.report(
+                    line,
+                    section,
+                    f"ranges.{role}",
+                    f"must be [first, last] offsets with 1 <= first <= last, got {item!r}",
+                )
+                continue
+            ranges[role] = (item[0], item[1])
+    vlans = _check_vlans(check, values.get("vlans"), section, "vlans")
+    monitoring = values.get("monitoring_offset")
+    if isinstance(prefix, int) and ranges:
+        top_offset = 2 ** (32 - prefix) - 2
+        spans = sorted((first, last, f"ranges.{role}") for role, (first, last) in ranges.items())
+        if isinstance(monitoring, int):
+            spans = sorted([*spans, (monitoring, monitoring, "monitoring_offset")])
+        for _first, last, name in spans:
+            if last > top_offset:
+                check.report(
+                    top.line, section, name, f"offset {last} does not fit a /{prefix} (last usable offset {top_offset})"
+                )
+        for (first1, last1, name1), (first2, _last2, name2) in itertools.pairwise(spans):
+            if first2 <= last1:
+                check.report(top.line, section, name2, f"offsets {first2}.. overlap {name1} ({first1}..{last1})")
+        if "counter" in ranges and ranges["counter"][1] - ranges["counter"][0] + 1 < COUNTERS_MAX:
+            check.report(
+                raw_ranges.line_of("counter") if isinstance(raw_ranges, LineDict) else top.line,
+                section,
+                "ranges.counter",
+                f"must hold {COUNTERS_MAX} counters (the registry allows {COUNTERS_MIN}..{COUNTERS_MAX})",
+            )
+    if len(problems) != before or not all(
+        isinstance(v, (IPv4Network, int)) for v in (supernet, prefix, lab, monitoring)
+    ):
+        return None, None
+    plan = NetworkPlan(supernet, prefix, lab, ranges, monitoring, vlans or {})  # type: ignore[arg-type]
+
+    dx_raw = values["dx_centre"]
+    dx = check.fields(dx_raw, "dx_centre", "dx_centre.", DX_SPEC)  # type: ignore[arg-type]
+    if len(problems) != before:
+        return plan, None
+    net = dx["net"]
+    if net >= plan.site_count:  # type: ignore[operator]
+        check.report(
+            dx_raw.line_of("net"),
+            "dx_centre",
+            "dx_centre.net",
+            f"{net} is outside 0..{plan.site_count - 1} for {supernet} in /{prefix} blocks",
+        )  # type: ignore[attr-defined]
+        return plan, None
+    subnet = plan.site_subnet(net)  # type: ignore[arg-type]
+    hosts = []
+    raw_hosts: LineDict = dx["hosts"]  # type: ignore[assignment]
+    for name, offset in raw_hosts.items():
+        field_name = f"dx_centre.hosts.{name}"
+        line = raw_hosts.line_of(name)
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9-]*", name):
+            check.report(line, "dx_centre", field_name, "host names must be lower-case letters, digits and '-'")
+            continue
+        if isinstance(offset, bool) or not isinstance(offset, int) or not 1 <= offset < subnet.num_addresses - 1:
+            check.report(
+                line,
+                "dx_centre",
+                field_name,
+                f"offset must be a number in 1..{subnet.num_addresses - 2}, got {offset!r}",
+            )
+            continue
+        address = subnet[offset]
+        base = name.rstrip("0123456789") or name
+        number = int(name[len(base) :] or 0)
+        role = DX_ROLES.get(base, base)
+        hosts.append(Host(f"dx-{name}", "dx", role, number, address, plan.to_lab(address)))
+    if len(problems) != before:
+        return plan, None
+    return plan, (dx["name"], subnet, tuple(hosts))  # type: ignore[return-value]
+
+
+def _check_vlans(check: Checker, raw: object, site: str, field: str) -> dict[str, int] | None:
+    if not isinstance(raw, LineDict):
+        return None
+    vlans: dict[str, int] = {}
+    seen: dict[int, str] = {}
+    for name, vid in raw.items():
+        line = raw.line_of(name)
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+            check.report(line, site, f"{field}.{name}", "VLAN names must be lower-case letters, digits and '_'")
+            continue
+        if isinstance(vid, bool) or not isinstance(vid, int) or not 2 <= vid <= 4094:
+            check.report(line, site, f"{field}.{name}", f"VLAN id must be a number in 2..4094, got {vid!r}")
+            continue
+        if vid in seen:
+            check.report(line, site, f"{field}.{name}", f"VLAN id {vid} is already used by {seen[vid]!r}")
+            continue
+        seen[vid] = name
+        vlans[name] = vid
+    return vlans
+
+
+def _load_teams(path: Path, label: str, problems: list[Problem]) -> dict[str, Team] | None:
+    doc = load_yaml(path, label, problems)
+    if doc is None:
+        return None
+    check = Checker(label, problems, kind="team")
+    before = len(problems)
+    top = check.mapping(doc, 1, "teams", "")
+    if top is None:
+        return None
+    check.fields(top, "teams", "", {"teams": Field("list", required=True)})
+    entries = top.get("teams")
+    if not isinstance(entries, list):
+        return None
+    teams: dict[str, Team] = {}
+    covered: dict[str, str] = {}
+    for index, raw in enumerate(entries):
+        line = entries.line_of(index)  # type: ignore[attr-defined]
+        entry = check.mapping(raw, line, f"teams[{index}]", "")
+        if entry is None:
+            continue
+        name = str(entry.get("id", f"teams[{index}]"))
+        values = check.fields(entry, name, "", TEAM_SPEC)
+        if "id" not in values:
+            continue
+        if name in teams:
+            check.report(line, name, "id", f"duplicate team id (first at line {teams[name].line})")
+            continue
+        regions = []
+        for region in values.get("regions", []):  # type: ignore[union-attr]
+            if region not in REGIONS:
+                check.report(
+                    entry.line_of("regions"), name, "regions", f"{region!r} is not one of {', '.join(REGIONS)}"
+                )
+            elif region in covered:
+                check.report(
+                    entry.line_of("regions"),
+                    name,
+                    "regions",
+                    f"region {region!r} is already the default of team {covered[region]!r}",
+                )
+            else:
+                covered[region] = name
+                regions.append(region)
+        teams[name] = Team(name, str(values.get("name", name)), tuple(regions), label, line)
+    for region in REGIONS:
+        if region not in covered and len(problems) == before:
+            check.report(
+                top.line_of("teams"), "", "teams[].regions", f"no team covers region {region!r} ({REGIONS[region]})"
+            )
+    return teams
+
+
+def _load_sites(
+    path: Path,
+    label: str,
+    plan: NetworkPlan | None,
+    teams: dict[str, Team] | None,
+    wards: dict[str, WardReference] | None,
+    problems: list[Problem],
+) -> dict[str, Site] | None:
+    doc = load_yaml(path, label, problems)
+    if doc is None:
+        return None
+    check = Checker(label, problems)
+    top = check.mapping(doc, 1, "sites", "")
+    if top is None:
+        return None
+    before = len(problems)
+    sections = check.fields(
+        top,
+        "",
+        "",
+        {
+            "defaults": Field("mapping", required=True),
+            "centres": Field("list", required=True),
+            "wards": Field("list", required=True),
+        },
+    )
+    if "defaults" not in sections:
+        return None
+    raw_defaults: LineDict = sections["defaults"]  # type: ignore[assignment]
+    defaults = check.fields(raw_defaults, "defaults", "defaults.", DEFAULTS_SPEC)
+    default_gear = _check_gear(check, defaults.get("gear"), "defaults", "defaults.gear", required=True)
+    if len(problems) != before:
+        return None
+
+    team_by_region = {r: t.id for t in (teams or {}).values() for r in t.regions}
+    sites: dict[str, Site] = {}
+    first_line: dict[str, int] = {}
+    nets: dict[int, str] = {}
+    for kind_key, spec in (("centres", CENTRE_SPEC), ("wards", WARD_SPEC)):
+        entries = sections.get(kind_key)
+        if not isinstance(entries, list):
+            continue
+        for index, raw in enumerate(entries):
+            line = entries.line_of(index)  # type: ignore[attr-defined]
+            entry = check.mapping(raw, line, f"{kind_key}[{index}]", "")
+            if entry is None:
+                continue
+            code_raw = entry.get("code")
+            site_label = (
+                f"{code_raw:05d}"
+                if isinstance(code_raw, int) and not isinstance(code_raw, bool)
+                else str(code_raw or f"{kind_key}[{index}]")
+            )
+            mark = len(problems)
+            values = check.fields(entry, site_label, "", spec)
+            code = values.get("code")
+            if code is None:
+                continue
+            if code in first_line:
+                check.report(line, site_label, "code", f"duplicate site code (first at line {first_line[code]})")
+                continue
+            first_line[code] = line  # type: ignore[index]
+            site = _build_site(
+                check,
+                entry,
+                values,
+                kind_key,
+                site_label,
+                line,
+                defaults,
+                default_gear or {},
+                plan,
+                team_by_region,
+                teams,
+                wards,
+                nets,
+            )
+            if site is not None and len(problems) == mark:
+                sites[site.code] = site
+    if wards is not None:
+        listed = set(first_line)
+        wards_line = top.line_of("wards")
+        for code, ward in wards.items():
+            if code not in listed:
+                check.report(
+                    wards_line, code, "code", f"{ward.name} is in wards.csv but has no entry in the wards list"
+                )
+    return sites
+
+
+def _check_gear(check: Checker, raw: object, site: str, field: str, required: bool = False) -> dict[str, int] | None:
+    if not isinstance(raw, LineDict):
+        return None
+    gear = check.fields(raw, site, f"{field}.", GEAR_SPEC)
+    if required:
+        for key in GEAR_ROLES:
+            if key not in raw:
+                check.report(raw.line, site, f"{field}.{key}", "required field is missing")
+    return gear  # type: ignore[return-value]
+
+
+def _build_site(
+    check: Checker,
+    entry: LineDict,
+    values: dict[str, object],
+    kind_key: str,
+    code_label: str,
+    line: int,
+    defaults: dict[str, object],
+    default_gear: dict[str, int],
+    plan: NetworkPlan | None,
+    team_by_region: dict[str, str],
+    teams: dict[str, Team] | None,
+    wards: dict[str, WardReference] | None,
+    nets: dict[int, str],
+) -> Site | None:
+    code: str = values["code"]  # type: ignore[assignment]
+    ward_type: str | None = None
+    if kind_key == "wards":
+        kind = "ward"
+        ref = wards.get(code) if wards is not None else None
+        if wards is not None and ref is None:
+            check.report(entry.line_of("code"), code, "code", "unknown ward code: not in wards.csv")
+            return None
+        name = ref.name if ref else str(values.get("name", code))
+        if "name" in values and ref and values["name"] != ref.name:
+            check.report(
+                entry.line_of("name"), code, "name", f"{values['name']!r} does not match wards.csv ({ref.name!r})"
+            )
+        region = REGION_BY_PROVINCE.get(ref.former_province, "hcm") if ref else "hcm"
+        ward_type = ref.type if ref else None
+    else:
+        kind = str(values.get("kind", "regional_centre"))
+        name = str(values.get("name", code))
+        region = str(values.get("region", "hcm"))
+        if code.isdigit():
+            check.report(
+                entry.line_of("code"),
+                code,
+                "code",
+                "centre codes are letters (e.g. 'ttpc'); 5-digit codes are for wards",
+            )
+        ward = values.get("ward")
+        if ward is not None and wards is not None and ward not in wards:
+            check.report(entry.line_of("ward"), code, "ward", f"unknown ward code {ward!r}: not in wards.csv")
+        elif ward is not None and wards is not None and REGION_BY_PROVINCE.get(wards[ward].former_province) != region:  # type: ignore[index]
+            check.report(
+                entry.line_of("region"),
+                code,
+                "region",
+                f"{region!r} does not match the region of ward {ward} ({wards[ward].former_province})",
+            )  # type: ignore[index]
+
+    counters: int = values.get("counters", defaults.get("counters"))  # type: ignore[assignment]
+    gear = dict(default_gear)
+    gear.update(_check_gear(check, values.get("gear"), code, "gear") or {})
+    phase = str(values.get("phase", defaults.get("phase")))
+
+    team = values.get("team") or team_by_region.get(region)
+    # team None: teams.yml has no default for the region, reported there.
+    if teams is not None and team is not None and team not in teams:
+        check.report(entry.line_of("team"), code, "team", f"unknown team {team!r} (teams.yml has: {', '.join(teams)})")
+
+    vlans = dict(plan.vlans) if plan else {}
+    site_vlans = _check_vlans(check, values.get("vlans"), code, "vlans")
+    if site_vlans:
+        for vname in site_vlans:
+            if plan and vname not in plan.vlans:
+                check.report(
+                    values["vlans"].line_of(vname),
+                    code,
+                    f"vlans.{vname}",
+                    f"unknown VLAN (network.yml defines: {', '.join(plan.vlans)})",
+                )  # type: ignore[attr-defined]
+        vlans.update(site_vlans)
+        clash = [vid for vid, n in Counter(vlans.values()).items() if n > 1]
+        if clash:
+            check.report(
+                entry.line_of("vlans"), code, "vlans", f"VLAN id {clash[0]} is used twice at this site after overrides"
+            )
+
+    contacts = _check_contacts(check, values.get("contacts"), code)
+
+    if plan is None:
+        return None
+    counts = {GEAR_ROLES[k]: v for k, v in gear.items()}
+    counts["counter"] = counters
+    for role, count in counts.items():
+        capacity = plan.capacity(role)
+        if count > capacity:
+            field = "counters" if role == "counter" else f"gear.{_plural(role)}"
+            field_line = entry.line_of("counters" if role == "counter" else "gear")
+            check.report(
+                field_line,
+                code,
+                field,
+                f"{count} does not fit the IP plan (room for {capacity} {ROLES[role][1]} per site)",
+            )
+            return None
+    subnet = _site_subnet(check, entry, values, code, plan, nets)
+    if subnet is None:
+        return None
+    overrides = _check_overrides(check, entry, values.get("addresses"), code, subnet, counts)
+    hosts = make_hosts(plan, code, f"w{code}" if kind == "ward" else code, subnet, counts, overrides)
+    return Site(
+        code=code,
+        name=name,
+        kind=kind,
+        ward_type=ward_type,
+        region=region,
+        counters=counters,
+        gear=gear,
+        phase=phase,
+        team=str(team),
+        subnet=subnet,
+        lab_subnet=plan.to_lab_network(subnet),
+        vlans=vlans,
+        contacts=contacts,
+        street_address=values.get("address"),  # type: ignore[arg-type]
+        notes=values.get("notes"),  # type: ignore[arg-type]
+        file=check.file,
+        line=line,
+        hosts=hosts,
+    )
+
+
+def _plural(role: str) -> str:
+    return next(k for k, v in GEAR_ROLES.items() if v == role)
+
+
+def _site_subnet(
+    check: Checker, entry: LineDict, values: dict[str, object], code: str, plan: NetworkPlan, nets: dict[int, str]
+) -> IPv4Network | None:
+    if "net" in values and "subnet" in values:
+        check.report(
+            entry.line_of("subnet"), code, "subnet", "give either net (an index in the plan) or subnet, not both"
+        )
+        return None
+    if "subnet" in values:
+        subnet: IPv4Network = values["subnet"]  # type: ignore[assignment]
+        line = entry.line_of("subnet")
+        if not subnet.subnet_of(plan.supernet):
+            check.report(line, code, "subnet", f"{subnet} is outside the supernet {plan.supernet}")
+            return None
+        if subnet.prefixlen != plan.site_prefix:
+            check.report(line, code, "subnet", f"{subnet} must be a /{plan.site_prefix} like every site")
+            return None
+        net = (int(subnet.network_address) - int(plan.supernet.network_address)) >> (32 - plan.site_prefix)
+    elif "net" in values:
+        net = values["net"]  # type: ignore[assignment]
+        line = entry.line_of("net")
+        if net >= plan.site_count:
+            check.report(
+                line,
+                code,
+                "net",
+                f"{net} is outside 0..{plan.site_count - 1}: the supernet {plan.supernet} "
+                f"holds {plan.site_count} /{plan.site_prefix} blocks",
+            )
+            return None
+        subnet = plan.site_subnet(net)
+    else:
+        if not any(k in entry for k in ("net", "subnet")):
+            check.report(entry.line, code, "net", "required field is missing (or give subnet)")
+        return None
+    if net in nets:
+        check.report(
+            line, code, "net" if "net" in values else "subnet", f"{plan.site_subnet(net)} overlaps site {nets[net]}"
+        )
+        return None
+    nets[net] = code
+    return subnet
+
+
+def _check_overrides(
+    check: Checker, entry: LineDict, raw: object, code: str, subnet: IPv4Network, counts: dict[str, int]
+) -> dict[str, IPv4Address]:
+    out: dict[str, IPv4Address] = {}
+    if not isinstance(raw, LineDict):
+        return out
+    known = host_suffixes(counts)
+    for key, value in raw.items():
+        line = raw.line_of(key)
+        field = f"addresses.{key}"
+        if key not in known:
+            check.report(line, code, field, "no such host at this site (e.g. rt01, sw01, pc03, pr01)")
+            continue
+        try:
+            address = IPv4Address(value) if isinstance(value, str) else None
+        except ValueError:
+            address = None
+        if address is None:
+            check.report(line, code, field, f"{value!r} is not an IPv4 address")
+            continue
+        if address not in subnet or address in (subnet.network_address, subnet.broadcast_address):
+            check.report(line, code, field, f"{address} is outside the site subnet {subnet}")
+            continue
+        out[key] = address
+    return out
+
+
+def _check_contacts(check: Checker, raw: object, code: str) -> tuple[Contact, ...]:
+    if not isinstance(raw, list):
+        return ()
+    contacts = []
+    for index, item in enumerate(raw):
+        line = raw.line_of(index)  # type: ignore[attr-defined]
+        prefix = f"contacts[{index}]."
+        entry = check.mapping(item, line, code, f"contacts[{index}]")
+        if entry is None:
+            continue
+        values = check.fields(entry, code, prefix, CONTACT_SPEC)
+        phone, email = values.get("phone"), values.get("email")
+        if phone is not None and not _PHONE.match(str(phone)):
+            check.report(entry.line_of("phone"), code, f"{prefix}phone", f"{phone!r} is not a phone number")
+        if email is not None and not _EMAIL.match(str(email)):
+            check.report(entry.line_of("email"), code, f"{prefix}email", f"{email!r} is not an e-mail address")
+        if phone is None and email is None:
+            check.report(entry.line, code, f"{prefix}phone", "a contact needs a phone or an e-mail")
+        if "name" in values and "role" in values:
+            contacts.append(Contact(str(values["name"]), str(values["role"]), phone, email))  # type: ignore[arg-type]
+    return tuple(contacts)
+
+
+def _check_addresses(
+    plan: NetworkPlan,
+    dx: tuple[str, IPv4Network, tuple[Host, ...]],
+    sites: dict[str, Site],
+    label: dict[str, str],
+    problems: list[Problem],
+) -> None:
+    """Cross-site checks: the DX Centre block and every address are used once."""
+    check = Checker(label["sites.yml"], problems)
+    _name, dx_subnet, dx_hosts = dx
+    seen: dict[IPv4Address, str] = {h.address: h.name for h in dx_hosts}
+    for site in sites.values():
+        if site.subnet.overlaps(dx_subnet):
+            check.report(site.line, site.code, "net", f"{site.subnet} overlaps the DX Centre network {dx_subnet}")
+        reserved = site.monitoring_address(plan)
+        for host in site.hosts:
+            if host.address == reserved:
+                check.report(
+                    site.line,
+                    site.code,
+                    f"addresses.{host.name.split('-', 1)[1]}",
+                    f"{host.address} is the site's reserved monitoring address",
+                )
+            if host.address in seen:
+                check.report(
+                    site.line,
+                    site.code,
+                    f"addresses.{host.name.split('-', 1)[1]}",
+                    f"{host.address} of {host.name} is already used by {seen[host.address]}",
+                )
+            else:
+                seen[host.address] = host.name
