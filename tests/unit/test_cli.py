@@ -1,0 +1,59 @@
+"""`motcua validate|summary|inventory` as an operator runs them."""
+
+from __future__ import annotations
+
+import json
+
+from motcua.cli import main
+from tests.conftest import PRODUCTION_REGISTRY
+
+
+def test_validate_ok(capsys):
+    assert main(["validate", "--registry", str(PRODUCTION_REGISTRY)]) == 0
+    assert "OK: 168 wards, 4 centres" in capsys.readouterr().out
+
+
+def test_validate_reports_every_problem_and_fails(base_registry, capsys):
+    sites = base_registry / "sites.yml"
+    text = sites.read_text(encoding="utf-8")
+    text = text.replace("{code: 26740, net: 12, counters: 12}", "{code: 26740, net: 12, counters: 999}")
+    text = text.replace("{code: 25747, net: 10}", "{code: 25747, net: 12}")
+    sites.write_text(text, encoding="utf-8")
+    before = sites.read_bytes()
+    assert main(["validate", "--registry", str(base_registry)]) == 1
+    err = capsys.readouterr().err
+    assert "INVALID, 2 problems" in err
+    assert "sites.yml:33: site 26740: field counters: 999 is outside 1..200" in err
+    assert "site 26740: field net: 10.79.12.0/24 overlaps site 25747" in err
+    assert sites.read_bytes() == before  # validation never writes
+
+
+def test_validate_json(base_registry, capsys):
+    (base_registry / "teams.yml").unlink()
+    assert main(["validate", "--registry", str(base_registry), "--format", "json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["valid"] is False
+    assert report["problems"][0]["file"].endswith("teams.yml")
+    assert report["problems"][0]["message"] == "file not found"
+
+
+def test_summary(capsys):
+    assert (
+        main(["summary", "--registry", str(PRODUCTION_REGISTRY), "--address-space", "lab", "--sites", "ttpv,26740"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "sites: 2  (1 wards, 1 centres)" in out
+    assert "127.79.77.0/24" in out
+
+
+def test_summary_unknown_site(capsys):
+    assert main(["summary", "--registry", str(PRODUCTION_REGISTRY), "--sites", "99999"]) == 2
+    assert "unknown site code(s): 99999" in capsys.readouterr().err
+
+
+def test_inventory_host(capsys):
+    assert main(["inventory", "--registry", str(PRODUCTION_REGISTRY), "--host", "w26740-pc03"]) == 0
+    hostvars = json.loads(capsys.readouterr().out)
+    assert hostvars["ansible_host"] == "10.79.77.23"
+    assert hostvars["motcua_ward_name"] == "Phường Sài Gòn"
