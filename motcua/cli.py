@@ -93,6 +93,64 @@ def cmd_inventory(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lab(args: argparse.Namespace):
+    from .lab import Lab
+
+    return Lab(Path(args.inventory), Path(args.home), Path(args.cache))
+
+
+def cmd_lab_up(args: argparse.Namespace) -> int:
+    lab = _lab(args)
+    lab.up()
+    _print_status(lab.status())
+    return 0
+
+
+def cmd_lab_down(args: argparse.Namespace) -> int:
+    _lab(args).down(purge=args.purge)
+    return 0
+
+
+def _print_status(rows: list[dict[str, object]]) -> None:
+    print(f"{'kind':<11} {'name':<17} {'address':<22} {'state':<21} pid")
+    for row in rows:
+        print(f"{row['kind']!s:<11} {row['name']!s:<17} {row['address']!s:<22} {row['state']!s:<21} {row['pid'] or ''}")
+
+
+def cmd_lab_status(args: argparse.Namespace) -> int:
+    rows = _lab(args).status()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif not rows:
+        print("lab: not up")
+    else:
+        _print_status(rows)
+    return 0 if rows and all(r["state"] in ("up", "reserved") for r in rows) else 3
+
+
+def cmd_lab_fault(args: argparse.Namespace) -> int:
+    from .lab.dossier import write_fault as dossier_fault
+    from .lab.gear.server import write_fault as gear_fault
+
+    lab = _lab(args)
+    fault = None if args.fault == "clear" else args.fault
+    if args.target == "dossier":
+        result = dossier_fault(lab.home / "dossier" / "faults.json", fault, args.value, args.path)
+        print(f"dossier: {result or 'no fault'}")
+    elif args.target == "gear":
+        if not args.device:
+            print("motcua lab fault gear: --device NAME is required", file=sys.stderr)
+            return 2
+        result = gear_fault(lab.home / "gear" / "faults.json", args.device, fault, args.value, args.once)
+        print(f"{args.device}: {result or 'no fault'}")
+    else:
+        if not args.device or args.fault not in ("down", "clear"):
+            print("motcua lab fault counter: --device NAME and down|clear", file=sys.stderr)
+            return 2
+        print(lab.stop_host(args.device) if fault else "run `motcua lab up` to start stopped hosts again")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="motcua",
@@ -118,6 +176,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="the variables of one host")
     p.add_argument("--pretty", action="store_true", help="indent the JSON")
     p.set_defaults(func=cmd_inventory)
+
+    from .lab.lab import DEFAULT_CACHE, DEFAULT_HOME
+
+    lab = sub.add_parser("lab", help="the simulated ward network on this machine (root)")
+    lab_sub = lab.add_subparsers(dest="lab_command", required=True)
+    for name, func, text in (
+        ("up", cmd_lab_up, "bring the lab up (harmless when it is up; restarts what is down)"),
+        ("down", cmd_lab_down, "stop everything the lab started and unmount its overlays"),
+        ("status", cmd_lab_status, "each host and service with its address and state"),
+        ("fault", cmd_lab_fault, "break something on purpose (training, tests)"),
+    ):
+        p = lab_sub.add_parser(name, help=text)
+        p.add_argument("--inventory", default="inventory/lab", help="lab inventory (default: inventory/lab)")
+        p.add_argument("--home", default=str(DEFAULT_HOME), help=f"lab state (default: {DEFAULT_HOME})")
+        p.add_argument(
+            "--cache", default=str(DEFAULT_CACHE), help=f"image and package cache (default: {DEFAULT_CACHE})"
+        )
+        p.set_defaults(func=func)
+        if name == "down":
+            p.add_argument(
+                "--purge", action="store_true", help="also delete the hosts' changes (fresh hosts next time)"
+            )
+        if name == "status":
+            p.add_argument("--json", action="store_true")
+        if name == "fault":
+            p.add_argument("target", choices=("dossier", "gear", "counter"))
+            p.add_argument(
+                "fault",
+                help="dossier: down, slow, http500, wrong-content, expired-cert, untrusted-cert, reset, hang; "
+                "gear: refuse-login, drop-mid-change, slow; counter: down; any: clear",
+            )
+            p.add_argument("--device", help="gear or counter host name, e.g. w26740-sw01")
+            p.add_argument("--value", type=float, help="seconds for slow; config lines before drop-mid-change")
+            p.add_argument("--path", help="dossier: limit the fault to this path, e.g. /api/health")
+            p.add_argument("--once", action="store_true", help="gear: clear the fault after it fired once")
     return parser
 
 
@@ -125,10 +218,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if hasattr(args, "registry"):
         args.registry = str(Path(args.registry))
+    from .lab.lab import LabError
+
     try:
         return args.func(args)
     except KeyError as exc:
         print(f"motcua: {exc.args[0]}", file=sys.stderr)
+        return 2
+    except (LabError, ValueError) as exc:
+        print(f"motcua: {exc}", file=sys.stderr)
         return 2
 
 

@@ -1,0 +1,126 @@
+"""Counter PCs of the lab: systemd-nspawn containers booted with systemd.
+
+Each host is an overlayfs over the cached image (its changes live in its own
+upper directory), shares the machine's network namespace, and runs sshd on its
+own loopback address only. No extra capabilities are granted: in particular
+never CAP_SYS_TIME, which would let a lab host set this machine's clock.
+"""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from .procs import Proc, spawn
+
+
+@dataclass(frozen=True)
+class CounterHost:
+    name: str
+    address: str  # loopback address
+    site: str
+    root: Path  # <lab home>/hosts/<name>
+
+    @property
+    def merged(self) -> Path:
+        return self.root / "merged"
+
+    @property
+    def upper(self) -> Path:
+        return self.root / "upper"
+
+    @property
+    def work(self) -> Path:
+        return self.root / "work"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "console.log"
+
+
+def mounted_paths() -> set[str]:
+    paths = set()
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        paths.add(line.split()[4].replace("\\040", " "))
+    return paths
+
+
+def mount_overlay(host: CounterHost, image: Path) -> None:
+    for path in (host.merged, host.upper, host.work):
+        path.mkdir(parents=True, exist_ok=True)
+    if str(host.merged) in mounted_paths():
+        return
+    subprocess.run(
+        [
+            "mount",
+            "-t",
+            "overlay",
+            "overlay",
+            "-o",
+            f"lowerdir={image},upperdir={host.upper},workdir={host.work}",
+            str(host.merged),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+
+
+def unmount(path: Path) -> bool:
+    """Unmount if mounted; True when something was unmounted."""
+    if str(path) not in mounted_paths():
+        return False
+    result = subprocess.run(["umount", str(path)], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        # A process still holding the tree: lazy unmount so the lab can come back up.
+        subprocess.run(["umount", "-l", str(path)], capture_output=True, text=True, check=True)
+    return True
+
+
+def prepare(host: CounterHost, public_key: str) -> str:
+    """Write the host's identity into its overlay; return its ed25519 host public key."""
+    root = host.merged
+    (root / "etc/hostname").write_text(host.name + "\n")
+    hosts = root / "etc/hosts"
+    hosts.write_text(f"127.0.0.1\tlocalhost\n{host.address}\t{host.name}\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+    machine_id = root / "etc/machine-id"
+    if not machine_id.read_text().strip():
+        machine_id.write_text(secrets.token_hex(16) + "\n")
+    if not (root / "etc/ssh/ssh_host_ed25519_key").exists():
+        subprocess.run(["ssh-keygen", "-q", "-A", "-f", str(root)], check=True, capture_output=True)
+    dropin = root / "etc/ssh/sshd_config.d"
+    dropin.mkdir(parents=True, exist_ok=True)
+    (dropin / "10-motcua-lab.conf").write_text(
+        "# Written by the motcua lab: this host listens on its own loopback address only.\n"
+        f"ListenAddress {host.address}\n"
+        "PasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\n"
+        "PermitRootLogin prohibit-password\n"
+        "UseDNS no\n"
+    )
+    ssh_dir = root / "root/.ssh"
+    ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    keys = ssh_dir / "authorized_keys"
+    keys.write_text(public_key.strip() + "\n")
+    keys.chmod(0o600)
+    return (root / "etc/ssh/ssh_host_ed25519_key.pub").read_text().split()[:2][1]
+
+
+def start(host: CounterHost, apt_cache: Path) -> Proc:
+    argv = [
+        "systemd-nspawn",
+        "--quiet",
+        f"--directory={host.merged}",
+        "--boot",
+        "--register=no",  # this machine's PID 1 is not systemd: no machined to register with
+        "--keep-unit",
+        f"--machine={host.name}",
+        "--console=passive",
+        "--link-journal=no",
+        "--resolv-conf=copy-host",
+        "--timezone=off",  # the counter role sets Asia/Ho_Chi_Minh itself
+        f"--bind={apt_cache}:/var/cache/apt/archives",
+    ]
+    return spawn(host.name, "counter", argv, host.log)

@@ -1,0 +1,285 @@
+"""Stand-in for the city's dossier system (Hệ thống thông tin giải quyết TTHC).
+
+Serves what the exporters probe, over HTTPS (lab CA) and HTTP:
+
+  /              portal page
+  /dang-nhap     login page
+  /api/health    health JSON
+  /api/thong-ke  statistics JSON: dossiers received / resolved on time / late / overdue per agency
+
+Fault switches, read from a JSON file that `motcua lab fault dossier ...` writes:
+
+  down            listeners closed: connection refused
+  slow N          every answer delayed N seconds
+  http500         HTTP 500 on every path
+  wrong-content   200 with a maintenance page / degraded health instead of the real content
+  expired-cert    HTTPS presents an expired certificate (same CA)
+  untrusted-cert  HTTPS presents a certificate from an unknown CA
+  reset           the connection is reset (TCP RST) after the request is read
+  hang            the request is read and never answered (closed after 300 s)
+
+A fault may be limited to one path with ``"path": "/api/health"``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import ssl
+import struct
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+FAULTS = ("down", "slow", "http500", "wrong-content", "expired-cert", "untrusted-cert", "reset", "hang")
+HANG_LIMIT = 300.0
+PORTAL_TITLE = "Hệ thống thông tin giải quyết thủ tục hành chính Thành phố Hồ Chí Minh"
+
+
+class FaultFile:
+    """The current fault, re-read when the file changes."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._mtime: float | None = None
+        self._fault: dict[str, object] = {}
+        self._lock = threading.Lock()
+
+    def current(self) -> dict[str, object]:
+        with self._lock:
+            try:
+                mtime = self.path.stat().st_mtime
+            except FileNotFoundError:
+                self._mtime, self._fault = None, {}
+                return {}
+            if mtime != self._mtime:
+                try:
+                    data = json.loads(self.path.read_text() or "{}")
+                except (OSError, ValueError):
+                    data = {}
+                self._fault = data if isinstance(data, dict) and data.get("fault") in FAULTS else {}
+                self._mtime = mtime
+            return dict(self._fault)
+
+    def applies(self, path: str) -> dict[str, object]:
+        fault = self.current()
+        scope = fault.get("path")
+        if scope and not path.startswith(str(scope)):
+            return {}
+        return fault
+
+
+def write_fault(path: Path, fault: str | None, seconds: float | None = None, scope: str | None = None) -> dict:
+    """Set (or with ``None`` clear) the stand-in's fault. Used by the lab CLI and tests."""
+    if fault is not None and fault not in FAULTS:
+        raise ValueError(f"unknown dossier fault {fault!r}; known: {', '.join(FAULTS)}")
+    data: dict[str, object] = {}
+    if fault:
+        data["fault"] = fault
+        if fault == "slow":
+            data["seconds"] = float(seconds if seconds is not None else 5)
+        if scope:
+            data["path"] = scope
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(path)
+    return data
+
+
+def statistics(agencies: list[dict[str, str]], now: float) -> dict[str, object]:
+    """Counters that only grow, derived from the clock so every scrape sees progress."""
+    minutes = int(now // 60)
+    rows = []
+    for index, agency in enumerate(agencies):
+        received = 1000 + index * 37 + minutes % 100_000
+        overdue = (index * 3 + minutes // 90) % 7
+        on_time = received - overdue - (received // 50)
+        rows.append(
+            {
+                "ma_don_vi": agency["code"],
+                "ten_don_vi": agency["name"],
+                "da_tiep_nhan": received,
+                "da_giai_quyet_dung_han": on_time,
+                "da_giai_quyet_tre_han": received // 50,
+                "qua_han": overdue,
+            }
+        )
+    return {"thoi_diem": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(now)), "don_vi": rows}
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "DossierStandIn/1.0"
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt: str, *args: object) -> None:
+        sys.stdout.write(f"{self.address_string()} {fmt % args}\n")
+
+    def do_GET(self) -> None:
+        app: App = self.server.app  # type: ignore[attr-defined]
+        fault = app.faults.applies(self.path)
+        kind = fault.get("fault")
+        if kind == "slow":
+            time.sleep(float(fault.get("seconds", 5)))  # type: ignore[arg-type]
+        elif kind == "reset":
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.connection.close()
+            return
+        elif kind == "hang":
+            app.stopping.wait(HANG_LIMIT)
+            self.close_connection = True
+            return
+        elif kind == "http500":
+            self._send(500, "text/html; charset=utf-8", "<h1>500 Internal Server Error</h1>")
+            return
+        wrong = kind == "wrong-content"
+        path = self.path.split("?", 1)[0]
+        if path == "/":
+            body = app.maintenance_page() if wrong else app.portal_page()
+            self._send(200, "text/html; charset=utf-8", body)
+        elif path == "/dang-nhap":
+            body = app.maintenance_page() if wrong else app.login_page()
+            self._send(200, "text/html; charset=utf-8", body)
+        elif path == "/api/health":
+            health = {
+                "status": "DOWN" if wrong else "UP",
+                "components": {"db": "UP", "queue": "DOWN" if wrong else "UP"},
+            }
+            self._send(200, "application/json", json.dumps(health))
+        elif path == "/api/thong-ke":
+            data = {"loi": "bảo trì"} if wrong else statistics(app.agencies, time.time())
+            self._send(200, "application/json", json.dumps(data, ensure_ascii=False))
+        else:
+            self._send(404, "text/html; charset=utf-8", "<h1>404 Không tìm thấy</h1>")
+
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+    def _send(self, status: int, content_type: str, body: str) -> None:
+        data = body.encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+
+class TLSServer(ThreadingHTTPServer):
+    """HTTPS whose certificate is picked per connection (for the certificate faults)."""
+
+    daemon_threads = True
+
+    def get_request(self):
+        sock, addr = self.socket.accept()
+        fault = self.app.faults.current().get("fault")  # type: ignore[attr-defined]
+        name = {"expired-cert": "expired", "untrusted-cert": "untrusted"}.get(str(fault), "server")
+        context = self.app.contexts[name]  # type: ignore[attr-defined]
+        return context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+
+    def handle_error(self, request, client_address) -> None:
+        # Clients that give up mid-handshake (probes with short timeouts) are normal here.
+        pass
+
+
+class PlainServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        pass
+
+
+class App:
+    def __init__(self, address: str, https_port: int, http_port: int, certs: Path, faults: Path, agencies: list):
+        self.address = address
+        self.ports = {"https": https_port, "http": http_port}
+        self.faults = FaultFile(faults)
+        self.agencies = agencies
+        self.stopping = threading.Event()
+        self.contexts = {}
+        for name in ("server", "expired", "untrusted"):
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(certs / f"{name}.pem", certs / f"{name}.key")
+            self.contexts[name] = context
+        self.servers: dict[str, ThreadingHTTPServer] = {}
+
+    def portal_page(self) -> str:
+        return (
+            f"<!doctype html><html lang=vi><head><meta charset=utf-8><title>{PORTAL_TITLE}</title></head>"
+            f"<body><h1>{PORTAL_TITLE}</h1><p>Cổng dịch vụ công (lab stand-in)</p>"
+            '<a href="/dang-nhap">Đăng nhập</a></body></html>'
+        )
+
+    def login_page(self) -> str:
+        return (
+            "<!doctype html><html lang=vi><head><meta charset=utf-8><title>Đăng nhập</title></head><body>"
+            '<form method="post" action="/dang-nhap" id="form-dang-nhap">'
+            '<input name="ten_dang_nhap"><input name="mat_khau" type="password">'
+            "<button>Đăng nhập</button></form></body></html>"
+        )
+
+    def maintenance_page(self) -> str:
+        return (
+            "<!doctype html><html lang=vi><head><meta charset=utf-8><title>Bảo trì</title></head>"
+            "<body>Hệ thống đang bảo trì</body></html>"
+        )
+
+    def _open(self, scheme: str) -> None:
+        cls = TLSServer if scheme == "https" else PlainServer
+        server = cls((self.address, self.ports[scheme]), Handler)
+        server.app = self  # type: ignore[attr-defined]
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
+        self.servers[scheme] = server
+
+    def _close(self, scheme: str) -> None:
+        server = self.servers.pop(scheme)
+        server.shutdown()
+        server.server_close()
+
+    def run(self) -> None:
+        for scheme in self.ports:
+            self._open(scheme)
+        print(
+            f"dossier stand-in on https://{self.address}:{self.ports['https']} and http://{self.address}:{self.ports['http']}",
+            flush=True,
+        )
+        try:
+            while not self.stopping.wait(0.2):
+                down = self.faults.current().get("fault") == "down"
+                for scheme in self.ports:
+                    if down and scheme in self.servers:
+                        self._close(scheme)
+                    elif not down and scheme not in self.servers:
+                        try:
+                            self._open(scheme)
+                        except OSError as exc:  # port still in TIME_WAIT; try again next tick
+                            print(f"reopen {scheme}: {exc}", flush=True)
+        finally:
+            for scheme in list(self.servers):
+                self._close(scheme)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--address", required=True)
+    parser.add_argument("--https-port", type=int, default=443)
+    parser.add_argument("--http-port", type=int, default=80)
+    parser.add_argument("--certs", type=Path, required=True, help="directory with server/expired/untrusted .pem/.key")
+    parser.add_argument("--faults", type=Path, required=True, help="fault switch file")
+    parser.add_argument("--agencies", type=Path, help="JSON list of {code, name} for the statistics API")
+    args = parser.parse_args(argv)
+    agencies = json.loads(args.agencies.read_text()) if args.agencies else [{"code": "lab", "name": "Lab"}]
+    app = App(args.address, args.https_port, args.http_port, args.certs, args.faults, agencies)
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: app.stopping.set())
+    app.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Simulated Cisco IOS-style routers and switches for the lab (one process, many devices)."""

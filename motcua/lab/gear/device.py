@@ -1,0 +1,425 @@
+"""A Cisco IOS-style device: configuration state and the CLI that changes it.
+
+Behaves like IOS where the project's tools look: prompts per mode, `enable`
+with a secret, `configure terminal` and sub-modes, `no` forms, abbreviations,
+`show` outputs in the formats ntc-templates' cisco_ios templates parse,
+`write memory` / `copy running-config startup-config`, and IOS error texts
+("% Invalid input detected at '^' marker.") that Ansible's cisco.ios terminal
+plugin recognises. Pure Python: the SSH server drives it line by line.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MODELS = {
+    "switch": {
+        "hardware": "WS-C2960X-48TS-L",
+        "image": "C2960X-UNIVERSALK9-M",
+        "version": "15.2(7)E8",
+        "file": "flash:c2960x-universalk9-mz.152-7.E8.bin",
+        "processor": "cisco WS-C2960X-48TS-L (APM86XXX) processor (revision D0) with 524288K bytes of memory.",
+    },
+    "router": {
+        "hardware": "C1111-8P",
+        "image": "ARMV8EB_LINUX_IOSD-UNIVERSALK9_IAS-M",
+        "version": "17.9.4a",
+        "file": "bootflash:c1100-universalk9_ias.17.09.04a.SPA.bin",
+        "processor": "cisco C1111-8P (1RU) processor with 1453955K/6147K bytes of memory.",
+    },
+}
+# First words accepted in global configuration mode.
+GLOBAL_COMMANDS = {
+    "aaa", "access-list", "archive", "banner", "boot", "cdp", "clock", "crypto", "default", "enable",
+    "errdisable", "hostname", "interface", "ip", "ipv6", "line", "lldp", "logging", "login", "no",
+    "ntp", "router", "service", "snmp-server", "spanning-tree", "username", "version", "vlan", "vtp",
+}  # fmt: skip
+# Lines that open a sub-mode, with the mode's prompt suffix.
+SUBMODES = {"interface": "config-if", "line": "config-line", "vlan": "config-vlan", "router": "config-router",
+            "archive": "config-archive"}  # fmt: skip
+SUBMODE_COMMANDS = {
+    "config-if": {"description", "switchport", "shutdown", "ip", "ipv6", "spanning-tree", "speed", "duplex",
+                  "power", "storm-control", "channel-group", "mtu", "negotiation", "load-interval", "cdp",
+                  "lldp", "udld", "default", "no", "service-policy", "snmp"},
+    "config-line": {"transport", "login", "exec-timeout", "access-class", "logging", "session-timeout",
+                    "privilege", "length", "width", "stopbits", "no", "default", "exec"},
+    "config-vlan": {"name", "state", "shutdown", "no"},
+    "config-router": {"network", "router-id", "passive-interface", "default-information", "no", "redistribute"},
+    "config-archive": {"path", "write-memory", "maximum", "time-period", "log", "no"},
+}  # fmt: skip
+# Commands holding one value: setting them replaces the previous line.
+SINGLE_VALUE = (
+    "hostname", "ip domain name", "ip domain-name", "enable secret", "clock timezone", "ip ssh version",
+    "snmp-server location", "snmp-server contact", "description", "switchport mode", "switchport access vlan",
+    "switchport trunk native vlan", "switchport trunk allowed vlan", "ip address", "name", "transport input",
+    "exec-timeout", "speed", "duplex", "logging buffered", "service timestamps debug", "service timestamps log",
+    "ip ssh time-out", "ip ssh authentication-retries", "login local", "mtu", "state",
+)  # fmt: skip
+DEFAULT_VLANS = {1: "default", 1002: "fddi-default", 1003: "token-ring-default", 1004: "fddinet-default",
+                 1005: "trnet-default"}  # fmt: skip
+INVALID = "% Invalid input detected at '^' marker."
+
+
+@dataclass
+class Node:
+    """One configuration line and the lines under it (sub-mode)."""
+
+    line: str
+    children: list[str] = field(default_factory=list)
+
+
+def _hash_secret(device: str, secret: str) -> str:
+    digest = hashlib.sha256(f"{device}:{secret}".encode()).digest()
+    return "$9$" + base64.b64encode(digest, altchars=b"./").decode().rstrip("=")[:40]
+
+
+def short_interface(name: str) -> str:
+    for long, short in (("GigabitEthernet", "Gi"), ("FastEthernet", "Fa"), ("TenGigabitEthernet", "Te")):
+        if name.startswith(long):
+            return short + name[len(long) :]
+    return name
+
+
+INTERFACE_TYPES = ("GigabitEthernet", "TenGigabitEthernet", "FastEthernet", "Vlan", "Loopback", "Port-channel")
+
+
+def normalise_interface(text: str) -> str | None:
+    """'gi1/0/3', 'Gig 1/0/3', 'GigabitEthernet1/0/3' -> 'GigabitEthernet1/0/3'."""
+    match = re.fullmatch(r"([A-Za-z-]+)\s*([\d/.]+)", text.strip())
+    if not match:
+        return None
+    kind, number = match.groups()
+    candidates = [t for t in INTERFACE_TYPES if t.lower().startswith(kind.lower())]
+    if len(candidates) > 1 and kind.lower() in ("g", "gi"):
+        candidates = ["GigabitEthernet"]
+    if len(candidates) != 1:
+        return None
+    return candidates[0] + number
+
+
+class Device:
+    """Running and startup configuration of one simulated device."""
+
+    def __init__(self, name: str, role: str, ports: int, state_dir: Path, enable_secret: str):
+        self.name = name
+        self.role = role
+        self.ports = ports
+        self.model = MODELS[role]
+        self.state_file = state_dir / f"{name}.json"
+        self.enable_secret = enable_secret
+        self.booted = time.time()
+        self.last_change = time.time()
+        self.serial = "FOC" + hashlib.sha256(name.encode()).hexdigest()[:8].upper()
+        mac = hashlib.sha256(("mac" + name).encode()).digest()[:5]
+        self.mac = "00:" + ":".join(f"{b:02X}" for b in mac)
+        startup = self._load_startup()
+        self.running: list[Node] = self._parse(startup) if startup else self._factory()
+        self.startup_text = startup or self.render_config()
+
+    # ---- persistence
+    def _load_startup(self) -> str | None:
+        try:
+            return json.loads(self.state_file.read_text())["startup_config"]
+        except (FileNotFoundError, KeyError, ValueError):
+            return None
+
+    def save(self) -> None:
+        self.startup_text = self.render_config()
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"startup_config": self.startup_text, "saved": time.time()}, indent=1))
+        tmp.replace(self.state_file)
+
+    def _factory(self) -> list[Node]:
+        nodes = [
+            Node("version " + self.model["version"].split("(")[0].rsplit(".", 1)[0]),
+            Node("service timestamps debug datetime msec"),
+            Node("service timestamps log datetime msec"),
+            Node(f"hostname {self.name}"),
+            Node("enable secret 9 " + _hash_secret(self.name, self.enable_secret)),
+            Node("ip ssh version 2"),
+        ]
+        if self.role == "switch":
+            nodes += [Node(f"interface GigabitEthernet1/0/{n}") for n in range(1, self.ports + 1)]
+            nodes += [Node(f"interface GigabitEthernet1/1/{n}") for n in range(1, 5)]
+            nodes.append(Node("interface Vlan1", ["no ip address", "shutdown"]))
+        else:
+            nodes += [Node(f"interface GigabitEthernet0/0/{n}", ["no ip address"]) for n in range(2)]
+            nodes += [Node(f"interface GigabitEthernet0/1/{n}") for n in range(self.ports if self.ports > 4 else 8)]
+            nodes.append(Node("interface Vlan1", ["no ip address"]))
+        nodes += [Node("line con 0", ["stopbits 1"]), Node("line vty 0 4", ["login local", "transport input ssh"])]
+        return nodes
+
+    @staticmethod
+    def _parse(text: str) -> list[Node]:
+        nodes: list[Node] = []
+        for raw in text.splitlines():
+            if not raw.strip() or raw.startswith("!") or raw.strip() == "end":
+                continue
+            if raw.startswith(" ") and nodes:
+                nodes[-1].children.append(raw.strip())
+            else:
+                nodes.append(Node(raw.strip()))
+        return nodes
+
+    # ---- queries
+    def hostname(self) -> str:
+        for node in self.running:
+            if node.line.startswith("hostname "):
+                return node.line.split(None, 1)[1]
+        return "Switch" if self.role == "switch" else "Router"
+
+    def node(self, line: str) -> Node | None:
+        return next((n for n in self.running if n.line == line), None)
+
+    def interfaces(self) -> list[Node]:
+        return [n for n in self.running if n.line.startswith("interface ")]
+
+    def vlans(self) -> dict[int, tuple[str, str]]:
+        vlans = {vid: (name, "active" if vid == 1 else "act/unsup") for vid, name in DEFAULT_VLANS.items()}
+        for node in self.running:
+            match = re.fullmatch(r"vlan (\d+)", node.line)
+            if match:
+                vid = int(match.group(1))
+                name = next((c.split(None, 1)[1] for c in node.children if c.startswith("name ")), f"VLAN{vid:04d}")
+                state = "suspended" if "state suspend" in node.children else "active"
+                vlans[vid] = (name, state)
+        return dict(sorted(vlans.items()))
+
+    def render_config(self) -> str:
+        out = []
+        for node in self.running:
+            out.append(node.line)
+            out.extend(" " + child for child in node.children)
+            out.append("!")
+        return "\n".join(out) + "\nend\n"
+
+    # ---- changes
+    def set_line(self, parent: Node | None, line: str) -> None:
+        """Add a configuration line, replacing the line it supersedes."""
+        lines = parent.children if parent else None
+        if lines is None:
+            if line.startswith("hostname "):
+                self._replace_top("hostname ", line)
+            elif line.startswith("enable secret "):
+                secret = line.split()[-1]
+                self._replace_top("enable secret ", "enable secret 9 " + _hash_secret(self.name, secret))
+                self.enable_secret = secret
+            elif line.startswith("username "):
+                self._replace_top(f"username {line.split()[1]} ", self._hide_secret(line))
+            else:
+                key = _single_key(line)
+                if key:
+                    self._replace_top(key + " ", line)
+                elif self.node(line) is None:
+                    self.running.append(Node(line))
+        else:
+            key = _single_key(line)
+            if key:
+                lines[:] = [c for c in lines if not (c == key or c.startswith(key + " "))]
+            if line == "shutdown" or line == "no shutdown":
+                lines[:] = [c for c in lines if c != "shutdown"]
+                if line == "no shutdown":
+                    return
+            if line not in lines:
+                lines.append(line)
+                _sort_children(lines)
+        self.last_change = time.time()
+
+    def remove_line(self, parent: Node | None, line: str) -> bool:
+        """The `no` form: remove what ``line`` configured. True if anything changed."""
+        if parent is not None:
+            before = len(parent.children)
+            if line == "shutdown":
+                parent.children[:] = [c for c in parent.children if c != "shutdown"]
+            else:
+                parent.children[:] = [c for c in parent.children if not (c == line or c.startswith(line + " "))]
+            changed = len(parent.children) != before
+        else:
+            before = len(self.running)
+            self.running = [
+                n
+                for n in self.running
+                if not (n.line == line or (n.line.startswith(line + " ") and not _is_container(n.line)))
+            ]
+            changed = len(self.running) != before
+        if changed:
+            self.last_change = time.time()
+        return changed
+
+    def _replace_top(self, prefix: str, line: str) -> None:
+        for node in self.running:
+            if node.line.startswith(prefix) or node.line == prefix.strip():
+                node.line = line
+                return
+        # Keep hostname-like globals before interfaces, as IOS does.
+        index = next((i for i, n in enumerate(self.running) if _is_container(n.line)), len(self.running))
+        self.running.insert(index, Node(line))
+
+    def _hide_secret(self, line: str) -> str:
+        match = re.match(r"(username \S+(?: privilege \d+)?) (secret|password) (?:0 )?(\S+)$", line)
+        if match and not re.match(r".* (secret|password) \d ", line):
+            return f"{match.group(1)} secret 9 {_hash_secret(self.name, match.group(3))}"
+        return line
+
+    def open_container(self, line: str) -> Node:
+        node = self.node(line)
+        if node is None:
+            node = Node(line)
+            if line.startswith("vlan "):
+                index = next(
+                    (i for i, n in enumerate(self.running) if n.line.startswith("interface ")), len(self.running)
+                )
+                self.running.insert(index, node)
+            else:
+                index = next((i for i, n in enumerate(self.running) if n.line.startswith("line ")), len(self.running))
+                self.running.insert(index, node)
+            self.last_change = time.time()
+        return node
+
+    # ---- show outputs
+    def show_version(self) -> str:
+        up = int(time.time() - self.booted)
+        days, rest = divmod(up, 86400)
+        hours, minutes = rest // 3600, (rest % 3600) // 60
+        uptime = f"{days} days, {hours} hours, {minutes} minutes" if days else f"{hours} hours, {minutes} minutes"
+        m = self.model
+        family = "C2960X" if self.role == "switch" else "ISR"
+        lines = [
+            f"Cisco IOS Software, {family} Software ({m['image']}), Version {m['version']}, RELEASE SOFTWARE (fc3)",
+            "Copyright (c) 1986-2023 by Cisco Systems, Inc.",
+            "Compiled Tue 28-Feb-23 10:31 by mcpre",
+            "",
+            f"ROM: {'Bootstrap program is C2960X boot loader' if self.role == 'switch' else 'IOS-XE ROMMON'}",
+            "",
+            f"{self.hostname()} uptime is {uptime}",
+            "System returned to ROM by power-on",
+            f'System image file is "{m["file"]}"',
+            "Last reload reason: power-on",
+            "",
+            m["processor"],
+            f"Processor board ID {self.serial}",
+            f"{self.ports} Gigabit Ethernet interfaces",
+            "",
+            f"Base ethernet MAC Address       : {self.mac}",
+            "",
+            "Configuration register is 0xF" if self.role == "switch" else "Configuration register is 0x2102",
+            "",
+        ]
+        return "\n".join(lines)
+
+    def _access_ports(self) -> dict[int, list[str]]:
+        ports: dict[int, list[str]] = {}
+        for node in self.interfaces():
+            name = node.line.split(None, 1)[1]
+            if not re.match(r"(GigabitEthernet|FastEthernet)\d+/\d+/\d+$", name) or name.startswith(
+                "GigabitEthernet0/0/"
+            ):
+                continue
+            if "switchport mode trunk" in node.children:
+                continue
+            vid = next((int(c.split()[-1]) for c in node.children if c.startswith("switchport access vlan ")), 1)
+            ports.setdefault(vid, []).append(short_interface(name))
+        return ports
+
+    def show_vlan(self, brief: bool) -> str:
+        ports = self._access_ports()
+        out = [
+            "",
+            "VLAN Name                             Status    Ports",
+            "---- -------------------------------- --------- -------------------------------",
+        ]
+        for vid, (name, state) in self.vlans().items():
+            members = ports.get(vid, []) if vid in self.vlans() else []
+            chunks = [members[i : i + 4] for i in range(0, len(members), 4)] or [[]]
+            out.append(f"{vid:<4} {name[:32]:<32} {state:<9} {', '.join(chunks[0])}".rstrip())
+            for chunk in chunks[1:]:
+                out.append(" " * 48 + ", ".join(chunk))
+        if not brief:
+            out += [
+                "",
+                "VLAN Type  SAID       MTU   Parent RingNo BridgeNo Stp  BrdgMode Trans1 Trans2",
+                "---- ----- ---------- ----- ------ ------ -------- ---- -------- ------ ------",
+            ]
+            for vid in self.vlans():
+                kind = {1002: "fddi", 1003: "tr", 1004: "fdnet", 1005: "trnet"}.get(vid, "enet")
+                out.append(f"{vid:<4} {kind:<5} {100000 + vid:<10} 1500  -      -      -        -    -        0      0")
+            out += [
+                "",
+                "Remote SPAN VLANs",
+                "------------------------------------------------------------------------------",
+                "",
+                "",
+                "Primary Secondary Type              Ports",
+                "------- --------- ----------------- ------------------------------------------",
+            ]
+        return "\n".join(out) + "\n"
+
+    def show_interfaces_status(self) -> str:
+        out = ["", "Port      Name               Status       Vlan       Duplex  Speed Type"]
+        for node in self.interfaces():
+            name = node.line.split(None, 1)[1]
+            if not re.match(r"GigabitEthernet\d+/\d+/\d+$", name):
+                continue
+            description = next((c.split(None, 1)[1] for c in node.children if c.startswith("description ")), "")
+            if "shutdown" in node.children:
+                status = "disabled"
+            elif description:
+                status = "connected"
+            else:
+                status = "notconnect"
+            if "switchport mode trunk" in node.children:
+                vlan = "trunk"
+            elif any(c.startswith("ip address ") for c in node.children) or name.startswith("GigabitEthernet0/0/"):
+                vlan = "routed"
+            else:
+                vlan = next((c.split()[-1] for c in node.children if c.startswith("switchport access vlan ")), "1")
+            duplex, speed = ("a-full", "a-1000") if status == "connected" else ("auto", "auto")
+            kind = "1000BaseSX SFP" if "/1/" in name and self.role == "switch" else "10/100/1000BaseTX"
+            out.append(
+                f"{short_interface(name):<9} {description[:18]:<18} {status:<12} {vlan:<10} "
+                f"{duplex:>6} {speed:>6} {kind}"
+            )
+        return "\n".join(out) + "\n"
+
+    def show_ip_interface_brief(self) -> str:
+        out = ["Interface              IP-Address      OK? Method Status                Protocol"]
+        for node in self.interfaces():
+            name = node.line.split(None, 1)[1]
+            ip = next((c.split()[2] for c in node.children if c.startswith("ip address ")), "unassigned")
+            down = "shutdown" in node.children
+            status = "administratively down" if down else "up"
+            out.append(
+                f"{name:<22} {ip:<15} YES {'manual' if ip != 'unassigned' else 'unset':<6} "
+                f"{status:<21} {'down' if down else 'up'}"
+            )
+        return "\n".join(out) + "\n"
+
+
+def _single_key(line: str) -> str | None:
+    for key in SINGLE_VALUE:
+        if line == key or line.startswith(key + " "):
+            return key
+    return None
+
+
+def _is_container(line: str) -> bool:
+    return line.split()[0] in SUBMODES if line else False
+
+
+_CHILD_ORDER = ("description", "switchport access", "switchport trunk", "switchport mode", "ip address", "shutdown")
+
+
+def _sort_children(lines: list[str]) -> None:
+    """IOS prints interface lines in a fixed order, not in the order typed."""
+
+    def rank(line: str) -> int:
+        return next((i for i, prefix in enumerate(_CHILD_ORDER) if line.startswith(prefix)), len(_CHILD_ORDER))
+
+    lines.sort(key=rank)

@@ -1,0 +1,197 @@
+"""SSH server for the simulated gear: one asyncio process, one listener per device.
+
+Each device listens on its own loopback address, port 22, with its own host
+key. Login: the lab user with the lab's SSH key or password. Fault switches per
+device, read from <state>/faults.json (written by `motcua lab fault gear ...`):
+
+  refuse-login        every authentication fails
+  drop-mid-change N   the session is cut (TCP closed, no prompt) after N configuration lines
+  slow N              every reply is delayed N seconds
+
+``"once": true`` clears a fault after it fired once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+from pathlib import Path
+
+import asyncssh
+
+from .device import Device
+from .session import Session
+
+FAULTS = ("refuse-login", "drop-mid-change", "slow")
+log = logging.getLogger("motcua.lab.gear")
+
+
+class FaultBook:
+    """Per-device faults from a JSON file, re-read when it changes."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._mtime: float | None = None
+        self._faults: dict[str, dict] = {}
+
+    def get(self, device: str) -> dict:
+        try:
+            mtime = self.path.stat().st_mtime
+        except FileNotFoundError:
+            self._mtime, self._faults = None, {}
+            return {}
+        if mtime != self._mtime:
+            try:
+                data = json.loads(self.path.read_text() or "{}")
+            except (OSError, ValueError):
+                data = {}
+            self._faults = data if isinstance(data, dict) else {}
+            self._mtime = mtime
+        fault = self._faults.get(device) or {}
+        return fault if fault.get("fault") in FAULTS else {}
+
+    def fired(self, device: str) -> None:
+        fault = self.get(device)
+        if fault.get("once"):
+            write_fault(self.path, device, None)
+
+
+def write_fault(path: Path, device: str, fault: str | None, value: float | None = None, once: bool = False) -> dict:
+    """Set (or clear with ``None``) a device's fault; used by the lab CLI and tests."""
+    if fault is not None and fault not in FAULTS:
+        raise ValueError(f"unknown gear fault {fault!r}; known: {', '.join(FAULTS)}")
+    try:
+        data = json.loads(path.read_text() or "{}")
+    except (FileNotFoundError, ValueError):
+        data = {}
+    if fault is None:
+        data.pop(device, None)
+    else:
+        entry: dict[str, object] = {"fault": fault}
+        if fault == "slow":
+            entry["seconds"] = float(value if value is not None else 5)
+        if fault == "drop-mid-change":
+            entry["after"] = int(value if value is not None else 1)
+        if once:
+            entry["once"] = True
+        data[device] = entry
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(path)
+    return data.get(device, {})
+
+
+class _Auth(asyncssh.SSHServer):
+    def __init__(self, device: Device, faults: FaultBook, user: str, password: str):
+        self.device = device
+        self.faults = faults
+        self.user = user
+        self.password = password
+        self.refused = False
+
+    def begin_auth(self, username: str) -> bool:
+        self.refused = self.faults.get(self.device.name).get("fault") == "refuse-login"
+        if self.refused:
+            log.info("%s: refusing login of %s (fault switch)", self.device.name, username)
+            self.faults.fired(self.device.name)
+        return True
+
+    def public_key_auth_supported(self) -> bool:
+        return not self.refused
+
+    def password_auth_supported(self) -> bool:
+        return True
+
+    def validate_password(self, username: str, password: str) -> bool:
+        return not self.refused and username == self.user and password == self.password
+
+
+async def _session(process: asyncssh.SSHServerProcess, device: Device, faults: FaultBook) -> None:
+    session = Session(device)
+    if process.command:  # `ssh device "show version"`: one command on an exec channel, no prompt
+        reply = session.handle(process.command)
+        process.stdout.write(reply.text.replace("\n", "\r\n"))
+        process.exit(0)
+        return
+    process.stdout.write("\r\n" + session.prompt)
+    try:
+        while True:
+            if session.pending == "enable-password":
+                process.channel.set_echo(False)
+            line = await process.stdin.readline()
+            process.channel.set_echo(True)
+            if not line:
+                break
+            fault = faults.get(device.name)
+            if fault.get("fault") == "slow":
+                await asyncio.sleep(float(fault.get("seconds", 5)))
+            reply = session.handle(line.rstrip("\r\n"))
+            if (
+                fault.get("fault") == "drop-mid-change"
+                and session.mode != "exec"
+                and session.config_changes >= int(fault.get("after", 1))
+            ):
+                log.info("%s: dropping the session mid-change (fault switch)", device.name)
+                faults.fired(device.name)
+                process.channel.get_connection().abort()
+                return
+            process.stdout.write(reply.text.replace("\n", "\r\n") + session.prompt)
+            if reply.close:
+                break
+    except (asyncssh.BreakReceived, asyncssh.TerminalSizeChanged, asyncssh.SignalReceived):
+        pass
+    except (BrokenPipeError, ConnectionError, asyncssh.DisconnectError):
+        return
+    process.exit(0)
+
+
+async def serve(config_file: Path, state_dir: Path) -> None:
+    config = json.loads(config_file.read_text())
+    password = Path(config["password_file"]).read_text().strip()
+    secret = Path(config["enable_secret_file"]).read_text().strip()
+    authorized = asyncssh.read_authorized_keys(config["authorized_key"])
+    faults = FaultBook(state_dir / "faults.json")
+    keys_dir = state_dir / "keys"
+    keys_dir.mkdir(parents=True, exist_ok=True)
+    servers = []
+    for entry in config["devices"]:
+        name = entry["name"]
+        key_file = keys_dir / name
+        if not key_file.exists():
+            key = asyncssh.generate_private_key("ssh-ed25519")
+            key.write_private_key(str(key_file))
+            key.write_public_key(str(key_file) + ".pub")
+            key_file.chmod(0o600)
+        device = Device(name, entry["role"], int(entry["ports"]), state_dir / "devices", secret)
+
+        def make_server(device: Device = device) -> _Auth:
+            return _Auth(device, faults, config["user"], password)
+
+        async def handler(process: asyncssh.SSHServerProcess, device: Device = device) -> None:
+            await _session(process, device, faults)
+
+        server = await asyncssh.listen(
+            host=entry["address"],
+            port=22,
+            server_factory=make_server,
+            server_host_keys=[str(key_file)],
+            authorized_client_keys=authorized,
+            process_factory=handler,
+            line_editor=True,
+            reuse_address=True,
+            login_timeout=30,
+        )
+        servers.append(server)
+        log.info("%s (%s) listening on %s:22", name, entry["role"], entry["address"])
+    print(f"gear simulator: {len(servers)} devices up", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    for server in servers:
+        server.close()
+        await server.wait_closed()

@@ -1,0 +1,383 @@
+"""One CLI session on a simulated device: modes, prompts, commands, output filters."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .device import GLOBAL_COMMANDS, INVALID, SUBMODE_COMMANDS, SUBMODES, Device, Node, normalise_interface
+
+# Exec commands as keyword sequences; "#" stands for a number, "*" for the rest of the line.
+EXEC_COMMANDS: list[tuple[tuple[str, ...], str]] = [
+    (("enable",), "enable"),
+    (("disable",), "disable"),
+    (("exit",), "exit"),
+    (("logout",), "exit"),
+    (("quit",), "exit"),
+    (("end",), "end"),
+    (("terminal", "length", "#"), "noop"),
+    (("terminal", "width", "#"), "noop"),
+    (("terminal", "no", "monitor"), "noop"),
+    (("terminal", "monitor"), "noop"),
+    (("show", "version"), "show_version"),
+    (("show", "running-config", "*"), "show_running"),
+    (("show", "startup-config"), "show_startup"),
+    (("show", "vlan", "brief"), "show_vlan_brief"),
+    (("show", "vlan"), "show_vlan"),
+    (("show", "interfaces", "status"), "show_interfaces_status"),
+    (("show", "ip", "interface", "brief"), "show_ip_interface_brief"),
+    (("show", "privilege"), "show_privilege"),
+    (("show", "clock"), "show_clock"),
+    (("configure", "terminal"), "configure"),
+    (("write", "memory"), "write"),
+    (("write",), "write"),
+    (("copy", "running-config", "startup-config"), "copy_run_start"),
+]
+PRIVILEGED_ONLY = {"configure", "write", "copy_run_start", "show_running", "show_startup", "disable"}
+
+
+@dataclass
+class Reply:
+    """What the device prints for one line, and whether the session ends."""
+
+    text: str = ""
+    close: bool = False
+
+
+class Session:
+    def __init__(self, device: Device, privileged: bool = False):
+        self.device = device
+        self.level = 15 if privileged else 1
+        self.mode = "exec"  # exec | config | config-if | config-line | config-vlan | ...
+        self.context: Node | None = None
+        self.pending: str | None = None  # "enable-password" | "copy-destination" | "banner:<delim>:<kind>"
+        self.banner_lines: list[str] = []
+        self.config_changes = 0
+
+    # ---- prompt
+    @property
+    def prompt(self) -> str:
+        if self.pending == "enable-password":
+            return "Password: "
+        if self.pending == "copy-destination":
+            return "Destination filename [startup-config]? "
+        if self.pending and self.pending.startswith("banner"):
+            return ""
+        host = self.device.hostname()
+        if self.mode == "exec":
+            return f"{host}{'#' if self.level == 15 else '>'}"
+        suffix = "config" if self.mode == "config" else self.mode
+        return f"{host}({suffix})#"
+
+    # ---- input
+    def handle(self, line: str) -> Reply:
+        if self.pending:
+            return self._pending(line)
+        text = line.strip()
+        if not text or text.startswith("!"):
+            return Reply()
+        if self.mode == "exec":
+            return self._exec(text)
+        if text.startswith("do "):
+            return self._exec(text[3:], from_config=True)
+        return self._config(text)
+
+    def _pending(self, line: str) -> Reply:
+        kind, self.pending = self.pending, None
+        if kind == "enable-password":
+            if line.strip() == self.device.enable_secret:
+                self.level = 15
+                return Reply()
+            return Reply("% Bad secrets\n")
+        if kind == "copy-destination":
+            self.device.save()
+            return Reply("Building configuration...\n[OK]\n")
+        assert kind is not None and kind.startswith("banner")
+        _, delim, which = kind.split(":", 2)
+        if delim in line:
+            self.banner_lines.append(line.split(delim, 1)[0])
+            self._store_banner(which, delim)
+            return Reply()
+        self.banner_lines.append(line)
+        self.pending = kind
+        return Reply()
+
+    def _exec(self, text: str, from_config: bool = False) -> Reply:
+        command, _, pipe = text.partition("|")
+        words = command.split()
+        action, rest, error = _match(words)
+        if error:
+            return Reply(error)
+        if self.level < 15 and action in PRIVILEGED_ONLY:
+            return Reply(_invalid(command, 0))
+        output = getattr(self, f"_do_{action}")(rest)
+        if isinstance(output, Reply):
+            return output
+        return Reply(_filter(output, pipe.strip()) if pipe else output)
+
+    # ---- exec actions
+    def _do_noop(self, rest: list[str]) -> str:
+        return ""
+
+    def _do_enable(self, rest: list[str]) -> str:
+        if self.level < 15:
+            self.pending = "enable-password"
+        return ""
+
+    def _do_disable(self, rest: list[str]) -> str:
+        self.level = 1
+        return ""
+
+    def _do_exit(self, rest: list[str]) -> Reply:
+        if self.mode == "exec":
+            return Reply(close=True)
+        self._leave_submode()
+        return Reply()
+
+    def _do_end(self, rest: list[str]) -> str:
+        self.mode, self.context = "exec", None
+        return ""
+
+    def _do_show_version(self, rest: list[str]) -> str:
+        return self.device.show_version()
+
+    def _do_show_running(self, rest: list[str]) -> str:
+        if rest and rest[0] == "?":
+            return (
+                "  all        Configuration with defaults\n"
+                "  brief      configuration without certificate data\n"
+                "  |          Output modifiers\n"
+            )
+        config = self.device.render_config()
+        size = len(config.encode())
+        return f"Building configuration...\n\nCurrent configuration : {size} bytes\n!\n{config}"
+
+    def _do_show_startup(self, rest: list[str]) -> str:
+        text = self.device.startup_text
+        return f"Using {len(text.encode())} out of 524288 bytes\n!\n{text}"
+
+    def _do_show_vlan(self, rest: list[str]) -> str:
+        return self.device.show_vlan(brief=False)
+
+    def _do_show_vlan_brief(self, rest: list[str]) -> str:
+        return self.device.show_vlan(brief=True)
+
+    def _do_show_interfaces_status(self, rest: list[str]) -> str:
+        return self.device.show_interfaces_status()
+
+    def _do_show_ip_interface_brief(self, rest: list[str]) -> str:
+        return self.device.show_ip_interface_brief()
+
+    def _do_show_privilege(self, rest: list[str]) -> str:
+        return f"Current privilege level is {self.level}\n"
+
+    def _do_show_clock(self, rest: list[str]) -> str:
+        import time
+
+        return time.strftime("*%H:%M:%S.000 UTC %a %b %d %Y\n", time.gmtime())
+
+    def _do_configure(self, rest: list[str]) -> str:
+        self.mode, self.context = "config", None
+        return "Enter configuration commands, one per line.  End with CNTL/Z.\n"
+
+    def _do_write(self, rest: list[str]) -> str:
+        self.device.save()
+        return "Building configuration...\n[OK]\n"
+
+    def _do_copy_run_start(self, rest: list[str]) -> str:
+        self.pending = "copy-destination"
+        return ""
+
+    # ---- configuration
+    def _leave_submode(self) -> None:
+        if self.mode == "config":
+            self.mode = "exec"
+        else:
+            self.mode, self.context = "config", None
+
+    def _config(self, text: str) -> Reply:
+        words = text.split()
+        first = words[0].lower()
+        if first == "end":
+            self.mode, self.context = "exec", None
+            return Reply()
+        if first == "exit":
+            self._leave_submode()
+            return Reply()
+        if self.mode != "config":
+            allowed = SUBMODE_COMMANDS.get(self.mode, set())
+            if first in allowed and not (first == "no" and len(words) > 1 and words[1] in SUBMODES):
+                return self._submode_line(text)
+            if first not in GLOBAL_COMMANDS:
+                return Reply(_invalid(text, 0))
+            self.mode, self.context = "config", None  # IOS re-parses the line at global level
+        return self._global_line(text)
+
+    def _submode_line(self, text: str) -> Reply:
+        assert self.context is not None
+        self.config_changes += 1
+        if text.startswith("no ") and text != "no shutdown":
+            self.device.remove_line(self.context, text[3:])
+        else:
+            self.device.set_line(self.context, text)
+        return Reply()
+
+    def _global_line(self, text: str) -> Reply:
+        words = text.split()
+        first = words[0].lower()
+        if first not in GLOBAL_COMMANDS:
+            return Reply(_invalid(text, 0))
+        self.config_changes += 1
+        if first == "no":
+            if len(words) < 2:
+                return Reply("% Incomplete command.\n")
+            target = " ".join(words[1:])
+            if words[1] == "interface":
+                target = self._interface_line(words[2:]) or target
+            self.device.remove_line(None, target)
+            return Reply()
+        if first == "banner":
+            return self._banner(text)
+        if first in SUBMODES:
+            if len(words) < 2:
+                return Reply("% Incomplete command.\n")
+            line = text
+            if first == "interface":
+                line = self._interface_line(words[1:])
+                if line is None:
+                    return Reply(_invalid(text, len("interface ")))
+                if self.device.node(line) is None and not line.split()[1].startswith(
+                    ("Vlan", "Loopback", "Port-channel")
+                ):
+                    return Reply(_invalid(text, len("interface ")))
+            elif first == "vlan":
+                if not re.fullmatch(r"\d+", words[1]) or not 1 <= int(words[1]) <= 4094:
+                    return Reply(
+                        "% Bad VLAN list - character #1 is a non-numeric\ncharacter ('" + words[1][:1] + "').\n"
+                    )
+                if int(words[1]) in (1, 1002, 1003, 1004, 1005):
+                    return Reply(
+                        f"% Default VLAN {words[1]} may not have its name changed.\n" if int(words[1]) != 1 else ""
+                    )
+                line = f"vlan {int(words[1])}"
+            self.context = self.device.open_container(line)
+            self.mode = SUBMODES[first]
+            return Reply()
+        self.device.set_line(None, text)
+        return Reply()
+
+    @staticmethod
+    def _interface_line(words: list[str]) -> str | None:
+        name = normalise_interface(" ".join(words))
+        return f"interface {name}" if name else None
+
+    def _banner(self, text: str) -> Reply:
+        match = re.match(r"banner (login|motd|exec)\s+(\S)(.*)$", text)
+        if not match:
+            return Reply(_invalid(text, len("banner ")))
+        which, delim, rest = match.groups()
+        if delim == "^" and rest.startswith("C"):  # the two characters ^C stand for Ctrl-C
+            delim, rest = "^C", rest[1:]
+        self.banner_lines = []
+        if delim in rest:
+            self.banner_lines.append(rest.split(delim, 1)[0])
+            self._store_banner(which, delim)
+            return Reply()
+        if rest:
+            self.banner_lines.append(rest)
+        self.pending = f"banner:{delim}:{which}"
+        return Reply(f"Enter TEXT message.  End with the character '{delim}'.\n")
+
+    def _store_banner(self, which: str, delim: str) -> None:
+        body = "\n".join(self.banner_lines).strip("\n")
+        self.device.remove_line(None, f"banner {which}")
+        self.device.running.append(Node(f"banner {which} ^C{body}^C"))
+        self.banner_lines = []
+
+
+def _match(words: list[str]) -> tuple[str, list[str], str]:
+    """IOS-style abbreviation match against EXEC_COMMANDS: (action, rest, error text)."""
+    if not words:
+        return "noop", [], ""
+    candidates = []
+    for pattern, action in EXEC_COMMANDS:
+        rest: list[str] = []
+        ok = True
+        for index, keyword in enumerate(pattern):
+            if keyword == "*":
+                rest = words[index:]
+                break
+            if index >= len(words):
+                ok = False
+                break
+            word = words[index].lower()
+            if keyword == "#":
+                if not word.isdigit():
+                    ok = False
+                    break
+            elif not keyword.startswith(word):
+                ok = False
+                break
+        else:
+            if len(words) > len(pattern):
+                ok = False
+        if ok:
+            candidates.append((pattern, action, rest))
+    if not candidates:
+        return "", [], _invalid(" ".join(words), _bad_position(words))
+    if len(candidates) > 1:
+        return "", [], f'% Ambiguous command:  "{" ".join(words)}"\n'
+    _pattern, action, rest = candidates[0]
+    return action, rest, ""
+
+
+def _bad_position(words: list[str]) -> int:
+    """Column of the first word no command starts with (for the ^ marker)."""
+    position = 0
+    for index, word in enumerate(words):
+        prefixes = {
+            p[index]
+            for p, _ in EXEC_COMMANDS
+            if len(p) > index
+            and all(k in ("#", "*") or k.startswith(w.lower()) for k, w in zip(p[:index], words[:index], strict=False))
+        }
+        if not any(k in ("#", "*") or k.startswith(word.lower()) for k in prefixes):
+            return position
+        position += len(word) + 1
+    return position
+
+
+def _invalid(text: str, column: int) -> str:
+    """IOS marks the column where parsing failed under the echoed command."""
+    return f"{' ' * min(column, len(text))}^\n{INVALID}\n"
+
+
+def _filter(output: str, pipe: str) -> str:
+    """`| include`, `| exclude`, `| begin`, `| section` as IOS applies them."""
+    match = re.match(r"(\w+)\s+(.*)$", pipe)
+    if not match:
+        return INVALID + "\n"
+    how, pattern = match.group(1).lower(), match.group(2)
+    try:
+        regex = re.compile(pattern)
+    except re.error:
+        return INVALID + "\n"
+    lines = output.splitlines()
+    if "include".startswith(how):
+        kept = [line for line in lines if regex.search(line)]
+    elif "exclude".startswith(how):
+        kept = [line for line in lines if not regex.search(line)]
+    elif "begin".startswith(how):
+        index = next((i for i, line in enumerate(lines) if regex.search(line)), len(lines))
+        kept = lines[index:]
+    elif "section".startswith(how):
+        kept = []
+        keep = False
+        for line in lines:
+            if not line.startswith(" "):
+                keep = bool(regex.search(line))
+            if keep and line != "!":
+                kept.append(line)
+    else:
+        return INVALID + "\n"
+    return "\n".join(kept) + ("\n" if kept else "")

@@ -1,0 +1,140 @@
+"""The counter-PC image: Debian 12 made once with debootstrap, cached outside the repository.
+
+The cache key covers everything that shapes the image (suite, packages, mirror,
+set-up steps), so a change rebuilds it and an unchanged one is reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SUITE = "bookworm"
+PACKAGES = ("openssh-server", "python3", "sudo", "iproute2", "systemd", "systemd-sysv", "dbus", "ca-certificates")
+# Bump when the set-up steps below change.
+RECIPE_VERSION = "1"
+# Units that make no sense in a lab container or that would take apt's lock at random times.
+MASKED_UNITS = (
+    "apt-daily.timer",
+    "apt-daily-upgrade.timer",
+    "e2scrub_all.timer",
+    "e2scrub_reap.service",
+    "systemd-networkd-wait-online.service",
+    "getty@tty1.service",
+)
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+
+
+def host_mirror() -> str:
+    """The Debian mirror this machine's apt uses, so the lab reaches what the host reaches."""
+    override = os.environ.get("MOTCUA_LAB_MIRROR")
+    if override:
+        return override
+    candidates = [*sorted(Path("/etc/apt/sources.list.d").glob("*.sources")), Path("/etc/apt/sources.list")]
+    for path in candidates:
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        for match in re.finditer(r"(?:URIs:\s*|^deb\s+(?:\[[^\]]*\]\s+)?)(\S+/debian)/?\s", text, re.M):
+            return match.group(1)
+    return DEFAULT_MIRROR
+
+
+def image_key(mirror: str) -> str:
+    text = "|".join([SUITE, ",".join(PACKAGES), mirror, RECIPE_VERSION, ",".join(MASKED_UNITS)])
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def image_path(cache: Path, mirror: str | None = None) -> Path:
+    return cache / "images" / f"{SUITE}-{image_key(mirror or host_mirror())}" / "rootfs"
+
+
+def ensure_image(cache: Path, progress=print) -> Path:
+    """Return the cached image's root, building it first if needed (~1-2 min)."""
+    mirror = host_mirror()
+    rootfs = image_path(cache, mirror)
+    if (rootfs.parent / "complete").exists():
+        return rootfs
+    if shutil.which("debootstrap") is None:
+        raise RuntimeError("debootstrap is not installed (make lab-deps installs it)")
+    building = rootfs.parent.with_name(rootfs.parent.name + f".building-{os.getpid()}")
+    if building.exists():
+        shutil.rmtree(building)
+    target = building / "rootfs"
+    target.mkdir(parents=True)
+    started = time.monotonic()
+    progress(f"lab image: debootstrap {SUITE} from {mirror} into {target.parent} (once; ~1-2 min)")
+    log = building / "debootstrap.log"
+    with log.open("wb") as out:
+        result = subprocess.run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={','.join(PACKAGES)}",
+                SUITE,
+                str(target),
+                mirror,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    if result.returncode != 0:
+        tail = log.read_text(errors="replace").splitlines()[-15:]
+        raise RuntimeError("debootstrap failed:\n" + "\n".join(tail))
+    _configure(target, mirror)
+    progress("lab image: apt-get update inside the image (so lab hosts install without it)")
+    subprocess.run(["chroot", str(target), "apt-get", "update", "-qq"], check=True)
+    subprocess.run(["chroot", str(target), "apt-get", "clean"], check=True)
+    (building / "complete").write_text(f"built in {time.monotonic() - started:.0f} s\n")
+    rootfs.parent.parent.mkdir(parents=True, exist_ok=True)
+    if rootfs.parent.exists():  # another build finished first
+        shutil.rmtree(building)
+    else:
+        building.rename(rootfs.parent)
+    progress(f"lab image: ready in {time.monotonic() - started:.0f} s at {rootfs}")
+    return rootfs
+
+
+def _configure(root: Path, mirror: str) -> None:
+    security = mirror.rsplit("/", 1)[0] + "/debian-security"
+    (root / "etc/apt/sources.list").write_text(
+        f"deb {mirror} {SUITE} main\ndeb {mirror} {SUITE}-updates main\ndeb {security} {SUITE}-security main\n"
+    )
+    # Keep downloaded packages: /var/cache/apt/archives is the lab's shared cache.
+    (root / "etc/apt/apt.conf.d/10motcua-lab").write_text(
+        'Binary::apt::APT::Keep-Downloaded-Packages "true";\nAPT::Install-Recommends "false";\n'
+    )
+    # Per-host identity is written when a host is created, never shared.
+    for key in (root / "etc/ssh").glob("ssh_host_*"):
+        key.unlink()
+    (root / "etc/machine-id").write_text("")
+    (root / "etc/hostname").write_text("localhost\n")
+    journald = root / "etc/systemd/journald.conf.d"
+    journald.mkdir(parents=True, exist_ok=True)
+    (journald / "10-motcua-lab.conf").write_text("[Journal]\nStorage=volatile\nRuntimeMaxUse=16M\n")
+    for unit in MASKED_UNITS:
+        link = root / "etc/systemd/system" / unit
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.is_symlink():
+            link.symlink_to("/dev/null")
+
+
+def apt_user_ids(rootfs: Path) -> tuple[int, int]:
+    """uid/gid of the image's ``_apt`` user, which downloads into the shared cache."""
+    for line in (rootfs / "etc/passwd").read_text().splitlines():
+        parts = line.split(":")
+        if parts[0] == "_apt":
+            return int(parts[2]), int(parts[3])
+    return 0, 0
+
+
+if __name__ == "__main__":  # pragma: no cover - manual use
+    print(ensure_image(Path(sys.argv[1] if len(sys.argv) > 1 else "/var/cache/motcua-lab")))

@@ -1,0 +1,449 @@
+"""`motcua lab up|down|status`: a simulated ward network on this machine.
+
+What runs, all on loopback addresses from the registry's lab mapping:
+  - counter PCs: systemd-nspawn containers (sshd on the host's own address)
+  - network gear: one simulator process serving every router and switch over SSH
+  - the dossier system stand-in: HTTPS (lab CA) and HTTP, with fault switches
+  - the monitoring host's address (dx-mon01) is reserved for Prometheus/Alertmanager
+
+State (PIDs with start times, mounts) is in <home>/state.json, so `down` stops
+exactly what `up` started, and `down` then `up` recovers a crashed lab.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+
+import yaml
+
+from ..registry import Registry, load_registry
+from . import ca, counters, image
+from .procs import Proc, alive, port_in_use, spawn, stop, wait_for_banner, wait_for_port
+
+DEFAULT_HOME = Path(os.environ.get("MOTCUA_LAB_HOME", "/var/lib/motcua-lab"))
+DEFAULT_CACHE = Path(os.environ.get("MOTCUA_LAB_CACHE", "/var/cache/motcua-lab"))
+LOOPBACK = IPv4Network("127.0.0.0/8")
+# The dossier stand-in sits at this offset of the DX Centre's lab block (127.79.0.20).
+DOSSIER_OFFSET = 20
+DOSSIER_PORTS = {"https": 443, "http": 80}
+# Sizing: what one booted counter container costs, and the share of the
+# machine's available memory the lab may take.
+MB_PER_COUNTER = 40
+MEMORY_SHARE = 0.5
+MAX_COUNTERS = 200
+GEAR_USER = "dxadmin"
+
+
+class LabError(Exception):
+    """A lab operation was refused or failed; the message says why."""
+
+
+@dataclass(frozen=True)
+class GearDevice:
+    name: str
+    address: str
+    role: str  # router | switch
+    site: str
+    ports: int
+
+    def as_dict(self) -> dict[str, object]:
+        return {"name": self.name, "address": self.address, "role": self.role, "site": self.site, "ports": self.ports}
+
+
+@dataclass
+class LabPlan:
+    inventory: Path
+    registry: Registry
+    counters: list[counters.CounterHost]
+    gear: list[GearDevice]
+    dossier_address: str
+    monitoring_address: str
+
+    def sites(self) -> list[str]:
+        return list(self.registry.sites)
+
+
+@dataclass
+class LabState:
+    inventory: str = ""
+    started: float = 0.0
+    procs: list[Proc] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, home: Path) -> LabState:
+        path = home / "state.json"
+        if not path.exists():
+            return cls()
+        data = json.loads(path.read_text())
+        return cls(data["inventory"], data["started"], [Proc(**p) for p in data["procs"]])
+
+    def save(self, home: Path) -> None:
+        home.mkdir(parents=True, exist_ok=True)
+        tmp = home / "state.json.tmp"
+        tmp.write_text(
+            json.dumps(
+                {"inventory": self.inventory, "started": self.started, "procs": [p.as_dict() for p in self.procs]},
+                indent=2,
+            )
+        )
+        tmp.replace(home / "state.json")
+
+    def proc(self, name: str) -> Proc | None:
+        return next((p for p in self.procs if p.name == name), None)
+
+    def put(self, proc: Proc) -> None:
+        self.procs = [p for p in self.procs if p.name != proc.name] + [proc]
+
+
+def read_inventory_config(inventory: Path) -> tuple[Path, list[str] | None, int | None]:
+    """The registry, sites and counter cap a lab inventory's plugin config names."""
+    config_file = inventory / "motcua.yml" if inventory.is_dir() else inventory
+    try:
+        config = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise LabError(f"{config_file}: cannot read the lab inventory config: {exc}") from exc
+    if not isinstance(config, dict) or config.get("plugin") != "motcua_registry":
+        raise LabError(f"{config_file}: not a motcua_registry inventory config")
+    if config.get("address_space") != "lab":
+        raise LabError(f"{config_file}: address_space must be 'lab': the lab only ever uses loopback addresses")
+    sites = [str(s) for s in config.get("sites") or []] or None
+    return config_file.parent / str(config["registry"]), sites, config.get("max_counters")
+
+
+def make_plan(inventory: Path, home: Path = DEFAULT_HOME) -> LabPlan:
+    registry_dir, sites, max_counters = read_inventory_config(inventory)
+    try:
+        registry = load_registry(registry_dir).subset(sites, max_counters)
+    except KeyError as exc:
+        raise LabError(f"{inventory}: {exc.args[0]}") from exc
+    hosts, gear = [], []
+    for site in registry.sites.values():
+        for host in site.hosts:
+            address = str(host.lab_address)
+            if host.role == "counter":
+                hosts.append(counters.CounterHost(host.name, address, site.code, home / "hosts" / host.name))
+            elif host.role in ("router", "switch"):
+                # Access ports for counters, printers, scanners, kiosks, rounded up to a real switch size.
+                ports = 48 if len(site.hosts) > 20 else 24
+                gear.append(GearDevice(host.name, address, host.role, site.code, ports if host.role == "switch" else 4))
+    plan_dx = registry.plan.to_lab_network(registry.dx_subnet)
+    dossier = str(plan_dx[DOSSIER_OFFSET])
+    monitoring = str(registry.dx_hosts[0].lab_address) if registry.dx_hosts else str(plan_dx[10])
+    for address in [*(h.address for h in hosts), *(g.address for g in gear), dossier, monitoring]:
+        if IPv4Address(address) not in LOOPBACK:  # the registry validator already refuses this
+            raise LabError(f"refusing non-loopback lab address {address}")
+    return LabPlan(inventory, registry, hosts, gear, dossier, monitoring)
+
+
+def check_capacity(plan: LabPlan) -> None:
+    count = len(plan.counters)
+    if count > MAX_COUNTERS:
+        raise LabError(f"lab of {count} counter PCs refused: the limit is {MAX_COUNTERS} counter PCs per lab")
+    available_mb = _mem_available_mb()
+    needed = count * MB_PER_COUNTER
+    limit = int(available_mb * MEMORY_SHARE)
+    if needed > limit:
+        raise LabError(
+            f"lab of {count} counter PCs refused: needs ~{needed} MB ({MB_PER_COUNTER} MB each) but the limit is "
+            f"{limit} MB ({int(MEMORY_SHARE * 100)}% of {available_mb} MB available memory); "
+            f"this machine holds at most {limit // MB_PER_COUNTER} counter PCs"
+        )
+
+
+def _mem_available_mb() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) // 1024
+    return 0
+
+
+def _require_root_and_tools() -> None:
+    if os.geteuid() != 0:
+        raise LabError("the lab needs root (systemd-nspawn, overlay mounts, ports 22/80/443 on loopback)")
+    missing = [tool for tool in ("systemd-nspawn", "debootstrap", "ssh-keygen", "mount") if shutil.which(tool) is None]
+    if missing:
+        raise LabError(f"missing tools: {', '.join(missing)} (run `make lab-deps`)")
+
+
+class Lab:
+    def __init__(
+        self,
+        inventory: Path,
+        home: Path = DEFAULT_HOME,
+        cache: Path = DEFAULT_CACHE,
+        progress=None,
+    ):
+        self.inventory = Path(inventory).resolve()
+        self.home = Path(home)
+        self.cache = Path(cache)
+        self.progress = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
+
+    # ---- paths
+    @property
+    def ssh_dir(self) -> Path:
+        return self.home / "ssh"
+
+    @property
+    def key(self) -> Path:
+        return self.ssh_dir / "id_ed25519"
+
+    @property
+    def apt_cache(self) -> Path:
+        return self.cache / "apt-archives"
+
+    # ---- operations
+    def up(self) -> dict[str, object]:
+        started = time.monotonic()
+        _require_root_and_tools()
+        plan = make_plan(self.inventory, self.home)
+        check_capacity(plan)
+        state = LabState.load(self.home)
+        if state.inventory and state.inventory != str(self.inventory) and any(alive(p) for p in state.procs):
+            raise LabError(f"a lab from {state.inventory} is up in {self.home}; run `motcua lab down` first")
+        self._check_addresses(plan, state)
+
+        rootfs = image.ensure_image(self.cache, self.progress)
+        self._ensure_keys()
+        ca.ensure_lab_ca(self.home / "ca", plan.dossier_address)
+        self.apt_cache.mkdir(parents=True, exist_ok=True)
+        partial = self.apt_cache / "partial"
+        partial.mkdir(exist_ok=True)
+        os.chown(partial, *image.apt_user_ids(rootfs))
+
+        state.inventory = str(self.inventory)
+        state.started = state.started or time.time()
+        public_key = (self.key.with_suffix(".pub")).read_text()
+        host_keys: dict[str, str] = {}
+
+        todo = [h for h in plan.counters if not self._running(state, h.name)]
+        self.progress(f"lab: starting {len(todo)} of {len(plan.counters)} counter PCs")
+        for host in todo:
+            counters.unmount(host.merged)
+            counters.mount_overlay(host, rootfs)
+        for host in plan.counters:
+            if not (host.merged / "etc").exists():
+                counters.mount_overlay(host, rootfs)
+            host_keys[host.address] = counters.prepare(host, public_key)
+        for host in todo:
+            state.put(counters.start(host, self.apt_cache))
+            state.save(self.home)
+
+        if plan.gear and not self._running(state, "gear"):
+            state.put(self._start_gear(plan))
+            state.save(self.home)
+        if not self._running(state, "dossier"):
+            state.put(self._start_dossier(plan))
+            state.save(self.home)
+
+        self._wait(plan)
+        self._write_ssh_files(plan, host_keys)
+        took = time.monotonic() - started
+        self.progress(f"lab: up in {took:.1f} s")
+        return {"seconds": took, "counters": len(plan.counters), "gear": len(plan.gear)}
+
+    def down(self, purge: bool = False) -> list[str]:
+        """Stop every process the lab started (by PID) and unmount every overlay."""
+        state = LabState.load(self.home)
+        killed = stop(state.procs)
+        unmounted = []
+        hosts_dir = self.home / "hosts"
+        if hosts_dir.exists():
+            for host_root in sorted(hosts_dir.iterdir()):
+                if counters.unmount(host_root / "merged"):
+                    unmounted.append(host_root.name)
+        if purge and hosts_dir.exists():
+            shutil.rmtree(hosts_dir)
+        (self.home / "state.json").unlink(missing_ok=True)
+        self.progress(
+            f"lab: stopped {len(state.procs)} processes"
+            + (f" ({', '.join(killed)} needed SIGKILL)" if killed else "")
+            + f", unmounted {len(unmounted)} overlays"
+            + (", removed host state" if purge else "")
+        )
+        return killed
+
+    def status(self) -> list[dict[str, object]]:
+        state = LabState.load(self.home)
+        try:
+            plan = make_plan(Path(state.inventory) if state.inventory else self.inventory, self.home)
+        except LabError:
+            plan = None
+        rows: list[dict[str, object]] = []
+        if plan is None:
+            return rows
+        checks = []
+        for host in plan.counters:
+            checks.append(("counter", host.name, host.address, 22, host.name))
+        for device in plan.gear:
+            checks.append((device.role, device.name, device.address, 22, "gear"))
+        checks.append(("dossier", "dossier (https)", plan.dossier_address, DOSSIER_PORTS["https"], "dossier"))
+        checks.append(("dossier", "dossier (http)", plan.dossier_address, DOSSIER_PORTS["http"], "dossier"))
+
+        def probe(item):
+            kind, name, address, port, proc_name = item
+            proc = state.proc(proc_name)
+            running = proc is not None and alive(proc)
+            answering = running and wait_for_port(address, port, timeout=1.0)
+            if not running:
+                status = "stopped"
+            elif answering:
+                status = "up"
+            else:
+                status = "starting/unreachable"
+            return {
+                "kind": kind,
+                "name": name,
+                "address": f"{address}:{port}",
+                "state": status,
+                "pid": proc.pid if running and proc else None,
+            }
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            rows = list(pool.map(probe, checks))
+        rows.append(
+            {
+                "kind": "monitoring",
+                "name": "dx-mon01",
+                "address": plan.monitoring_address,
+                "state": "reserved",
+                "pid": None,
+            }
+        )
+        return rows
+
+    def stop_host(self, name: str) -> str:
+        """Stop one counter PC (a fault for training); `up` starts it again."""
+        state = LabState.load(self.home)
+        proc = state.proc(name)
+        if proc is None or proc.kind != "counter":
+            raise LabError(f"{name} is not a counter PC of this lab")
+        if not alive(proc):
+            return f"{name}: already stopped"
+        stop([proc])
+        counters.unmount(self.home / "hosts" / name / "merged")
+        return f"{name}: stopped (pid {proc.pid}); `motcua lab up` starts it again"
+
+    # ---- helpers
+    def _running(self, state: LabState, name: str) -> bool:
+        proc = state.proc(name)
+        return proc is not None and alive(proc)
+
+    def _check_addresses(self, plan: LabPlan, state: LabState) -> None:
+        wanted: list[tuple[str, int, str]] = []
+        for host in plan.counters:
+            if not self._running(state, host.name):
+                wanted.append((host.address, 22, host.name))
+        if not self._running(state, "gear"):
+            wanted += [(d.address, 22, d.name) for d in plan.gear]
+        if not self._running(state, "dossier"):
+            wanted += [(plan.dossier_address, port, f"dossier {scheme}") for scheme, port in DOSSIER_PORTS.items()]
+        busy = [f"{addr}:{port} ({who}): {why}" for addr, port, who in wanted if (why := port_in_use(addr, port))]
+        if busy:
+            raise LabError("lab addresses already in use (nothing was started):\n  " + "\n  ".join(busy))
+
+    def _ensure_keys(self) -> None:
+        self.ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not self.key.exists():
+            subprocess.run(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "motcua-lab", "-f", str(self.key)], check=True
+            )
+        gear_dir = self.home / "gear"
+        gear_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for secret in ("enable-secret", "password"):
+            path = gear_dir / secret
+            if not path.exists():
+                path.write_text(os.urandom(12).hex() + "\n")
+                path.chmod(0o600)
+
+    def _start_gear(self, plan: LabPlan) -> Proc:
+        gear_dir = self.home / "gear"
+        devices = gear_dir / "devices.json"
+        devices.write_text(
+            json.dumps(
+                {
+                    "user": GEAR_USER,
+                    "authorized_key": str(self.key.with_suffix(".pub")),
+                    "password_file": str(gear_dir / "password"),
+                    "enable_secret_file": str(gear_dir / "enable-secret"),
+                    "devices": [d.as_dict() for d in plan.gear],
+                },
+                indent=2,
+            )
+        )
+        argv = [sys.executable, "-m", "motcua.lab.gear", "serve", "--config", str(devices), "--state", str(gear_dir)]
+        return spawn("gear", "gear", argv, gear_dir / "gear.log")
+
+    def _start_dossier(self, plan: LabPlan) -> Proc:
+        dossier_dir = self.home / "dossier"
+        dossier_dir.mkdir(parents=True, exist_ok=True)
+        argv = [
+            sys.executable,
+            "-m",
+            "motcua.lab.dossier",
+            "--address",
+            plan.dossier_address,
+            "--https-port",
+            str(DOSSIER_PORTS["https"]),
+            "--http-port",
+            str(DOSSIER_PORTS["http"]),
+            "--certs",
+            str(self.home / "ca"),
+            "--faults",
+            str(dossier_dir / "faults.json"),
+            "--agencies",
+            str(dossier_dir / "agencies.json"),
+        ]
+        agencies = [{"code": s.code, "name": s.name} for s in plan.registry.sites.values()]
+        (dossier_dir / "agencies.json").write_text(json.dumps(agencies, ensure_ascii=False))
+        return spawn("dossier", "dossier", argv, dossier_dir / "dossier.log")
+
+    def _wait(self, plan: LabPlan, timeout: float = 90.0) -> None:
+        targets = [(h.address, 22, b"SSH-", h.name) for h in plan.counters]
+        targets += [(d.address, 22, b"SSH-", d.name) for d in plan.gear]
+
+        def check(item):
+            address, port, prefix, name = item
+            return name, wait_for_banner(address, port, prefix, timeout)
+
+        with ThreadPoolExecutor(max_workers=32) as pool:
+            results = list(pool.map(check, targets))
+        web = wait_for_port(plan.dossier_address, DOSSIER_PORTS["https"], timeout)
+        failed = [name for name, ok in results if not ok] + ([] if web else ["dossier"])
+        if failed:
+            raise LabError(
+                f"not reachable after {timeout:.0f} s: {', '.join(failed)} (logs under {self.home}; "
+                "`motcua lab down && motcua lab up` restarts cleanly)"
+            )
+
+    def _write_ssh_files(self, plan: LabPlan, host_keys: dict[str, str]) -> None:
+        lines = [f"{address} ssh-ed25519 {key}" for address, key in sorted(host_keys.items())]
+        gear_keys = self.home / "gear" / "keys"
+        for device in plan.gear:
+            pub = gear_keys / f"{device.name}.pub"
+            if pub.exists():
+                lines.append(f"{device.address} {' '.join(pub.read_text().split()[:2])}")
+        (self.ssh_dir / "known_hosts").write_text("\n".join(lines) + "\n")
+        config = [
+            "# Written by `motcua lab up`: ssh -F " + str(self.ssh_dir / "config") + " <lab host name>",
+        ]
+        for host in plan.counters:
+            config += [f"Host {host.name}", f"  HostName {host.address}", "  User root"]
+        for device in plan.gear:
+            config += [f"Host {device.name}", f"  HostName {device.address}", f"  User {GEAR_USER}"]
+        config += [
+            "Host *",
+            f"  IdentityFile {self.key}",
+            f"  UserKnownHostsFile {self.ssh_dir / 'known_hosts'}",
+            "  StrictHostKeyChecking yes",
+            "  IdentitiesOnly yes",
+        ]
+        (self.ssh_dir / "config").write_text("\n".join(config) + "\n")
