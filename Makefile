@@ -12,15 +12,16 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help host venv demo test lint pytest bench lock clean
+.PHONY: help host venv demo test lint pytest bench lock clean lab-up lab-down lab-status
 
 help:
-	@echo "make demo   - validate the registry and show the inventory (the main job on the lab once it lands)"
+	@echo "make demo   - bring the lab up and run the smoke playbook on it (leaves the lab up)"
 	@echo "make test   - every lint and test (.ci/run runs exactly this)"
 	@echo "make lint   - ruff, yamllint, ansible-lint"
 	@echo "make pytest - the test suite only"
 	@echo "make bench  - benchmarks (print figures; not part of make test)"
 	@echo "make venv   - create .venv with the pinned packages"
+	@echo "make lab-up / lab-down / lab-status - the simulated ward network (root)"
 
 host:
 	@scripts/bootstrap-host
@@ -36,10 +37,20 @@ venv: $(STAMP)
 
 demo: venv
 	motcua validate
-	ansible-inventory -i inventory/hcmc --graph sites | grep -c '@site_' | xargs -I{} echo "ansible-inventory: {} site groups in inventory/hcmc"
-	motcua summary --address-space production | head -n 7
+	motcua lab up
+	ansible-playbook -i inventory/lab playbooks/lab_smoke.yml
 	@echo
-	motcua summary --address-space lab --sites ttpv,26740,25747,26732
+	@echo "The lab stays up for practice: 'motcua lab status', 'ssh -F /var/lib/motcua-lab/ssh/config w26740-pc01',"
+	@echo "'make lab-down' to stop it. Training guide: docs/lab.md"
+
+lab-up: venv
+	motcua lab up
+
+lab-down: venv
+	motcua lab down
+
+lab-status: venv
+	motcua lab status
 
 lint: venv
 	ruff check .
@@ -54,6 +65,7 @@ test: lint pytest
 
 bench: venv
 	$(BIN)/python bench/inventory_render.py
+	$(BIN)/python bench/lab_up.py
 
 lock: venv
 	{ echo "# Every Python package in .venv, pinned (transitive ones too)."; \

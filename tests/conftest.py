@@ -14,6 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PRODUCTION_REGISTRY = ROOT / "inventory" / "hcmc" / "registry"
 CORPUS = ROOT / "tests" / "corpus"
 BIN = Path(sys.executable).parent
+# The tests' lab lives apart from an operator's lab (/var/lib/motcua-lab) but shares the image cache.
+LAB_HOME = Path(os.environ.get("MOTCUA_LAB_TEST_HOME", "/var/lib/motcua-lab-test"))
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +38,7 @@ def ansible_env(**extra: str) -> dict[str, str]:
     env["ANSIBLE_CONFIG"] = str(ROOT / "ansible.cfg")
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["ANSIBLE_NOCOLOR"] = "1"
+    env["MOTCUA_LAB_HOME"] = str(LAB_HOME)
     env.update(extra)
     return env
 
@@ -45,3 +48,24 @@ def run(cmd: list[str], cwd: Path = ROOT, timeout: int = 300, **env: str) -> sub
     return subprocess.run(
         cmd, cwd=cwd, env=ansible_env(**env), capture_output=True, text=True, timeout=timeout, check=False
     )
+
+
+@pytest.fixture(scope="session")
+def lab():
+    """The lab of inventory/lab, up for the whole session, down at the end.
+
+    Tests that need it fail (never skip) when it cannot run, saying why.
+    MOTCUA_LAB_KEEP=1 leaves it up afterwards for inspection.
+    """
+    from motcua.lab import DEFAULT_CACHE, Lab, LabError
+
+    if os.geteuid() != 0:
+        pytest.fail("the lab tests need root (systemd-nspawn, overlay mounts, ports 22/80/443 on loopback)")
+    lab = Lab(ROOT / "inventory" / "lab", home=LAB_HOME, cache=DEFAULT_CACHE)
+    try:
+        lab.up()
+    except LabError as exc:
+        pytest.fail(f"the lab did not come up: {exc}\n(an operator's lab on the same addresses? `motcua lab down`)")
+    yield lab
+    if not os.environ.get("MOTCUA_LAB_KEEP"):
+        lab.down()

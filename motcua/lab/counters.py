@@ -8,8 +8,12 @@ never CAP_SYS_TIME, which would let a lab host set this machine's clock.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
+import signal
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +49,62 @@ def mounted_paths() -> set[str]:
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
         paths.add(line.split()[4].replace("\\040", " "))
     return paths
+
+
+def _ppid(pid: str) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat[stat.rindex(")") + 2 :].split()[1])
+
+
+def container_namespace(nspawn_pid: int) -> str | None:
+    """The PID namespace of the container a systemd-nspawn runs (its child init's)."""
+    own = str(Path("/proc/self/ns/pid").readlink())
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and _ppid(entry.name) == nspawn_pid:
+            try:
+                namespace = str((entry / "ns/pid").readlink())
+            except OSError:
+                continue
+            if namespace != own:
+                return namespace
+    return None
+
+
+def processes_in(namespace: str) -> list[int]:
+    """PIDs in a container's PID namespace: everything running inside one lab host."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if str((entry / "ns/pid").readlink()) == namespace:
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+def kill_leftovers(namespace: str, timeout: float = 5.0) -> int:
+    """SIGKILL what still runs in a container whose systemd-nspawn is gone.
+
+    A systemd-nspawn that died (or was SIGKILLed) leaves the container's init
+    and services running, holding the host's address and overlay. They are
+    found by the PID namespace recorded when the host started: only
+    processes the lab started live there.
+    """
+    if not namespace:
+        return 0
+    pids = processes_in(namespace)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while processes_in(namespace) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return len(pids)
 
 
 def mount_overlay(host: CounterHost, image: Path) -> None:

@@ -209,6 +209,10 @@ class Lab:
         state = LabState.load(self.home)
         if state.inventory and state.inventory != str(self.inventory) and any(alive(p) for p in state.procs):
             raise LabError(f"a lab from {state.inventory} is up in {self.home}; run `motcua lab down` first")
+        # A host whose systemd-nspawn died leaves its services holding its address.
+        for proc in state.procs:
+            if proc.kind == "counter" and not alive(proc) and counters.kill_leftovers(proc.namespace):
+                self.progress(f"lab: {proc.name} had crashed; ended what was left of it")
         self._check_addresses(plan, state)
 
         rootfs = image.ensure_image(self.cache, self.progress)
@@ -245,6 +249,10 @@ class Lab:
             state.save(self.home)
 
         self._wait(plan)
+        for proc in state.procs:
+            if proc.kind == "counter" and not proc.namespace and alive(proc):
+                proc.namespace = counters.container_namespace(proc.pid) or ""
+        state.save(self.home)
         self._write_ssh_files(plan, host_keys)
         took = time.monotonic() - started
         self.progress(f"lab: up in {took:.1f} s")
@@ -257,6 +265,9 @@ class Lab:
         unmounted = []
         hosts_dir = self.home / "hosts"
         if hosts_dir.exists():
+            for proc in state.procs:
+                if proc.kind == "counter" and counters.kill_leftovers(proc.namespace):
+                    killed.append(f"{proc.name} (leftover container processes)")
             for host_root in sorted(hosts_dir.iterdir()):
                 if counters.unmount(host_root / "merged"):
                     unmounted.append(host_root.name)
@@ -329,6 +340,7 @@ class Lab:
         if not alive(proc):
             return f"{name}: already stopped"
         stop([proc])
+        counters.kill_leftovers(proc.namespace)
         counters.unmount(self.home / "hosts" / name / "merged")
         return f"{name}: stopped (pid {proc.pid}); `motcua lab up` starts it again"
 

@@ -22,6 +22,7 @@ class Proc:
     pid: int
     start_time: int
     log: str
+    namespace: str = ""  # counters: the container's PID namespace, to find leftovers
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -85,8 +85,9 @@ def write_fault(path: Path, device: str, fault: str | None, value: float | None 
 
 
 class _Auth(asyncssh.SSHServer):
-    def __init__(self, device: Device, faults: FaultBook, user: str, password: str):
+    def __init__(self, device: Device, faults: FaultBook, user: str, password: str, keys: set[bytes]):
         self.device = device
+        self.keys = keys
         self.faults = faults
         self.user = user
         self.password = password
@@ -100,7 +101,10 @@ class _Auth(asyncssh.SSHServer):
         return True
 
     def public_key_auth_supported(self) -> bool:
-        return not self.refused
+        return True
+
+    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        return not self.refused and username == self.user and key.public_data in self.keys
 
     def password_auth_supported(self) -> bool:
         return True
@@ -152,7 +156,11 @@ async def serve(config_file: Path, state_dir: Path) -> None:
     config = json.loads(config_file.read_text())
     password = Path(config["password_file"]).read_text().strip()
     secret = Path(config["enable_secret_file"]).read_text().strip()
-    authorized = asyncssh.read_authorized_keys(config["authorized_key"])
+    keys = {
+        asyncssh.import_public_key(line).public_data
+        for line in Path(config["authorized_key"]).read_text().splitlines()
+        if line.strip()
+    }
     faults = FaultBook(state_dir / "faults.json")
     keys_dir = state_dir / "keys"
     keys_dir.mkdir(parents=True, exist_ok=True)
@@ -168,7 +176,7 @@ async def serve(config_file: Path, state_dir: Path) -> None:
         device = Device(name, entry["role"], int(entry["ports"]), state_dir / "devices", secret)
 
         def make_server(device: Device = device) -> _Auth:
-            return _Auth(device, faults, config["user"], password)
+            return _Auth(device, faults, config["user"], password, keys)
 
         async def handler(process: asyncssh.SSHServerProcess, device: Device = device) -> None:
             await _session(process, device, faults)
@@ -178,7 +186,6 @@ async def serve(config_file: Path, state_dir: Path) -> None:
             port=22,
             server_factory=make_server,
             server_host_keys=[str(key_file)],
-            authorized_client_keys=authorized,
             process_factory=handler,
             line_editor=True,
             reuse_address=True,

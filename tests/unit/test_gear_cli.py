@@ -1,0 +1,187 @@
+"""The simulated IOS CLI: modes, config semantics, persistence, and show output
+that ntc-templates' cisco_ios templates parse (the same parsers issue tools use)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from ntc_templates.parse import parse_output
+
+from motcua.lab.gear.device import Device
+from motcua.lab.gear.session import Session
+
+SECRET = "lab-enable"  # noqa: S105 - a throwaway secret of a simulated device
+
+
+def make(tmp_path: Path, role: str = "switch", ports: int = 24) -> tuple[Device, Session]:
+    device = Device(f"w26740-{'sw' if role == 'switch' else 'rt'}01", role, ports, tmp_path, SECRET)
+    return device, Session(device)
+
+
+def run(session: Session, *lines: str) -> str:
+    return "".join(session.handle(line).text for line in lines)
+
+
+def configured(tmp_path: Path) -> tuple[Device, Session]:
+    device, session = make(tmp_path)
+    run(
+        session,
+        "enable",
+        SECRET,
+        "configure terminal",
+        "vlan 10",
+        "name COUNTERS",
+        "vlan 20",
+        "name PERIPHERALS",
+        "interface GigabitEthernet1/0/1",
+        "description w26740-pc01",
+        "switchport mode access",
+        "switchport access vlan 10",
+        "interface Gi1/0/2",
+        "description w26740-pr01",
+        "switchport access vlan 20",
+        "interface gi1/0/24",
+        "shutdown",
+        "end",
+    )
+    return device, session
+
+
+def test_prompts_and_enable(tmp_path):
+    _device, session = make(tmp_path)
+    assert session.prompt == "w26740-sw01>"
+    assert "Invalid input" in run(session, "configure terminal")  # privileged only
+    run(session, "enable")
+    assert session.prompt == "Password: "
+    assert "Bad secrets" in run(session, "wrong")
+    assert session.prompt == "w26740-sw01>"
+    run(session, "enable", SECRET)
+    assert session.prompt == "w26740-sw01#"
+    assert run(session, "show privilege") == "Current privilege level is 15\n"
+    run(session, "conf t", "interface GigabitEthernet1/0/3")
+    assert session.prompt == "w26740-sw01(config-if)#"
+    run(session, "exit")
+    assert session.prompt == "w26740-sw01(config)#"
+    run(session, "vlan 30")
+    assert session.prompt == "w26740-sw01(config-vlan)#"
+    run(session, "end")
+    assert session.prompt == "w26740-sw01#"
+
+
+def test_abbreviations_errors_and_pipes(tmp_path):
+    _device, session = configured(tmp_path)
+    assert "Cisco IOS Software" in run(session, "sh ver")
+    assert "% Invalid input detected at '^' marker." in run(session, "show bogus")
+    assert "% Ambiguous command" in run(session, "e")  # enable / end / exit
+    section = run(session, "show running-config | section ^interface GigabitEthernet1/0/1$")
+    assert section.splitlines() == [
+        "interface GigabitEthernet1/0/1",
+        " description w26740-pc01",
+        " switchport access vlan 10",
+        " switchport mode access",
+    ]
+    assert run(session, "show run | include ^hostname") == "hostname w26740-sw01\n"
+
+
+def test_no_forms_and_single_value_lines(tmp_path):
+    device, session = configured(tmp_path)
+    run(session, "conf t", "interface GigabitEthernet1/0/1", "description renamed", "no switchport access vlan")
+    run(session, "no vlan 20", "hostname w26740-sw09", "end")
+    interface = device.node("interface GigabitEthernet1/0/1")
+    assert interface is not None and interface.children == ["description renamed", "switchport mode access"]
+    assert 20 not in device.vlans()
+    assert session.prompt == "w26740-sw09#"
+    run(session, "conf t", "interface Gi1/0/24", "no shutdown", "end")
+    assert device.node("interface GigabitEthernet1/0/24").children == []
+
+
+def test_secrets_are_never_shown_in_clear(tmp_path):
+    device, session = configured(tmp_path)
+    run(session, "conf t", "username dxadmin privilege 15 secret Sup3r", "enable secret N3w", "end")
+    config = device.render_config()
+    assert "Sup3r" not in config and "N3w" not in config
+    assert "username dxadmin privilege 15 secret 9 $9$" in config
+    run(session, "disable", "enable", "N3w")
+    assert session.prompt.endswith("#")
+
+
+def test_banner_multiline(tmp_path):
+    device, session = configured(tmp_path)
+    out = run(
+        session, "conf t", "banner login ^C", "CANH BAO: chi danh cho can bo", "Warning: authorised use only", "^C"
+    )
+    assert "End with the character '^C'" in out
+    run(session, "end")
+    assert "banner login ^CCANH BAO: chi danh cho can bo\nWarning: authorised use only^C" in device.render_config()
+
+
+def test_write_memory_persists_and_unsaved_changes_are_lost(tmp_path):
+    device, session = configured(tmp_path)
+    run(session, "write memory")
+    run(session, "conf t", "vlan 99", "name MANAGEMENT", "end")
+    reloaded = Device(device.name, "switch", 24, tmp_path, SECRET)
+    assert 10 in reloaded.vlans() and 20 in reloaded.vlans()
+    assert 99 not in reloaded.vlans()  # never saved: gone after a "reload"
+    run(session, "copy running-config startup-config")
+    assert session.prompt == "Destination filename [startup-config]? "
+    assert "[OK]" in run(session, "")
+    assert 99 in Device(device.name, "switch", 24, tmp_path, SECRET).vlans()
+
+
+def test_invalid_config_lines(tmp_path):
+    _device, session = configured(tmp_path)
+    run(session, "conf t")
+    assert "Invalid input" in run(session, "frobnicate everything")
+    assert "Invalid input" in run(session, "interface GigabitEthernet9/9/9")
+    assert "Bad VLAN list" in run(session, "vlan abc")
+
+
+@pytest.mark.parametrize(
+    ("command", "check"),
+    [
+        (
+            "show version",
+            lambda rows: rows[0]["hostname"] == "w26740-sw01" and rows[0]["hardware"] == ["WS-C2960X-48TS-L"],
+        ),
+        (
+            "show vlan brief",
+            lambda rows: (
+                {r["vlan_id"]: (r["vlan_name"], r["interfaces"]) for r in rows}["10"] == ("COUNTERS", ["Gi1/0/1"])
+            ),
+        ),
+        (
+            "show vlan",
+            lambda rows: {r["vlan_id"]: r["vlan_name"] for r in rows}["20"] == "PERIPHERALS",
+        ),
+        (
+            "show interfaces status",
+            lambda rows: (
+                {r["port"]: (r["name"], r["status"], r["vlan_id"]) for r in rows}
+                == {
+                    **{r["port"]: (r["name"], r["status"], r["vlan_id"]) for r in rows},
+                    "Gi1/0/1": ("w26740-pc01", "connected", "10"),
+                    "Gi1/0/2": ("w26740-pr01", "connected", "20"),
+                    "Gi1/0/24": ("", "disabled", "1"),
+                    "Gi1/0/3": ("", "notconnect", "1"),
+                }
+            ),
+        ),
+        ("show ip interface brief", lambda rows: any(r["interface"] == "Vlan1" for r in rows)),
+    ],
+)
+def test_show_output_parses_with_ntc_templates(tmp_path, command, check):
+    _device, session = configured(tmp_path)
+    rows = parse_output(platform="cisco_ios", command=command, data=run(session, command))
+    assert rows, f"ntc-templates parsed nothing from {command!r}"
+    assert check(rows), rows[:4]
+
+
+def test_router_show_version_parses(tmp_path):
+    _device, session = make(tmp_path, role="router", ports=8)
+    rows = parse_output(platform="cisco_ios", command="show version", data=run(session, "show version"))
+    assert rows[0]["hardware"] == ["C1111-8P"] and rows[0]["version"] == "17.9.4a"
+    status = parse_output(
+        platform="cisco_ios", command="show interfaces status", data=run(session, "show interfaces status")
+    )
+    assert {r["port"]: r["vlan_id"] for r in status}["Gi0/0/0"] == "routed"
