@@ -166,6 +166,21 @@ def _mem_available_mb() -> int:
     return 0
 
 
+# systemd inside each container holds several inotify instances; the kernel's
+# default of 128 per user runs out at ~25 containers.
+INOTIFY_PER_COUNTER = 16
+INOTIFY_SYSCTL = Path("/proc/sys/fs/inotify/max_user_instances")
+
+
+def ensure_inotify(count: int, progress) -> None:
+    """Raise fs.inotify.max_user_instances to fit ``count`` containers (never lower it)."""
+    needed = 128 + INOTIFY_PER_COUNTER * count
+    current = int(INOTIFY_SYSCTL.read_text())
+    if current < needed:
+        INOTIFY_SYSCTL.write_text(f"{needed}\n")
+        progress(f"lab: raised fs.inotify.max_user_instances {current} -> {needed} for {count} containers")
+
+
 def _require_root_and_tools() -> None:
     if os.geteuid() != 0:
         raise LabError("the lab needs root (systemd-nspawn, overlay mounts, ports 22/80/443 on loopback)")
@@ -215,6 +230,7 @@ class Lab:
                 self.progress(f"lab: {proc.name} had crashed; ended what was left of it")
         self._check_addresses(plan, state)
 
+        ensure_inotify(len(plan.counters), self.progress)
         rootfs = image.ensure_image(self.cache, self.progress)
         self._ensure_keys()
         ca.ensure_lab_ca(self.home / "ca", plan.dossier_address)

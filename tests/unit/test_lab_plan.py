@@ -59,3 +59,16 @@ def test_a_lab_larger_than_memory_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(lab_module, "_mem_available_mb", lambda: 2000)  # a 2 GB machine
     with pytest.raises(LabError, match=r"needs ~2400 MB .* limit is 1000 MB .* at most 25 counter PCs"):
         check_capacity(plan)
+
+
+def test_inotify_limit_is_raised_for_big_labs_and_never_lowered(tmp_path, monkeypatch):
+    sysctl = tmp_path / "max_user_instances"
+    monkeypatch.setattr(lab_module, "INOTIFY_SYSCTL", sysctl)
+    messages = []
+    sysctl.write_text("128\n")
+    lab_module.ensure_inotify(50, messages.append)
+    assert int(sysctl.read_text()) == 128 + 16 * 50
+    assert "128 -> 928" in messages[0]
+    sysctl.write_text("100000\n")
+    lab_module.ensure_inotify(50, messages.append)
+    assert sysctl.read_text() == "100000\n" and len(messages) == 1

@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Benchmark: how fast the lab comes up, and what a counter PC costs.
+
+Prints:
+  - image build time (recorded when the cached image was built, or measured now with --rebuild-image);
+    target <= 3 min
+  - `lab up` of the default lab (3 wards + city centre, 2 counters each, their gear, the dossier
+    stand-in) with the image cached: median of N up/down cycles; target <= 30 s
+  - 50 counter PCs (25 wards x 2) up and reachable over SSH: total time, time and memory per host
+
+Runs in its own lab home (/var/lib/motcua-lab-bench) and stops everything it started. Needs root,
+and refuses to run while another lab holds the same loopback addresses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from motcua.lab import DEFAULT_CACHE, Lab, LabError  # noqa: E402
+from motcua.lab.image import ensure_image, image_path  # noqa: E402
+from motcua.registry import load_registry  # noqa: E402
+
+HOME = Path("/var/lib/motcua-lab-bench")
+TARGET_UP, TARGET_IMAGE = 30.0, 180.0
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def mem_available_mb() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def image_seconds(rebuild: bool) -> tuple[float, str]:
+    if rebuild:
+        with tempfile.TemporaryDirectory(dir="/var/tmp") as cache:
+            started = time.monotonic()
+            ensure_image(Path(cache), say)
+            return time.monotonic() - started, "measured now"
+    rootfs = ensure_image(DEFAULT_CACHE, say)
+    recorded = (image_path(DEFAULT_CACHE) / ".." / "complete").resolve()
+    text = recorded.read_text() if recorded.exists() else ""
+    seconds = float(text.split()[2]) if text.startswith("built in") else float("nan")
+    return seconds, f"recorded at build ({rootfs.parent.name})"
+
+
+def fifty_counter_inventory(directory: Path) -> Path:
+    registry = load_registry(ROOT / "inventory" / "hcmc" / "registry")
+    wards = [s.code for s in registry.ward_sites][:25]
+    (directory / "motcua.yml").write_text(
+        "plugin: motcua_registry\n"
+        f"registry: {ROOT / 'inventory' / 'hcmc' / 'registry'}\n"
+        "address_space: lab\n"
+        f"sites: [{', '.join(repr(c) for c in wards)}]\n"
+        "max_counters: 2\n"
+    )
+    return directory
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cycles", type=int, default=3)
+    parser.add_argument("--rebuild-image", action="store_true", help="time a fresh debootstrap (~1 min)")
+    args = parser.parse_args()
+
+    image_time, image_note = image_seconds(args.rebuild_image)
+
+    default = Lab(ROOT / "inventory" / "lab", HOME, DEFAULT_CACHE, progress=say)
+    ups = []
+    try:
+        for cycle in range(args.cycles):
+            say(f"default lab: cycle {cycle + 1}/{args.cycles}")
+            ups.append(default.up()["seconds"])
+            default.down()
+    except LabError as exc:
+        default.down()
+        raise SystemExit(f"bench: {exc}") from None
+
+    with tempfile.TemporaryDirectory() as tmp:
+        big = Lab(fifty_counter_inventory(Path(tmp)), HOME, DEFAULT_CACHE, progress=say)
+        before = mem_available_mb()
+        say("50 counter PCs: up")
+        try:
+            result = big.up()
+            time.sleep(5)  # let the hosts' boot settle before reading memory
+            used = before - mem_available_mb()
+        finally:
+            big.down()
+    count = result["counters"]
+
+    print()
+    print("Lab benchmark (this machine, image cached unless stated)")
+    print(f"  {'image build':<44} {image_time:7.1f} s   target <= {TARGET_IMAGE:.0f} s ({image_note})")
+    print(
+        f"  {'lab up: 3 wards + centre, 8 PCs, gear, dossier':<44} {statistics.median(ups):7.1f} s   "
+        f"target <= {TARGET_UP:.0f} s (median of {len(ups)}: {', '.join(f'{u:.1f}' for u in ups)})"
+    )
+    print(f"  {f'lab up: {count} counter PCs reachable over SSH':<44} {result['seconds']:7.1f} s")
+    print(f"  {'  time per counter PC':<44} {result['seconds'] / count:7.2f} s")
+    print(f"  {'  memory per counter PC (incl. gear, dossier)':<44} {used / count:7.1f} MB   ({used:.0f} MB in all)")
+    met = statistics.median(ups) <= TARGET_UP and image_time <= TARGET_IMAGE
+    print(f"  verdict: {'MET' if met else 'MISSED'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
