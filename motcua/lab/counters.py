@@ -74,16 +74,23 @@ def container_namespace(nspawn_pid: int) -> str | None:
 
 
 def processes_in(namespace: str) -> list[int]:
-    """PIDs in a container's PID namespace: everything running inside one lab host."""
+    """PIDs running in a container's PID namespace: everything alive inside one lab host.
+
+    Zombies are left out: they have exited and hold nothing (this machine's
+    PID 1 may take its time to reap them).
+    """
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            if str((entry / "ns/pid").readlink()) == namespace:
-                pids.append(int(entry.name))
+            if str((entry / "ns/pid").readlink()) != namespace:
+                continue
+            stat = (entry / "stat").read_text()
         except OSError:
             continue
+        if stat[stat.rindex(")") + 2] != "Z":
+            pids.append(int(entry.name))
     return pids
 
 
