@@ -231,3 +231,14 @@ def test_down_stops_everything_and_up_recovers(lab, plan):
             socket.create_connection((host.address, 22), timeout=1).close()
     lab.up()
     assert all(r["state"] in ("up", "reserved") for r in lab.status())
+
+
+def test_apt_inside_the_lab_uses_the_shared_package_cache(lab, plan):
+    first, second = plan.counters[0].name, plan.counters[1].name
+    install = "DEBIAN_FRONTEND=noninteractive apt-get install -y tree 2>&1; tree --version"
+    result = ssh(lab, first, install)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert list((lab.apt_cache).glob("tree_*.deb")), "the package did not land in the shared cache"
+    result = ssh(lab, second, install)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Get:" not in result.stdout, "the second host downloaded again instead of using the shared cache"
