@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import socket
 import ssl
 import struct
@@ -33,6 +34,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from .switchfile import WatchedJSON, write_json
 
 FAULTS = ("down", "slow", "http500", "wrong-content", "expired-cert", "untrusted-cert", "reset", "hang")
 HANG_LIMIT = 300.0
@@ -43,26 +46,11 @@ class FaultFile:
     """The current fault, re-read when the file changes."""
 
     def __init__(self, path: Path):
-        self.path = path
-        self._mtime: float | None = None
-        self._fault: dict[str, object] = {}
-        self._lock = threading.Lock()
+        self._file = WatchedJSON(path)
 
     def current(self) -> dict[str, object]:
-        with self._lock:
-            try:
-                mtime = self.path.stat().st_mtime
-            except FileNotFoundError:
-                self._mtime, self._fault = None, {}
-                return {}
-            if mtime != self._mtime:
-                try:
-                    data = json.loads(self.path.read_text() or "{}")
-                except (OSError, ValueError):
-                    data = {}
-                self._fault = data if isinstance(data, dict) and data.get("fault") in FAULTS else {}
-                self._mtime = mtime
-            return dict(self._fault)
+        data = self._file.read()
+        return data if data.get("fault") in FAULTS else {}
 
     def applies(self, path: str) -> dict[str, object]:
         fault = self.current()
@@ -83,10 +71,7 @@ def write_fault(path: Path, fault: str | None, seconds: float | None = None, sco
             data["seconds"] = float(seconds if seconds is not None else 5)
         if scope:
             data["path"] = scope
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
-    tmp.replace(path)
+    write_json(path, data)
     return data
 
 
@@ -274,8 +259,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     agencies = json.loads(args.agencies.read_text()) if args.agencies else [{"code": "lab", "name": "Lab"}]
     app = App(args.address, args.https_port, args.http_port, args.certs, args.faults, agencies)
-    import signal
-
     signal.signal(signal.SIGTERM, lambda *_: app.stopping.set())
     app.run()
     return 0

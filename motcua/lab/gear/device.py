@@ -335,8 +335,9 @@ class Device:
             "VLAN Name                             Status    Ports",
             "---- -------------------------------- --------- -------------------------------",
         ]
-        for vid, (name, state) in self.vlans().items():
-            members = ports.get(vid, []) if vid in self.vlans() else []
+        vlans = self.vlans()
+        for vid, (name, state) in vlans.items():
+            members = ports.get(vid, [])
             chunks = [members[i : i + 4] for i in range(0, len(members), 4)] or [[]]
             out.append(f"{vid:<4} {name[:32]:<32} {state:<9} {', '.join(chunks[0])}".rstrip())
             for chunk in chunks[1:]:
@@ -347,7 +348,7 @@ class Device:
                 "VLAN Type  SAID       MTU   Parent RingNo BridgeNo Stp  BrdgMode Trans1 Trans2",
                 "---- ----- ---------- ----- ------ ------ -------- ---- -------- ------ ------",
             ]
-            for vid in self.vlans():
+            for vid in vlans:
                 kind = {1002: "fddi", 1003: "tr", 1004: "fdnet", 1005: "trnet"}.get(vid, "enet")
                 out.append(f"{vid:<4} {kind:<5} {100000 + vid:<10} 1500  -      -      -        -    -        0      0")
             out += [

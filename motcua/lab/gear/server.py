@@ -21,6 +21,7 @@ from pathlib import Path
 
 import asyncssh
 
+from ..switchfile import WatchedJSON, read_json, write_json
 from .device import Device
 from .session import Session
 
@@ -33,23 +34,10 @@ class FaultBook:
 
     def __init__(self, path: Path):
         self.path = path
-        self._mtime: float | None = None
-        self._faults: dict[str, dict] = {}
+        self._file = WatchedJSON(path)
 
     def get(self, device: str) -> dict:
-        try:
-            mtime = self.path.stat().st_mtime
-        except FileNotFoundError:
-            self._mtime, self._faults = None, {}
-            return {}
-        if mtime != self._mtime:
-            try:
-                data = json.loads(self.path.read_text() or "{}")
-            except (OSError, ValueError):
-                data = {}
-            self._faults = data if isinstance(data, dict) else {}
-            self._mtime = mtime
-        fault = self._faults.get(device) or {}
+        fault = self._file.read().get(device) or {}
         return fault if fault.get("fault") in FAULTS else {}
 
     def fired(self, device: str) -> None:
@@ -62,10 +50,7 @@ def write_fault(path: Path, device: str, fault: str | None, value: float | None 
     """Set (or clear with ``None``) a device's fault; used by the lab CLI and tests."""
     if fault is not None and fault not in FAULTS:
         raise ValueError(f"unknown gear fault {fault!r}; known: {', '.join(FAULTS)}")
-    try:
-        data = json.loads(path.read_text() or "{}")
-    except (FileNotFoundError, ValueError):
-        data = {}
+    data = read_json(path)
     if fault is None:
         data.pop(device, None)
     else:
@@ -77,10 +62,7 @@ def write_fault(path: Path, device: str, fault: str | None, value: float | None 
         if once:
             entry["once"] = True
         data[device] = entry
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)
+    write_json(path, data)
     return data.get(device, {})
 
 

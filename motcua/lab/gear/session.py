@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 
 from .device import GLOBAL_COMMANDS, INVALID, SUBMODE_COMMANDS, SUBMODES, Device, Node, normalise_interface
@@ -79,7 +80,7 @@ class Session:
         if self.mode == "exec":
             return self._exec(text)
         if text.startswith("do "):
-            return self._exec(text[3:], from_config=True)
+            return self._exec(text[3:])
         return self._config(text)
 
     def _pending(self, line: str) -> Reply:
@@ -102,7 +103,7 @@ class Session:
         self.pending = kind
         return Reply()
 
-    def _exec(self, text: str, from_config: bool = False) -> Reply:
+    def _exec(self, text: str) -> Reply:
         command, _, pipe = text.partition("|")
         words = command.split()
         action, rest, error = _match(words)
@@ -172,8 +173,6 @@ class Session:
         return f"Current privilege level is {self.level}\n"
 
     def _do_show_clock(self, rest: list[str]) -> str:
-        import time
-
         return time.strftime("*%H:%M:%S.000 UTC %a %b %d %Y\n", time.gmtime())
 
     def _do_configure(self, rest: list[str]) -> str:
