@@ -93,6 +93,23 @@ def cmd_inventory(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_roster_validate(args: argparse.Namespace) -> int:
+    from .roster import accounts_by_site, check_roster
+
+    registry, problems = check_registry(args.registry)
+    if problems or registry is None:
+        return cmd_validate(argparse.Namespace(registry=args.registry, format="text"))
+    officials, problems = check_roster(args.roster, registry)
+    if problems:
+        print(f"{args.roster}: INVALID, {len(problems)} problem(s):", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    sites = accounts_by_site(officials)
+    print(f"{args.roster}: OK: {len(officials)} officials at {len(sites)} sites")
+    return 0
+
+
 def _lab(args: argparse.Namespace):
     from .lab import Lab
 
@@ -176,6 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="the variables of one host")
     p.add_argument("--pretty", action="store_true", help="indent the JSON")
     p.set_defaults(func=cmd_inventory)
+
+    p = sub.add_parser("roster", help="check an officials' roster (YAML or CSV) against the registry")
+    p.add_argument("roster", help="roster file, e.g. inventory/lab/roster.yml")
+    _add_registry_arg(p)
+    p.set_defaults(func=cmd_roster_validate)
 
     from .lab.lab import DEFAULT_CACHE, DEFAULT_HOME
 

@@ -126,6 +126,10 @@ def build_inventory(registry: Registry, address_space: str = "production") -> In
     inv.group("all").vars.update(
         {
             "motcua_address_space": address_space,
+            "motcua_registry_dir": str(registry.path.resolve()),
+            "motcua_ntp_servers": [
+                str(h.lab_address if lab else h.address) for h in registry.dx_hosts if h.role == "ntp"
+            ],
             "motcua_dx_centre_subnet": str(dx_subnet),
             "motcua_supernet": str(
                 registry.plan.to_lab_network(registry.plan.supernet) if lab else registry.plan.supernet

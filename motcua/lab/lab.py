@@ -137,7 +137,7 @@ def make_plan(inventory: Path, home: Path = DEFAULT_HOME) -> LabPlan:
                 gear.append(GearDevice(host.name, address, host.role, site.code, ports if host.role == "switch" else 4))
     plan_dx = registry.plan.to_lab_network(registry.dx_subnet)
     dossier = str(plan_dx[DOSSIER_OFFSET])
-    monitoring = str(registry.dx_hosts[0].lab_address) if registry.dx_hosts else str(plan_dx[10])
+    monitoring = next((str(h.lab_address) for h in registry.dx_hosts if h.role == "monitoring"), str(plan_dx[10]))
     for address in [*(h.address for h in hosts), *(g.address for g in gear), dossier, monitoring]:
         if IPv4Address(address) not in LOOPBACK:  # the registry validator already refuses this
             raise LabError(f"refusing non-loopback lab address {address}")

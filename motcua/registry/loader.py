@@ -47,7 +47,7 @@ from .source import LineDict, load_csv, load_yaml, text_problem
 FILES = ("network.yml", "teams.yml", "sites.yml", "wards.csv")
 
 # DX Centre host-name stems -> the inventory group they join.
-DX_ROLES = {"mon": "monitoring"}
+DX_ROLES = {"mon": "monitoring", "ntp": "ntp"}
 
 _PLAN_ROLES = tuple(ROLES)  # router, switch, kiosk, counter, printer, scanner
 

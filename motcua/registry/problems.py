@@ -45,9 +45,9 @@ class Problem:
 class RegistryError(Exception):
     """Raised when the registry is invalid; carries every problem found."""
 
-    def __init__(self, problems: list[Problem]):
+    def __init__(self, problems: list[Problem], what: str = "site registry"):
         self.problems = sorted(problems)
         count = len(self.problems)
         noun = "problem" if count == 1 else "problems"
         lines = "\n".join(f"  {p}" for p in self.problems)
-        super().__init__(f"site registry is invalid ({count} {noun}):\n{lines}")
+        super().__init__(f"{what} is invalid ({count} {noun}):\n{lines}")

@@ -81,7 +81,11 @@ def test_lab_addresses_are_loopback_with_the_same_offsets(production_registry):
         assert host.lab_address in loopback
         assert int(host.lab_address) & 0xFFFF == int(host.address) & 0xFFFF
     dx = production_registry.dx_hosts
-    assert [(h.name, str(h.lab_address)) for h in dx] == [("dx-mon01", "127.79.0.10")]
+    assert [(h.name, str(h.lab_address)) for h in dx] == [
+        ("dx-mon01", "127.79.0.10"),
+        ("dx-ntp01", "127.79.0.11"),
+        ("dx-ntp02", "127.79.0.12"),
+    ]
 
 
 def test_subset_for_the_lab(production_registry):

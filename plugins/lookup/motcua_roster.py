@@ -1,0 +1,69 @@
+"""Lookup plugin: the officials' roster, validated against the site registry."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ansible.errors import AnsibleLookupError
+from ansible.plugins.lookup import LookupBase
+
+DOCUMENTATION = r"""
+name: motcua_roster
+short_description: Officials' accounts per site from a roster file, validated against the registry
+description:
+  - Reads a roster (YAML with a C(staff) list, or CSV with C(staff_id,full_name,site,role[,username]))
+    with the project's roster model and checks it against the site registry: unknown sites,
+    duplicate staff IDs, unknown roles, malformed names and clashing user names fail the lookup with
+    file and line for every problem.
+  - Vault-encrypted roster files are decrypted through Ansible's loader.
+  - Returns one mapping, site code -> list of accounts (username, full_name, staff_id, role,
+    role_label, group, admin).
+options:
+  _terms:
+    description: Path of the roster file.
+    required: true
+  registry:
+    description: Site registry directory (the inventory exports it as C(motcua_registry_dir)).
+    type: str
+    required: true
+"""
+
+EXAMPLES = r"""
+- name: Accounts of this host's site
+  ansible.builtin.set_fact:
+    _accounts: "{{ lookup('motcua_roster', roster_file, registry=motcua_registry_dir)[motcua_site] | default([]) }}"
+"""
+
+RETURN = r"""
+_raw:
+  description: A one-element list holding the mapping site code -> accounts.
+  type: list
+"""
+
+
+class LookupModule(LookupBase):
+    def run(self, terms, variables=None, **kwargs):
+        self.set_options(var_options=variables, direct=kwargs)
+        try:
+            from motcua.registry import RegistryError, load_registry
+            from motcua.roster import accounts_by_site, load_roster
+        except ImportError:
+            sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+            from motcua.registry import RegistryError, load_registry
+            from motcua.roster import accounts_by_site, load_roster
+        if len(terms) != 1:
+            raise AnsibleLookupError("motcua_roster takes exactly one roster file")
+        roster = Path(terms[0])
+        if not roster.exists():
+            raise AnsibleLookupError(f"roster file {roster} not found")
+        real = self._loader.get_real_file(str(roster), decrypt=True)
+        try:
+            registry = load_registry(self.get_option("registry"))
+            officials = load_roster(real, registry, label=str(roster))
+        except RegistryError as exc:
+            raise AnsibleLookupError(str(exc)) from None
+        finally:
+            if real != str(roster):
+                self._loader.cleanup_tmp_file(real)
+        return [accounts_by_site(officials)]
