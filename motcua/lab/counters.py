@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import time
@@ -42,6 +43,11 @@ class CounterHost:
     @property
     def log(self) -> Path:
         return self.root / "console.log"
+
+    @property
+    def apt_upper(self) -> Path:
+        """Packages this host downloaded that the shared pool did not have yet."""
+        return self.root / "apt-archives"
 
 
 def mounted_paths() -> set[str]:
@@ -115,10 +121,16 @@ def kill_leftovers(namespace: str, timeout: float = 5.0) -> int:
 
 
 def mount_overlay(host: CounterHost, image: Path) -> None:
-    for path in (host.merged, host.upper, host.work):
-        path.mkdir(parents=True, exist_ok=True)
     if str(host.merged) in mounted_paths():
         return
+    # Changes made over another image would not fit this one: start the host afresh.
+    marker = host.root / "image"
+    if marker.exists() and marker.read_text().strip() != str(image):
+        shutil.rmtree(host.upper, ignore_errors=True)
+        shutil.rmtree(host.work, ignore_errors=True)
+    for path in (host.merged, host.upper, host.work):
+        path.mkdir(parents=True, exist_ok=True)
+    marker.write_text(f"{image}\n")
     subprocess.run(
         [
             "mount",
@@ -175,6 +187,25 @@ def prepare(host: CounterHost, public_key: str) -> str:
     return (root / "etc/ssh/ssh_host_ed25519_key.pub").read_text().split()[:2][1]
 
 
+def prepare_apt_cache(host: CounterHost, apt_ids: tuple[int, int]) -> None:
+    partial = host.apt_upper / "partial"
+    partial.mkdir(parents=True, exist_ok=True)
+    os.chown(partial, *apt_ids)
+
+
+def harvest_packages(host: CounterHost, pool: Path) -> int:
+    """Move the packages a stopped host downloaded into the shared pool."""
+    moved = 0
+    for deb in host.apt_upper.glob("*.deb"):
+        target = pool / deb.name
+        if target.exists():
+            deb.unlink()
+        else:
+            shutil.move(deb, target)
+            moved += 1
+    return moved
+
+
 def start(host: CounterHost, apt_cache: Path) -> Proc:
     argv = [
         "systemd-nspawn",
@@ -188,6 +219,8 @@ def start(host: CounterHost, apt_cache: Path) -> Proc:
         "--link-journal=no",
         "--resolv-conf=copy-host",
         "--timezone=off",  # the counter role sets Asia/Ho_Chi_Minh itself
-        f"--bind={apt_cache}:/var/cache/apt/archives",
+        # The package cache: an overlay of the host's own (its own apt lock, since apt
+        # never waits for the archive lock) over the pool every lab host shares.
+        f"--overlay={apt_cache}:{host.apt_upper}:/var/cache/apt/archives",
     ]
     return spawn(host.name, "counter", argv, host.log)

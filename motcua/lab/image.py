@@ -16,7 +16,19 @@ import time
 from pathlib import Path
 
 SUITE = "bookworm"
-PACKAGES = ("openssh-server", "python3", "sudo", "iproute2", "systemd", "systemd-sysv", "dbus", "ca-certificates")
+# python3-apt: Ansible's apt module needs it; installing it on first use would race
+# for the shared package cache's lock when several lab hosts provision at once.
+PACKAGES = (
+    "openssh-server",
+    "python3",
+    "python3-apt",
+    "sudo",
+    "iproute2",
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "ca-certificates",
+)
 # Bump when the set-up steps below change.
 RECIPE_VERSION = "1"
 # Units that make no sense in a lab container or that would take apt's lock at random times.
@@ -100,7 +112,18 @@ def ensure_image(cache: Path, progress=print) -> Path:
     else:
         building.rename(rootfs.parent)
     progress(f"lab image: ready in {time.monotonic() - started:.0f} s at {rootfs}")
+    prune_images(cache, keep=rootfs.parent, progress=progress)
     return rootfs
+
+
+def prune_images(cache: Path, keep: Path, progress=print) -> None:
+    """Remove images of older recipes that no mounted lab host uses."""
+    mounts = Path("/proc/self/mountinfo").read_text()
+    for old in (cache / "images").iterdir():
+        if old == keep or ".building-" in old.name or str(old) in mounts:
+            continue
+        shutil.rmtree(old)
+        progress(f"lab image: removed the outdated image {old.name}")
 
 
 def _configure(root: Path, mirror: str) -> None:

@@ -235,9 +235,7 @@ class Lab:
         self._ensure_keys()
         ca.ensure_lab_ca(self.home / "ca", plan.dossier_address)
         self.apt_cache.mkdir(parents=True, exist_ok=True)
-        partial = self.apt_cache / "partial"
-        partial.mkdir(exist_ok=True)
-        os.chown(partial, *image.apt_user_ids(rootfs))
+        apt_ids = image.apt_user_ids(rootfs)
 
         state.inventory = str(self.inventory)
         state.started = state.started or time.time()
@@ -248,6 +246,8 @@ class Lab:
         self.progress(f"lab: starting {len(todo)} of {len(plan.counters)} counter PCs")
         for host in todo:
             counters.unmount(host.merged)
+            counters.harvest_packages(host, self.apt_cache)
+            counters.prepare_apt_cache(host, apt_ids)
             counters.mount_overlay(host, rootfs)
         for host in plan.counters:
             if not (host.merged / "etc").exists():
@@ -287,6 +287,7 @@ class Lab:
             for host_root in sorted(hosts_dir.iterdir()):
                 if counters.unmount(host_root / "merged"):
                     unmounted.append(host_root.name)
+                counters.harvest_packages(counters.CounterHost(host_root.name, "", "", host_root), self.apt_cache)
         if purge and hosts_dir.exists():
             shutil.rmtree(hosts_dir)
         (self.home / "state.json").unlink(missing_ok=True)
@@ -384,6 +385,21 @@ class Lab:
             subprocess.run(
                 ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "motcua-lab", "-f", str(self.key)], check=True
             )
+        accounts = self.home / "accounts"
+        accounts.mkdir(mode=0o700, parents=True, exist_ok=True)
+        password = accounts / "initial-password"
+        if not password.exists():
+            password.write_text(os.urandom(9).hex() + "\n")
+            password.chmod(0o600)
+            hashed = subprocess.run(
+                ["openssl", "passwd", "-6", "-stdin"],
+                input=password.read_text(),
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+            (accounts / "initial-password.sha512").write_text(hashed + "\n")
+        (self.home / "reports").mkdir(exist_ok=True)
         gear_dir = self.home / "gear"
         gear_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         for secret in ("enable-secret", "password"):

@@ -13,7 +13,7 @@ name: motcua_roster
 short_description: Officials' accounts per site from a roster file, validated against the registry
 description:
   - Reads a roster (YAML with a C(staff) list, or CSV with C(staff_id,full_name,site,role[,username]))
-    with the project's roster model and checks it against the site registry: unknown sites,
+    with the project's roster model and checks it against the site registry. Unknown sites,
     duplicate staff IDs, unknown roles, malformed names and clashing user names fail the lookup with
     file and line for every problem.
   - Vault-encrypted roster files are decrypted through Ansible's loader.

@@ -14,6 +14,7 @@ import ssl
 import subprocess
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -233,12 +234,19 @@ def test_down_stops_everything_and_up_recovers(lab, plan):
     assert all(r["state"] in ("up", "reserved") for r in lab.status())
 
 
-def test_apt_inside_the_lab_uses_the_shared_package_cache(lab, plan):
-    first, second = plan.counters[0].name, plan.counters[1].name
-    install = "DEBIAN_FRONTEND=noninteractive apt-get install -y tree 2>&1; tree --version"
-    result = ssh(lab, first, install)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert list((lab.apt_cache).glob("tree_*.deb")), "the package did not land in the shared cache"
-    result = ssh(lab, second, install)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "Get:" not in result.stdout, "the second host downloaded again instead of using the shared cache"
+def test_apt_in_parallel_and_through_the_shared_package_pool(lab, plan):
+    """Hosts install at the same time (each has its own apt lock); what one fetched,
+    the others get from the pool once it was harvested (when the host stopped)."""
+    hosts = [h.name for h in plan.counters[:4]]
+    for deb in lab.apt_cache.glob("tree_*.deb"):
+        deb.unlink()  # start from a pool without the package
+    install = "DEBIAN_FRONTEND=noninteractive apt-get install -y --reinstall tree 2>&1; tree --version"
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda host: ssh(lab, host, install), hosts))
+    for host, result in zip(hosts, results, strict=True):
+        assert result.returncode == 0, f"{host}: {result.stdout}{result.stderr}"
+    lab.stop_host(hosts[0])  # harvesting happens when a host stops
+    lab.up()
+    assert list(lab.apt_cache.glob("tree_*.deb")), "the package was not harvested into the shared pool"
+    result = ssh(lab, hosts[0], "ls /var/cache/apt/archives/ | grep -c '^tree_'")
+    assert result.stdout.strip() == "1", "the pool is not visible inside the host"
