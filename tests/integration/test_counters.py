@@ -1,0 +1,212 @@
+"""Counter PC provisioning (playbooks/counters.yml) on every lab counter.
+
+One provisioning run for the module, then: testinfra checks of every item on
+every counter, a second run that changes nothing, check mode that reports
+nothing, a deliberate drift that check mode reports exactly, the roster's
+life cycle (an official leaves: locked, files kept, reported; comes back:
+unlocked), and a bad roster refused before any counter is touched.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import testinfra
+
+from motcua.lab import make_plan
+from motcua.registry import load_registry
+from motcua.roster import load_roster
+from tests.conftest import CORPUS, LAB_HOME, PRODUCTION_REGISTRY, ROOT, run
+
+pytestmark = pytest.mark.lab
+PLAYBOOK = "playbooks/counters.yml"
+
+
+def playbook(*args: str) -> subprocess.CompletedProcess[str]:
+    return run(["ansible-playbook", "-i", "inventory/lab", PLAYBOOK, *args], timeout=900)
+
+
+def changed_tasks(result: subprocess.CompletedProcess[str], host_name: str) -> list[str]:
+    """Names of the tasks and handlers that reported a change on one host."""
+    current, changed = "", []
+    for line in result.stdout.splitlines():
+        match = re.match(r"^(?:TASK|RUNNING HANDLER) \[(?:[\w.]+ : )?(.+?)\]", line)
+        if match:
+            current = match.group(1)
+        elif line.startswith(f"changed: [{host_name}]"):
+            changed.append(current)
+    return changed
+
+
+def recap(result: subprocess.CompletedProcess[str]) -> dict[str, dict[str, int]]:
+    rows = {}
+    for match in re.finditer(r"^(\S+)\s+:\s+(ok=.*)$", result.stdout, re.M):
+        rows[match.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(2))}
+    return rows
+
+
+@pytest.fixture(scope="module")
+def provisioned(lab):
+    result = playbook()
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    assert "All 8 counters provisioned." in result.stdout
+    return result
+
+
+@pytest.fixture(scope="module")
+def counters(lab):
+    return make_plan(ROOT / "inventory" / "lab", LAB_HOME).counters
+
+
+@pytest.fixture(scope="module")
+def officials():
+    return load_roster(ROOT / "inventory" / "lab" / "roster.yml", load_registry(PRODUCTION_REGISTRY))
+
+
+def host(lab, name: str):
+    return testinfra.get_host(f"ssh://{name}", ssh_config=str(lab.ssh_dir / "config"))
+
+
+def test_base_system_on_every_counter(lab, provisioned, counters):
+    for counter in counters:
+        h = host(lab, counter.name)
+        assert h.file("/etc/hostname").content_string.strip() == counter.name
+        assert h.check_output("hostname") == counter.name
+        assert h.file("/etc/localtime").linked_to == "/usr/share/zoneinfo/Asia/Ho_Chi_Minh"
+        assert h.check_output("LC_ALL=C date +%z") == "+0700"
+        assert "vi_VN" in h.check_output("locale -a").split()
+        assert h.file("/etc/default/locale").contains("^LANG=vi_VN$")
+        for package in ("fonts-dejavu-core", "fonts-liberation2", "chrony", "unattended-upgrades", "nftables"):
+            assert h.package(package).is_installed, f"{counter.name}: {package}"
+        chrony = h.file("/etc/chrony/chrony.conf")
+        assert chrony.contains("^server 127.79.0.11 iburst$") and chrony.contains("^server 127.79.0.12 iburst$")
+        assert h.service("chrony").is_running
+        assert " -x" in h.check_output("LC_ALL=C ps -o args= -C chronyd")  # a container never sets the clock
+        assert h.file("/etc/apt/apt.conf.d/50unattended-upgrades").contains("label=Debian-Security")
+        assert h.file("/etc/apt/apt.conf.d/20auto-upgrades").contains('Unattended-Upgrade "1"')
+        assert h.file("/etc/systemd/journald.conf.d/50-motcua.conf").contains("^SystemMaxUse=200M$")
+        firewall = h.file("/etc/nftables.conf")
+        assert firewall.contains("policy drop")
+        assert firewall.contains("elements = { 127.79.0.0/24 }")
+        assert firewall.contains("tcp dport 22 accept") and firewall.contains("tcp dport { 9100, 9110 } accept")
+
+
+def test_firewall_ruleset_is_valid_nftables(lab, provisioned, counters, tmp_path: Path):
+    """Checked with the real nft, in a network namespace of the test's own (the lab hosts may not)."""
+    ruleset = tmp_path / "nftables.conf"
+    ruleset.write_text(host(lab, counters[0].name).file("/etc/nftables.conf").content_string)
+    result = subprocess.run(
+        ["unshare", "--net", "nft", "-c", "-f", str(ruleset)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_officials_accounts_on_their_own_site_only(lab, provisioned, counters, officials):
+    for counter in counters:
+        h = host(lab, counter.name)
+        for official in officials:
+            user = h.user(official.username)
+            if official.site != counter.site:
+                assert not user.exists, f"{official.username} of {official.site} must not exist on {counter.name}"
+                continue
+            assert user.exists, f"{counter.name}: {official.username}"
+            assert set(user.groups) >= {"motcua-staff", official.group}
+            assert official.full_name in user.gecos and official.staff_id in user.gecos
+            assert user.shell == "/bin/bash"
+            assert "password must be changed" in h.check_output(f"LC_ALL=C chage -l {official.username}")
+        sudoers = h.file("/etc/sudoers.d/motcua-quantri")
+        assert sudoers.contains("^%motcua-quantri ALL=") and sudoers.mode == 0o440
+
+
+def test_sudo_only_for_administrators(lab, provisioned, officials):
+    # On 26740: SG-0002 is quản trị, SG-0001 is tiếp nhận.
+    h = host(lab, "w26740-pc01")
+    admin = next(o for o in officials if o.staff_id == "SG-0002")
+    clerk = next(o for o in officials if o.staff_id == "SG-0001")
+    assert "(ALL : ALL) ALL" in h.check_output(f"LC_ALL=C sudo -l -U {admin.username}")
+    assert "not allowed to run sudo" in h.check_output(f"LC_ALL=C sudo -l -U {clerk.username}")
+
+
+def test_remote_support_keys_and_group_only(lab, provisioned, counters):
+    for counter in counters:
+        h = host(lab, counter.name)
+        assert "dxsupport" in h.user("dxsupport").groups
+        sshd = h.check_output("sshd -T")
+        assert "passwordauthentication no" in sshd
+        allowed = sorted(line.split()[1] for line in sshd.splitlines() if line.startswith("allowgroups "))
+        assert allowed == ["dxsupport", "root"]  # root: the lab's Ansible only
+        assert "kbdinteractiveauthentication no" in sshd
+    # The support account logs in with its key.
+    command = ["ssh", "-F", str(lab.ssh_dir / "config"), "-o", "BatchMode=yes", "-l", "dxsupport"]
+    result = subprocess.run(
+        [*command, counters[0].name, "sudo -n true && id -un"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "dxsupport", result.stderr
+
+
+def test_second_run_changes_nothing(provisioned):
+    result = playbook()
+    assert result.returncode == 0, result.stdout[-4000:]
+    counters_recap = {name: row for name, row in recap(result).items() if name != "localhost"}
+    assert len(counters_recap) == 8
+    assert all(row["changed"] == 0 for row in counters_recap.values()), counters_recap
+
+
+def test_check_mode_reports_nothing_then_exactly_the_drift(lab, provisioned):
+    clean = playbook("--check", "--diff")
+    assert clean.returncode == 0, clean.stdout[-4000:]
+    assert all(row["changed"] == 0 for name, row in recap(clean).items() if name != "localhost"), recap(clean)
+
+    drifted = "w25747-pc02"
+    h = host(lab, drifted)
+    h.run("sed -i 's/^SystemMaxUse=200M$/SystemMaxUse=2G/' /etc/systemd/journald.conf.d/50-motcua.conf")
+    try:
+        check = playbook("--check", "--diff")
+        assert check.returncode == 0, check.stdout[-4000:]
+        rows = recap(check)
+        # Exactly the drift: the file, and the restart it would cause.
+        assert changed_tasks(check, drifted) == ["Journald | limits", "Restart journald"], rows
+        assert all(row["changed"] == 0 for name, row in rows.items() if name not in (drifted, "localhost")), rows
+        assert "-SystemMaxUse=2G" in check.stdout and "+SystemMaxUse=200M" in check.stdout
+        assert h.file("/etc/systemd/journald.conf.d/50-motcua.conf").contains(
+            "^SystemMaxUse=2G$"
+        )  # check changed nothing
+    finally:
+        fixed = playbook("--limit", drifted, "--tags", "counter_base_journald")
+        assert fixed.returncode == 0, fixed.stdout[-3000:]
+    assert h.file("/etc/systemd/journald.conf.d/50-motcua.conf").contains("^SystemMaxUse=200M$")
+
+
+def test_an_official_who_leaves_is_locked_reported_and_can_come_back(lab, provisioned, officials, tmp_path):
+    leaving = next(o for o in officials if o.staff_id == "SG-0001")
+    roster = tmp_path / "roster.yml"
+    lines = (ROOT / "inventory" / "lab" / "roster.yml").read_text(encoding="utf-8").splitlines()
+    roster.write_text("\n".join(line for line in lines if "SG-0001" not in line) + "\n", encoding="utf-8")
+    h = host(lab, "w26740-pc01")
+    h.run(f"touch /home/{leaving.username}/ho-so-dang-lam.pdf")
+
+    result = playbook("--limit", "site_26740", "-e", f"counter_accounts_roster={roster}")
+    assert result.returncode == 0, result.stdout[-4000:]
+    status = h.check_output(f"LC_ALL=C passwd -S {leaving.username}").split()
+    assert status[1] == "L", status  # password locked
+    assert re.search(r"Account expires\s+: Jan 02, 1970", h.check_output(f"LC_ALL=C chage -l {leaving.username}"))
+    assert h.file(f"/home/{leaving.username}/ho-so-dang-lam.pdf").exists  # files stay
+    report = (LAB_HOME / "reports" / "accounts-review.html").read_text(encoding="utf-8")
+    assert leaving.username in report and "Rà soát tài khoản" in report and "Phường Sài Gòn" in report
+
+    back = playbook("--limit", "site_26740")
+    assert back.returncode == 0, back.stdout[-4000:]
+    assert h.check_output(f"LC_ALL=C passwd -S {leaving.username}").split()[1] == "P"
+    assert re.search(r"Account expires\s+: never", h.check_output(f"LC_ALL=C chage -l {leaving.username}"))
+
+
+def test_a_bad_roster_is_refused_before_any_counter_is_touched(lab, provisioned):
+    bad = CORPUS / "roster" / "unknown-role.yml"
+    result = playbook("-e", f"counter_accounts_roster={bad}")
+    assert result.returncode != 0
+    assert f"{bad}:3: staff SG-0001: field role: unknown role 'giám đốc'" in result.stdout
+    assert "PLAY [Counter PCs | provision]" not in result.stdout
+    assert all(row["changed"] == 0 for row in recap(result).values()), recap(result)
