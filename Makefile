@@ -15,7 +15,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 .PHONY: help host venv demo test lint pytest bench lock clean lab-up lab-down lab-status
 
 help:
-	@echo "make demo   - bring the lab up and run the smoke playbook on it (leaves the lab up)"
+	@echo "make demo   - bring the lab up, smoke-test it, provision its counter PCs (leaves the lab up)"
 	@echo "make test   - every lint and test (.ci/run runs exactly this)"
 	@echo "make lint   - ruff, yamllint, ansible-lint"
 	@echo "make pytest - the test suite only"
@@ -39,6 +39,7 @@ demo: venv
 	motcua validate
 	motcua lab up
 	ansible-playbook -i inventory/lab playbooks/lab_smoke.yml
+	ansible-playbook -i inventory/lab playbooks/counters.yml
 	@echo
 	@echo "The lab stays up for practice: 'motcua lab status', 'ssh -F /var/lib/motcua-lab/ssh/config w26740-pc01',"
 	@echo "'make lab-down' to stop it. Training guide: docs/lab.md"
