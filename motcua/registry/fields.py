@@ -38,7 +38,7 @@ def type_name(value: object) -> str:
 class Field:
     """How to check one key of a mapping."""
 
-    kind: str  # int, text, ident, ipv4, cidr, mapping, list, code
+    kind: str  # int, text, ident, cidr, mapping, list, code
     required: bool = False
     minimum: int | None = None
     maximum: int | None = None
@@ -144,16 +144,6 @@ class Checker:
             self.report(line, site, name, f"{text!r} must be ASCII letters, digits, '-' or '_'")
             return MISSING
         return text
-
-    def _ipv4(self, raw: object, field: Field, line: int, site: str, name: str) -> object:
-        if not isinstance(raw, str):
-            self.report(line, site, name, f"must be an IPv4 address as text, got {type_name(raw)}")
-            return MISSING
-        try:
-            return ipaddress.IPv4Address(raw)
-        except ValueError:
-            self.report(line, site, name, f"{raw!r} is not an IPv4 address")
-            return MISSING
 
     def _cidr(self, raw: object, field: Field, line: int, site: str, name: str) -> object:
         if not isinstance(raw, str):
