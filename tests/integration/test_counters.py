@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -145,6 +146,18 @@ def test_remote_support_keys_and_group_only(lab, provisioned, counters):
         [*command, counters[0].name, "sudo -n true && id -un"], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0 and result.stdout.strip() == "dxsupport", result.stderr
+
+
+def test_node_exporter_on_the_management_address_only(lab, provisioned, counters):
+    for counter in counters:
+        with urllib.request.urlopen(f"http://{counter.address}:9100/metrics", timeout=10) as resp:
+            metrics = resp.read().decode()
+        assert "node_exporter_build_info" in metrics
+        assert f'nodename="{counter.name}"' in metrics  # the counter's own node_exporter answered
+    # Lab hosts share this machine's network namespace, so every listener on :9100 is
+    # visible here: exactly one per counter, on its own address, and none on a wildcard.
+    listeners = host(lab, counters[0].name).check_output("ss -Hltn 'sport = :9100'").split("\n")
+    assert sorted(line.split()[3] for line in listeners) == sorted(f"{c.address}:9100" for c in counters)
 
 
 def test_second_run_changes_nothing(provisioned):
