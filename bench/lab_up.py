@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from motcua.lab import DEFAULT_CACHE, Lab, LabError  # noqa: E402
 from motcua.lab.image import ensure_image, image_path  # noqa: E402
+from motcua.lab.lab import mem_available_mb  # noqa: E402
 from motcua.registry import load_registry  # noqa: E402
 
 HOME = Path("/var/lib/motcua-lab-bench")
@@ -34,13 +35,6 @@ TARGET_UP, TARGET_IMAGE = 30.0, 180.0
 
 def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def mem_available_mb() -> float:
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemAvailable:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def image_seconds(rebuild: bool) -> tuple[float, str]:

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .procs import Proc, spawn
+from .procs import Proc, spawn, stat_fields
 
 
 @dataclass(frozen=True)
@@ -57,19 +57,12 @@ def mounted_paths() -> set[str]:
     return paths
 
 
-def _ppid(pid: str) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat[stat.rindex(")") + 2 :].split()[1])
-
-
 def container_namespace(nspawn_pid: int) -> str | None:
     """The PID namespace of the container a systemd-nspawn runs (its child init's)."""
     own = str(Path("/proc/self/ns/pid").readlink())
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and _ppid(entry.name) == nspawn_pid:
+        fields = stat_fields(entry.name) if entry.name.isdigit() else None
+        if fields is not None and int(fields[1]) == nspawn_pid:
             try:
                 namespace = str((entry / "ns/pid").readlink())
             except OSError:
@@ -92,10 +85,10 @@ def processes_in(namespace: str) -> list[int]:
         try:
             if str((entry / "ns/pid").readlink()) != namespace:
                 continue
-            stat = (entry / "stat").read_text()
         except OSError:
             continue
-        if stat[stat.rindex(")") + 2] != "Z":
+        fields = stat_fields(entry.name)
+        if fields is not None and fields[0] != "Z":
             pids.append(int(entry.name))
     return pids
 

@@ -148,7 +148,7 @@ def check_capacity(plan: LabPlan) -> None:
     count = len(plan.counters)
     if count > MAX_COUNTERS:
         raise LabError(f"lab of {count} counter PCs refused: the limit is {MAX_COUNTERS} counter PCs per lab")
-    available_mb = _mem_available_mb()
+    available_mb = int(mem_available_mb())
     needed = count * MB_PER_COUNTER
     limit = int(available_mb * MEMORY_SHARE)
     if needed > limit:
@@ -159,11 +159,11 @@ def check_capacity(plan: LabPlan) -> None:
         )
 
 
-def _mem_available_mb() -> int:
+def mem_available_mb() -> float:
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemAvailable:"):
-            return int(line.split()[1]) // 1024
-    return 0
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 # systemd inside each container holds several inotify instances; the kernel's
@@ -249,9 +249,7 @@ class Lab:
             counters.harvest_packages(host, self.apt_cache)
             counters.prepare_apt_cache(host, apt_ids)
             counters.mount_overlay(host, rootfs)
-        for host in plan.counters:
-            if not (host.merged / "etc").exists():
-                counters.mount_overlay(host, rootfs)
+        for host in plan.counters:  # running hosts are mounted, the others were just now
             host_keys[host.address] = counters.prepare(host, public_key)
         for host in todo:
             state.put(counters.start(host, self.apt_cache))

@@ -28,15 +28,23 @@ class Proc:
         return asdict(self)
 
 
-def start_time_of(pid: int) -> int | None:
-    """Kernel start time (clock ticks since boot) of a PID, or None if gone."""
+def stat_fields(pid: int | str) -> list[str] | None:
+    """/proc/PID/stat from field 3 (state) on, or None if the process is gone.
+
+    comm (field 2) may contain spaces and parentheses, so fields start after the last ')':
+    [0] state, [1] ppid, ... [19] start time.
+    """
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
+    except OSError:
         return None
-    # comm may contain spaces and parentheses: fields start after the last ')'.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    if fields[0] == "Z":  # a zombie has exited already
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def start_time_of(pid: int) -> int | None:
+    """Kernel start time (clock ticks since boot) of a PID, or None if gone."""
+    fields = stat_fields(pid)
+    if fields is None or fields[0] == "Z":  # a zombie has exited already
         return None
     return int(fields[19])
 

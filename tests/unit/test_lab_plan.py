@@ -56,7 +56,7 @@ def test_a_lab_larger_than_memory_is_refused(tmp_path, monkeypatch):
     config = inventory(tmp_path, f"plugin: motcua_registry\nregistry: {ROOT}/inventory/hcmc/registry\n"
                                  "address_space: lab\nsites: [ttpv]\nmax_counters: 60\n")  # fmt: skip
     plan = make_plan(config, tmp_path)
-    monkeypatch.setattr(lab_module, "_mem_available_mb", lambda: 2000)  # a 2 GB machine
+    monkeypatch.setattr(lab_module, "mem_available_mb", lambda: 2000.0)  # a 2 GB machine
     with pytest.raises(LabError, match=r"needs ~2400 MB .* limit is 1000 MB .* at most 25 counter PCs"):
         check_capacity(plan)
 
