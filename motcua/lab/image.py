@@ -30,7 +30,7 @@ PACKAGES = (
     "ca-certificates",
 )
 # Bump when the set-up steps below change.
-RECIPE_VERSION = "1"
+RECIPE_VERSION = "2"
 # Units that make no sense in a lab container or that would take apt's lock at random times.
 MASKED_UNITS = (
     "apt-daily.timer",
@@ -143,6 +143,13 @@ def _configure(root: Path, mirror: str) -> None:
     journald = root / "etc/systemd/journald.conf.d"
     journald.mkdir(parents=True, exist_ok=True)
     (journald / "10-motcua-lab.conf").write_text("[Journal]\nStorage=volatile\nRuntimeMaxUse=16M\n")
+    # Keep each user's systemd manager once started. With the default (stop it
+    # 10 s after the user's last session), a login that arrives while it is
+    # stopping waits for the stop to time out inside a container: SSH sessions
+    # hung for ~90 s when one Ansible run followed another within seconds.
+    logind = root / "etc/systemd/logind.conf.d"
+    logind.mkdir(parents=True, exist_ok=True)
+    (logind / "10-motcua-lab.conf").write_text("[Login]\nUserStopDelaySec=infinity\n")
     for unit in MASKED_UNITS:
         link = root / "etc/systemd/system" / unit
         link.parent.mkdir(parents=True, exist_ok=True)
