@@ -67,6 +67,7 @@ test: lint pytest
 bench: venv
 	$(BIN)/python bench/inventory_render.py
 	$(BIN)/python bench/lab_up.py
+	$(BIN)/python bench/counters_run.py
 
 lock: venv
 	{ echo "# Every Python package in .venv, pinned (transitive ones too)."; \

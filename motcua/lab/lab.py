@@ -398,6 +398,13 @@ class Lab:
             ).stdout.strip()
             (accounts / "initial-password.sha512").write_text(hashed + "\n")
         (self.home / "reports").mkdir(exist_ok=True)
+        tokens = self.home / "tokens"
+        tokens.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for pin in ("user-pin", "so-pin"):  # SoftHSM2 stands in for the wards' USB tokens
+            path = tokens / pin
+            if not path.exists():
+                path.write_text(f"{int.from_bytes(os.urandom(4), 'big') % 10**8:08d}\n")
+                path.chmod(0o600)
         gear_dir = self.home / "gear"
         gear_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         for secret in ("enable-secret", "password"):

@@ -9,8 +9,10 @@ unlocked), and a bad roster refused before any counter is touched.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 
@@ -160,6 +162,126 @@ def test_node_exporter_on_the_management_address_only(lab, provisioned, counters
     assert sorted(line.split()[3] for line in listeners) == sorted(f"{c.address}:9100" for c in counters)
 
 
+def site_printers(counter) -> list[str]:
+    """The site's printers in the registry: every one gets a queue, the first is the default."""
+    site = load_registry(PRODUCTION_REGISTRY).sites[counter.site]
+    return sorted(printer.name for printer in site.hosts_by_role("printer"))
+
+
+def test_printing_through_the_sites_queues(lab, provisioned, counters, officials):
+    for counter in counters:
+        h = host(lab, counter.name)
+        queues = sorted(line.split()[2].rstrip(":") for line in h.check_output("LC_ALL=C lpstat -v").splitlines())
+        assert queues == site_printers(counter), counter.name
+        assert h.check_output("LC_ALL=C lpstat -d").endswith(f": {site_printers(counter)[0]}")
+        assert "FileDevice Yes" in h.file("/etc/cups/cups-files.conf").content_string  # lab only
+    # cupsd serves its own PC through its socket: no counter opens a TCP port for printing.
+    assert host(lab, counters[0].name).check_output("ss -Hltn 'sport = :631'") == ""
+
+    # A real job, as an official, through CUPS' filters into the lab's file device.
+    counter = next(c for c in counters if c.site == "26740")
+    h = host(lab, counter.name)
+    clerk = next(o for o in officials if o.site == "26740")
+    output = f"/var/spool/motcua-print/{site_printers(counter)[0]}.prn"
+    h.run(f"rm -f {output}")
+    job = h.check_output(f"runuser -l {clerk.username} -c 'echo Biên nhận hồ sơ | lp'")
+    assert job.startswith("request id is ") or "yêu cầu" in job, job
+    for _ in range(60):
+        if h.file(output).exists and h.file(output).size > 0 and h.check_output("lpstat -o") == "":
+            break
+        time.sleep(1)
+    # The generic IPP Everywhere driver's filters turned the text into PWG raster for the device.
+    assert h.file(output).content[:4] == b"RaS2", "the job did not reach the printer's device"
+
+
+def test_scanning_with_sanes_test_backend(lab, provisioned, counters, officials):
+    counter = next(c for c in counters if c.site == "26740")
+    h = host(lab, counter.name)
+    assert "device `test:0'" in h.check_output("LC_ALL=C scanimage -L")
+    scans = h.file("/srv/motcua/scans")
+    assert scans.group == "motcua-staff" and scans.mode == 0o2770
+    clerk = next(o for o in officials if o.site == "26740")
+    h.check_output(
+        f"runuser -l {clerk.username} -c 'scanimage -d test:0 --format=pnm > /srv/motcua/scans/bien-nhan.pnm'"
+    )
+    scan = h.file("/srv/motcua/scans/bien-nhan.pnm")
+    assert scan.group == "motcua-staff" and scan.size > 1000
+    assert scan.content[:2] in (b"P5", b"P6")
+
+
+def test_token_and_national_ca_chain(lab, provisioned, counters, officials):
+    softhsm = "/usr/lib/softhsm/libsofthsm2.so"
+    for counter in counters:
+        h = host(lab, counter.name)
+        assert h.service("pcscd.socket").is_enabled
+        assert h.file("/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so").exists
+        assert f"token label        : motcua-{counter.site}" in h.check_output(f"pkcs11-tool --module {softhsm} -L")
+        # The lab CA stands in for the national CA: trusted system-wide, so a TLS
+        # client reaches the dossier stand-in without being told about any CA.
+        assert h.file("/usr/local/share/ca-certificates/motcua/ca.crt").exists
+        fetch = "import urllib.request as u; print(u.urlopen('https://127.79.0.20/', timeout=20).status)"
+        assert h.check_output(f'python3 -c "{fetch}"') == "200"
+    # An official (not root) reaches the token through the PKCS#11 interface.
+    counter = next(c for c in counters if c.site == "26740")
+    clerk = next(o for o in officials if o.site == "26740")
+    listing = host(lab, counter.name).check_output(
+        f"runuser -l {clerk.username} -c 'pkcs11-tool --module {softhsm} -L'"
+    )
+    assert "motcua-26740" in listing
+
+
+def test_kiosk_browser_policies_shortcut_and_a_real_firefox(lab, provisioned, counters, officials):
+    for counter in counters:
+        h = host(lab, counter.name)
+        policies = json.loads(h.file("/etc/firefox/policies/policies.json").content_string)["policies"]
+        assert policies["Homepage"] == {"URL": "https://127.79.0.20/", "Locked": True, "StartPage": "homepage-locked"}
+        assert policies["PasswordManagerEnabled"] is False and policies["OfferToSaveLogins"] is False
+        assert policies["WebsiteFilter"] == {"Block": ["<all_urls>"], "Exceptions": ["https://127.79.0.20/*"]}
+        assert policies["Certificates"]["Install"] == ["/usr/local/share/ca-certificates/motcua/ca.crt"]
+        assert "/usr/lib/softhsm/libsofthsm2.so" in policies["SecurityDevices"]["Add"].values()
+        assert h.package("firefox-esr").is_installed
+        assert (
+            "Exec=firefox-esr --new-window https://127.79.0.20/"
+            in h.file("/usr/share/applications/motcua-dossier.desktop").content_string
+        )
+        for official in officials:
+            if official.site == counter.site:
+                shortcut = h.file(f"/home/{official.username}/Desktop/motcua-dossier.desktop")
+                assert shortcut.exists and shortcut.user == official.username
+
+    # Firefox ESR itself, headless, as an official: the portal opens (its CA is
+    # trusted, the page is allowed); a page off the allow-list never reaches the server.
+    counter = next(c for c in counters if c.site == "26740")
+    clerk = next(o for o in officials if o.site == "26740")
+    h = host(lab, counter.name)
+    log = LAB_HOME / "dossier" / "dossier.log"
+    allowed, blocked = (f"kiosk-{kind}-{time.time_ns()}" for kind in ("allowed", "blocked"))
+    for url in (f"https://127.79.0.20/?probe={allowed}", f"http://127.79.0.20/?probe={blocked}"):
+        h.run(f"runuser -l {clerk.username} -c 'timeout 90 firefox-esr --headless --screenshot /tmp/kiosk.png {url}'")
+    served = log.read_text(encoding="utf-8", errors="replace")
+    assert f"GET /?probe={allowed} " in served, "Firefox did not load the allowed portal page"
+    assert blocked not in served, "Firefox opened a page that the allow-list blocks"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('{{"motcua_trust_ca_files": ["{lab}/ca/server.pem"]}}', "not usable as a trust anchor"),
+        ("counter_kiosk_portal_url=http://127.79.0.20/", "counter_kiosk_portal_url must be an https:// URL"),
+        (
+            "counter_peripherals_printer_uri=file:///tmp/{{queue}}.prn counter_peripherals_cups_file_device=false",
+            "file: only with counter_peripherals_cups_file_device",
+        ),
+    ],
+    ids=["not-a-ca", "http-portal", "file-printer-in-production"],
+)
+def test_bad_peripheral_inputs_are_refused_before_any_change(lab, provisioned, extra, message):
+    result = playbook("-e", extra.format(lab=LAB_HOME))
+    assert result.returncode != 0
+    assert message in " ".join(result.stdout.split()), result.stdout[-3000:]
+    assert "PLAY [Counter PCs | provision]" not in result.stdout
+
+
 def test_second_run_changes_nothing(provisioned):
     result = playbook()
     assert result.returncode == 0, result.stdout[-4000:]
@@ -191,6 +313,24 @@ def test_check_mode_reports_nothing_then_exactly_the_drift(lab, provisioned):
         fixed = playbook("--limit", drifted, "--tags", "counter_base_journald")
         assert fixed.returncode == 0, fixed.stdout[-3000:]
     assert h.file("/etc/systemd/journald.conf.d/50-motcua.conf").contains("^SystemMaxUse=200M$")
+
+
+def test_check_mode_reports_a_drifted_print_queue(lab, provisioned):
+    drifted, queue = "w26740-pc02", "w26740-pr01"
+    h = host(lab, drifted)
+    h.check_output(f"lpadmin -p {queue} -D 'Máy in tạm'")
+    try:
+        check = playbook("--check", "--diff", "--tags", "counter_peripherals")
+        assert check.returncode == 0, check.stdout[-4000:]
+        queue_task = "Printing | one queue per printer of the site, the first is the default"
+        assert changed_tasks(check, drifted) == [queue_task]
+        assert "-description: Máy in tạm" in check.stdout
+        assert all(row["changed"] == 0 for name, row in recap(check).items() if name not in (drifted, "localhost"))
+        assert "Máy in tạm" in h.check_output(f"LC_ALL=C lpoptions -p {queue}")  # check changed nothing
+    finally:
+        fixed = playbook("--limit", drifted, "--tags", "counter_peripherals_printing")
+        assert fixed.returncode == 0, fixed.stdout[-3000:]
+    assert "Máy in tạm" not in h.check_output(f"LC_ALL=C lpoptions -p {queue}")
 
 
 def test_an_official_who_leaves_is_locked_reported_and_can_come_back(lab, provisioned, officials, tmp_path):

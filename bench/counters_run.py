@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""Benchmark: provisioning counter PCs with playbooks/counters.yml on the lab.
+
+Prints, for 6 and for 24 lab counter PCs (fresh hosts, the package pool warm):
+  - first provisioning (every role, every package installed)
+  - no-change re-run with the project's ansible.cfg (median of --reruns); target for 6: <= 60 s
+  - the ratio 24 / 6 of the re-runs; target <= 2x
+and, on the 6 counters, the same no-change re-run with stock Ansible settings (only the paths the
+project needs: inventory plugin, roles, modules, collections), to print the tuning's ratio;
+target >= 2x.
+
+Runs in its own lab home (/var/lib/motcua-lab-bench), stops everything it started, and refuses to
+run while another lab holds the same loopback addresses. Takes ~20 min on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from motcua.lab import DEFAULT_CACHE, Lab, LabError  # noqa: E402
+
+HOME = Path("/var/lib/motcua-lab-bench")
+TARGET_RERUN_6, TARGET_SCALE, TARGET_TUNING = 60.0, 2.0, 2.0
+# 6 counters: three wards, two each. 24: the lab's four sites, six each.
+SIZES = {6: (["26740", "25747", "26732"], 2), 24: (["ttpv", "26740", "25747", "26732"], 6)}
+# Stock Ansible: only what is needed to find the project's plugins, roles and collections.
+STOCK_CFG = """[defaults]
+inventory_plugins = {root}/plugins/inventory
+lookup_plugins = {root}/plugins/lookup
+library = {root}/plugins/modules
+roles_path = {root}/roles
+collections_path = {root}/collections
+[inventory]
+enable_plugins = motcua_registry
+"""
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def inventory(directory: Path, sites: list[str], max_counters: int) -> Path:
+    """A lab inventory of these sites, sharing the lab's group_vars."""
+    directory.mkdir(parents=True)
+    (directory / "motcua.yml").write_text(
+        "plugin: motcua_registry\n"
+        f"registry: {ROOT / 'inventory' / 'hcmc' / 'registry'}\n"
+        "address_space: lab\n"
+        f"sites: [{', '.join(repr(code) for code in sites)}]\n"
+        f"max_counters: {max_counters}\n"
+    )
+    (directory / "group_vars").symlink_to(ROOT / "inventory" / "lab" / "group_vars")
+    return directory
+
+
+def playbook(inv: Path, config: Path) -> tuple[float, dict[str, dict[str, int]], str]:
+    env = dict(os.environ, ANSIBLE_CONFIG=str(config), MOTCUA_LAB_HOME=str(HOME), ANSIBLE_FORCE_COLOR="0")
+    command = [
+        "ansible-playbook",
+        "-i",
+        str(inv),
+        "playbooks/counters.yml",
+        "-e",
+        f"counter_accounts_roster={ROOT / 'inventory' / 'lab' / 'roster.yml'}",
+    ]
+    started = time.monotonic()
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600, check=False)
+    seconds = time.monotonic() - started
+    rows = {
+        match.group(1): {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", match.group(2))}
+        for match in re.finditer(r"^(\S+)\s+:\s+(ok=.*)$", result.stdout, re.M)
+    }
+    if result.returncode != 0:
+        raise SystemExit(f"bench: counters.yml failed:\n{result.stdout[-3000:]}{result.stderr[-2000:]}")
+    return seconds, rows, result.stdout
+
+
+def changed(rows: dict[str, dict[str, int]]) -> int:
+    return sum(row.get("changed", 0) for name, row in rows.items() if name != "localhost")
+
+
+def measure(size: int, reruns: int, stock: bool, tmp: Path) -> dict[str, object]:
+    sites, max_counters = SIZES[size]
+    inv = inventory(tmp / f"inv{size}", sites, max_counters)
+    stock_cfg = tmp / "stock.cfg"
+    stock_cfg.write_text(STOCK_CFG.format(root=ROOT))
+    lab = Lab(inv, HOME, DEFAULT_CACHE, progress=say)
+    lab.down()  # whatever an interrupted run left behind
+    try:
+        shutil.rmtree(HOME / "hosts", ignore_errors=True)  # fresh counter PCs
+        shutil.rmtree(ROOT / ".cache" / "ansible" / "facts", ignore_errors=True)
+        started = lab.up()
+        assert started["counters"] == size, started
+        say(f"{size} counters: first provisioning")
+        first, _, _ = playbook(inv, ROOT / "ansible.cfg")
+        tuned = []
+        for n in range(reruns):
+            say(f"{size} counters: no-change re-run {n + 1}/{reruns} (project ansible.cfg)")
+            seconds, rows, _ = playbook(inv, ROOT / "ansible.cfg")
+            if changed(rows):
+                raise SystemExit(f"bench: the re-run changed {changed(rows)} things; idempotence is broken")
+            tuned.append(seconds)
+        stock_runs = []
+        for n in range(reruns if stock else 0):
+            say(f"{size} counters: no-change re-run {n + 1}/{reruns} (stock settings)")
+            seconds, rows, _ = playbook(inv, stock_cfg)
+            stock_runs.append(seconds)
+    finally:
+        lab.down()
+    return {"first": first, "tuned": tuned, "stock": stock_runs}
+
+
+def fmt(runs: list[float]) -> str:
+    return f"{statistics.median(runs):7.1f} s   (median of {len(runs)}: {', '.join(f'{r:.1f}' for r in runs)})"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reruns", type=int, default=3, help="no-change re-runs per measurement")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[6, 24], choices=sorted(SIZES))
+    args = parser.parse_args()
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            for size in args.sizes:
+                results[size] = measure(size, args.reruns, stock=size == 6, tmp=Path(tmp))
+        except LabError as exc:
+            raise SystemExit(f"bench: {exc}") from None
+
+    print()
+    print("Counter provisioning benchmark (playbooks/counters.yml on the lab, package pool warm)")
+    for size, r in results.items():
+        print(f"  {f'{size} counters: first provisioning':<52} {r['first']:7.1f} s")
+        print(f"  {f'{size} counters: no-change re-run, project ansible.cfg':<52} {fmt(r['tuned'])}")
+        if r["stock"]:
+            print(f"  {f'{size} counters: no-change re-run, stock settings':<52} {fmt(r['stock'])}")
+    verdicts = []
+    if 6 in results:
+        six = statistics.median(results[6]["tuned"])
+        verdicts.append(six <= TARGET_RERUN_6)
+        print(f"  re-run of 6 counters: {six:.1f} s, target <= {TARGET_RERUN_6:.0f} s")
+        if results[6]["stock"]:
+            ratio = statistics.median(results[6]["stock"]) / six
+            verdicts.append(ratio >= TARGET_TUNING)
+            print(f"  tuning: stock / project = {ratio:.2f}x, target >= {TARGET_TUNING:.0f}x")
+    if 6 in results and 24 in results:
+        scale = statistics.median(results[24]["tuned"]) / statistics.median(results[6]["tuned"])
+        verdicts.append(scale <= TARGET_SCALE)
+        print(f"  scaling: re-run 24 / re-run 6 = {scale:.2f}x, target <= {TARGET_SCALE:.0f}x")
+    print(f"  verdict: {'MET' if all(verdicts) else 'MISSED'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
