@@ -141,6 +141,8 @@ def build_inventory(registry: Registry, address_space: str = "production") -> In
         inv.group(name)
         top.append(name)
     inv.group("sites").children.extend(["wards", "centres"])
+    inv.group("wards")
+    inv.group("centres")  # present (maybe empty) whatever subset of sites is chosen
     for region in REGIONS:
         top.append(f"region_{region}")
         inv.group(f"region_{region}")

@@ -142,6 +142,16 @@ def test_unknown_site_in_plugin_options(tmp_path: Path):
     assert "option sites: unknown site code(s): 99999" in result.stderr
 
 
+def test_a_subset_without_a_centre_still_has_every_group(tmp_path: Path):
+    """Wards only (as the counters benchmark uses): `centres` exists, empty, and nothing breaks."""
+    inventory = write_inventory(tmp_path, ROOT / "inventory" / "hcmc" / "registry", sites='["26740", "25747"]')
+    result = run(["ansible-inventory", "-i", str(inventory), "--list"])
+    assert result.returncode == 0, result.stderr
+    listed = json.loads(result.stdout)
+    assert sorted(listed["wards"]["children"]) == ["site_25747", "site_26740"]
+    assert "centres" in listed["sites"]["children"]
+
+
 def test_plugin_documentation_renders():
     result = run(["ansible-doc", "-t", "inventory", "motcua_registry"])
     assert result.returncode == 0, result.stderr
