@@ -20,9 +20,8 @@ import pytest
 import testinfra
 
 from motcua.lab import make_plan
-from motcua.registry import load_registry
 from motcua.roster import load_roster
-from tests.conftest import CORPUS, LAB_HOME, PRODUCTION_REGISTRY, ROOT, run
+from tests.conftest import CORPUS, LAB_HOME, ROOT, run
 
 pytestmark = pytest.mark.lab
 PLAYBOOK = "playbooks/counters.yml"
@@ -65,8 +64,8 @@ def counters(lab):
 
 
 @pytest.fixture(scope="module")
-def officials():
-    return load_roster(ROOT / "inventory" / "lab" / "roster.yml", load_registry(PRODUCTION_REGISTRY))
+def officials(production_registry):
+    return load_roster(ROOT / "inventory" / "lab" / "roster.yml", production_registry)
 
 
 def host(lab, name: str):
@@ -162,18 +161,18 @@ def test_node_exporter_on_the_management_address_only(lab, provisioned, counters
     assert sorted(line.split()[3] for line in listeners) == sorted(f"{c.address}:9100" for c in counters)
 
 
-def site_printers(counter) -> list[str]:
+def site_printers(registry, counter) -> list[str]:
     """The site's printers in the registry: every one gets a queue, the first is the default."""
-    site = load_registry(PRODUCTION_REGISTRY).sites[counter.site]
+    site = registry.sites[counter.site]
     return sorted(printer.name for printer in site.hosts_by_role("printer"))
 
 
-def test_printing_through_the_sites_queues(lab, provisioned, counters, officials):
+def test_printing_through_the_sites_queues(lab, provisioned, counters, officials, production_registry):
     for counter in counters:
         h = host(lab, counter.name)
         queues = sorted(line.split()[2].rstrip(":") for line in h.check_output("LC_ALL=C lpstat -v").splitlines())
-        assert queues == site_printers(counter), counter.name
-        assert h.check_output("LC_ALL=C lpstat -d").endswith(f": {site_printers(counter)[0]}")
+        assert queues == site_printers(production_registry, counter), counter.name
+        assert h.check_output("LC_ALL=C lpstat -d").endswith(f": {site_printers(production_registry, counter)[0]}")
         assert "FileDevice Yes" in h.file("/etc/cups/cups-files.conf").content_string  # lab only
     # cupsd serves its own PC through its socket: no counter opens a TCP port for printing.
     assert host(lab, counters[0].name).check_output("ss -Hltn 'sport = :631'") == ""
@@ -182,7 +181,7 @@ def test_printing_through_the_sites_queues(lab, provisioned, counters, officials
     counter = next(c for c in counters if c.site == "26740")
     h = host(lab, counter.name)
     clerk = next(o for o in officials if o.site == "26740")
-    output = f"/var/spool/motcua-print/{site_printers(counter)[0]}.prn"
+    output = f"/var/spool/motcua-print/{site_printers(production_registry, counter)[0]}.prn"
     h.run(f"rm -f {output}")
     job = h.check_output(f"runuser -l {clerk.username} -c 'echo Biên nhận hồ sơ | lp'")
     assert job.startswith("request id is ") or "yêu cầu" in job, job
