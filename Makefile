@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Re-install when the pins change; the stamp makes a set-up venv a no-op.
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/null | sha256sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml exporters/pyproject.toml constraints.txt 2>/dev/null | sha256sum | cut -c1-12)
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -29,7 +29,7 @@ host:
 $(STAMP): pyproject.toml constraints.txt | host
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -c 'import sys; assert sys.version_info[:2] == (3, 11), "motcua-ops needs Python 3.11 (ansible-core 2.19)"'
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev]' 2>&1 | sed '/is ignored: it is neither a file nor a directory/d'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]' -e ./exporters 2>&1 | sed '/is ignored: it is neither a file nor a directory/d'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

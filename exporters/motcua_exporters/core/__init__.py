@@ -1,0 +1,1 @@
+"""What every exporter shares: config loading, the HTTP server, logging, exposition helpers."""

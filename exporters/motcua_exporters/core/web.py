@@ -1,0 +1,247 @@
+"""The exporters' HTTP server: routes, optional TLS and basic auth, never dies on a bad request.
+
+The web config file has the shape of the Prometheus exporter-toolkit's
+``--web.config.file`` so operators write it the same way as for node_exporter::
+
+    tls_server_config:
+      cert_file: /etc/motcua/exporter.crt
+      key_file: /etc/motcua/exporter.key
+      client_ca_file: /etc/motcua/prometheus-ca.crt   # optional: require client certificates
+    basic_auth_users:
+      prometheus: $2b$12$...                          # bcrypt hash (htpasswd -B)
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import logging
+import socket
+import ssl
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import bcrypt
+
+from .config import ConfigError, Section, load_yaml
+
+log = logging.getLogger("web")
+
+
+@dataclass
+class Request:
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+
+    def scrape_timeout(self, default: float) -> float:
+        """Prometheus tells the exporter how long it will wait; a probe must answer before that."""
+        try:
+            value = float(self.headers.get("x-prometheus-scrape-timeout-seconds", ""))
+        except ValueError:
+            return default
+        return value if value > 0 else default
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes | str
+    content_type: str = "text/plain; charset=utf-8"
+
+    def data(self) -> bytes:
+        return self.body.encode("utf-8") if isinstance(self.body, str) else self.body
+
+
+Route = Callable[[Request], Response]
+
+
+@dataclass
+class WebConfig:
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    client_ca_file: Path | None = None
+    users: dict[str, bytes] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: str | Path | None) -> WebConfig:
+        if not path:
+            return cls()
+        root = load_yaml(path)
+        config = cls()
+        tls = root.section("tls_server_config", None)
+        if tls is not None:
+            config.cert_file = tls.path("cert_file", must_exist=True)
+            config.key_file = tls.path("key_file", must_exist=True)
+            config.client_ca_file = tls.path("client_ca_file", None, must_exist=True)
+            tls.done()
+            try:
+                config.tls_context()
+            except (ssl.SSLError, OSError) as exc:
+                raise ConfigError(path, "tls_server_config", f"cannot load the certificate and key: {exc}") from None
+        users = root.mapping("basic_auth_users", {})
+        for user, hashed in users.items():
+            if not isinstance(hashed, str) or not hashed.startswith(("$2a$", "$2b$", "$2y$")):
+                raise ConfigError(path, f"basic_auth_users.{user}", "must be a bcrypt hash ($2b$..., htpasswd -B)")
+            config.users[str(user)] = hashed.encode()
+        root.done()
+        return config
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        if not self.cert_file:
+            return None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(self.cert_file, self.key_file)
+        if self.client_ca_file:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(self.client_ca_file)
+        return context
+
+
+class _Auth:
+    """bcrypt is slow on purpose; remember what was already checked (as exporter-toolkit does)."""
+
+    def __init__(self, users: dict[str, bytes]):
+        self.users = users
+        self._ok: set[str] = set()
+        self._lock = threading.Lock()
+
+    def allows(self, header: str | None) -> bool:
+        if not self.users:
+            return True
+        if not header or not header.startswith("Basic "):
+            return False
+        try:
+            user, _, password = base64.b64decode(header[6:], validate=True).decode("utf-8").partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return False
+        hashed = self.users.get(user)
+        if hashed is None:
+            return False
+        token = hashlib.sha256(f"{user}\0{password}".encode() + hashed).hexdigest()
+        with self._lock:
+            if token in self._ok:
+                return True
+        if bcrypt.checkpw(password.encode("utf-8"), hashed):
+            with self._lock:
+                self._ok.add(token)
+            return True
+        return False
+
+
+def split_address(listen: str) -> tuple[str, int]:
+    """``127.0.0.1:9111`` or ``[::1]:9111``. An empty host would mean every address: refused."""
+    host, sep, port = listen.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not port.isdigit() or not host:
+        raise ValueError(f"listen address must be HOST:PORT with an explicit host, not {listen!r}")
+    if not 0 < int(port) < 65536:
+        raise ValueError(f"port out of range in {listen!r}")
+    return host, int(port)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "motcua-exporter"
+
+    def log_message(self, fmt: str, *args: object) -> None:
+        log.debug("%s %s", self.address_string(), fmt % args)
+
+    def do_GET(self) -> None:
+        server: ExporterServer = self.server.exporter  # type: ignore[attr-defined]
+        if not server.auth.allows(self.headers.get("Authorization")):
+            self._reply(Response(401, "Unauthorized\n"), {"WWW-Authenticate": 'Basic realm="motcua-exporter"'})
+            return
+        url = urllib.parse.urlsplit(self.path)
+        route = server.routes.get(url.path)
+        if route is None:
+            self._reply(Response(404, "Not found\n"))
+            return
+        query = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query, keep_blank_values=True).items()}
+        request = Request(url.path, query, {k.lower(): v for k, v in self.headers.items()})
+        started = time.monotonic()
+        try:
+            response = route(request)
+        except Exception:
+            log.exception("handler for %s failed", url.path)
+            response = Response(500, "Internal error; see the exporter's log\n")
+        server.observe(url.path, time.monotonic() - started)
+        self._reply(response)
+
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+    def _reply(self, response: Response, extra: dict[str, str] | None = None) -> None:
+        data = response.data()
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (extra or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 64
+
+    def __init__(self, address: tuple[str, int], tls: ssl.SSLContext | None):
+        self.tls = tls
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        super().__init__(address, _Handler)
+
+    def get_request(self):
+        sock, addr = self.socket.accept()
+        if self.tls is None:
+            return sock, addr
+        # The handshake happens in the request's own thread, so a slow client cannot block accept().
+        return self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+
+    def handle_error(self, request, client_address) -> None:
+        log.debug("connection from %s ended badly", client_address)
+
+
+class ExporterServer:
+    """Serves ``routes`` on ``listen``; ``/`` is a landing page listing them."""
+
+    def __init__(self, name: str, listen: str, routes: dict[str, Route], web: WebConfig | None = None):
+        self.name = name
+        self.web = web or WebConfig()
+        self.routes = dict(routes)
+        self.routes.setdefault("/", self._landing)
+        self.routes.setdefault("/-/healthy", lambda _req: Response(200, "OK\n"))
+        self.auth = _Auth(self.web.users)
+        self.host, self.port = split_address(listen)
+        self._server: _Server | None = None
+        self.observe: Callable[[str, float], None] = lambda _path, _seconds: None
+
+    def _landing(self, _request: Request) -> Response:
+        links = "".join(
+            f'<li><a href="{html.escape(path)}">{html.escape(path)}</a></li>' for path in self.routes if path != "/"
+        )
+        body = f"<!doctype html><html><head><title>{self.name}</title></head><body><h1>{self.name}</h1><ul>{links}</ul></body></html>"
+        return Response(200, body, "text/html; charset=utf-8")
+
+    def start(self) -> None:
+        self._server = _Server((self.host, self.port), self.web.tls_context())
+        self._server.exporter = self  # type: ignore[attr-defined]
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, name="http", daemon=True).start()
+        log.info(
+            "listening on %s:%s (tls=%s, basic auth=%s)", self.host, self.port, bool(self.web.cert_file), bool(self.web.users)
+        )
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

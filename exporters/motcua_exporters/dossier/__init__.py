@@ -1,0 +1,1 @@
+"""Dossier system exporter: probes the portal, login page and APIs; scrapes its statistics."""
