@@ -68,6 +68,7 @@ bench: venv
 	$(BIN)/python bench/inventory_render.py
 	$(BIN)/python bench/lab_up.py
 	$(BIN)/python bench/counters_run.py
+	$(BIN)/python bench/exporter_probe.py
 
 lock: venv
 	{ echo "# Every Python package in .venv, pinned (transitive ones too)."; \

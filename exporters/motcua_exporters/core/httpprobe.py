@@ -41,7 +41,7 @@ REASONS = (
 USER_AGENT = "motcua-exporter/0.1"
 
 
-class ProbeFailure(Exception):
+class ProbeError(Exception):
     def __init__(self, reason: str, detail: str):
         assert reason in REASONS
         self.reason = reason
@@ -131,7 +131,7 @@ def _dechunk(data: bytes) -> bytes | None:
         try:
             size = int(data[pos:end].split(b";", 1)[0], 16)
         except ValueError:
-            raise ProbeFailure("protocol", "bad chunk size") from None
+            raise ProbeError("protocol", "bad chunk size") from None
         pos = end + 2
         if size == 0:
             return bytes(out) if data.find(b"\r\n\r\n", end) >= 0 or data.endswith(b"\r\n") else None
@@ -160,11 +160,11 @@ class _Response(asyncio.Protocol):
             self.first_byte = time.monotonic()
         self.data += data
         if len(self.data) > self.limit:
-            self._fail(ProbeFailure("too_large", f"answer larger than {self.limit} bytes"))
+            self._fail(ProbeError("too_large", f"answer larger than {self.limit} bytes"))
             return
         try:
             self._check()
-        except ProbeFailure as exc:
+        except ProbeError as exc:
             self._fail(exc)
 
     def _check(self) -> None:
@@ -176,7 +176,7 @@ class _Response(asyncio.Protocol):
             lines = bytes(self.data[:end]).decode("latin-1").split("\r\n")
             parts = lines[0].split(" ", 2)
             if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
-                raise ProbeFailure("protocol", f"not an HTTP status line: {lines[0][:60]!r}")
+                raise ProbeError("protocol", f"not an HTTP status line: {lines[0][:60]!r}")
             self.status = int(parts[1])
             for line in lines[1:]:
                 name, _, value = line.partition(":")
@@ -208,13 +208,13 @@ class _Response(asyncio.Protocol):
         if self.head_end >= 0 and not self.chunked and self.length is None:
             self._finish(bytes(self.data[self.head_end :]))  # body delimited by the close
         elif not self.done.done():
-            self._fail(ProbeFailure("protocol" if self.data else "reset", "connection closed before a full answer"))
+            self._fail(ProbeError("protocol" if self.data else "reset", "connection closed before a full answer"))
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.done.done():
-            if isinstance(exc, ConnectionResetError) or exc is None and not self.data:
-                self._fail(ProbeFailure("reset", "connection reset by the server"))
+            if isinstance(exc, ConnectionResetError) or (exc is None and not self.data):
+                self._fail(ProbeError("reset", "connection reset by the server"))
             else:
                 self.eof_received()
 
@@ -222,26 +222,28 @@ class _Response(asyncio.Protocol):
 def _check_answer(spec: ProbeSpec, status: int, body: bytes) -> None:
     expect = spec.expect
     if status not in expect.status:
-        raise ProbeFailure("http_status", f"HTTP {status}, expected {'/'.join(map(str, expect.status))}")
+        raise ProbeError("http_status", f"HTTP {status}, expected {'/'.join(map(str, expect.status))}")
     if expect.body_contains or expect.body_not_contains:
         text = body.decode("utf-8", "replace")
         for needle in expect.body_contains:
             if needle not in text:
-                raise ProbeFailure("body", f"answer does not contain {needle!r}")
+                raise ProbeError("body", f"answer does not contain {needle!r}")
         for needle in expect.body_not_contains:
             if needle in text:
-                raise ProbeFailure("body", f"answer contains {needle!r}")
+                raise ProbeError("body", f"answer contains {needle!r}")
     if expect.json_path:
         try:
             value: object = json.loads(body)
         except ValueError:
-            raise ProbeFailure("json", "answer is not JSON") from None
+            raise ProbeError("json", "answer is not JSON") from None
         for key in expect.json_path.split("."):
             if not isinstance(value, dict) or key not in value:
-                raise ProbeFailure("json", f"no {expect.json_path!r} in the JSON answer")
+                raise ProbeError("json", f"no {expect.json_path!r} in the JSON answer")
             value = value[key]
         if expect.json_equals and value not in expect.json_equals:
-            raise ProbeFailure("json", f"{expect.json_path} is {value!r}, expected {' or '.join(map(repr, expect.json_equals))}")
+            raise ProbeError(
+                "json", f"{expect.json_path} is {value!r}, expected {' or '.join(map(repr, expect.json_equals))}"
+            )
 
 
 async def _peer_not_after(host: str, port: int, server_name: str, timeout: float) -> float | None:
@@ -320,7 +322,7 @@ async def probe(spec: ProbeSpec) -> ProbeResult:
                 result.body = response.body
             _check_answer(spec, response.status, response.body)
             result.success = True
-    except ProbeFailure as exc:
+    except ProbeError as exc:
         result.reason, result.detail = exc.reason, exc.detail
     except TimeoutError:
         result.reason = "connect_timeout" if stage == "connect" else "timeout"

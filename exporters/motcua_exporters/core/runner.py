@@ -45,10 +45,16 @@ class Exporter(Protocol):
 def arguments(name: str, description: str, listen: str, config: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=name, description=description)
     parser.add_argument(
-        "--config.file", dest="config_file", type=Path, default=Path(config) if config else None, required=config is None
+        "--config.file",
+        dest="config_file",
+        type=Path,
+        default=Path(config) if config else None,
+        required=config is None,
     )
     parser.add_argument("--web.listen-address", dest="listen", default=listen, help=f"HOST:PORT (default {listen})")
-    parser.add_argument("--web.config.file", dest="web_config", type=Path, help="TLS and basic auth (exporter-toolkit format)")
+    parser.add_argument(
+        "--web.config.file", dest="web_config", type=Path, help="TLS and basic auth (exporter-toolkit format)"
+    )
     parser.add_argument("--log.level", dest="log_level", default="info", choices=logs.LEVELS)
     parser.add_argument("--log.format", dest="log_format", default="logfmt", choices=("logfmt", "json"))
     parser.add_argument("--check-config", action="store_true", help="validate the config files and exit")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import bcrypt
 
-from .config import ConfigError, Section, load_yaml
+from .config import ConfigError, load_yaml
 
 log = logging.getLogger("web")
 
@@ -228,7 +228,10 @@ class ExporterServer:
         links = "".join(
             f'<li><a href="{html.escape(path)}">{html.escape(path)}</a></li>' for path in self.routes if path != "/"
         )
-        body = f"<!doctype html><html><head><title>{self.name}</title></head><body><h1>{self.name}</h1><ul>{links}</ul></body></html>"
+        body = (
+            f"<!doctype html><html><head><title>{self.name}</title></head>"
+            f"<body><h1>{self.name}</h1><ul>{links}</ul></body></html>"
+        )
         return Response(200, body, "text/html; charset=utf-8")
 
     def start(self) -> None:
@@ -237,7 +240,11 @@ class ExporterServer:
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, name="http", daemon=True).start()
         log.info(
-            "listening on %s:%s (tls=%s, basic auth=%s)", self.host, self.port, bool(self.web.cert_file), bool(self.web.users)
+            "listening on %s:%s (tls=%s, basic auth=%s)",
+            self.host,
+            self.port,
+            bool(self.web.cert_file),
+            bool(self.web.users),
         )
 
     def stop(self) -> None:

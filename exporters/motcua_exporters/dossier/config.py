@@ -83,7 +83,9 @@ def load(path: str | Path) -> DossierConfig:
 def _target(item: Section, interval: float, timeout: float, ca_file: Path | None, verify: bool) -> Target:
     name = item.str("name")
     if not NAME.match(name):
-        raise item.error("name", f"must be lower-case letters, digits, '_', '.', '-' (it is a label value), not {name!r}")
+        raise item.error(
+            "name", f"must be lower-case letters, digits, '_', '.', '-' (it is a label value), not {name!r}"
+        )
     url = item.str("url")
     target_interval = item.duration("interval", interval, minimum=1.0)
     target_timeout = item.duration("timeout", timeout, minimum=0.1)

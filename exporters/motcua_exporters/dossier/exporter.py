@@ -22,12 +22,16 @@ from .config import DossierConfig, Target
 log = logging.getLogger("dossier")
 
 PROBE_FAMILIES = (
-    Family("dossier_probe_success", "gauge", "1 if the last probe succeeded: answer in time, expected status and content, TLS valid."),
+    Family(
+        "dossier_probe_success",
+        "gauge",
+        "1 if the last probe succeeded: answer in time, expected status and content, TLS valid.",
+    ),
     Family("dossier_probe_duration_seconds", "gauge", "How long the last probe took, all phases together."),
     Family(
         "dossier_probe_phase_duration_seconds",
         "gauge",
-        "Time spent in each phase of the last probe: resolve, connect, tls, processing (until the first byte), transfer.",
+        "Time in each phase of the last probe: resolve, connect, tls, processing (to the first byte), transfer.",
     ),
     Family("dossier_probe_http_status_code", "gauge", "HTTP status of the last answer; 0 if there was none."),
     Family(
@@ -40,15 +44,27 @@ PROBE_FAMILIES = (
         "gauge",
         "When a probe of the target last succeeded (Unix time); 0 if none has since the exporter started.",
     ),
-    Family("dossier_probe_last_run_timestamp_seconds", "gauge", "When the last probe of the target finished (Unix time)."),
-    Family("dossier_probe_failure_info", "gauge", "1, labelled with why the last probe failed; absent after a success."),
+    Family(
+        "dossier_probe_last_run_timestamp_seconds", "gauge", "When the last probe of the target finished (Unix time)."
+    ),
+    Family(
+        "dossier_probe_failure_info", "gauge", "1, labelled with why the last probe failed; absent after a success."
+    ),
 )
 STATS_FAMILIES = (
     Family("dossier_statistics_up", "gauge", "1 if the last read of the statistics API worked."),
-    Family("dossier_statistics_last_success_timestamp_seconds", "gauge", "When the statistics API was last read (Unix time)."),
+    Family(
+        "dossier_statistics_last_success_timestamp_seconds",
+        "gauge",
+        "When the statistics API was last read (Unix time).",
+    ),
     Family("dossier_statistics_agencies_dropped", "gauge", "Agencies left out because of statistics.max_agencies."),
     Family("dossier_agency_info", "gauge", "1 per agency, with its name."),
-    Family("dossier_agency_received_total", "counter", "Dossiers received by the agency (as counted by the dossier system)."),
+    Family(
+        "dossier_agency_received_total",
+        "counter",
+        "Dossiers received by the agency (as counted by the dossier system).",
+    ),
     Family("dossier_agency_resolved_on_time_total", "counter", "Dossiers the agency resolved on time."),
     Family("dossier_agency_resolved_late_total", "counter", "Dossiers the agency resolved late."),
     Family("dossier_agency_overdue", "gauge", "Open dossiers of the agency that are past their due date."),
