@@ -25,6 +25,38 @@ def production_registry():
     return load_registry(PRODUCTION_REGISTRY)
 
 
+# The dossier stand-in the unit and exporter tests share: its own loopback address and
+# unprivileged ports, apart from any lab (which uses 127.79.0.20:443/80).
+STANDIN_ADDRESS = "127.79.250.20"
+STANDIN_HTTPS, STANDIN_HTTP = 18443, 18080
+
+
+@pytest.fixture(scope="session")
+def dossier_standin(tmp_path_factory):
+    """A running dossier stand-in: {"ca", "faults", "root", "https", "http"} (URLs without a path)."""
+    from motcua.lab.ca import ensure_lab_ca
+    from motcua.lab.procs import spawn, stop, wait_for_port
+
+    root = tmp_path_factory.mktemp("dossier")
+    ca = ensure_lab_ca(root / "ca", STANDIN_ADDRESS)
+    faults = root / "faults.json"
+    agencies = root / "agencies.json"
+    agencies.write_text('[{"code": "26740", "name": "Phường Sài Gòn"}, {"code": "so-tp", "name": "Sở Tư pháp"}]')
+    argv = [sys.executable, "-m", "motcua.lab.dossier", "--address", STANDIN_ADDRESS,
+            "--https-port", str(STANDIN_HTTPS), "--http-port", str(STANDIN_HTTP), "--certs", str(root / "ca"),
+            "--faults", str(faults), "--agencies", str(agencies)]  # fmt: skip
+    proc = spawn("dossier-test", "dossier", argv, root / "dossier.log")
+    assert wait_for_port(STANDIN_ADDRESS, STANDIN_HTTPS, 10), (root / "dossier.log").read_text()
+    yield {
+        "ca": ca,
+        "faults": faults,
+        "root": root,
+        "https": f"https://{STANDIN_ADDRESS}:{STANDIN_HTTPS}",
+        "http": f"http://{STANDIN_ADDRESS}:{STANDIN_HTTP}",
+    }
+    stop([proc])
+
+
 @pytest.fixture
 def base_registry(tmp_path: Path) -> Path:
     """A writable copy of the small valid registry the corpus cases change."""

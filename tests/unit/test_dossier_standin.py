@@ -10,35 +10,23 @@ import json
 import socket
 import ssl
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 
 import pytest
 
-from motcua.lab.ca import ensure_lab_ca
 from motcua.lab.dossier import FAULTS, write_fault
-from motcua.lab.procs import spawn, stop, wait_for_port
+from motcua.lab.procs import wait_for_port
 
-ADDRESS = "127.79.250.20"
-HTTPS, HTTP = 18443, 18080
+from ..conftest import STANDIN_ADDRESS as ADDRESS
+from ..conftest import STANDIN_HTTP as HTTP
+from ..conftest import STANDIN_HTTPS as HTTPS
 
 
-@pytest.fixture(scope="module")
-def standin(tmp_path_factory):
-    root = tmp_path_factory.mktemp("dossier")
-    ca = ensure_lab_ca(root / "ca", ADDRESS)
-    faults = root / "faults.json"
-    agencies = root / "agencies.json"
-    agencies.write_text(json.dumps([{"code": "26740", "name": "Phường Sài Gòn"}], ensure_ascii=False))
-    argv = [sys.executable, "-m", "motcua.lab.dossier", "--address", ADDRESS, "--https-port", str(HTTPS),
-            "--http-port", str(HTTP), "--certs", str(root / "ca"), "--faults", str(faults),
-            "--agencies", str(agencies)]  # fmt: skip
-    proc = spawn("dossier-test", "dossier", argv, root / "dossier.log")
-    assert wait_for_port(ADDRESS, HTTPS, 10), (root / "dossier.log").read_text()
-    yield {"ca": ca, "faults": faults, "root": root}
-    stop([proc])
+@pytest.fixture
+def standin(dossier_standin):
+    return dossier_standin
 
 
 @pytest.fixture(autouse=True)

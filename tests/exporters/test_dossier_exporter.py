@@ -1,0 +1,210 @@
+"""The dossier exporter against the lab's dossier stand-in, under every fault switch."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import subprocess
+import time
+from dataclasses import replace
+
+import bcrypt
+import pytest
+
+from motcua.lab.dossier import write_fault
+
+from ..conftest import BIN, CORPUS
+from .conftest import promtool_check, tls_client
+
+SCRIPT = "motcua-dossier-exporter"
+
+
+def config_for(standin, interval: str = "1s", timeout: str = "0.8s", extra_target: str = "") -> str:
+    return f"""
+interval: {interval}
+timeout: {timeout}
+tls:
+  ca_file: {standin["ca"]}
+targets:
+  - name: portal
+    url: {standin["https"]}/
+    expect:
+      body_contains: ["Hệ thống thông tin giải quyết thủ tục hành chính"]
+  - name: login
+    url: {standin["https"]}/dang-nhap
+    expect: {{body_contains: ['id="form-dang-nhap"']}}
+  - name: api-health
+    url: {standin["https"]}/api/health
+    labels: {{kind: api}}
+    expect:
+      json: {{path: status, equals: UP}}
+  - name: portal-http
+    url: {standin["http"]}/
+{extra_target}
+probe:
+  allow_urls: ["{standin["https"]}/"]
+statistics:
+  adapter: thong-ke-json
+  url: {standin["https"]}/api/thong-ke
+  interval: 5s
+"""
+
+
+@pytest.fixture(scope="module")
+def exporter(start_exporter, dossier_standin):
+    write_fault(dossier_standin["faults"], None)
+    running = start_exporter(SCRIPT, config_for(dossier_standin))
+    for target in ("portal", "login", "portal-http"):
+        running.wait_for(f'dossier_probe_success{{target="{target}"}} 1')
+    running.wait_for('dossier_probe_success{target="api-health",kind="api"} 1')
+    running.wait_for("dossier_statistics_up 1")
+    return running
+
+
+@pytest.fixture(autouse=True)
+def no_fault(dossier_standin):
+    write_fault(dossier_standin["faults"], None)
+    yield
+    write_fault(dossier_standin["faults"], None)
+
+
+def value(text: str, series: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_healthy_targets_statistics_and_promtool(exporter):
+    text = exporter.wait_for('dossier_agency_info{agency="so-tp",name="Sở Tư pháp"} 1')
+    for target in ("portal", "login", "portal-http"):
+        assert value(text, f'dossier_probe_success{{target="{target}"}}') == 1
+        assert value(text, f'dossier_probe_http_status_code{{target="{target}"}}') == 200
+        assert value(text, f'dossier_probe_last_success_timestamp_seconds{{target="{target}"}}') > time.time() - 60
+    assert value(text, 'dossier_probe_success{target="api-health",kind="api"}') == 1
+    assert value(text, 'dossier_probe_phase_duration_seconds{target="portal",phase="tls"}') > 0
+    assert value(text, 'dossier_probe_phase_duration_seconds{target="portal-http",phase="tls"}') == 0
+    # The lab certificate is valid for a year or more; plain HTTP has none.
+    assert value(text, 'dossier_probe_tls_not_after_timestamp_seconds{target="portal"}') > time.time() + 300 * 86400
+    assert 'dossier_probe_tls_not_after_timestamp_seconds{target="portal-http"}' not in text
+    assert "dossier_probe_failure_info{" not in text
+    assert value(text, "dossier_statistics_up") == 1
+    assert value(text, 'dossier_agency_received_total{agency="26740"}') >= 1000
+    assert value(text, 'dossier_agency_overdue{agency="so-tp"}') is not None
+    assert "_created" not in text
+    promtool_check(text)
+
+
+# fault, options, the reason the portal probe gives, its HTTP status
+FAULTS = [
+    ("down", {}, "refused", 0),
+    ("slow", {"seconds": 3}, "timeout", 0),
+    ("http500", {}, "http_status", 500),
+    ("wrong-content", {}, "body", 200),
+    ("expired-cert", {}, "tls_verify", 0),
+    ("untrusted-cert", {}, "tls_verify", 0),
+    ("reset", {}, "reset", 0),
+    ("hang", {}, "timeout", 0),
+]
+
+
+@pytest.mark.parametrize(("fault", "options", "reason", "status"), FAULTS, ids=[f[0] for f in FAULTS])
+def test_each_fault_is_reported_and_metrics_keep_answering(exporter, dossier_standin, fault, options, reason, status):
+    write_fault(dossier_standin["faults"], fault, **options)
+    text = exporter.wait_for(f'dossier_probe_failure_info{{target="portal",reason="{reason}"}} 1')
+    assert value(text, 'dossier_probe_success{target="portal"}') == 0
+    assert value(text, 'dossier_probe_http_status_code{target="portal"}') == status
+    if fault == "wrong-content":
+        assert 'dossier_probe_failure_info{target="api-health",kind="api",reason="json"} 1' in text
+        exporter.wait_for("dossier_statistics_up 0", timeout=15)
+    if fault == "expired-cert":
+        # The certificate is read even though it fails verification, so the alert can say when it expired.
+        assert value(text, 'dossier_probe_tls_not_after_timestamp_seconds{target="portal"}') < time.time()
+    if fault in ("expired-cert", "untrusted-cert"):
+        assert value(text, 'dossier_probe_success{target="portal-http"}') == 1  # plain HTTP is unaffected
+    # While the target misbehaves the exporter serves at once, every time.
+    for _ in range(5):
+        status_code, page = exporter.get("/metrics", timeout=5)
+        assert status_code == 200 and "dossier_probe_success" in page
+    promtool_check(page)
+    assert exporter.alive()
+    write_fault(dossier_standin["faults"], None)
+    exporter.wait_for('dossier_probe_success{target="portal"} 1')
+    assert 'dossier_probe_failure_info{target="portal"' not in exporter.metrics()
+
+
+def test_probe_endpoint_from_this_vantage_point(exporter, dossier_standin):
+    status, text = exporter.get("/probe?target=api-health")
+    assert status == 200 and value(text, "dossier_probe_success") == 1
+    promtool_check(text)
+    # A URL under probe.allow_urls, checked like a configured target (module=).
+    status, text = exporter.get(f"/probe?target={dossier_standin['https']}/dang-nhap&module=login")
+    assert status == 200 and value(text, "dossier_probe_success") == 1
+    status, text = exporter.get(f"/probe?target={dossier_standin['https']}/&module=login")
+    assert value(text, "dossier_probe_success") == 0 and 'reason="body"' in text
+    # The scrape's own timeout bounds the probe.
+    write_fault(dossier_standin["faults"], "hang")
+    status, text = exporter.get("/probe?target=portal", headers={"X-Prometheus-Scrape-Timeout-Seconds": "1.5"})
+    assert status == 200 and 'reason="timeout"' in text
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("", "target= is required"),
+        ("?target=https://example.org/", "neither a configured target nor under probe.allow_urls"),
+        ("?target=nosuch", "neither a configured target"),
+        ("?target=https://127.79.250.20:18443/x&module=nosuch", "unknown module"),
+    ],
+)
+def test_probe_endpoint_refuses_what_it_may_not_fetch(exporter, query, message):
+    status, text = exporter.get(f"/probe{query}")
+    assert status == 400 and message in text
+
+
+def test_tls_and_basic_auth(start_exporter, dossier_standin, tmp_path):
+    ca_dir = dossier_standin["root"] / "ca"
+    hashed = bcrypt.hashpw(b"s3cret-for-test", bcrypt.gensalt(rounds=4)).decode()
+    web = tmp_path / "web.yml"
+    web.write_text(
+        f"tls_server_config:\n  cert_file: {ca_dir / 'server.pem'}\n  key_file: {ca_dir / 'server.key'}\n"
+        f"basic_auth_users:\n  prometheus: '{hashed}'\n"
+    )
+    running = start_exporter(SCRIPT, config_for(dossier_standin), "--web.config.file", str(web), scheme="https")
+    context = tls_client(dossier_standin["ca"])
+    assert running.get("/metrics", context=context)[0] == 401
+    wrong = base64.b64encode(b"prometheus:nope").decode()
+    assert running.get("/metrics", context=context, headers={"Authorization": f"Basic {wrong}"})[0] == 401
+    good = {"Authorization": "Basic " + base64.b64encode(b"prometheus:s3cret-for-test").decode()}
+    status, text = running.get("/metrics", context=context, headers=good)
+    assert status == 200 and "dossier_exporter_targets 4" in text
+    with pytest.raises(OSError):  # plain HTTP to a TLS listener gets nothing usable
+        replace(running, base=running.base.replace("https", "http")).get("/metrics", timeout=3)
+
+
+def test_reload_applies_a_good_config_and_keeps_running_on_a_bad_one(start_exporter, dossier_standin):
+    extra = f"  - name: health-http\n    url: {dossier_standin['http']}/api/health\n"
+    running = start_exporter(SCRIPT, config_for(dossier_standin))
+    running.config.write_text(config_for(dossier_standin, extra_target=extra))
+    os.kill(running.proc.pid, signal.SIGHUP)
+    running.wait_for('dossier_probe_success{target="health-http"} 1')
+    running.config.write_text("targets: []\n")
+    os.kill(running.proc.pid, signal.SIGHUP)
+    text = running.wait_for("motcua_exporter_config_last_reload_successful 0")
+    assert "dossier_exporter_targets 5" in text and running.alive()
+    assert "reload refused, keeping the running config" in running.log.read_text()
+
+
+BAD = sorted((CORPUS / "exporters" / "dossier").glob("*.yml"))
+
+
+@pytest.mark.parametrize("case", BAD, ids=[p.stem for p in BAD])
+def test_bad_config_is_refused_at_start(case):
+    """Each corpus file names, in its first line, what the error message must say."""
+    expected = case.read_text().splitlines()[0].removeprefix("# expect:").strip()
+    result = subprocess.run(
+        [str(BIN / SCRIPT), "--config.file", str(case), "--check-config"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert str(case) in result.stderr and expected in result.stderr, result.stderr
