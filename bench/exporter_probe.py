@@ -31,10 +31,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from motcua_exporters.core.httpprobe import ProbeSpec, probe  # noqa: E402
-
 from motcua.lab.ca import ensure_lab_ca  # noqa: E402
 from motcua.lab.procs import spawn, stat_fields, stop, wait_for_port  # noqa: E402
+from motcua_exporters.core.httpprobe import ProbeSpec, probe  # noqa: E402
 
 ADDRESS = "127.79.252.20"
 STANDIN_HTTP, STANDIN_HTTPS = 18080, 18443

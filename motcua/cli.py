@@ -110,6 +110,14 @@ def cmd_roster_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bundle_exporters(args: argparse.Namespace) -> int:
+    from .bundle import write_bundle
+
+    changed = write_bundle(Path(args.output))
+    print(f"{args.output}: {'written' if changed else 'unchanged'}")
+    return 0
+
+
 def _lab(args: argparse.Namespace):
     from .lab import Lab
 
@@ -198,6 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("roster", help="roster file, e.g. inventory/lab/roster.yml")
     _add_registry_arg(p)
     p.set_defaults(func=cmd_roster_validate)
+
+    p = sub.add_parser("bundle-exporters", help="write the exporters as one zip file for counter PCs (python3 FILE)")
+    p.add_argument("output", help="e.g. .cache/motcua-exporters.pyz")
+    p.set_defaults(func=cmd_bundle_exporters)
 
     from .lab.lab import DEFAULT_CACHE, DEFAULT_HOME
 

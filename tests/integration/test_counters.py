@@ -20,8 +20,10 @@ import pytest
 import testinfra
 
 from motcua.lab import make_plan
+from motcua.lab.dossier import write_fault
 from motcua.roster import load_roster
 from tests.conftest import CORPUS, LAB_HOME, ROOT, run
+from tests.exporters.conftest import promtool_check
 
 pytestmark = pytest.mark.lab
 PLAYBOOK = "playbooks/counters.yml"
@@ -159,6 +161,84 @@ def test_node_exporter_on_the_management_address_only(lab, provisioned, counters
     # visible here: exactly one per counter, on its own address, and none on a wildcard.
     listeners = host(lab, counters[0].name).check_output("ss -Hltn 'sport = :9100'").split("\n")
     assert sorted(line.split()[3] for line in listeners) == sorted(f"{c.address}:9100" for c in counters)
+
+
+COUNTER_CHECKS = ("clock", "portal", "printers", "scan_storage", "scanners", "token")
+
+
+def counter_metrics(counter, needle: str = "", timeout: float = 60) -> str:
+    """The counter exporter's page, once it contains ``needle``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with urllib.request.urlopen(f"http://{counter.address}:9110/metrics", timeout=10) as resp:
+            text = resp.read().decode()
+        if needle in text or time.monotonic() > deadline:
+            assert needle in text, f"{counter.name}: {needle!r} not in its counter exporter's page:\n{text[-4000:]}"
+            return text
+        time.sleep(1)
+
+
+def test_counter_exporter_checks_every_counter(lab, provisioned, counters, production_registry):
+    for counter in counters:
+        h = host(lab, counter.name)
+        unit = h.service("motcua-counter-exporter")
+        assert unit.is_running and unit.is_enabled
+        text = counter_metrics(counter, 'counter_check_success{check="scanners"}')
+        for check in COUNTER_CHECKS:
+            assert f'counter_check_success{{check="{check}"}} 1' in text, (counter.name, check)
+        assert f"counter_printers {len(site_printers(production_registry, counter))}\n" in text
+        assert 'counter_scanner_info{device="test:0"' in text
+        assert "counter_tokens 1\n" in text and f'counter_token_certificates{{token="motcua-{counter.site}"}}' in text
+        assert "counter_portal_success 1\n" in text and "counter_portal_http_status_code 200\n" in text
+        assert "counter_clock_stratum " in text  # chrony answered (the lab has no NTP server to sync to)
+        assert 'counter_scans_free_bytes{path="/srv/motcua/scans"}' in text
+        assert "_created" not in text
+        promtool_check(text)
+        # Its own user, outside the officials' group: it measures the scans directory but cannot read it.
+        user = h.user("motcua-exporter")
+        assert user.shell == "/usr/sbin/nologin" and "motcua-staff" not in user.groups
+    listeners = host(lab, counters[0].name).check_output("ss -Hltn 'sport = :9110'").split("\n")
+    assert sorted(line.split()[3] for line in listeners) == sorted(f"{c.address}:9110" for c in counters)
+
+
+def test_counter_exporter_sees_a_stopped_printer_a_token_certificate_and_a_portal_outage(
+    lab, provisioned, counters, officials, production_registry
+):
+    counter = next(c for c in counters if c.site == "26740")
+    h = host(lab, counter.name)
+    queue = site_printers(production_registry, counter)[0]
+    clerk = next(o for o in officials if o.site == "26740")
+    softhsm = "/usr/lib/softhsm/libsofthsm2.so"
+    pin = (LAB_HOME / "tokens" / "user-pin").read_text().strip()
+    token = f"pkcs11-tool --module {softhsm} --token-label motcua-26740 --login --pin {pin}"
+    faults = LAB_HOME / "dossier" / "faults.json"
+    try:
+        h.check_output(f"cupsdisable {queue}")
+        h.check_output(f"runuser -l {clerk.username} -c 'echo Biên nhận | lp -d {queue}'")
+        # The ward's signing certificate, as the CA would deliver it onto the token.
+        h.check_output(
+            "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 "
+            "-subj '/CN=UBND phuong Sai Gon' -keyout /tmp/ward.key -outform DER -out /tmp/ward.der 2>/dev/null"
+        )
+        h.check_output(f"{token} --write-object /tmp/ward.der --type cert --id 01 --label ward-cert")
+        # SoftHSM2 writes every object 0600 in its creator's group; counter_token opens its store to the softhsm group
+        # on each run, as a real token behind pcscd needs no such step.
+        h.check_output("chgrp -R softhsm /var/lib/softhsm/tokens && chmod -R g+rwX /var/lib/softhsm/tokens")
+        write_fault(faults, "down")
+        text = counter_metrics(counter, 'counter_portal_failure_info{reason="refused"} 1')
+        counter_metrics(counter, f'counter_printer_state{{printer="{queue}",state="stopped"}} 1')
+        text = counter_metrics(counter, f'counter_printer_jobs{{printer="{queue}"}} 1', timeout=20)
+        assert f'counter_printer_accepting_jobs{{printer="{queue}"}} 1' in text
+        text = counter_metrics(counter, 'counter_token_certificates{token="motcua-26740"} 1')
+        expiry = re.search(r'counter_token_certificate_not_after_timestamp_seconds\{token="motcua-26740",id="01",'
+                           r'subject="UBND phuong Sai Gon"\} (\S+)', text)  # fmt: skip
+        assert expiry and abs(float(expiry.group(1)) - (time.time() + 30 * 86400)) < 3600, text[-3000:]
+    finally:
+        write_fault(faults, None)
+        h.run(f"cancel -a {queue}; cupsenable {queue}")
+        h.run(f"{token} --delete-object --type cert --id 01; rm -f /tmp/ward.key /tmp/ward.der")
+    counter_metrics(counter, "counter_portal_success 1")
+    counter_metrics(counter, f'counter_printer_state{{printer="{queue}",state="idle"}} 1')
 
 
 def site_printers(registry, counter) -> list[str]:

@@ -20,7 +20,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography import x509
+from .certs import not_after_of
 
 PHASES = ("resolve", "connect", "tls", "processing", "transfer")
 # Why a probe failed. A fixed set: it becomes a label value.
@@ -106,18 +106,6 @@ def tls_context(ca_file: Path | None, verify: bool) -> ssl.SSLContext:
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         _contexts[key] = context
     return context
-
-
-def _not_after_of(der: bytes | None) -> float | None:
-    if not der:
-        return None
-    cert = x509.load_der_x509_certificate(der)
-    after = getattr(cert, "not_valid_after_utc", None)
-    if after is None:  # cryptography < 42 (Debian 12 has 38)
-        import datetime as dt
-
-        after = cert.not_valid_after.replace(tzinfo=dt.UTC)
-    return after.timestamp()
 
 
 def _dechunk(data: bytes) -> bytes | None:
@@ -255,7 +243,7 @@ async def _peer_not_after(host: str, port: int, server_name: str, timeout: float
             )
             der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
             writer.close()
-            return _not_after_of(der)
+            return not_after_of(der)
     except (OSError, TimeoutError, ssl.SSLError, ValueError):
         return None
 
@@ -302,7 +290,7 @@ async def probe(spec: ProbeSpec) -> ProbeResult:
             if tls:
                 phases["tls"], mark = now - mark, now
                 ssl_object = transport.get_extra_info("ssl_object")
-                result.tls_not_after = _not_after_of(ssl_object.getpeercert(binary_form=True))
+                result.tls_not_after = not_after_of(ssl_object.getpeercert(binary_form=True))
             stage = "request"
             path = parts.path or "/"
             if parts.query:

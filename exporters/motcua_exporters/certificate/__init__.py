@@ -1,0 +1,1 @@
+"""Certificate exporter: expiry, issuer and serial of certificates in files, on tokens and on TLS endpoints."""

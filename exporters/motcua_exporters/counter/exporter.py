@@ -1,0 +1,126 @@
+"""Runs each check on its own interval in the background; /metrics serves the latest results."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from prometheus_client import Counter
+
+from ..core.exposition import CONTENT_TYPE, Board, Family, render_family
+from ..core.runner import self_metrics
+from ..core.web import Request, Response
+from . import config as config_module
+from .checks import Check, CheckError
+
+log = logging.getLogger("counter")
+
+FAMILIES = (
+    Family("counter_printers", "gauge", "Print queues configured in CUPS."),
+    Family("counter_printer_state", "gauge", "1 for the queue's current state: idle, processing or stopped."),
+    Family("counter_printer_accepting_jobs", "gauge", "1 if the queue accepts new jobs."),
+    Family("counter_printer_jobs", "gauge", "Jobs waiting or printing in the queue."),
+    Family("counter_printer_stuck_jobs", "gauge", "Jobs older than printers.stuck_after that have not printed."),
+    Family("counter_printer_oldest_job_age_seconds", "gauge", "Age of the oldest unfinished job; 0 if none."),
+    Family("counter_scanners", "gauge", "Scanners SANE finds."),
+    Family("counter_scanner_info", "gauge", "1 per scanner SANE finds, with its device name, vendor and model."),
+    Family("counter_tokens", "gauge", "PKCS#11 tokens present (the ward's USB token for signing)."),
+    Family("counter_token_certificates", "gauge", "Certificates on the token."),
+    Family(
+        "counter_token_certificate_not_after_timestamp_seconds",
+        "gauge",
+        "When a certificate on the token expires (Unix time).",
+    ),
+    Family("counter_portal_success", "gauge", "1 if the dossier portal answered as expected from this counter."),
+    Family("counter_portal_duration_seconds", "gauge", "How long the portal probe took."),
+    Family("counter_portal_phase_duration_seconds", "gauge", "Time in each phase of the portal probe."),
+    Family("counter_portal_http_status_code", "gauge", "HTTP status the portal answered; 0 if none."),
+    Family(
+        "counter_portal_failure_info", "gauge", "1, labelled with why the portal probe failed; absent after a success."
+    ),
+    Family("counter_clock_offset_seconds", "gauge", "How far the clock is from NTP time, by chrony (positive: fast)."),
+    Family("counter_clock_synchronized", "gauge", "1 if chrony is synchronised to a time source."),
+    Family("counter_clock_stratum", "gauge", "chrony's NTP stratum (0: none)."),
+    Family("counter_scans_free_bytes", "gauge", "Free space, for the officials, where scans are kept."),
+    Family("counter_scans_size_bytes", "gauge", "Size of the file system where scans are kept."),
+)
+CHECK_SUCCESS = Family("counter_check_success", "gauge", "1 if the check's last run answered; 0 if it failed.")
+CHECK_DURATION = Family("counter_check_duration_seconds", "gauge", "How long the check's last run took.")
+CHECK_AGE = Family("counter_check_age_seconds", "gauge", "Seconds since the check last ran: its results are this old.")
+RUNS = Counter("counter_exporter_check_runs_total", "Check runs, by check and result.", ["check", "result"])
+
+
+class CounterExporter:
+    def __init__(self, checks: list[Check]):
+        self.checks = checks
+        self.board = Board(FAMILIES)
+        self._status: dict[str, tuple[bool, float, float]] = {}  # name -> (ok, duration, finished monotonic)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    @classmethod
+    def from_file(cls, path: Path) -> CounterExporter:
+        return cls(config_module.load(path))
+
+    def start(self) -> None:
+        for check in self.checks:
+            thread = threading.Thread(target=self._loop, args=(check,), name=f"check {check.name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(5)
+
+    def reload(self, path: Path) -> None:
+        checks = config_module.load(path)  # ConfigError leaves the running checks alone
+        self.stop()
+        self._stop = threading.Event()
+        self._threads = []
+        self.board.keep_only(c.name for c in checks)
+        self._status = {k: v for k, v in self._status.items() if any(c.name == k for c in checks)}
+        self.checks = checks
+        self.start()
+
+    def run_once(self, check: Check) -> bool:
+        started = time.monotonic()
+        try:
+            samples = check.run()
+        except CheckError as exc:
+            ok = False
+            log.warning("check %s failed: %s", check.name, exc)
+            self.board.put(check.name, {})  # no stale results: the check's age and success say what is known
+        except Exception:
+            ok = False
+            log.exception("check %s failed unexpectedly", check.name)
+            self.board.put(check.name, {})
+        else:
+            ok = True
+            self.board.put(check.name, samples)
+        finished = time.monotonic()
+        self._status[check.name] = (ok, finished - started, finished)
+        RUNS.labels(check.name, "success" if ok else "failure").inc()
+        return ok
+
+    def _loop(self, check: Check) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            self.run_once(check)
+            self._stop.wait(max(0.0, check.interval - (time.monotonic() - started)))
+
+    def routes(self):
+        return {"/metrics": self.metrics}
+
+    def metrics(self, _request: Request) -> Response:
+        now = time.monotonic()
+        status = dict(self._status)
+        names = sorted(status)
+        meta = (
+            render_family(CHECK_SUCCESS, [({"check": n}, float(status[n][0])) for n in names])
+            + render_family(CHECK_DURATION, [({"check": n}, round(status[n][1], 6)) for n in names])
+            + render_family(CHECK_AGE, [({"check": n}, round(now - status[n][2], 3)) for n in names])
+        )
+        return Response(200, self_metrics() + meta + self.board.render(), CONTENT_TYPE)

@@ -1,0 +1,78 @@
+"""The counter exporter on this machine: what a failing check looks like, and parsing CUPS' answers.
+
+Every check against the real CUPS, SANE, SoftHSM2 and chrony of a counter PC is
+in tests/integration/test_counters.py (the lab); here the exporter runs beside
+the dossier stand-in, with a check whose tool is missing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from motcua.lab.dossier import write_fault
+from motcua_exporters.counter.checks import parse_c_date
+
+from .conftest import promtool_check
+
+SCRIPT = "motcua-counter-exporter"
+
+
+@pytest.fixture(scope="module")
+def exporter(start_exporter, dossier_standin, tmp_path_factory):
+    scans = tmp_path_factory.mktemp("scans")
+    config = f"""
+checks:
+  portal:
+    url: {dossier_standin["https"]}/
+    ca_file: {dossier_standin["ca"]}
+    interval: 1s
+    expect: {{body_contains: ["Hệ thống thông tin"]}}
+  scan_storage: {{paths: ["{scans}"], interval: 1s}}
+  token: {{module: /nonexistent/pkcs11.so, interval: 1s}}
+"""
+    running = start_exporter(SCRIPT, config)
+    running.wait_for("counter_portal_success 1")
+    running.wait_for('counter_check_success{check="token"}')
+    return running
+
+
+def test_a_failing_check_is_reported_and_the_others_still_answer(exporter):
+    text = exporter.metrics()
+    assert 'counter_check_success{check="token"} 0' in text
+    assert "counter_tokens" not in text.replace("# HELP counter_tokens", "").replace("# TYPE counter_tokens", "")
+    assert 'counter_check_success{check="portal"} 1' in text
+    assert 'counter_check_success{check="scan_storage"} 1' in text
+    assert 'counter_exporter_check_runs_total{check="token",result="failure"}' in text
+    assert "PKCS#11 module /nonexistent/pkcs11.so is missing" in exporter.log.read_text()
+    promtool_check(text)
+
+
+def test_portal_outage_from_this_counter(exporter, dossier_standin):
+    write_fault(dossier_standin["faults"], "http500")
+    try:
+        text = exporter.wait_for('counter_portal_failure_info{reason="http_status"} 1')
+        assert "counter_portal_http_status_code 500" in text and "counter_portal_success 0" in text
+        # The check itself worked: it is the portal that failed.
+        assert 'counter_check_success{check="portal"} 1' in text
+    finally:
+        write_fault(dossier_standin["faults"], None)
+    exporter.wait_for("counter_portal_success 1")
+
+
+def test_check_age_grows_between_runs_of_a_slow_check(exporter):
+    ages = []
+    for _ in range(2):
+        text = exporter.metrics()
+        line = next(x for x in text.splitlines() if x.startswith('counter_check_age_seconds{check="scan_storage"}'))
+        ages.append(float(line.rsplit(" ", 1)[1]))
+    assert all(0 <= age < 5 for age in ages)
+
+
+def test_lpstat_dates_in_the_c_locale():
+    # As `LC_ALL=C lpstat -o` prints them (recorded on a lab counter).
+    line_date = "Tue Nov 24 01:00:03 2026"
+    assert parse_c_date(line_date) == dt.datetime(2026, 11, 24, 1, 0, 3).timestamp()
+    with pytest.raises(ValueError):
+        parse_c_date("Thg 11 24 01:00:03 2026")  # a Vietnamese-locale date is refused, not misread
