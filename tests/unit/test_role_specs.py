@@ -1,0 +1,25 @@
+"""Every role documents each of its defaults in meta/argument_specs.yml, and nothing else.
+
+Ansible validates role input against argument_specs before any task runs: a
+default missing from it is an input nobody checks (prometheus-community's CI
+fails on the same drift).
+"""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from ..conftest import ROOT
+
+ROLES = sorted(p.name for p in (ROOT / "roles").iterdir() if (p / "defaults" / "main.yml").exists())
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_argument_specs_match_defaults(role):
+    path = ROOT / "roles" / role
+    defaults = set(yaml.safe_load((path / "defaults" / "main.yml").read_text()) or {})
+    specs = yaml.safe_load((path / "meta" / "argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
+    assert sorted(defaults - set(specs)) == [], f"{role}: defaults without an argument spec"
+    assert sorted(set(specs) - defaults) == [], f"{role}: argument specs without a default"
+    assert all(name.startswith(f"{role}_") for name in specs), f"{role}: variables must carry the role's prefix"
