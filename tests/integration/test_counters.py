@@ -351,8 +351,12 @@ def test_kiosk_browser_policies_shortcut_and_a_real_firefox(lab, provisioned, co
             "counter_peripherals_printer_uri=file:///tmp/{{queue}}.prn counter_peripherals_cups_file_device=false",
             "file: only with counter_peripherals_cups_file_device",
         ),
+        (
+            '{{"counter_monitoring_check_settings": {{"printer": {{"interval": "5s"}}}}}}',
+            "checks.printer: unknown check",
+        ),
     ],
-    ids=["not-a-ca", "http-portal", "file-printer-in-production"],
+    ids=["not-a-ca", "http-portal", "file-printer-in-production", "unknown-exporter-check"],
 )
 def test_bad_peripheral_inputs_are_refused_before_any_change(lab, provisioned, extra, message):
     result = playbook("-e", extra.format(lab=LAB_HOME))
