@@ -66,9 +66,12 @@ def inventory(directory: Path, sites: list[str], max_counters: int) -> Path:
 
 
 def playbook(inv: Path, config: Path) -> tuple[float, dict[str, dict[str, int]], str]:
+    # The venv's tools first, whether or not it is activated (make bench sets PATH; a direct run may not).
+    bindir = str(Path(sys.executable).parent)
     env = dict(os.environ, ANSIBLE_CONFIG=str(config), MOTCUA_LAB_HOME=str(HOME), ANSIBLE_FORCE_COLOR="0")
+    env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '')}"
     command = [
-        "ansible-playbook",
+        f"{bindir}/ansible-playbook",
         "-i",
         str(inv),
         "playbooks/counters.yml",
