@@ -58,6 +58,16 @@ def dossier_standin(tmp_path_factory):
 
 
 @pytest.fixture
+def clear_dossier_fault(dossier_standin):
+    """The stand-in without a fault before and after the test."""
+    from motcua.lab.dossier import write_fault
+
+    write_fault(dossier_standin["faults"], None)
+    yield
+    write_fault(dossier_standin["faults"], None)
+
+
+@pytest.fixture
 def base_registry(tmp_path: Path) -> Path:
     """A writable copy of the small valid registry the corpus cases change."""
     target = tmp_path / "registry"

@@ -18,6 +18,9 @@ from .conftest import promtool_check, tls_client
 SCRIPT = "motcua-dossier-exporter"
 
 
+pytestmark = pytest.mark.usefixtures("clear_dossier_fault")
+
+
 def config_for(standin, interval: str = "1s", timeout: str = "0.8s", extra_target: str = "") -> str:
     return f"""
 interval: {interval}
@@ -58,13 +61,6 @@ def exporter(start_exporter, dossier_standin):
     running.wait_for('dossier_probe_success{target="api-health",kind="api"} 1')
     running.wait_for("dossier_statistics_up 1")
     return running
-
-
-@pytest.fixture(autouse=True)
-def no_fault(dossier_standin):
-    write_fault(dossier_standin["faults"], None)
-    yield
-    write_fault(dossier_standin["faults"], None)
 
 
 def value(text: str, series: str) -> float | None:

@@ -23,17 +23,12 @@ from ..conftest import STANDIN_ADDRESS as ADDRESS
 from ..conftest import STANDIN_HTTP as HTTP
 from ..conftest import STANDIN_HTTPS as HTTPS
 
+pytestmark = pytest.mark.usefixtures("clear_dossier_fault")
+
 
 @pytest.fixture
 def standin(dossier_standin):
     return dossier_standin
-
-
-@pytest.fixture(autouse=True)
-def no_fault(standin):
-    write_fault(standin["faults"], None)
-    yield
-    write_fault(standin["faults"], None)
 
 
 def fetch(standin, path: str = "/", scheme: str = "https", timeout: float = 5.0) -> tuple[int, str]:

@@ -54,9 +54,12 @@ class Family:
 Sample = tuple[Mapping[str, object], float]
 
 
+def _lines(name: str, samples: Iterable[Sample]) -> str:
+    return "".join(f"{name}{labels(pairs)} {number(value)}\n" for pairs, value in samples)
+
+
 def render_family(family: Family, samples: Iterable[Sample]) -> str:
-    lines = "".join(f"{family.name}{labels(pairs)} {number(value)}\n" for pairs, value in samples)
-    return family.header() + lines
+    return family.header() + _lines(family.name, samples)
 
 
 class Board:
@@ -72,7 +75,7 @@ class Board:
         for name, items in samples.items():
             if name not in self.families:
                 raise KeyError(f"unknown metric family {name}")
-            row[name] = "".join(f"{name}{labels(pairs)} {number(value)}\n" for pairs, value in items)
+            row[name] = _lines(name, items)
         with self._lock:
             self._rows[key] = row
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .certs import not_after_of
+from .exposition import Family, Sample
 
 PHASES = ("resolve", "connect", "tls", "processing", "transfer")
 # Why a probe failed. A fixed set: it becomes a label value.
@@ -338,3 +339,37 @@ async def probe(spec: ProbeSpec) -> ProbeResult:
     result.duration = time.monotonic() - started
     result.finished = time.time()
     return result
+
+
+def result_families(prefix: str) -> tuple[Family, ...]:
+    """The metric families of a probe's result, named ``<prefix>_success`` and so on."""
+    return (
+        Family(
+            f"{prefix}_success",
+            "gauge",
+            "1 if the last probe succeeded: answer in time, expected status and content, TLS valid.",
+        ),
+        Family(f"{prefix}_duration_seconds", "gauge", "How long the last probe took, all phases together."),
+        Family(
+            f"{prefix}_phase_duration_seconds",
+            "gauge",
+            "Time in each phase of the last probe: resolve, connect, tls, processing (to the first byte), transfer.",
+        ),
+        Family(f"{prefix}_http_status_code", "gauge", "HTTP status of the last answer; 0 if there was none."),
+        Family(
+            f"{prefix}_failure_info", "gauge", "1, labelled with why the last probe failed; absent after a success."
+        ),
+    )
+
+
+def result_samples(result: ProbeResult, prefix: str, base: dict[str, str]) -> dict[str, list[Sample]]:
+    """Samples for :func:`result_families`; ``base`` labels go on every one."""
+    samples: dict[str, list[Sample]] = {
+        f"{prefix}_success": [(base, 1.0 if result.success else 0.0)],
+        f"{prefix}_duration_seconds": [(base, round(result.duration, 6))],
+        f"{prefix}_phase_duration_seconds": [({**base, "phase": p}, round(result.phases[p], 6)) for p in PHASES],
+        f"{prefix}_http_status_code": [(base, float(result.status))],
+    }
+    if not result.success:
+        samples[f"{prefix}_failure_info"] = [({**base, "reason": result.reason}, 1.0)]
+    return samples

@@ -17,6 +17,7 @@ from prometheus_client import REGISTRY, Gauge, Histogram
 from .. import __version__
 from . import logs
 from .config import ConfigError
+from .exposition import render_registry
 from .web import ExporterServer, Route, WebConfig, split_address
 
 log = logging.getLogger("main")
@@ -109,6 +110,4 @@ def run(name: str, args: argparse.Namespace, load: Callable[[Path], Exporter]) -
 
 
 def self_metrics() -> str:
-    from .exposition import render_registry
-
     return render_registry(REGISTRY)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from ..core import certs as certs_module
 from ..core import pkcs11
-from ..core.httpprobe import PHASES, ProbeSpec, probe
+from ..core.httpprobe import ProbeSpec, probe, result_samples
 
 Samples = dict[str, list[tuple[dict[str, object], float]]]
 MONTHS = {
@@ -162,16 +162,7 @@ class Portal(Check):
 
     def run(self) -> Samples:
         assert self.spec is not None
-        result = asyncio.run(probe(self.spec))
-        samples: Samples = {
-            "counter_portal_success": [({}, float(result.success))],
-            "counter_portal_duration_seconds": [({}, round(result.duration, 6))],
-            "counter_portal_phase_duration_seconds": [({"phase": p}, round(result.phases[p], 6)) for p in PHASES],
-            "counter_portal_http_status_code": [({}, float(result.status))],
-        }
-        if not result.success:
-            samples["counter_portal_failure_info"] = [({"reason": result.reason}, 1.0)]
-        return samples
+        return result_samples(asyncio.run(probe(self.spec)), "counter_portal", {})
 
 
 # --- clock --------------------------------------------------------------------

@@ -27,9 +27,7 @@ def load(path: str | Path) -> list[Check]:
     for name in checks_section:
         if name not in DEFAULTS:
             raise checks_section.error(str(name), f"unknown check; known: {', '.join(DEFAULTS)}")
-        item = checks_section.section(name, {})
-        if not isinstance(item, Section):
-            item = Section({}, root.file, f"checks.{name}")
+        item = Section(checks_section.raw(name) or {}, root.file, f"checks.{name}")
         interval = item.duration("interval", DEFAULTS[name][0], minimum=1.0)
         # A default timeout shrinks to fit a short interval; one written in the file must fit.
         timeout = item.duration("timeout", min(DEFAULTS[name][1], interval * 0.8), minimum=0.1)
@@ -45,7 +43,9 @@ def load(path: str | Path) -> list[Check]:
 
 def _check(name: str, item: Section, interval: float, timeout: float) -> Check:
     if name == "printers":
-        return Printers(name, interval, timeout, stuck_after=item.duration("stuck_after", 600.0, minimum=1.0))
+        return Printers(
+            name, interval, timeout, stuck_after=item.duration("stuck_after", Printers.stuck_after, minimum=1.0)
+        )
     if name == "scanners":
         return Scanners(name, interval, timeout)
     if name == "token":
@@ -53,7 +53,7 @@ def _check(name: str, item: Section, interval: float, timeout: float) -> Check:
     if name == "clock":
         return Clock(name, interval, timeout, server=item.str("server", Clock.server))
     if name == "scan_storage":
-        paths = item.list("paths", ["/srv/motcua/scans"])
+        paths = item.list("paths", list(ScanStorage.paths))
         if not paths or not all(isinstance(p, str) and p.startswith("/") for p in paths) or len(paths) > 10:
             raise item.error("paths", "must be 1 to 10 absolute paths")
         return ScanStorage(name, interval, timeout, paths=tuple(paths))

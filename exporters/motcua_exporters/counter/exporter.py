@@ -10,6 +10,7 @@ from pathlib import Path
 from prometheus_client import Counter
 
 from ..core.exposition import CONTENT_TYPE, Board, Family, render_family
+from ..core.httpprobe import result_families
 from ..core.runner import self_metrics
 from ..core.web import Request, Response
 from . import config as config_module
@@ -33,13 +34,7 @@ FAMILIES = (
         "gauge",
         "When a certificate on the token expires (Unix time).",
     ),
-    Family("counter_portal_success", "gauge", "1 if the dossier portal answered as expected from this counter."),
-    Family("counter_portal_duration_seconds", "gauge", "How long the portal probe took."),
-    Family("counter_portal_phase_duration_seconds", "gauge", "Time in each phase of the portal probe."),
-    Family("counter_portal_http_status_code", "gauge", "HTTP status the portal answered; 0 if none."),
-    Family(
-        "counter_portal_failure_info", "gauge", "1, labelled with why the portal probe failed; absent after a success."
-    ),
+    *result_families("counter_portal"),
     Family("counter_clock_offset_seconds", "gauge", "How far the clock is from NTP time, by chrony (positive: fast)."),
     Family("counter_clock_synchronized", "gauge", "1 if chrony is synchronised to a time source."),
     Family("counter_clock_stratum", "gauge", "chrony's NTP stratum (0: none)."),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import zlib
 from dataclasses import replace
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 from prometheus_client import Counter, Gauge
 
 from ..core.exposition import CONTENT_TYPE, Board, Family
-from ..core.httpprobe import PHASES, ProbeResult, ProbeSpec, probe
+from ..core.httpprobe import ProbeResult, ProbeSpec, probe, result_families, result_samples
 from ..core.prober import LoopThread
 from ..core.runner import self_metrics
 from ..core.web import Request, Response
@@ -22,18 +21,7 @@ from .config import DossierConfig, Target
 log = logging.getLogger("dossier")
 
 PROBE_FAMILIES = (
-    Family(
-        "dossier_probe_success",
-        "gauge",
-        "1 if the last probe succeeded: answer in time, expected status and content, TLS valid.",
-    ),
-    Family("dossier_probe_duration_seconds", "gauge", "How long the last probe took, all phases together."),
-    Family(
-        "dossier_probe_phase_duration_seconds",
-        "gauge",
-        "Time in each phase of the last probe: resolve, connect, tls, processing (to the first byte), transfer.",
-    ),
-    Family("dossier_probe_http_status_code", "gauge", "HTTP status of the last answer; 0 if there was none."),
+    *result_families("dossier_probe"),
     Family(
         "dossier_probe_tls_not_after_timestamp_seconds",
         "gauge",
@@ -46,9 +34,6 @@ PROBE_FAMILIES = (
     ),
     Family(
         "dossier_probe_last_run_timestamp_seconds", "gauge", "When the last probe of the target finished (Unix time)."
-    ),
-    Family(
-        "dossier_probe_failure_info", "gauge", "1, labelled with why the last probe failed; absent after a success."
     ),
 )
 STATS_FAMILIES = (
@@ -77,20 +62,13 @@ OVERRUNS = Counter(
 TARGETS = Gauge("dossier_exporter_targets", "Targets in the running config.")
 
 
-def result_samples(result: ProbeResult, base: dict[str, str], last_success: float | None) -> dict[str, list]:
-    samples: dict[str, list] = {
-        "dossier_probe_success": [(base, 1.0 if result.success else 0.0)],
-        "dossier_probe_duration_seconds": [(base, round(result.duration, 6))],
-        "dossier_probe_phase_duration_seconds": [({**base, "phase": p}, round(result.phases[p], 6)) for p in PHASES],
-        "dossier_probe_http_status_code": [(base, float(result.status))],
-    }
+def target_samples(result: ProbeResult, base: dict[str, str], last_success: float | None) -> dict[str, list]:
+    samples = result_samples(result, "dossier_probe", base)
     if result.tls_not_after is not None:
         samples["dossier_probe_tls_not_after_timestamp_seconds"] = [(base, result.tls_not_after)]
     if last_success is not None:
         samples["dossier_probe_last_success_timestamp_seconds"] = [(base, round(last_success, 3))]
         samples["dossier_probe_last_run_timestamp_seconds"] = [(base, round(result.finished, 3))]
-    if not result.success:
-        samples["dossier_probe_failure_info"] = [({**base, "reason": result.reason}, 1.0)]
     return samples
 
 
@@ -155,7 +133,7 @@ class DossierExporter:
             elif result.reason:
                 log.debug("%s: %s (%s)", target.name, result.reason, result.detail)
             PROBES.labels("success" if result.success else "failure").inc()
-            self.board.put(target.name, result_samples(result, base, self._last_success.get(target.name, 0.0)))
+            self.board.put(target.name, target_samples(result, base, self._last_success.get(target.name, 0.0)))
             next_at += target.interval
             now = loop.time()
             if next_at <= now:
@@ -225,19 +203,7 @@ class DossierExporter:
         budget = request.scrape_timeout(spec.timeout + 0.5) - 0.5
         spec = replace(spec, timeout=max(0.1, min(spec.timeout, budget)))
         result = self.loop.submit(probe(spec)).result(spec.timeout + 5)
-        samples = result_samples(result, {}, None)
+        samples = target_samples(result, {}, None)
         board = Board(PROBE_FAMILIES)
         board.put(wanted, samples)
         return Response(200, board.render(), CONTENT_TYPE)
-
-
-def wait_for_first_round(exporter: DossierExporter, timeout: float) -> bool:
-    """For tests and the benchmark: True once every target has a result."""
-    deadline = time.monotonic() + timeout
-    names = {t.name for t in exporter.config.targets}
-    while time.monotonic() < deadline:
-        rendered = exporter.board.render()
-        if all(f'target="{n}"' in rendered for n in names):
-            return True
-        time.sleep(0.1)
-    return False
