@@ -120,7 +120,7 @@ def run_ours(work: Path, urls: list[str], seconds: float) -> dict[str, float]:
     }
 
 
-async def drive_blackbox(urls: list[str], seconds: float, warmup: float) -> tuple[int, int, float]:
+async def drive_blackbox(urls: list[str], seconds: float, warmup: float) -> tuple[int, int]:
     """One /probe per target per interval, spread evenly (as Prometheus' scrape offsets do)."""
     loop = asyncio.get_running_loop()
     limit = asyncio.Semaphore(200)
@@ -150,7 +150,7 @@ async def drive_blackbox(urls: list[str], seconds: float, warmup: float) -> tupl
         task.add_done_callback(tasks.discard)
         index += 1
     await asyncio.gather(*tasks)
-    return counts["done"], counts["ok"], measuring["from"]
+    return counts["done"], counts["ok"]
 
 
 def run_blackbox(work: Path, urls: list[str], seconds: float) -> dict[str, float]:
@@ -167,24 +167,21 @@ def run_blackbox(work: Path, urls: list[str], seconds: float) -> dict[str, float
         assert wait_for_port(host, int(port), 10), (work / "blackbox.log").read_text()
         say(f"blackbox_exporter: driving {len(urls)} targets, warm-up {INTERVAL:g} s, then {seconds:g} s")
         samples: list[float] = []
-        marks: dict[str, float] = {}
 
         async def measure() -> tuple[int, int, float]:
-            loop = asyncio.get_running_loop()
+            """Probes counted after the warm-up, and blackbox's CPU over the same window."""
             driver = asyncio.create_task(drive_blackbox(urls, seconds, INTERVAL))
             await asyncio.sleep(INTERVAL)
-            marks["cpu0"] = cpu_seconds(proc.pid)
+            before = cpu_seconds(proc.pid)
             while not driver.done():
                 samples.append(rss_mb(proc.pid))
                 await asyncio.sleep(1.0)
                 if len(samples) % 20 == 0:
                     say(f"blackbox_exporter: {len(samples)} s measured")
-                if "cpu1" not in marks and loop.time() >= marks.setdefault("t1", loop.time() + seconds):
-                    marks["cpu1"] = cpu_seconds(proc.pid)
-            return await driver
+            done, ok = await driver
+            return done, ok, cpu_seconds(proc.pid) - before
 
-        done, ok, _ = asyncio.run(measure())
-        cpu = marks.get("cpu1", cpu_seconds(proc.pid)) - marks["cpu0"]
+        done, ok, cpu = asyncio.run(measure())
     finally:
         stop([proc])
     say(f"blackbox_exporter: {done} probes ({ok} successful), {cpu:.2f} CPU s")
