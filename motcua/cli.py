@@ -7,6 +7,7 @@ import json
 import sys
 from collections import Counter
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from .inventory import ADDRESS_SPACES, build_inventory
 from .registry import PHASES, REGIONS, Registry, check_registry
@@ -110,6 +111,40 @@ def cmd_roster_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_duty(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from .monitoring.duty import SYSTEM, check_duty_roster
+
+    registry, problems = check_registry(args.registry)
+    if problems or registry is None:
+        return cmd_validate(argparse.Namespace(registry=args.registry, format="text"))
+    registry = registry.subset(args.sites.split(",") if args.sites else None)
+    roster, problems = check_duty_roster(args.roster, registry)
+    if problems or roster is None:
+        print(f"{args.roster}: INVALID, {len(problems)} problem(s):", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    if args.who:
+        when = (
+            datetime.fromisoformat(args.at) if args.at else datetime.now(ZoneInfo(roster.timezone)).replace(tzinfo=None)
+        )
+        site = None if args.who == SYSTEM else args.who
+        people = roster.on_duty(site, when)
+        for person in people or [roster.lead]:
+            contact = ", ".join(str(c) for c in (person.phone, person.email, person.telegram_chat_id) if c)
+            print(f"{person.name} ({person.id}){'' if people else ' - nobody on duty: the lead'}: {contact}")
+        return 0
+    first, last = roster.window
+    print(
+        f"{args.roster}: OK: {len(roster.shifts)} shifts, {len(roster.people)} people, "
+        f"{first}..{last} ({roster.timezone}), every site's opening hours and the dossier system covered; "
+        f"lead {roster.lead.name}"
+    )
+    return 0
+
+
 def cmd_bundle_exporters(args: argparse.Namespace) -> int:
     from .bundle import write_bundle
 
@@ -176,6 +211,31 @@ def cmd_lab_fault(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lab_notifications(args: argparse.Namespace) -> int:
+    import json
+    from datetime import datetime
+
+    items = _lab(args).notifications()[-args.last :]
+    if args.json:
+        print(json.dumps(items, ensure_ascii=False, indent=2))
+        return 0
+    for item in items:
+        when = datetime.fromtimestamp(float(item["time"])).strftime("%H:%M:%S")  # type: ignore[arg-type]
+        if item["kind"] == "webhook":
+            payload = item["payload"]
+            names = sorted({a["labels"].get("alertname", "?") for a in payload.get("alerts", [])})  # type: ignore[union-attr]
+            what = f"{payload.get('status')}: {', '.join(names)}"  # type: ignore[union-attr]
+            print(f"{when} webhook  {item['receiver']}: {what}")
+        elif item["kind"] == "telegram":
+            first = str(item.get("text") or "").splitlines()[:1]
+            print(f"{when} telegram chat {item['chat_id']}: {first[0] if first else ''}")
+        else:
+            print(f"{when} e-mail   {', '.join(item['to'])}: {item['subject']}")  # type: ignore[arg-type]
+    if not items:
+        print("no notifications yet (the lab's Alertmanager sends them here: playbooks/monitoring.yml)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="motcua",
@@ -207,6 +267,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_registry_arg(p)
     p.set_defaults(func=cmd_roster_validate)
 
+    p = sub.add_parser("duty", help="check a duty roster for the launch window; --who: who is on duty for a site")
+    p.add_argument("roster", help="duty roster file, e.g. inventory/lab/duty.yml")
+    _add_registry_arg(p)
+    p.add_argument("--sites", help="comma-separated site codes the roster must cover (default: all)")
+    p.add_argument("--who", metavar="SITE", help="a site code, or 'system' for the dossier system")
+    p.add_argument("--at", help="local time, e.g. 2025-07-02T08:00 (default: now)")
+    p.set_defaults(func=cmd_duty)
+
     p = sub.add_parser("bundle-exporters", help="write the exporters as one zip file for counter PCs (python3 FILE)")
     p.add_argument("output", help="e.g. .cache/motcua-exporters.pyz")
     p.set_defaults(func=cmd_bundle_exporters)
@@ -220,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("down", cmd_lab_down, "stop everything the lab started and unmount its overlays"),
         ("status", cmd_lab_status, "each host and service with its address and state"),
         ("fault", cmd_lab_fault, "break something on purpose (training, tests)"),
+        ("notifications", cmd_lab_notifications, "what the lab's Alertmanager sent (e-mail, Telegram, webhooks)"),
     ):
         p = lab_sub.add_parser(name, help=text)
         p.add_argument("--inventory", default="inventory/lab", help="lab inventory (default: inventory/lab)")
@@ -232,8 +301,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(
                 "--purge", action="store_true", help="also delete the hosts' changes (fresh hosts next time)"
             )
-        if name == "status":
+        if name in ("status", "notifications"):
             p.add_argument("--json", action="store_true")
+        if name == "notifications":
+            p.add_argument("--last", type=int, default=30, help="how many (default: 30)")
         if name == "fault":
             p.add_argument("target", choices=("dossier", "gear", "counter"))
             p.add_argument(

@@ -199,7 +199,7 @@ def harvest_packages(host: CounterHost, pool: Path) -> int:
     return moved
 
 
-def start(host: CounterHost, apt_cache: Path) -> Proc:
+def start(host: CounterHost, apt_cache: Path, kind: str = "counter") -> Proc:
     argv = [
         "systemd-nspawn",
         "--quiet",
@@ -216,4 +216,4 @@ def start(host: CounterHost, apt_cache: Path) -> Proc:
         # never waits for the archive lock) over the pool every lab host shares.
         f"--overlay={apt_cache}:{host.apt_upper}:/var/cache/apt/archives",
     ]
-    return spawn(host.name, "counter", argv, host.log)
+    return spawn(host.name, kind, argv, host.log)

@@ -4,7 +4,10 @@ What runs, all on loopback addresses from the registry's lab mapping:
   - counter PCs: systemd-nspawn containers (sshd on the host's own address)
   - network gear: one simulator process serving every router and switch over SSH
   - the dossier system stand-in: HTTPS (lab CA) and HTTP, with fault switches
-  - the monitoring host's address (dx-mon01) is reserved for Prometheus/Alertmanager
+  - the monitoring host (dx-mon01): a container like the counter PCs, for
+    Prometheus, Alertmanager and the DX Centre's exporters (playbooks/monitoring.yml)
+  - the notification sink: the lab's SMTP server, Telegram API and webhook
+    receiver, so no alert the lab sends ever leaves this machine
 
 State (PIDs with start times, mounts) is in <home>/state.json, so `down` stops
 exactly what `up` started, and `down` then `up` recovers a crashed lab.
@@ -35,6 +38,10 @@ LOOPBACK = IPv4Network("127.0.0.0/8")
 # The dossier stand-in sits at this offset of the DX Centre's lab block (127.79.0.20).
 DOSSIER_OFFSET = 20
 DOSSIER_PORTS = {"https": 443, "http": 80}
+# The notification sink (motcua.lab.sink) at this offset (127.79.0.25).
+SINK_OFFSET = 25
+SINK_PORTS = {"http": 80, "smtp": 25}
+HOST_KINDS = ("counter", "server")  # containers: counter PCs and the DX Centre's servers
 # Sizing: what one booted counter container costs, and the share of the
 # machine's available memory the lab may take.
 MB_PER_COUNTER = 40
@@ -67,6 +74,13 @@ class LabPlan:
     gear: list[GearDevice]
     dossier_address: str
     monitoring_address: str
+    sink_address: str = ""
+    servers: list[counters.CounterHost] = field(default_factory=list)
+
+    @property
+    def hosts(self) -> list[counters.CounterHost]:
+        """Every container: the counter PCs, then the DX Centre's servers."""
+        return [*self.counters, *self.servers]
 
     def sites(self) -> list[str]:
         return list(self.registry.sites)
@@ -137,11 +151,17 @@ def make_plan(inventory: Path, home: Path = DEFAULT_HOME) -> LabPlan:
                 gear.append(GearDevice(host.name, address, host.role, site.code, ports if host.role == "switch" else 4))
     plan_dx = registry.plan.to_lab_network(registry.dx_subnet)
     dossier = str(plan_dx[DOSSIER_OFFSET])
-    monitoring = next((str(h.lab_address) for h in registry.dx_hosts if h.role == "monitoring"), str(plan_dx[10]))
-    for address in [*(h.address for h in hosts), *(g.address for g in gear), dossier, monitoring]:
+    sink = str(plan_dx[SINK_OFFSET])
+    servers = [
+        counters.CounterHost(h.name, str(h.lab_address), "dx", home / "hosts" / h.name)
+        for h in registry.dx_hosts
+        if h.role == "monitoring"
+    ]
+    monitoring = servers[0].address if servers else str(plan_dx[10])
+    for address in [*(h.address for h in hosts), *(g.address for g in gear), dossier, monitoring, sink]:
         if IPv4Address(address) not in LOOPBACK:  # the registry validator already refuses this
             raise LabError(f"refusing non-loopback lab address {address}")
-    return LabPlan(inventory, registry, hosts, gear, dossier, monitoring)
+    return LabPlan(inventory, registry, hosts, gear, dossier, monitoring, sink, servers)
 
 
 def check_capacity(plan: LabPlan) -> None:
@@ -226,11 +246,11 @@ class Lab:
             raise LabError(f"a lab from {state.inventory} is up in {self.home}; run `motcua lab down` first")
         # A host whose systemd-nspawn died leaves its services holding its address.
         for proc in state.procs:
-            if proc.kind == "counter" and not alive(proc) and counters.kill_leftovers(proc.namespace):
+            if proc.kind in HOST_KINDS and not alive(proc) and counters.kill_leftovers(proc.namespace):
                 self.progress(f"lab: {proc.name} had crashed; ended what was left of it")
         self._check_addresses(plan, state)
 
-        ensure_inotify(len(plan.counters), self.progress)
+        ensure_inotify(len(plan.hosts), self.progress)
         rootfs = image.ensure_image(self.cache, self.progress)
         self._ensure_keys()
         ca.ensure_lab_ca(self.home / "ca", plan.dossier_address)
@@ -242,17 +262,21 @@ class Lab:
         public_key = (self.key.with_suffix(".pub")).read_text()
         host_keys: dict[str, str] = {}
 
-        todo = [h for h in plan.counters if not self._running(state, h.name)]
-        self.progress(f"lab: starting {len(todo)} of {len(plan.counters)} counter PCs")
+        todo = [h for h in plan.hosts if not self._running(state, h.name)]
+        self.progress(
+            f"lab: starting {len(todo)} of {len(plan.hosts)} hosts ({len(plan.counters)} counter PCs, "
+            f"{', '.join(h.name for h in plan.servers) or 'no servers'})"
+        )
         for host in todo:
             counters.unmount(host.merged)
             counters.harvest_packages(host, self.apt_cache)
             counters.prepare_apt_cache(host, apt_ids)
             counters.mount_overlay(host, rootfs)
-        for host in plan.counters:  # running hosts are mounted, the others were just now
+        for host in plan.hosts:  # running hosts are mounted, the others were just now
             host_keys[host.address] = counters.prepare(host, public_key)
         for host in todo:
-            state.put(counters.start(host, self.apt_cache))
+            kind = "counter" if host in plan.counters else "server"
+            state.put(counters.start(host, self.apt_cache, kind))
             state.save(self.home)
 
         if plan.gear and not self._running(state, "gear"):
@@ -261,10 +285,13 @@ class Lab:
         if not self._running(state, "dossier"):
             state.put(self._start_dossier(plan))
             state.save(self.home)
+        if not self._running(state, "sink"):
+            state.put(self._start_sink(plan))
+            state.save(self.home)
 
         self._wait(plan)
         for proc in state.procs:
-            if proc.kind == "counter" and not proc.namespace and alive(proc):
+            if proc.kind in HOST_KINDS and not proc.namespace and alive(proc):
                 proc.namespace = counters.container_namespace(proc.pid) or ""
         state.save(self.home)
         self._write_ssh_files(plan, host_keys)
@@ -280,7 +307,7 @@ class Lab:
         hosts_dir = self.home / "hosts"
         if hosts_dir.exists():
             for proc in state.procs:
-                if proc.kind == "counter" and counters.kill_leftovers(proc.namespace):
+                if proc.kind in HOST_KINDS and counters.kill_leftovers(proc.namespace):
                     killed.append(f"{proc.name} (leftover container processes)")
             for host_root in sorted(hosts_dir.iterdir()):
                 if counters.unmount(host_root / "merged"):
@@ -309,10 +336,14 @@ class Lab:
         checks = []
         for host in plan.counters:
             checks.append(("counter", host.name, host.address, 22, host.name))
+        for host in plan.servers:
+            checks.append(("monitoring", host.name, host.address, 22, host.name))
         for device in plan.gear:
             checks.append((device.role, device.name, device.address, 22, "gear"))
         checks.append(("dossier", "dossier (https)", plan.dossier_address, DOSSIER_PORTS["https"], "dossier"))
         checks.append(("dossier", "dossier (http)", plan.dossier_address, DOSSIER_PORTS["http"], "dossier"))
+        checks.append(("sink", "notifications (http)", plan.sink_address, SINK_PORTS["http"], "sink"))
+        checks.append(("sink", "notifications (smtp)", plan.sink_address, SINK_PORTS["smtp"], "sink"))
 
         def probe(item):
             kind, name, address, port, proc_name = item
@@ -334,24 +365,14 @@ class Lab:
             }
 
         with ThreadPoolExecutor(max_workers=16) as pool:
-            rows = list(pool.map(probe, checks))
-        rows.append(
-            {
-                "kind": "monitoring",
-                "name": "dx-mon01",
-                "address": plan.monitoring_address,
-                "state": "reserved",
-                "pid": None,
-            }
-        )
-        return rows
+            return list(pool.map(probe, checks))
 
     def stop_host(self, name: str) -> str:
         """Stop one counter PC (a fault for training); `up` starts it again."""
         state = LabState.load(self.home)
         proc = state.proc(name)
-        if proc is None or proc.kind != "counter":
-            raise LabError(f"{name} is not a counter PC of this lab")
+        if proc is None or proc.kind not in HOST_KINDS:
+            raise LabError(f"{name} is not a host of this lab")
         if not alive(proc):
             return f"{name}: already stopped"
         stop([proc])
@@ -366,13 +387,15 @@ class Lab:
 
     def _check_addresses(self, plan: LabPlan, state: LabState) -> None:
         wanted: list[tuple[str, int, str]] = []
-        for host in plan.counters:
+        for host in plan.hosts:
             if not self._running(state, host.name):
                 wanted.append((host.address, 22, host.name))
         if not self._running(state, "gear"):
             wanted += [(d.address, 22, d.name) for d in plan.gear]
         if not self._running(state, "dossier"):
             wanted += [(plan.dossier_address, port, f"dossier {scheme}") for scheme, port in DOSSIER_PORTS.items()]
+        if not self._running(state, "sink"):
+            wanted += [(plan.sink_address, port, f"notification sink {kind}") for kind, port in SINK_PORTS.items()]
         busy = [f"{addr}:{port} ({who}): {why}" for addr, port, who in wanted if (why := port_in_use(addr, port))]
         if busy:
             raise LabError("lab addresses already in use (nothing was started):\n  " + "\n  ".join(busy))
@@ -455,8 +478,33 @@ class Lab:
         (dossier_dir / "agencies.json").write_text(json.dumps(agencies, ensure_ascii=False))
         return spawn("dossier", "dossier", argv, dossier_dir / "dossier.log")
 
+    def _start_sink(self, plan: LabPlan) -> Proc:
+        sink_dir = self.home / "notifications"
+        sink_dir.mkdir(parents=True, exist_ok=True)
+        argv = [
+            sys.executable,
+            "-m",
+            "motcua.lab.sink",
+            "--address",
+            plan.sink_address,
+            "--http-port",
+            str(SINK_PORTS["http"]),
+            "--smtp-port",
+            str(SINK_PORTS["smtp"]),
+            "--log",
+            str(sink_dir / "notifications.jsonl"),
+        ]
+        return spawn("sink", "sink", argv, sink_dir / "sink.log")
+
+    def notifications(self) -> list[dict[str, object]]:
+        """What the lab's monitoring has sent (e-mail, Telegram, webhooks), oldest first."""
+        path = self.home / "notifications" / "notifications.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
     def _wait(self, plan: LabPlan, timeout: float = 90.0) -> None:
-        targets = [(h.address, 22, b"SSH-", h.name) for h in plan.counters]
+        targets = [(h.address, 22, b"SSH-", h.name) for h in plan.hosts]
         targets += [(d.address, 22, b"SSH-", d.name) for d in plan.gear]
 
         def check(item):
@@ -466,7 +514,8 @@ class Lab:
         with ThreadPoolExecutor(max_workers=32) as pool:
             results = list(pool.map(check, targets))
         web = wait_for_port(plan.dossier_address, DOSSIER_PORTS["https"], timeout)
-        failed = [name for name, ok in results if not ok] + ([] if web else ["dossier"])
+        sink = wait_for_port(plan.sink_address, SINK_PORTS["smtp"], timeout)
+        failed = [name for name, ok in results if not ok] + ([] if web else ["dossier"]) + ([] if sink else ["sink"])
         if failed:
             raise LabError(
                 f"not reachable after {timeout:.0f} s: {', '.join(failed)} (logs under {self.home}; "
@@ -484,7 +533,7 @@ class Lab:
         config = [
             "# Written by `motcua lab up`: ssh -F " + str(self.ssh_dir / "config") + " <lab host name>",
         ]
-        for host in plan.counters:
+        for host in plan.hosts:
             config += [f"Host {host.name}", f"  HostName {host.address}", "  User root"]
         for device in plan.gear:
             config += [f"Host {device.name}", f"  HostName {device.address}", f"  User {GEAR_USER}"]

@@ -46,6 +46,15 @@ GEAR_ROLES: dict[str, str] = {
     "printers": "printer",
     "scanners": "scanner",
 }
+# A site's topology: every device reaches the DX Centre through its switch and
+# the site's router(s). Monitoring derives its inhibition from this.
+PARENT_ROLE: dict[str, str] = {
+    "switch": "router",
+    "kiosk": "switch",
+    "counter": "switch",
+    "printer": "switch",
+    "scanner": "switch",
+}
 COUNTERS_MIN, COUNTERS_MAX = 1, 200
 
 

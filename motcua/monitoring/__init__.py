@@ -1,0 +1,1 @@
+"""Monitoring config from the registry: alert rules, inhibition, duty-roster routing, dashboards."""

@@ -1,0 +1,735 @@
+"""The duty roster of the launch window, and the Alertmanager routes it compiles into.
+
+A duty roster says who is on duty for which sites when (format:
+docs/monitoring.md). It is checked against the site registry before anything
+is written: unknown sites, regions or teams, people without a way to reach
+them, shifts outside the window, two shifts covering one site at the same
+time, and opening hours (or, for the dossier system, any hour) that nobody
+covers are reported with file, line and shift.
+
+:func:`compile_alertmanager` turns a valid roster into an Alertmanager config:
+one receiver per person, one time interval per shift, routes that send each
+alert to whoever is on duty for its site at that moment, the go-live phase's
+pace, escalation to the DX Centre lead, and inhibition rules from the
+registry's topology (:mod:`motcua.monitoring.rules`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ..registry import Registry
+from ..registry.fields import Checker, Field
+from ..registry.problems import Problem, RegistryError
+from ..registry.source import LineDict, load_yaml
+from . import rules
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+# Hồ Chí Minh City's one-stop shops: Monday to Friday all day, Saturday morning.
+DEFAULT_OPENING_HOURS = {"monday-friday": "07:30-17:00", "saturday": "07:30-11:30"}
+MAX_WINDOW_DAYS = 62
+WINDOW_INTERVAL = "launch-window"
+SYSTEM = "system"  # the scope of city-wide alerts (the dossier system, the monitoring itself)
+_HOURS = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
+_DATES = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:\.\.(\d{4}-\d{2}-\d{2}))?$")
+_PERSON_ID = re.compile(r"^[a-z][a-z0-9._-]{1,31}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+TOP_SPEC = {
+    "window": Field("mapping", required=True),
+    "timezone": Field("text"),
+    "opening_hours": Field("mapping"),
+    "system_hours": Field("text"),
+    "lead": Field("text", required=True),
+    "people": Field("list", required=True),
+    "shifts": Field("list", required=True),
+}
+WINDOW_SPEC = {"start": Field("text", required=True), "end": Field("text", required=True)}
+PERSON_SPEC = {
+    "id": Field("text", required=True),
+    "name": Field("text", required=True),
+    "email": Field("text"),
+    "telegram_chat_id": Field("text"),
+    "phone": Field("text"),
+}
+SHIFT_SPEC = {
+    "person": Field("text", required=True),
+    "scope": Field("text", required=True),  # checked by _scope: text or mapping
+    "dates": Field("text", required=True),  # checked by _dates: text or list
+    "hours": Field("text", required=True),
+}
+SCOPE_SPEC = {"sites": Field("list"), "regions": Field("list"), "teams": Field("list")}
+
+
+@dataclass(frozen=True)
+class Person:
+    id: str
+    name: str
+    email: str | None
+    telegram_chat_id: int | None
+    phone: str | None
+    line: int
+
+    @property
+    def receiver(self) -> str:
+        return f"duty-{self.id}"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a shift covers: the dossier system, or a set of sites."""
+
+    label: str  # as written, for messages: "system", "region hcm", "sites 26740, 26743"
+    system: bool
+    sites: frozenset[str]
+
+    def covers(self, site: str | None) -> bool:
+        return self.system if site is None else site in self.sites
+
+
+@dataclass(frozen=True)
+class Shift:
+    number: int  # 1-based position in the file, for messages
+    line: int
+    person: Person
+    scope: Scope
+    days: tuple[date, ...]
+    start: time
+    end_minutes: int  # minutes after the start day's midnight; > 1440 when overnight
+    hours: str
+
+    @property
+    def name(self) -> str:
+        return f"shift-{self.number:03d}"
+
+    def spans(self) -> list[tuple[datetime, datetime]]:
+        out = []
+        for day in self.days:
+            start = datetime.combine(day, self.start)
+            out.append((start, datetime.combine(day, time()) + timedelta(minutes=self.end_minutes)))
+        return out
+
+
+@dataclass
+class DutyRoster:
+    file: str
+    timezone: str
+    window: tuple[date, date]
+    opening_hours: dict[int, tuple[int, int]]  # weekday -> (start, end) minutes
+    system_hours: tuple[int, int] | None  # daily minutes; None: the system needs no cover
+    lead: Person
+    people: dict[str, Person]
+    shifts: list[Shift] = field(default_factory=list)
+
+    def on_duty(self, site: str | None, when: datetime) -> list[Person]:
+        """Who is on duty for ``site`` (None: the dossier system) at local time ``when``."""
+        return [s.person for s in self.shifts if s.scope.covers(site) and any(a <= when < b for a, b in s.spans())]
+
+
+# ---------------------------------------------------------------- parsing
+def _minutes(hh: str, mm: str) -> int | None:
+    h, m = int(hh), int(mm)
+    if m > 59 or h > 24 or (h == 24 and m):
+        return None
+    return h * 60 + m
+
+
+def parse_hours(text: str) -> tuple[int, int] | None:
+    """'07:30-17:00' -> (450, 1020); '19:00-07:00' (overnight) -> (1140, 1860); None if malformed."""
+    match = _HOURS.match(text.strip())
+    if not match:
+        return None
+    start, end = _minutes(*match.group(1, 2)), _minutes(*match.group(3, 4))
+    if start is None or end is None or start >= 1440 or start == end:
+        return None
+    return (start, end if end > start else end + 1440)
+
+
+def parse_weekdays(text: str) -> list[int] | None:
+    """'monday-friday' -> [0..4]; 'saturday' -> [5]; None if malformed."""
+    parts = text.strip().lower().split("-")
+    if not all(p in WEEKDAYS for p in parts) or len(parts) > 2:
+        return None
+    first, last = WEEKDAYS.index(parts[0]), WEEKDAYS.index(parts[-1])
+    return list(range(first, last + 1)) if first <= last else None
+
+
+def _parse_date(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _clock(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+class _Reader:
+    def __init__(self, registry: Registry, label: str, problems: list[Problem]):
+        self.registry = registry
+        self.label = label
+        self.problems = problems
+        self.check = Checker(label, problems, kind="roster")
+
+    def report(self, line: int, who: str, fld: str, message: str) -> None:
+        self.check.report(line, who, fld, message)
+
+    def text(self, raw: object, line: int, who: str, fld: str) -> str | None:
+        if isinstance(raw, bool) or raw is None or isinstance(raw, list | dict):
+            self.report(line, who, fld, f"must be text, got {raw!r}")
+            return None
+        value = str(raw).strip()
+        if not value:
+            self.report(line, who, fld, "must not be empty")
+            return None
+        return value
+
+    def person(self, raw: object, line: int) -> Person | None:
+        entry = self.check.mapping(raw, line, f"people line {line}", "")
+        if entry is None:
+            return None
+        who = f"person {entry.get('id', f'at line {line}')}"
+        known = set(PERSON_SPEC)
+        for key in entry:
+            if key not in known:
+                self.report(entry.line_of(key), who, str(key), f"unknown key (known keys: {', '.join(sorted(known))})")
+        values = {k: self.text(entry[k], entry.line_of(k), who, k) for k in PERSON_SPEC if k in entry}
+        for key in ("id", "name"):
+            if key not in entry:
+                self.report(line, who, key, "required field is missing")
+        pid, name = values.get("id"), values.get("name")
+        ok = pid is not None and name is not None
+        if pid is not None and not _PERSON_ID.match(pid):
+            self.report(entry.line_of("id"), who, "id", "ids are 2-32 lower-case letters, digits, '.', '_' or '-'")
+            ok = False
+        email, chat, phone = values.get("email"), values.get("telegram_chat_id"), values.get("phone")
+        if email is not None and not _EMAIL.match(email):
+            self.report(entry.line_of("email"), who, "email", f"{email!r} is not an e-mail address")
+            ok = False
+        chat_id = None
+        if chat is not None:
+            if re.fullmatch(r"-?\d{1,20}", chat):
+                chat_id = int(chat)
+            else:
+                self.report(entry.line_of("telegram_chat_id"), who, "telegram_chat_id", "must be a number")
+                ok = False
+        if "email" not in entry and "telegram_chat_id" not in entry:
+            self.report(line, who, "email", "no way to reach this person: give an email or a telegram_chat_id")
+            ok = False
+        return Person(pid, name, email, chat_id, phone, line) if ok else None  # type: ignore[arg-type]
+
+    def scope(self, raw: object, line: int, who: str) -> Scope | None:
+        if isinstance(raw, str):
+            if raw == SYSTEM:
+                return Scope(SYSTEM, True, frozenset())
+            if raw == "all":
+                return Scope("all sites", False, frozenset(self.registry.sites))
+            self.report(line, who, "scope", f"{raw!r}: write system, all, or a mapping of sites/regions/teams")
+            return None
+        entry = self.check.mapping(raw, line, who, "scope")
+        if entry is None:
+            return None
+        values = self.check.fields(entry, who, "scope.", SCOPE_SPEC)
+        if not values:
+            self.report(line, who, "scope", "names no sites, regions or teams")
+            return None
+        sites: set[str] = set()
+        labels = []
+        ok = True
+        regions = {s.region for s in self.registry.sites.values()}
+        for key, items in values.items():
+            names = [f"{i:05d}" if isinstance(i, int) and not isinstance(i, bool) else str(i) for i in items]
+            labels.append(f"{key} {', '.join(names)}")
+            for name in names:
+                if key == "sites":
+                    matched = {name} if name in self.registry.sites else set()
+                elif key == "regions":
+                    matched = {c for c, s in self.registry.sites.items() if s.region == name}
+                    if not matched and name in regions:
+                        matched = set()
+                else:
+                    matched = {c for c, s in self.registry.sites.items() if s.team == name}
+                known = {
+                    "sites": self.registry.sites,
+                    "regions": regions,
+                    "teams": self.registry.teams,
+                }[key]
+                if name not in known:
+                    self.report(
+                        entry.line_of(key),
+                        who,
+                        f"scope.{key}",
+                        f"unknown {key[:-1]} {name!r}: not in the site registry",
+                    )
+                    ok = False
+                sites |= matched
+        return Scope("; ".join(labels), False, frozenset(sites)) if ok else None
+
+    def dates(self, raw: object, line: int, who: str, window: tuple[date, date] | None) -> list[date] | None:
+        items = raw if isinstance(raw, list) else [raw]
+        days: list[date] = []
+        for item in items:
+            text = self.text(item, line, who, "dates")
+            if text is None:
+                return None
+            match = _DATES.match(text)
+            first = _parse_date(match.group(1)) if match else None
+            last = _parse_date(match.group(2)) if match and match.group(2) else first
+            if first is None or last is None or last < first:
+                self.report(
+                    line, who, "dates", f"{text!r}: write a date (2025-07-01) or a range (2025-07-01..2025-07-07)"
+                )
+                return None
+            if window and (first < window[0] or last > window[1]):
+                self.report(line, who, "dates", f"{text} is outside the launch window {window[0]}..{window[1]}")
+                return None
+            days += [first + timedelta(days=n) for n in range((last - first).days + 1)]
+        if len(set(days)) != len(days):
+            self.report(line, who, "dates", "a date is listed twice")
+            return None
+        return sorted(days)
+
+
+def check_duty_roster(
+    path: str | Path, registry: Registry, label: str | None = None
+) -> tuple[DutyRoster | None, list[Problem]]:
+    """Validate a duty roster; return it (when valid) and every problem found."""
+    path = Path(path)
+    label = label or str(path)
+    problems: list[Problem] = []
+    doc = load_yaml(path, label, problems)
+    if doc is None:
+        return None, problems or [Problem(label, 0, "", "", "the roster is empty", "roster")]
+    r = _Reader(registry, label, problems)
+    top = r.check.mapping(doc, 1, "", "")
+    if top is None:
+        return None, problems
+    values = r.check.fields(top, "", "", TOP_SPEC)
+    # --- window and time zone
+    window = None
+    raw_window = values.get("window")
+    if isinstance(raw_window, dict):
+        wv = r.check.fields(raw_window, "window", "window.", WINDOW_SPEC)
+        start = _parse_date(str(wv.get("start", "")))
+        end = _parse_date(str(wv.get("end", "")))
+        if start is None or end is None:
+            r.report(raw_window.line, "window", "window", "start and end must be dates like 2025-07-01")
+        elif end < start or (end - start).days >= MAX_WINDOW_DAYS:
+            r.report(
+                raw_window.line, "window", "window", f"end must be on or after start, at most {MAX_WINDOW_DAYS} days"
+            )
+        else:
+            window = (start, end)
+    tz = str(values.get("timezone", "Asia/Ho_Chi_Minh"))
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        r.report(top.line_of("timezone"), "", "timezone", f"unknown time zone {tz!r}")
+    # --- opening hours
+    opening: dict[int, tuple[int, int]] = {}
+    raw_opening = values.get("opening_hours", LineDict(DEFAULT_OPENING_HOURS))
+    for key, hours_text in raw_opening.items():
+        at = raw_opening.line_of(key) if isinstance(raw_opening, LineDict) and raw_opening.key_lines else 0
+        days = parse_weekdays(str(key))
+        hours = parse_hours(str(hours_text))
+        if days is None:
+            r.report(at, "opening_hours", str(key), "write a weekday or a range like monday-friday")
+        elif hours is None or hours[1] > 1440:
+            r.report(at, "opening_hours", str(key), f"{hours_text!r}: write hours like 07:30-17:00 within one day")
+        else:
+            for day in days:
+                if day in opening:
+                    r.report(at, "opening_hours", str(key), f"{WEEKDAYS[day]} is given twice")
+                opening[day] = hours
+    system_text = str(values.get("system_hours", "00:00-24:00"))
+    system_hours = None if system_text == "none" else parse_hours(system_text)
+    if system_text != "none" and (system_hours is None or system_hours[1] > 1440):
+        r.report(top.line_of("system_hours"), "", "system_hours", "write hours like 00:00-24:00, or none")
+    # --- people
+    people: dict[str, Person] = {}
+    raw_people = values.get("people") or []
+    for i, raw in enumerate(raw_people):
+        person = r.person(raw, raw_people.line_of(i))
+        if person is None:
+            continue
+        if person.id in people:
+            r.report(person.line, f"person {person.id}", "id", f"duplicate id (first at line {people[person.id].line})")
+            continue
+        people[person.id] = person
+    lead = None
+    if "lead" in values:
+        lead = people.get(str(values["lead"]))
+        if lead is None:
+            r.report(top.line_of("lead"), "", "lead", f"{values['lead']!r} is not in people")
+    # --- shifts
+    shifts: list[Shift] = []
+    raw_shifts = values.get("shifts") or []
+    for i, raw in enumerate(raw_shifts):
+        line = raw_shifts.line_of(i)
+        who = f"shift {i + 1}"
+        entry = r.check.mapping(raw, line, who, "")
+        if entry is None:
+            continue
+        before = len(problems)
+        for key in entry:
+            if key not in SHIFT_SPEC:
+                r.report(entry.line_of(key), who, str(key), f"unknown key (known keys: {', '.join(SHIFT_SPEC)})")
+        for key in SHIFT_SPEC:
+            if key not in entry:
+                r.report(line, who, key, "required field is missing")
+        if len(problems) != before:
+            continue
+        person = people.get(str(entry["person"]))
+        if person is None:
+            r.report(entry.line_of("person"), who, "person", f"{entry['person']!r} is not in people")
+        scope = r.scope(entry["scope"], entry.line_of("scope"), who)
+        days = r.dates(entry["dates"], entry.line_of("dates"), who, window)
+        hours = parse_hours(str(entry["hours"]))
+        if hours is None:
+            r.report(
+                entry.line_of("hours"),
+                who,
+                "hours",
+                f"{entry['hours']!r}: write hours like 07:00-19:00 (19:00-07:00 ends the next day)",
+            )
+        if person and scope and days and hours:
+            start = time(hours[0] // 60, hours[0] % 60)
+            shifts.append(Shift(i + 1, line, person, scope, tuple(days), start, hours[1], str(entry["hours"])))
+    if not problems and lead is not None and window is not None:
+        problems += _overlaps(label, shifts)
+        problems += _gaps(label, registry, shifts, window, opening, system_hours)
+    if problems:
+        return None, sorted(set(problems))
+    assert lead is not None and window is not None
+    return DutyRoster(label, tz, window, opening, system_hours, lead, people, shifts), []
+
+
+def load_duty_roster(path: str | Path, registry: Registry, label: str | None = None) -> DutyRoster:
+    roster, problems = check_duty_roster(path, registry, label)
+    if problems or roster is None:
+        raise RegistryError(problems, what="duty roster")
+    return roster
+
+
+def _overlaps(label: str, shifts: list[Shift]) -> list[Problem]:
+    """Two shifts covering one site (or the system) at the same time."""
+    spans = sorted(((a, b, s) for s in shifts for a, b in s.spans()), key=lambda x: (x[0], x[1], x[2].number))
+    problems: list[Problem] = []
+    seen: set[tuple[int, int]] = set()
+    active: list[tuple[datetime, datetime, Shift]] = []
+    for start, end, shift in spans:
+        active = [x for x in active if x[1] > start]
+        for _, other_end, other in active:
+            if (other.number, shift.number) in seen or other.number == shift.number:
+                continue
+            shared = (shift.scope.sites & other.scope.sites) or (
+                {SYSTEM} if shift.scope.system and other.scope.system else set()
+            )
+            if shared:
+                seen.add((other.number, shift.number))
+                what = "the dossier system" if SYSTEM in shared else _some_sites(shared)
+                problems.append(
+                    Problem(
+                        label,
+                        shift.line,
+                        f"shift {shift.number}",
+                        "hours",
+                        f"overlaps shift {other.number} (line {other.line}, {other.person.id}) "
+                        f"from {start:%Y-%m-%d %H:%M} to {min(end, other_end):%H:%M} for {what}: "
+                        "one person is on duty for a site at a time",
+                        "roster",
+                    )
+                )
+        active.append((start, end, shift))
+    return problems
+
+
+def _some_sites(sites: set[str] | frozenset[str], limit: int = 5) -> str:
+    codes = sorted(sites)
+    more = f" and {len(codes) - limit} more" if len(codes) > limit else ""
+    return ("site " if len(codes) == 1 else "sites ") + ", ".join(codes[:limit]) + more
+
+
+def _gaps(
+    label: str,
+    registry: Registry,
+    shifts: list[Shift],
+    window: tuple[date, date],
+    opening: dict[int, tuple[int, int]],
+    system_hours: tuple[int, int] | None,
+) -> list[Problem]:
+    """Opening hours of a site (or system hours) with nobody on duty, grouped by gap."""
+    by_gap: dict[tuple[datetime, datetime], set[str]] = {}
+    days = [window[0] + timedelta(days=n) for n in range((window[1] - window[0]).days + 1)]
+    covering: dict[str, list[tuple[datetime, datetime]]] = {}
+    for shift in shifts:
+        keys = list(shift.scope.sites) + ([SYSTEM] if shift.scope.system else [])
+        for key in keys:
+            covering.setdefault(key, []).extend(shift.spans())
+    needs: list[tuple[str, dict[int, tuple[int, int]]]] = [(code, opening) for code in registry.sites]
+    if system_hours is not None:
+        needs.append((SYSTEM, dict.fromkeys(range(7), system_hours)))
+    for key, hours_by_day in needs:
+        spans = sorted(covering.get(key, []))
+        for day in days:
+            hours = hours_by_day.get(day.weekday())
+            if hours is None:
+                continue
+            midnight = datetime.combine(day, time())
+            need_start = midnight + timedelta(minutes=hours[0])
+            need_end = midnight + timedelta(minutes=hours[1])
+            cursor = need_start
+            for a, b in spans:
+                if b <= cursor or a >= need_end:
+                    continue
+                if a > cursor:
+                    by_gap.setdefault((cursor, a), set()).add(key)
+                cursor = max(cursor, b)
+                if cursor >= need_end:
+                    break
+            if cursor < need_end:
+                by_gap.setdefault((cursor, need_end), set()).add(key)
+    problems = []
+    for (a, b), keys in sorted(by_gap.items()):
+        what = "the dossier system" if keys == {SYSTEM} else _some_sites(keys - {SYSTEM})
+        if SYSTEM in keys and len(keys) > 1:
+            what += " and the dossier system"
+        problems.append(
+            Problem(
+                label,
+                0,
+                "",
+                "shifts",
+                f"nobody is on duty {a:%Y-%m-%d %H:%M}-{b:%H:%M} ({a:%A}) for {what}",
+                "roster",
+            )
+        )
+    return problems
+
+
+# ---------------------------------------------------------------- compiling
+@dataclass(frozen=True)
+class PhasePace:
+    """How fast and to whom alerts of sites in a go-live phase go."""
+
+    group_wait: str
+    group_interval: str
+    repeat_interval: str
+    copy_lead: bool  # the DX Centre lead gets every alert too
+
+
+DEFAULT_PACE = {
+    "cut-over": PhasePace("10s", "1m", "30m", True),
+    "hypercare": PhasePace("10s", "2m", "1h", True),
+    "pre-production": PhasePace("1m", "5m", "4h", False),
+    "steady": PhasePace("1m", "5m", "4h", False),
+}
+
+
+def _time_interval(shift: Shift, tz: str) -> dict[str, object]:
+    """The shift's spans as Alertmanager time ranges (a span over midnight becomes two)."""
+    pieces: dict[tuple[str, str, int, int], list[int]] = {}
+    for start, end in shift.spans():
+        cursor = start
+        while cursor < end:
+            midnight_after = datetime.combine(cursor.date() + timedelta(days=1), time())
+            stop = min(end, midnight_after)
+            begin = cursor.hour * 60 + cursor.minute
+            finish = 1440 if stop == midnight_after else stop.hour * 60 + stop.minute
+            key = (_clock(begin), _clock(finish), cursor.year, cursor.month)
+            pieces.setdefault(key, []).append(cursor.day)
+            cursor = stop
+    ranges = []
+    for (begin, finish, year, month), days in sorted(pieces.items(), key=lambda kv: (kv[0][2], kv[0][3], kv[1][0])):
+        ranges.append(
+            {
+                "times": [{"start_time": begin, "end_time": finish}],
+                "days_of_month": _day_ranges(sorted(set(days))),
+                "months": [str(month)],
+                "years": [str(year)],
+                "location": tz,
+            }
+        )
+    return {"name": shift.name, "time_intervals": ranges}
+
+
+def _day_ranges(days: list[int]) -> list[str]:
+    out, first, prev = [], days[0], days[0]
+    for day in [*days[1:], None]:
+        if day is not None and day == prev + 1:
+            prev = day
+            continue
+        out.append(str(first) if first == prev else f"{first}:{prev}")
+        if day is not None:
+            first = prev = day
+    return out
+
+
+def _date_ranges(first: date, last: date) -> list[dict[str, object]]:
+    """Whole days first..last as Alertmanager time ranges (one per month)."""
+    out: list[dict[str, object]] = []
+    day = first
+    while day <= last:
+        month_end = (day.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+        stop = min(last, month_end)
+        out.append(
+            {
+                "days_of_month": [f"{day.day}:{stop.day}" if stop != day else str(day.day)],
+                "months": [str(day.month)],
+                "years": [str(day.year)],
+            }
+        )
+        day = stop + timedelta(days=1)
+    return out
+
+
+def site_matcher(sites: frozenset[str] | set[str]) -> str:
+    return 'site=~"' + "|".join(sorted(sites)) + '"'
+
+
+def compile_alertmanager(roster: DutyRoster, registry: Registry, settings: dict[str, object]) -> dict[str, object]:
+    """The Alertmanager config for this roster.
+
+    ``settings`` (the alertmanager role passes its variables):
+      smtp: {smarthost, from, auth_username?, auth_password_file?, require_tls?} or absent (no e-mail)
+      telegram: {api_url?, bot_token} or absent (no Telegram)
+      webhooks: [{name, url}] receive every alert (the DX Centre's incident board, a chat bridge)
+      pace: {phase: {group_wait, group_interval, repeat_interval, copy_lead}} over DEFAULT_PACE
+      escalate_after: how long a critical alert fires before the lead is told (default 30m)
+    """
+    smtp = settings.get("smtp") or {}
+    telegram = settings.get("telegram") or {}
+    webhooks = list(settings.get("webhooks") or [])
+    pace = dict(DEFAULT_PACE)
+    for phase, values in (settings.get("pace") or {}).items():
+        pace[phase] = PhasePace(**{**DEFAULT_PACE[phase].__dict__, **values})
+
+    global_cfg: dict[str, object] = {"resolve_timeout": "5m"}
+    if smtp:
+        global_cfg["smtp_smarthost"] = smtp["smarthost"]
+        global_cfg["smtp_from"] = smtp["from"]
+        global_cfg["smtp_require_tls"] = bool(smtp.get("require_tls", True))
+        if smtp.get("auth_username"):
+            global_cfg["smtp_auth_username"] = smtp["auth_username"]
+            global_cfg["smtp_auth_password_file"] = smtp["auth_password_file"]
+    if telegram.get("api_url"):
+        global_cfg["telegram_api_url"] = telegram["api_url"]
+
+    receivers: list[dict[str, object]] = [{"name": "board", "webhook_configs": []}]
+    for hook in webhooks:
+        receivers[0]["webhook_configs"].append({"url": hook["url"], "send_resolved": True, "max_alerts": 50})  # type: ignore[union-attr]
+    if not webhooks:
+        receivers[0].pop("webhook_configs")
+    for person in [roster.lead, *[p for p in roster.people.values() if p.id != roster.lead.id]]:
+        receiver: dict[str, object] = {"name": person.receiver}
+        if person.email and smtp:
+            receiver["email_configs"] = [
+                {
+                    "to": person.email,
+                    "send_resolved": True,
+                    "headers": {"Subject": '{{ template "motcua.subject" . }}'},
+                    "html": '{{ template "motcua.email" . }}',
+                }
+            ]
+        if person.telegram_chat_id is not None and telegram.get("bot_token"):
+            receiver["telegram_configs"] = [
+                {
+                    "bot_token": telegram["bot_token"],
+                    "chat_id": person.telegram_chat_id,
+                    "parse_mode": "",
+                    "message": '{{ template "motcua.telegram" . }}',
+                    "send_resolved": True,
+                }
+            ]
+        receivers.append(receiver)
+    lead = roster.lead.receiver
+
+    def shift_routes(system: bool) -> list[dict[str, object]]:
+        out = []
+        for shift in roster.shifts:
+            if shift.scope.system != system:
+                continue
+            route: dict[str, object] = {"receiver": shift.person.receiver, "active_time_intervals": [shift.name]}
+            if not system:
+                route["matchers"] = [site_matcher(shift.scope.sites)]
+            route["continue"] = True
+            out.append(route)
+        return out
+
+    # Before and after the launch window nobody's shift is active: the lead gets everything.
+    outside_window = {"receiver": lead, "mute_time_intervals": [WINDOW_INTERVAL], "continue": True}
+    system_route = {
+        "matchers": [f'scope="{rules.SCOPE_SYSTEM}"'],
+        "receiver": lead,
+        "group_by": ["alertname"],
+        "group_wait": "10s",
+        "group_interval": "1m",
+        "repeat_interval": "1h",
+        # Nobody on duty matched -> the lead (the parent's receiver). The lead
+        # hears of the dossier system's critical alerts at once in any case.
+        "routes": [
+            *shift_routes(system=True),
+            {"matchers": ['severity="critical"'], "receiver": lead, "continue": True},
+            outside_window,
+        ],
+    }
+    phase_routes = []
+    for phase in sorted(pace, key=lambda p: registry_phase_order(p)):
+        p = pace[phase]
+        children = shift_routes(system=False)
+        children.append({"receiver": lead, "continue": True} if p.copy_lead else outside_window)
+        phase_routes.append(
+            {
+                "matchers": [f'phase="{phase}"'],
+                "receiver": lead,
+                "group_wait": p.group_wait,
+                "group_interval": p.group_interval,
+                "repeat_interval": p.repeat_interval,
+                "routes": children,
+            }
+        )
+    route = {
+        "receiver": lead,
+        "group_by": ["alertname", "site"],
+        "group_wait": "30s",
+        "group_interval": "5m",
+        "repeat_interval": "4h",
+        "routes": [
+            # Every alert reaches the webhooks (the incident board), then the people.
+            *([{"receiver": "board", "continue": True, "group_wait": "0s"}] if webhooks else []),
+            {
+                "matchers": [f'alertname="{rules.ESCALATION_ALERT}"'],
+                "receiver": lead,
+                "group_by": ["alertname", "site", "escalated"],
+            },
+            system_route,
+            *phase_routes,
+        ],
+    }
+    return {
+        "global": global_cfg,
+        "templates": [str(settings.get("templates_glob", "/etc/prometheus/alertmanager_templates/*.tmpl"))],
+        "route": route,
+        "inhibit_rules": rules.inhibit_rules(),
+        "receivers": receivers,
+        "time_intervals": [
+            {
+                "name": WINDOW_INTERVAL,
+                "time_intervals": [
+                    {**r, "location": roster.timezone} for r in _date_ranges(roster.window[0], roster.window[1])
+                ],
+            },
+            *[_time_interval(s, roster.timezone) for s in roster.shifts],
+        ],
+    }
+
+
+def registry_phase_order(phase: str) -> int:
+    from ..registry import PHASES
+
+    return PHASES.index(phase) if phase in PHASES else len(PHASES)

@@ -1,0 +1,412 @@
+"""Prometheus alert rules and the inhibition that follows the sites' topology.
+
+Each alert is data (:data:`ALERTS`): its expression, how long it must hold
+(a pace class, so the lab can run every alert fast with one setting), its
+severity and scope, what in a site it is about (its topology role) and a
+Vietnamese and an English summary. :func:`rule_groups` renders them with the
+site-information series generated from the registry; :func:`inhibit_rules`
+derives Alertmanager's inhibition from the same roles.
+
+Labels every site-level alert carries (from the scrape targets or the join
+with ``motcua_site_info``): site, ward, region, phase, team, role, scope.
+Alertmanager routes on site and phase, and inhibits on site and instance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..registry import Registry
+from ..registry.model import PARENT_ROLE
+
+SCOPE_SYSTEM = "system"  # the dossier system and the monitoring itself: city-wide
+SCOPE_SITE = "site"
+ESCALATION_ALERT = "EscalateToLead"
+SITE_LABELS = ("site", "ward", "region", "phase", "team")
+SITE_INFO = "motcua_site_info"
+# Production pace; the lab sets shorter ones (inventory/lab/group_vars/monitoring.yml).
+DEFAULT_FOR = {"fast": "30s", "short": "2m", "medium": "5m", "long": "15m", "escalate": "30m"}
+_BY_SITE = ", ".join(SITE_LABELS)
+_JOIN_SITE = f"* on (site) group_left (ward, region, phase, team) {SITE_INFO}"
+# A role whose alert means "unreachable" hides the alerts of the roles below it.
+UNREACHABLE_ALERTS = {"router": "SiteOffline", "counter": "CounterDown"}
+# Monitoring roles below the registry's device roles.
+MONITORED_PARENTS = {"token": "counter", "exporter": "counter", "site-link": "router"}
+
+
+@dataclass(frozen=True)
+class Alert:
+    name: str
+    expr: str
+    pace: str  # a DEFAULT_FOR key
+    severity: str  # critical | warning
+    scope: str  # system | site
+    role: str  # what it is about: router, switch, counter, printer, scanner, token, exporter, site-link, dossier
+    summary_vi: str
+    summary_en: str
+    set_scope: bool = True  # False: the scope label comes from the target (alerts on every job)
+
+    @property
+    def slug(self) -> str:
+        out = []
+        for ch in self.name:
+            if ch.isupper() and out:
+                out.append("-")
+            out.append(ch.lower())
+        return "".join(out).replace("-t-l-s", "-tls")
+
+
+ALERTS: tuple[Alert, ...] = (
+    # ---- the dossier system, city-wide (probed from the DX Centre)
+    Alert(
+        "DossierSystemDown",
+        'dossier_probe_success{job="dossier"} == 0',
+        "fast",
+        "critical",
+        SCOPE_SYSTEM,
+        "dossier",
+        "Hệ thống giải quyết TTHC không truy cập được ({{ $labels.target }}: {{ $labels.reason }})",
+        "The dossier system is down ({{ $labels.target }})",
+    ),
+    Alert(
+        "DossierSystemSlow",
+        'dossier_probe_duration_seconds{job="dossier"} > 3 and on (instance, target) dossier_probe_success{job="dossier"} == 1',
+        "medium",
+        "warning",
+        SCOPE_SYSTEM,
+        "dossier",
+        "Hệ thống giải quyết TTHC phản hồi chậm: {{ $value | humanizeDuration }} ({{ $labels.target }})",
+        "The dossier system is slow: {{ $value | humanizeDuration }} ({{ $labels.target }})",
+    ),
+    Alert(
+        "DossierTLSCertificateExpiring",
+        '(dossier_probe_tls_not_after_timestamp_seconds{job="dossier"} - time()) < 21 * 86400',
+        "long",
+        "warning",
+        SCOPE_SYSTEM,
+        "dossier",
+        "Chứng chỉ TLS của hệ thống giải quyết TTHC hết hạn sau {{ $value | humanizeDuration }}",
+        "The dossier system's TLS certificate expires in {{ $value | humanizeDuration }}",
+    ),
+    # ---- a site
+    Alert(
+        "SiteOffline",
+        f'max by ({_BY_SITE}) (probe_success{{job="gear", role="router"}}) == 0',
+        "short",
+        "critical",
+        SCOPE_SITE,
+        "router",
+        "Mất kết nối tới điểm {{ $labels.ward }} ({{ $labels.site }}): không tới được router",
+        "Site {{ $labels.ward }} ({{ $labels.site }}) is offline: its router does not answer",
+    ),
+    Alert(
+        "SwitchUnreachable",
+        'probe_success{job="gear", role="switch"} == 0',
+        "short",
+        "warning",
+        SCOPE_SITE,
+        "switch",
+        "Không tới được switch {{ $labels.instance }} tại {{ $labels.ward }}",
+        "Switch {{ $labels.instance }} at {{ $labels.ward }} does not answer",
+    ),
+    Alert(
+        "DossierUnreachableFromSite",
+        f'count by ({_BY_SITE}) (counter_portal_success{{job="counter"}} == 0)'
+        f' / count by ({_BY_SITE}) (counter_portal_success{{job="counter"}}) >= 0.5',
+        "medium",
+        "warning",
+        SCOPE_SITE,
+        "site-link",
+        "Quầy tại {{ $labels.ward }} không vào được hệ thống giải quyết TTHC (hệ thống vẫn hoạt động)",
+        "Counters at {{ $labels.ward }} cannot reach the dossier system (it is up city-wide)",
+    ),
+    # ---- a counter PC and what hangs on it
+    Alert(
+        "CounterDown",
+        'up{job="node"} == 0',
+        "short",
+        "warning",
+        SCOPE_SITE,
+        "counter",
+        "Máy tính quầy {{ $labels.instance }} tại {{ $labels.ward }} không phản hồi",
+        "Counter PC {{ $labels.instance }} at {{ $labels.ward }} is down",
+        set_scope=False,
+    ),
+    Alert(
+        "ExporterDown",
+        'up{job!~"node|gear"} == 0 unless on (instance) up{job="node"} == 0',
+        "short",
+        "warning",
+        SCOPE_SITE,
+        "exporter",
+        "Bộ thu thập {{ $labels.job }} trên {{ $labels.instance }} không trả lời (máy vẫn chạy)",
+        "The {{ $labels.job }} exporter on {{ $labels.instance }} is down (the host is up)",
+        set_scope=False,
+    ),
+    Alert(
+        "PrinterStopped",
+        'counter_printer_state{job="counter", state="stopped"} == 1'
+        ' or counter_printer_accepting_jobs{job="counter"} == 0',
+        "medium",
+        "warning",
+        SCOPE_SITE,
+        "printer",
+        "Máy in {{ $labels.printer }} của quầy {{ $labels.instance }} ({{ $labels.ward }}) đã dừng",
+        "Printer {{ $labels.printer }} of counter {{ $labels.instance }} ({{ $labels.ward }}) has stopped",
+    ),
+    Alert(
+        "PrinterJobsStuck",
+        'counter_printer_stuck_jobs{job="counter"} > 0',
+        "medium",
+        "warning",
+        SCOPE_SITE,
+        "printer",
+        "{{ $value }} lệnh in bị kẹt trên máy in {{ $labels.printer }} ({{ $labels.instance }})",
+        "{{ $value }} print jobs stuck on {{ $labels.printer }} ({{ $labels.instance }})",
+    ),
+    Alert(
+        "ScannerMissing",
+        'counter_scanners{job="counter"} == 0',
+        "long",
+        "warning",
+        SCOPE_SITE,
+        "scanner",
+        "Quầy {{ $labels.instance }} ({{ $labels.ward }}) không thấy máy quét",
+        "Counter {{ $labels.instance }} ({{ $labels.ward }}) sees no scanner",
+    ),
+    Alert(
+        "TokenMissing",
+        'counter_tokens{job="counter"} == 0',
+        "medium",
+        "warning",
+        SCOPE_SITE,
+        "token",
+        "Quầy {{ $labels.instance }} ({{ $labels.ward }}) không thấy USB token chữ ký số",
+        "Counter {{ $labels.instance }} ({{ $labels.ward }}) sees no signing token",
+    ),
+    Alert(
+        "CounterCheckFailing",
+        'counter_check_success{job="counter"} == 0',
+        "long",
+        "warning",
+        SCOPE_SITE,
+        "exporter",
+        "Không kiểm tra được {{ $labels.check }} trên quầy {{ $labels.instance }}",
+        "The {{ $labels.check }} check fails on counter {{ $labels.instance }}",
+    ),
+    Alert(
+        "ClockSkew",
+        'abs(counter_clock_offset_seconds{job="counter"}) > 1',
+        "medium",
+        "warning",
+        SCOPE_SITE,
+        "counter",
+        "Đồng hồ quầy {{ $labels.instance }} lệch {{ $value | humanizeDuration }} (chữ ký số cần giờ đúng)",
+        "Clock of counter {{ $labels.instance }} is off by {{ $value | humanizeDuration }} (signing needs the right time)",
+    ),
+    Alert(
+        "ClockNotSynchronised",
+        'counter_clock_synchronized{job="counter"} == 0',
+        "long",
+        "warning",
+        SCOPE_SITE,
+        "counter",
+        "Đồng hồ quầy {{ $labels.instance }} không đồng bộ NTP",
+        "Clock of counter {{ $labels.instance }} is not synchronised",
+    ),
+    Alert(
+        "DiskNearlyFull",
+        'node_filesystem_avail_bytes{job="node", fstype!~"tmpfs|ramfs|squashfs|overlay"}'
+        ' / node_filesystem_size_bytes{job="node", fstype!~"tmpfs|ramfs|squashfs|overlay"} < 0.10',
+        "long",
+        "warning",
+        SCOPE_SITE,
+        "counter",
+        "Ổ đĩa {{ $labels.mountpoint }} của {{ $labels.instance }} sắp đầy (còn {{ $value | humanizePercentage }})",
+        "Disk {{ $labels.mountpoint }} of {{ $labels.instance }} is nearly full ({{ $value | humanizePercentage }} free)",
+        set_scope=False,
+    ),
+    Alert(
+        "ScanStorageNearlyFull",
+        'counter_scans_free_bytes{job="counter"} / counter_scans_size_bytes{job="counter"} < 0.10',
+        "long",
+        "warning",
+        SCOPE_SITE,
+        "counter",
+        "Thư mục lưu bản quét trên {{ $labels.instance }} sắp đầy (còn {{ $value | humanizePercentage }})",
+        "Scan storage on {{ $labels.instance }} is nearly full ({{ $value | humanizePercentage }} free)",
+    ),
+    # ---- the ward's signing certificate (certificate exporter, and the token on each counter)
+    Alert(
+        "WardCertificateExpiresIn30Days",
+        f'((certificate_not_after_timestamp_seconds{{job="certificate"}} - time()) < 30 * 86400 >= 7 * 86400) {_JOIN_SITE}'
+        ' or (counter_token_certificate_not_after_timestamp_seconds{job="counter"} - time()) < 30 * 86400 >= 7 * 86400',
+        "long",
+        "warning",
+        SCOPE_SITE,
+        "token",
+        "Chứng thư số của {{ $labels.ward }} ({{ $labels.subject }}) hết hạn sau {{ $value | humanizeDuration }}",
+        "The certificate of {{ $labels.ward }} ({{ $labels.subject }}) expires in {{ $value | humanizeDuration }}",
+    ),
+    Alert(
+        "WardCertificateExpiresIn7Days",
+        f'((certificate_not_after_timestamp_seconds{{job="certificate"}} - time()) < 7 * 86400 >= 0) {_JOIN_SITE}'
+        ' or (counter_token_certificate_not_after_timestamp_seconds{job="counter"} - time()) < 7 * 86400 >= 0',
+        "long",
+        "critical",
+        SCOPE_SITE,
+        "token",
+        "Chứng thư số của {{ $labels.ward }} ({{ $labels.subject }}) chỉ còn {{ $value | humanizeDuration }}: gia hạn ngay",
+        "The certificate of {{ $labels.ward }} ({{ $labels.subject }}) expires in {{ $value | humanizeDuration }}: renew now",
+    ),
+    Alert(
+        "WardCertificateExpired",
+        f'((certificate_not_after_timestamp_seconds{{job="certificate"}} - time()) < 0) {_JOIN_SITE}'
+        ' or (counter_token_certificate_not_after_timestamp_seconds{job="counter"} - time()) < 0',
+        "fast",
+        "critical",
+        SCOPE_SITE,
+        "token",
+        "Chứng thư số của {{ $labels.ward }} ({{ $labels.subject }}) ĐÃ HẾT HẠN: không ký số được",
+        "The certificate of {{ $labels.ward }} ({{ $labels.subject }}) HAS EXPIRED: signing fails",
+    ),
+    Alert(
+        "CertificateSourceUnreadable",
+        f'(certificate_source_up{{job="certificate"}} == 0) {_JOIN_SITE}',
+        "medium",
+        "warning",
+        SCOPE_SITE,
+        "token",
+        "Không đọc được chứng thư số {{ $labels.source }} của {{ $labels.ward }}",
+        "Cannot read certificate source {{ $labels.source }} of {{ $labels.ward }}",
+    ),
+    # ---- escalation: a critical alert nobody has fixed reaches the DX Centre lead
+    Alert(
+        ESCALATION_ALERT,
+        'label_replace(ALERTS{alertstate="firing", severity="critical", alertname!="EscalateToLead"},'
+        ' "escalated", "$1", "alertname", "(.*)")',
+        "escalate",
+        "critical",
+        SCOPE_SITE,
+        "escalation",
+        "Chuyển lên lãnh đạo trực: {{ $labels.escalated }} chưa được khắc phục ({{ $labels.ward }})",
+        "Escalated to the DX Centre lead: {{ $labels.escalated }} is not fixed ({{ $labels.ward }})",
+        set_scope=False,
+    ),
+)
+
+
+def alert_names() -> list[str]:
+    return [a.name for a in ALERTS]
+
+
+def _alert_rule(alert: Alert, durations: dict[str, str], runbook_base: str) -> dict[str, object]:
+    labels = {"severity": alert.severity, "role": alert.role}
+    if alert.set_scope:
+        labels["scope"] = alert.scope
+    summary = f"{alert.summary_vi} / {alert.summary_en}"
+    return {
+        "alert": alert.name,
+        "expr": alert.expr,
+        "for": durations[alert.pace],
+        "labels": labels,
+        "annotations": {
+            "summary": summary,
+            "summary_vi": alert.summary_vi,
+            "summary_en": alert.summary_en,
+            "runbook_url": f"{runbook_base.rstrip('/')}/{alert.slug}.md",
+        },
+    }
+
+
+def site_info_rules(registry: Registry) -> list[dict[str, object]]:
+    """One ``motcua_site_info`` series per site: the registry's labels, for joins and dashboards."""
+    return [
+        {
+            "record": SITE_INFO,
+            "expr": "vector(1)",
+            "labels": {
+                "site": site.code,
+                "ward": site.name,
+                "kind": site.kind,
+                "region": site.region,
+                "phase": site.phase,
+                "team": site.team,
+            },
+        }
+        for site in registry.sites.values()
+    ]
+
+
+def rule_groups(
+    registry: Registry,
+    durations: dict[str, str] | None = None,
+    runbook_base: str = "docs/runbooks",
+    interval: str | None = None,
+) -> dict[str, object]:
+    """The rules file: site information, then every alert."""
+    pace = {**DEFAULT_FOR, **(durations or {})}
+    unknown = set(pace) - set(DEFAULT_FOR)
+    if unknown:
+        raise ValueError(f"unknown alert pace(s): {', '.join(sorted(unknown))} (known: {', '.join(DEFAULT_FOR)})")
+    groups: list[dict[str, object]] = [
+        {"name": "motcua_sites", "rules": site_info_rules(registry)},
+        {"name": "motcua_alerts", "rules": [_alert_rule(a, pace, runbook_base) for a in ALERTS]},
+    ]
+    if interval:
+        for group in groups:
+            group["interval"] = interval
+    return {"groups": groups}
+
+
+def _descendants(role: str) -> list[str]:
+    parents = {**PARENT_ROLE, **MONITORED_PARENTS}
+    out: list[str] = []
+    frontier = [role]
+    while frontier:
+        current = frontier.pop()
+        for child, parent in parents.items():
+            if parent == current and child not in out:
+                out.append(child)
+                frontier.append(child)
+    return sorted(out)
+
+
+def inhibit_rules() -> list[dict[str, object]]:
+    """Inhibition from the topology: an unreachable device hides the alerts below it.
+
+    A site whose routers are all unreachable (SiteOffline) leaves one alert:
+    its switches', counters', printers', scanners' and tokens' alerts wait.
+    A counter that is down hides its printers', token's and exporter's. The
+    dossier system down city-wide hides the per-site "cannot reach it".
+    A graver certificate alert hides the milder one for the same certificate.
+    """
+    out: list[dict[str, object]] = []
+    for role, alertname in UNREACHABLE_ALERTS.items():
+        below = _descendants(role)
+        out.append(
+            {
+                "source_matchers": [f'alertname="{alertname}"'],
+                "target_matchers": [f'role=~"{"|".join(below)}"'],
+                "equal": ["site"] if role == "router" else ["site", "instance"],
+            }
+        )
+    out.append(
+        {
+            "source_matchers": ['alertname="DossierSystemDown"'],
+            "target_matchers": ['alertname=~"DossierSystemSlow|DossierUnreachableFromSite"'],
+            "equal": [],
+        }
+    )
+    for graver, milder in (
+        ("WardCertificateExpired", "WardCertificateExpiresIn7Days|WardCertificateExpiresIn30Days"),
+        ("WardCertificateExpiresIn7Days", "WardCertificateExpiresIn30Days"),
+    ):
+        out.append(
+            {
+                "source_matchers": [f'alertname="{graver}"'],
+                "target_matchers": [f'alertname=~"{milder}"'],
+                "equal": ["site", "subject"],
+            }
+        )
+    return out

@@ -1,0 +1,104 @@
+"""Lookup plugin: Prometheus rules and the Alertmanager config, built from the registry."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ansible.errors import AnsibleLookupError
+from ansible.plugins.lookup import LookupBase
+
+DOCUMENTATION = r"""
+name: motcua_monitoring
+short_description: Alert rules and Alertmanager routing from the site registry and the duty roster
+description:
+  - C(rules) returns the Prometheus rules file (as a mapping) - the site-information series of every
+    site of the inventory and every motcua alert, with the given pace.
+  - C(alertmanager) reads and validates the duty roster against the registry (unknown sites,
+    overlapping shifts and uncovered hours fail the lookup, naming file, line and shift) and returns
+    the Alertmanager config (as a mapping) - receivers, time intervals, routes, topology inhibition.
+  - Vault-encrypted roster files are decrypted through Ansible's loader.
+options:
+  _terms:
+    description: C(rules) or C(alertmanager).
+    required: true
+  registry:
+    description: Site registry directory (the inventory exports it as C(motcua_registry_dir)).
+    type: str
+    required: true
+  sites:
+    description: Site codes of this inventory (the lab runs a few); all sites when empty.
+    type: list
+    elements: str
+    default: []
+  durations:
+    description: (rules) C(for) of each pace class - fast, short, medium, long, escalate.
+    type: dict
+    default: {}
+  runbook_base:
+    description: (rules) Base URL of the runbooks; each alert links to C(<base>/<alert-slug>.md).
+    type: str
+    default: docs/runbooks
+  roster:
+    description: (alertmanager) The duty roster file.
+    type: str
+  settings:
+    description: (alertmanager) smtp, telegram, webhooks, pace - see motcua.monitoring.duty.compile_alertmanager.
+    type: dict
+    default: {}
+"""
+
+EXAMPLES = r"""
+- name: Rules
+  ansible.builtin.copy:
+    content: "{{ lookup('motcua_monitoring', 'rules', registry=motcua_registry_dir) | to_nice_yaml }}"
+    dest: /etc/prometheus/rules.d/motcua.yml
+    mode: "0644"
+"""
+
+RETURN = r"""
+_raw:
+  description: A one-element list holding the rules file or the Alertmanager config.
+  type: list
+"""
+
+
+class LookupModule(LookupBase):
+    def run(self, terms, variables=None, **kwargs):
+        self.set_options(var_options=variables, direct=kwargs)
+        try:
+            from motcua.monitoring import duty, rules
+            from motcua.registry import RegistryError, load_registry
+        except ImportError:
+            sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+            from motcua.monitoring import duty, rules
+            from motcua.registry import RegistryError, load_registry
+        if len(terms) != 1 or terms[0] not in ("rules", "alertmanager"):
+            raise AnsibleLookupError("motcua_monitoring takes one term: rules or alertmanager")
+        try:
+            registry = load_registry(self.get_option("registry")).subset(self.get_option("sites") or None)
+        except (RegistryError, KeyError) as exc:
+            raise AnsibleLookupError(str(exc)) from None
+        if terms[0] == "rules":
+            try:
+                return [
+                    rules.rule_groups(
+                        registry, self.get_option("durations"), runbook_base=self.get_option("runbook_base")
+                    )
+                ]
+            except ValueError as exc:
+                raise AnsibleLookupError(str(exc)) from None
+        roster = self.get_option("roster")
+        if not roster or not Path(roster).exists():
+            raise AnsibleLookupError(f"duty roster file {roster} not found")
+        real = self._loader.get_real_file(str(roster), decrypt=True)
+        try:
+            parsed = duty.load_duty_roster(real, registry, label=str(roster))
+            return [duty.compile_alertmanager(parsed, registry, self.get_option("settings"))]
+        except RegistryError as exc:
+            raise AnsibleLookupError(str(exc)) from None
+        except (KeyError, TypeError) as exc:
+            raise AnsibleLookupError(f"alertmanager settings: {exc}") from None
+        finally:
+            if real != str(roster):
+                self._loader.cleanup_tmp_file(real)
