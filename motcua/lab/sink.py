@@ -61,11 +61,14 @@ def make_handler(store: Store):
 
         def _send(self, status: int, body: object) -> None:
             data = json.dumps(body, ensure_ascii=False).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (a timed-out poll); nothing to tell it
 
         def do_GET(self) -> None:
             url = urlsplit(self.path)
@@ -92,12 +95,27 @@ def make_handler(store: Store):
                 store.add("webhook", receiver=path.removeprefix("/webhook/"), payload=body)
                 self._send(200, {"ok": True})
             elif path.startswith("/bot") and path.endswith("/sendMessage"):
-                store.add("telegram", chat_id=body.get("chat_id"), text=body.get("text"))
-                self._send(200, {"ok": True, "result": {"message_id": len(store.items), "date": int(time.time())}})
+                chat = str(body.get("chat_id", ""))
+                chat_id = int(chat) if chat.lstrip("-").isdigit() else chat
+                store.add("telegram", chat_id=chat_id, text=body.get("text"))
+                # A whole Message object, as Telegram answers: Alertmanager 0.25 reads
+                # result.chat.id and crashes (nil pointer) when it is missing.
+                message = {
+                    "message_id": len(store.items),
+                    "date": int(time.time()),
+                    "chat": {"id": chat_id, "type": "private"},
+                    "text": body.get("text"),
+                }
+                self._send(200, {"ok": True, "result": message})
             else:
                 self._send(404, {"ok": False, "description": "Not Found"})
 
     return Handler
+
+
+def _address(command: str) -> str:
+    """'MAIL FROM:<a@b.c> BODY=8BITMIME' -> 'a@b.c'."""
+    return command.split(":", 1)[1].strip().split()[0].strip("<>") if ":" in command else ""
 
 
 class SMTPSession:
@@ -124,10 +142,10 @@ class SMTPSession:
                     if verb == "EHLO":
                         reply("250 8BITMIME")
                 elif verb == "MAIL":
-                    sender, recipients = command.split(":", 1)[1].strip(" <>"), []
+                    sender, recipients = _address(command), []
                     reply("250 OK")
                 elif verb == "RCPT":
-                    recipients.append(command.split(":", 1)[1].strip(" <>"))
+                    recipients.append(_address(command))
                     reply("250 OK")
                 elif verb == "DATA":
                     reply("354 end with <CRLF>.<CRLF>")

@@ -332,9 +332,9 @@ def check_duty_roster(
         r.report(top.line_of("timezone"), "", "timezone", f"unknown time zone {tz!r}")
     # --- opening hours
     opening: dict[int, tuple[int, int]] = {}
-    raw_opening = values.get("opening_hours", LineDict(DEFAULT_OPENING_HOURS))
+    raw_opening = values.get("opening_hours", DEFAULT_OPENING_HOURS)
     for key, hours_text in raw_opening.items():
-        at = raw_opening.line_of(key) if isinstance(raw_opening, LineDict) and raw_opening.key_lines else 0
+        at = raw_opening.line_of(key) if isinstance(raw_opening, LineDict) else 0
         days = parse_weekdays(str(key))
         hours = parse_hours(str(hours_text))
         if days is None:
@@ -524,6 +524,8 @@ class PhasePace:
 
 
 DEFAULT_PACE = {
+    "default": PhasePace("30s", "5m", "4h", False),  # the root route: the webhooks, escalation
+    "system": PhasePace("10s", "1m", "1h", False),  # the dossier system, city-wide
     "cut-over": PhasePace("10s", "1m", "30m", True),
     "hypercare": PhasePace("10s", "2m", "1h", True),
     "pre-production": PhasePace("1m", "5m", "4h", False),
@@ -599,7 +601,9 @@ def compile_alertmanager(roster: DutyRoster, registry: Registry, settings: dict[
       smtp: {smarthost, from, auth_username?, auth_password_file?, require_tls?} or absent (no e-mail)
       telegram: {api_url?, bot_token} or absent (no Telegram)
       webhooks: [{name, url}] receive every alert (the DX Centre's incident board, a chat bridge)
-      pace: {phase: {group_wait, group_interval, repeat_interval, copy_lead}} over DEFAULT_PACE
+      pace: {phase | "system" | "default": {group_wait, group_interval, repeat_interval, copy_lead}}
+            over DEFAULT_PACE (copy_lead for "system": the lead hears of every city-wide alert,
+            not only the critical ones)
       escalate_after: how long a critical alert fires before the lead is told (default 30m)
     """
     smtp = settings.get("smtp") or {}
@@ -607,6 +611,11 @@ def compile_alertmanager(roster: DutyRoster, registry: Registry, settings: dict[
     webhooks = list(settings.get("webhooks") or [])
     pace = dict(DEFAULT_PACE)
     for phase, values in (settings.get("pace") or {}).items():
+        if phase not in DEFAULT_PACE:
+            raise ValueError(f"pace: unknown key {phase!r} (known: {', '.join(DEFAULT_PACE)})")
+        unknown = set(values) - set(PhasePace.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"pace.{phase}: unknown setting(s) {', '.join(sorted(unknown))}")
         pace[phase] = PhasePace(**{**DEFAULT_PACE[phase].__dict__, **values})
 
     global_cfg: dict[str, object] = {"resolve_timeout": "5m"}
@@ -663,23 +672,24 @@ def compile_alertmanager(roster: DutyRoster, registry: Registry, settings: dict[
 
     # Before and after the launch window nobody's shift is active: the lead gets everything.
     outside_window = {"receiver": lead, "mute_time_intervals": [WINDOW_INTERVAL], "continue": True}
+    system_pace, root_pace = pace["system"], pace["default"]
     system_route = {
         "matchers": [f'scope="{rules.SCOPE_SYSTEM}"'],
         "receiver": lead,
         "group_by": ["alertname"],
-        "group_wait": "10s",
-        "group_interval": "1m",
-        "repeat_interval": "1h",
+        "group_wait": system_pace.group_wait,
+        "group_interval": system_pace.group_interval,
+        "repeat_interval": system_pace.repeat_interval,
         # Nobody on duty matched -> the lead (the parent's receiver). The lead
         # hears of the dossier system's critical alerts at once in any case.
         "routes": [
             *shift_routes(system=True),
-            {"matchers": ['severity="critical"'], "receiver": lead, "continue": True},
+            {"matchers": [] if system_pace.copy_lead else ['severity="critical"'], "receiver": lead, "continue": True},
             outside_window,
         ],
     }
     phase_routes = []
-    for phase in sorted(pace, key=lambda p: registry_phase_order(p)):
+    for phase in sorted((p for p in pace if p not in ("default", "system")), key=registry_phase_order):
         p = pace[phase]
         children = shift_routes(system=False)
         children.append({"receiver": lead, "continue": True} if p.copy_lead else outside_window)
@@ -696,9 +706,9 @@ def compile_alertmanager(roster: DutyRoster, registry: Registry, settings: dict[
     route = {
         "receiver": lead,
         "group_by": ["alertname", "site"],
-        "group_wait": "30s",
-        "group_interval": "5m",
-        "repeat_interval": "4h",
+        "group_wait": root_pace.group_wait,
+        "group_interval": root_pace.group_interval,
+        "repeat_interval": root_pace.repeat_interval,
         "routes": [
             # Every alert reaches the webhooks (the incident board), then the people.
             *([{"receiver": "board", "continue": True, "group_wait": "0s"}] if webhooks else []),

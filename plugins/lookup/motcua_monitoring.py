@@ -97,7 +97,7 @@ class LookupModule(LookupBase):
             return [duty.compile_alertmanager(parsed, registry, self.get_option("settings"))]
         except RegistryError as exc:
             raise AnsibleLookupError(str(exc)) from None
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise AnsibleLookupError(f"alertmanager settings: {exc}") from None
         finally:
             if real != str(roster):

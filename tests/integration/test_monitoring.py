@@ -1,0 +1,252 @@
+"""The monitoring host (playbooks/monitoring.yml) on the lab's dx-mon01, end to end.
+
+One provisioning run for the module with a duty roster whose shifts are
+written around the current time, then: what listens where, the scrape
+targets and their labels, a second run that changes nothing, check mode that
+reports nothing and then exactly a drift, a bad roster and a config amtool
+refuses both leaving the running config untouched, and the outage path: the
+dossier stand-in goes down -> Prometheus -> Alertmanager -> the webhook and
+the on-duty person's Telegram (not the off-duty one's) -> resolved when it
+comes back.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+import urllib.request
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import testinfra
+import yaml
+
+from motcua.lab.dossier import write_fault
+from tests.conftest import CORPUS, run
+from tests.integration.test_counters import changed_tasks, recap
+
+pytestmark = pytest.mark.lab
+PLAYBOOK = "playbooks/monitoring.yml"
+MON = "dx-mon01"
+PROMETHEUS = "http://127.79.0.10:9090"
+SINK = "http://127.79.0.25"
+CHAT = {"lead.e2e": 2001, "on.duty": 2002, "off.duty": 2003}
+
+
+def now_roster(path) -> dict:
+    """A roster in a time zone where it is about noon now: on.duty has the system 08:00-16:00."""
+    utc = datetime.now(UTC)
+    offset = 12 - utc.hour
+    zone = f"Etc/GMT{-offset:+d}"
+    today = (utc + timedelta(hours=offset)).date()
+    last = today + timedelta(days=13)
+    dates = f"{today}..{last}"
+    roster = {
+        "window": {"start": str(today), "end": str(last)},
+        "timezone": zone,
+        "lead": "lead.e2e",
+        "people": [
+            {"id": "lead.e2e", "name": "Trần Thị Lãnh Đạo", "telegram_chat_id": CHAT["lead.e2e"]},
+            {"id": "on.duty", "name": "Nguyễn Văn Trực", "telegram_chat_id": CHAT["on.duty"]},
+            {"id": "off.duty", "name": "Lê Văn Nghỉ", "telegram_chat_id": CHAT["off.duty"]},
+            {"id": "ward.duty", "name": "Phạm Thị Phường", "email": "ward.duty@lab.motcua.invalid"},
+        ],
+        "shifts": [
+            {"person": "on.duty", "scope": "system", "dates": dates, "hours": "08:00-16:00"},
+            {"person": "off.duty", "scope": "system", "dates": dates, "hours": "16:00-08:00"},
+            {"person": "off.duty", "scope": "system", "dates": str(today), "hours": "00:00-08:00"},
+            {"person": "ward.duty", "scope": "all", "dates": dates, "hours": "07:00-18:00"},
+        ],
+    }
+    path.write_text(yaml.safe_dump(roster, allow_unicode=True), encoding="utf-8")
+    return roster
+
+
+@pytest.fixture(scope="module")
+def roster_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("duty") / "duty.yml"
+    now_roster(path)
+    return path
+
+
+def playbook(roster_file, *args: str):
+    return run(
+        [
+            "ansible-playbook",
+            "-i",
+            "inventory/lab",
+            PLAYBOOK,
+            "-e",
+            f"monitoring_alertmanager_duty_roster={roster_file}",
+            *args,
+        ],
+        timeout=900,
+    )
+
+
+@pytest.fixture(scope="module")
+def monitored(lab, roster_file):
+    result = playbook(roster_file)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def mon(lab):
+    return testinfra.get_host(f"ssh://{MON}", ssh_config=str(lab.ssh_dir / "config"))
+
+
+def get_json(url: str, timeout: float = 5.0):
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - lab loopback URLs
+        return json.loads(response.read())
+
+
+def query(expr: str) -> list[dict]:
+    data = get_json(f"{PROMETHEUS}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
+    assert data["status"] == "success", data
+    return data["data"]["result"]
+
+
+def wait_for(predicate, timeout: float, what: str, step: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def test_services_listen_on_the_management_address_only(monitored, mon):
+    listening = mon.run("ss -Hltnp").stdout
+    for port, name in (
+        (9090, "prometheus"),
+        (9093, "alertmanager"),
+        (9115, "blackbox"),
+        (9111, "dossier"),
+        (9112, "certificate"),
+    ):
+        assert f"127.79.0.10:{port} " in listening, name
+        assert f"0.0.0.0:{port} " not in listening and f"*:{port} " not in listening, name
+    assert ":9094 " not in listening  # Alertmanager's cluster port stays closed
+    for unit in ("prometheus", "prometheus-alertmanager", "prometheus-blackbox-exporter", "motcua-dossier-exporter"):
+        assert mon.service(unit).is_running and mon.service(unit).is_enabled, unit
+
+
+def test_targets_from_the_inventory_with_site_labels(monitored):
+    def targets():
+        active = get_json(f"{PROMETHEUS}/api/v1/targets")["data"]["activeTargets"]
+        return active if any(t["health"] == "up" for t in active if t["labels"]["job"] == "dossier") else None
+
+    active = wait_for(targets, 30, "the first scrapes")
+    by_job: dict[str, list[dict]] = {}
+    for target in active:
+        by_job.setdefault(target["labels"]["job"], []).append(target["labels"])
+    assert len(by_job["node"]) == len(by_job["counter"]) == 8
+    assert len(by_job["gear"]) == 12  # 5 routers, 7 switches of the lab's 4 sites
+    pc = next(t for t in by_job["counter"] if t["instance"] == "w26740-pc01")
+    assert pc["site"] == "26740" and pc["ward"] == "Phường Sài Gòn" and pc["region"] == "hcm"
+    assert pc["phase"] == "steady" and pc["team"] == "dx-hcm" and pc["scope"] == "site"
+    rt = next(t for t in by_job["gear"] if t["instance"] == "ttpv-rt01")
+    assert rt["phase"] == "hypercare" and rt["role"] == "router"
+    up = {t["labels"]["job"] for t in active if t["health"] == "up"}
+    assert {"dossier", "certificate", "gear", "self"} <= up
+    # The registry's sites as series, and the gear reachable through blackbox.
+    assert len(query("motcua_site_info")) == 4
+    wait_for(lambda: len(query('probe_success{job="gear"} == 1')) == 12, 30, "every lab device probed")
+
+
+def test_second_run_changes_nothing(monitored, roster_file):
+    result = playbook(roster_file)
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert recap(result)[MON]["changed"] == 0, changed_tasks(result, MON)
+
+
+def test_check_mode_reports_nothing_then_exactly_the_drift(monitored, mon, roster_file):
+    result = playbook(roster_file, "--check", "--diff")
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert recap(result)[MON]["changed"] == 0, changed_tasks(result, MON)
+    mon.run("sed -i 's/phase: steady/phase: cut-over/' /etc/prometheus/file_sd/node.yml")
+    try:
+        result = playbook(roster_file, "--check", "--diff")
+        assert result.returncode == 0, result.stdout[-4000:]
+        assert changed_tasks(result, MON) == ["Prometheus | scrape targets"]
+        assert "-  labels: {instance: w26740-pc01" in result.stdout and "phase: cut-over" in result.stdout
+    finally:
+        result = playbook(roster_file, "--tags", "monitoring_prometheus_configure")
+    assert changed_tasks(result, MON) == ["Prometheus | scrape targets"]
+    assert "cut-over" not in mon.file("/etc/prometheus/file_sd/node.yml").content_string
+
+
+def test_bad_roster_stops_the_run_before_any_config_is_written(monitored, mon):
+    before = mon.file("/etc/prometheus/alertmanager.yml").sha256sum
+    bad = CORPUS / "duty" / "overlapping-shifts.yml"
+    result = playbook(bad)
+    assert result.returncode != 0
+    assert "overlaps shift 1" in result.stdout and "overlapping-shifts.yml:19" in result.stdout
+    assert "changed: [dx-mon01]" not in result.stdout
+    assert mon.file("/etc/prometheus/alertmanager.yml").sha256sum == before
+
+
+def test_config_refused_by_amtool_leaves_the_running_one(monitored, mon, roster_file):
+    before = mon.file("/etc/prometheus/alertmanager.yml").sha256sum
+    result = playbook(roster_file, "-e", '{"monitoring_alertmanager_webhooks": [{"name": "x", "url": "not a url"}]}')
+    assert result.returncode != 0
+    assert "failed to validate" in result.stdout or "amtool" in result.stdout
+    assert mon.file("/etc/prometheus/alertmanager.yml").sha256sum == before
+    assert mon.service("prometheus-alertmanager").is_running
+
+
+def notifications(since: int = 0) -> list[dict]:
+    return get_json(f"{SINK}/notifications?since={since}")
+
+
+def test_dossier_outage_reaches_the_on_duty_person_and_resolves(lab, monitored, mon):
+    faults = lab.home / "dossier" / "faults.json"
+    alertmanager_pid = mon.run("systemctl show -p MainPID --value prometheus-alertmanager").stdout.strip()
+    write_fault(faults, None)
+    wait_for(
+        lambda: query("prometheus_notifications_alertmanagers_discovered >= 1"), 30, "Prometheus to find Alertmanager"
+    )
+    wait_for(lambda: query('dossier_probe_success{job="dossier"} == 1'), 30, "the portal to be up")
+    wait_for(lambda: not query('ALERTS{alertname="DossierSystemDown"}'), 60, "no dossier alert before the fault")
+    start = len(notifications())
+
+    def sent(status: str):
+        def check():
+            for item in notifications(start):
+                if item["kind"] != "webhook":
+                    continue
+                payload = item["payload"]
+                for alert in payload["alerts"]:
+                    if alert["labels"]["alertname"] == "DossierSystemDown" and alert["status"] == status:
+                        return item
+            return None
+
+        return check
+
+    write_fault(faults, "down")
+    try:
+        fired = wait_for(sent("firing"), 90, "the DossierSystemDown webhook")
+        alert = next(a for a in fired["payload"]["alerts"] if a["labels"]["alertname"] == "DossierSystemDown")
+        assert alert["labels"]["scope"] == "system" and alert["labels"]["severity"] == "critical"
+        assert alert["annotations"]["summary_vi"].startswith("Hệ thống giải quyết TTHC không truy cập được")
+        assert alert["annotations"]["runbook_url"].endswith("/dossier-system-down.md")
+
+        def telegram_to(chat):
+            return [
+                n
+                for n in notifications(start)
+                if n["kind"] == "telegram" and n["chat_id"] == chat and "DossierSystemDown" in n["text"]
+            ]
+
+        wait_for(lambda: telegram_to(CHAT["on.duty"]), 30, "Telegram to the person on duty")
+        wait_for(lambda: telegram_to(CHAT["lead.e2e"]), 30, "Telegram to the lead (critical)")
+        assert telegram_to(CHAT["on.duty"])[0]["text"].startswith("[CẢNH BÁO/FIRING] DossierSystemDown")
+    finally:
+        write_fault(faults, None)
+    wait_for(sent("resolved"), 90, "the resolved webhook")
+    # Every notification went out from the same Alertmanager process (none crashed on the way).
+    assert mon.run("systemctl show -p MainPID --value prometheus-alertmanager").stdout.strip() == alertmanager_pid
+    assert not [n for n in notifications(start) if n["kind"] == "telegram" and n["chat_id"] == CHAT["off.duty"]]

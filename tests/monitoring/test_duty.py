@@ -1,0 +1,159 @@
+"""The duty roster: validation corpus, compiled Alertmanager config, routing checked by amtool."""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import yaml
+
+from motcua.monitoring import duty
+from motcua.registry import RegistryError
+from tests.conftest import CORPUS, ROOT
+
+LAB_ROSTER = ROOT / "inventory" / "lab" / "duty.yml"
+TEMPLATES = ROOT / "roles" / "monitoring_alertmanager" / "files" / "motcua.tmpl"
+BAD = sorted((CORPUS / "duty").glob("*.yml"))
+SETTINGS = {
+    "smtp": {"smarthost": "127.79.0.25:25", "from": "am@lab.motcua.invalid", "require_tls": False},
+    "telegram": {"api_url": "http://127.79.0.25", "bot_token": "0:test"},
+    "webhooks": [{"name": "board", "url": "http://127.79.0.25/webhook/board"}],
+}
+
+
+@pytest.mark.parametrize("path", BAD, ids=[p.stem for p in BAD])
+def test_bad_rosters_are_refused_with_file_line_and_shift(path, lab_registry):
+    expect = path.read_text(encoding="utf-8").splitlines()[0].removeprefix("# expect: ")
+    roster, problems = duty.check_duty_roster(path, lab_registry)
+    assert roster is None
+    text = "\n".join(str(p) for p in problems)
+    assert expect in text
+    assert all(str(p).startswith(str(path)) for p in problems)
+
+
+def test_corpus_covers_every_kind_of_mistake():
+    names = {p.stem for p in BAD}
+    for kind in ("unknown-site", "overlapping-shifts", "uncovered-opening-hours", "uncovered-system-night"):
+        assert kind in names
+
+
+def test_cli_reports_a_bad_roster_and_exits_1():
+    path = CORPUS / "duty" / "overlapping-shifts.yml"
+    result = subprocess.run(
+        [str(Path(ROOT / ".venv/bin/motcua")), "duty", str(path), "--sites", "ttpv,26740,25747,26732"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert result.returncode == 1
+    assert "overlapping-shifts.yml:19: roster shift 2: field hours: overlaps shift 1 (line 18" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory, lab_registry):
+    roster = duty.load_duty_roster(LAB_ROSTER, lab_registry)
+    tmp = tmp_path_factory.mktemp("am")
+    (tmp / "motcua.tmpl").write_text(TEMPLATES.read_text(encoding="utf-8"), encoding="utf-8")
+    config = duty.compile_alertmanager(roster, lab_registry, {**SETTINGS, "templates_glob": str(tmp / "*.tmpl")})
+    path = tmp / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return roster, config, path
+
+
+def test_amtool_accepts_the_compiled_config(compiled):
+    _, _, path = compiled
+    result = subprocess.run(["amtool", "check-config", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "5 inhibit rules" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("labels", "receivers"),
+    [
+        # A steady ward: the people whose shifts cover it; outside the window, the lead.
+        (
+            ["alertname=CounterDown", "site=26740", "phase=steady", "scope=site"],
+            "board,duty-dung.hv,duty-an.nv,duty-lan.tt",
+        ),
+        # The city centre in hypercare: its person and a copy to the lead, always.
+        (["alertname=SiteOffline", "site=ttpv", "phase=hypercare", "scope=site"], "board,duty-chi.pm,duty-lan.tt"),
+        # Wards of the Bình Dương and Vũng Tàu teams.
+        (
+            ["alertname=PrinterStopped", "site=25747", "phase=steady", "scope=site"],
+            "board,duty-dung.hv,duty-lan.tt,duty-lan.tt",
+        ),
+        # The dossier system: the day and night shifts, and the lead for a critical alert.
+        (
+            ["alertname=DossierSystemDown", "scope=system", "severity=critical"],
+            "board,duty-an.nv,duty-binh.lt,duty-binh.lt,duty-lan.tt,duty-lan.tt",
+        ),
+        (["alertname=EscalateToLead", "site=26740", "phase=steady"], "board,duty-lan.tt"),
+    ],
+)
+def test_amtool_routes(compiled, labels, receivers):
+    _, _, path = compiled
+    result = subprocess.run(
+        ["amtool", "config", "routes", "test", f"--config.file={path}", f"--verify.receivers={receivers}", *labels],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, f"{labels}: {result.stdout}{result.stderr}"
+
+
+def test_who_is_on_duty_when(compiled):
+    roster, _, _ = compiled
+    at = datetime.fromisoformat
+    assert [p.id for p in roster.on_duty("26740", at("2025-07-02T09:00"))] == ["dung.hv"]
+    assert [p.id for p in roster.on_duty("26740", at("2025-07-09T09:00"))] == ["an.nv"]
+    assert [p.id for p in roster.on_duty("26740", at("2025-07-09T20:00"))] == []  # closed: nobody for the ward
+    assert [p.id for p in roster.on_duty(None, at("2025-07-09T20:00"))] == ["binh.lt"]  # the system: the night shift
+    assert [p.id for p in roster.on_duty(None, at("2025-07-10T06:59"))] == ["binh.lt"]
+    assert [p.id for p in roster.on_duty(None, at("2025-07-10T07:00"))] == ["an.nv"]
+
+
+def test_shifts_become_time_intervals_overnight_split_at_midnight(compiled):
+    roster, config, _ = compiled
+    intervals = {i["name"]: i["time_intervals"] for i in config["time_intervals"]}
+    night = next(s for s in roster.shifts if s.person.id == "binh.lt" and s.hours == "19:00-07:00")
+    assert intervals[night.name] == [
+        {
+            "times": [{"start_time": "19:00", "end_time": "24:00"}],
+            "days_of_month": ["1:14"],
+            "months": ["7"],
+            "years": ["2025"],
+            "location": "Asia/Ho_Chi_Minh",
+        },
+        {
+            "times": [{"start_time": "00:00", "end_time": "07:00"}],
+            "days_of_month": ["2:15"],
+            "months": ["7"],
+            "years": ["2025"],
+            "location": "Asia/Ho_Chi_Minh",
+        },
+    ]
+    assert intervals[duty.WINDOW_INTERVAL][0]["days_of_month"] == ["1:14"]
+
+
+def test_receivers_use_each_persons_contacts(compiled):
+    _, config, _ = compiled
+    receivers = {r["name"]: r for r in config["receivers"]}
+    assert receivers["duty-chi.pm"]["email_configs"][0]["to"] == "chi.pm@lab.motcua.invalid"
+    assert "telegram_configs" not in receivers["duty-chi.pm"]  # no chat id
+    assert receivers["duty-dung.hv"]["telegram_configs"][0]["chat_id"] == 1005
+    assert "email_configs" not in receivers["duty-dung.hv"]  # no e-mail
+    assert receivers["board"]["webhook_configs"][0]["url"].startswith("http://127.79.0.25/")
+
+
+def test_a_roster_for_every_site_of_the_city(production_registry, tmp_path):
+    """The lab roster's scopes by team cover all 172 sites of the registry."""
+    roster = duty.load_duty_roster(LAB_ROSTER, production_registry)
+    covered = set().union(*(s.scope.sites for s in roster.shifts))
+    assert covered == set(production_registry.sites)
+
+
+def test_load_raises_with_every_problem(lab_registry):
+    with pytest.raises(RegistryError) as info:
+        duty.load_duty_roster(CORPUS / "duty" / "unknown-site.yml", lab_registry)
+    assert "duty roster is invalid" in str(info.value)

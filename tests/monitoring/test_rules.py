@@ -1,0 +1,128 @@
+"""Alert rules: promtool checks, promtool unit tests for every alert, annotations, inhibition."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from motcua.monitoring import rules
+from tests.conftest import ROOT
+
+CASES = Path(__file__).with_name("rules_cases.yml")
+
+
+def write_rules(registry, path: Path, annotations: bool = True, **kwargs) -> dict:
+    groups = rules.rule_groups(registry, **kwargs)
+    if not annotations:
+        for group in groups["groups"]:
+            for rule in group["rules"]:
+                rule.pop("annotations", None)
+    path.write_text(yaml.safe_dump(groups, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return groups
+
+
+def test_promtool_checks_the_rules_of_every_site(production_registry, tmp_path):
+    groups = write_rules(production_registry, tmp_path / "rules.yml")
+    result = subprocess.run(["promtool", "check", "rules", str(tmp_path / "rules.yml")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    info = groups["groups"][0]["rules"]
+    assert len(info) == len(production_registry.sites) == 172  # 168 wards and units + 4 centres
+    assert {r["labels"]["site"] for r in info} == set(production_registry.sites)
+
+
+def test_promtool_unit_tests_pass(lab_registry, tmp_path):
+    write_rules(lab_registry, tmp_path / "rules.yml", annotations=False)
+    shutil.copy(CASES, tmp_path / "cases.yml")
+    result = subprocess.run(["promtool", "test", "rules", "cases.yml"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-8000:] + result.stderr
+
+
+def test_every_alert_has_a_firing_unit_test_with_the_labels_routing_needs():
+    cases = yaml.safe_load(CASES.read_text(encoding="utf-8"))
+    firing: dict[str, list[dict]] = {}
+    for test in cases["tests"]:
+        for check in test.get("alert_rule_test", []):
+            for expected in check.get("exp_alerts") or []:
+                firing.setdefault(check["alertname"], []).append(expected["exp_labels"])
+    assert sorted(firing) == sorted(rules.alert_names())
+    by_name = {a.name: a for a in rules.ALERTS}
+    for name, label_sets in firing.items():
+        for labels in label_sets:
+            assert labels["severity"] == by_name[name].severity
+            assert labels["scope"] == by_name[name].scope, name
+            if by_name[name].scope == rules.SCOPE_SITE:
+                # Routing needs site and phase; inhibition needs site and role.
+                assert {"site", "phase", "role"} <= set(labels), name
+
+
+def test_one_failed_probe_never_pages_at_the_lab_pace(lab_registry, tmp_path):
+    """The lab's fast pace keeps the rule: a single failed probe stays below `for`."""
+    lab_vars = yaml.safe_load((ROOT / "inventory/lab/group_vars/monitoring.yml").read_text())
+    write_rules(
+        lab_registry, tmp_path / "rules.yml", annotations=False, durations=lab_vars["monitoring_prometheus_alert_for"]
+    )
+    series = (
+        'dossier_probe_success{job="dossier", instance="dx-mon01", target="portal", scope="system", role="dossier"}'
+    )
+    interval = lab_vars["monitoring_prometheus_evaluation_interval"]
+    cases = {
+        "rule_files": ["rules.yml"],
+        "evaluation_interval": interval,
+        "tests": [
+            {
+                "interval": interval,
+                "input_series": [{"series": series, "values": "1 1 0 1 1 1 1 1 1 1"}],
+                "alert_rule_test": [
+                    {"eval_time": f"{i * 2}s", "alertname": "DossierSystemDown", "exp_alerts": []} for i in range(10)
+                ],
+            }
+        ],
+    }
+    (tmp_path / "cases.yml").write_text(yaml.safe_dump(cases))
+    result = subprocess.run(["promtool", "test", "rules", "cases.yml"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-4000:]
+
+
+def test_annotations_vietnamese_and_english_with_a_runbook(lab_registry):
+    groups = rules.rule_groups(lab_registry, runbook_base="https://runbooks.example/motcua/")
+    alerts = [r for r in groups["groups"][1]["rules"]]
+    slugs = set()
+    for rule in alerts:
+        notes = rule["annotations"]
+        assert notes["summary_vi"] and notes["summary_en"] and notes["summary_vi"] != notes["summary_en"]
+        assert re.search(r"[ạảãàáâậầấẩẫăắằặẳẵđếềệểễêọỏõòóôộồốổỗơớờợởỡụủũùúưựừứửữịỉĩìíỵỷỹỳý]", notes["summary_vi"]), (
+            rule["alert"]
+        )
+        assert notes["summary"] == f"{notes['summary_vi']} / {notes['summary_en']}"
+        assert notes["runbook_url"].startswith("https://runbooks.example/motcua/") and notes["runbook_url"].endswith(
+            ".md"
+        )
+        slugs.add(notes["runbook_url"])
+    assert len(slugs) == len(alerts)  # one runbook per alert
+
+
+def test_unknown_pace_class_is_refused(lab_registry):
+    try:
+        rules.rule_groups(lab_registry, durations={"quick": "1s"})
+    except ValueError as exc:
+        assert "unknown alert pace(s): quick" in str(exc)
+    else:
+        raise AssertionError("an unknown pace class was accepted")
+
+
+def test_inhibition_follows_the_topology():
+    inhibit = {tuple(r["source_matchers"]): r for r in rules.inhibit_rules()}
+    site = inhibit[('alertname="SiteOffline"',)]
+    hidden = set(re.search(r'role=~"(.*)"', site["target_matchers"][0]).group(1).split("|"))
+    # Everything behind the router of the site: gear, PCs, peripherals, tokens, exporters, the site's link.
+    assert hidden == {"switch", "counter", "kiosk", "printer", "scanner", "token", "exporter", "site-link"}
+    assert site["equal"] == ["site"]
+    counter = inhibit[('alertname="CounterDown"',)]
+    assert counter["equal"] == ["site", "instance"] and "token" in counter["target_matchers"][0]
+    # Every alert that an inhibition hides carries the role it is matched on.
+    roles = {a.role for a in rules.ALERTS}
+    assert hidden - {"kiosk"} <= roles | {"counter"}
