@@ -145,6 +145,17 @@ def cmd_duty(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dashboards(args: argparse.Namespace) -> int:
+    from .monitoring.dashboards import write
+
+    written = write(Path(args.output))
+    print(
+        f"{args.output}: {len(written)} dashboard(s) written"
+        + (f": {', '.join(p.name for p in written)}" if written else ", all up to date")
+    )
+    return 0
+
+
 def cmd_bundle_exporters(args: argparse.Namespace) -> int:
     from .bundle import write_bundle
 
@@ -274,6 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--who", metavar="SITE", help="a site code, or 'system' for the dossier system")
     p.add_argument("--at", help="local time, e.g. 2025-07-02T08:00 (default: now)")
     p.set_defaults(func=cmd_duty)
+
+    p = sub.add_parser("dashboards", help="write the Grafana dashboards (JSON) into a directory")
+    p.add_argument("output", help="e.g. roles/monitoring_dashboards/files")
+    p.set_defaults(func=cmd_dashboards)
 
     p = sub.add_parser("bundle-exporters", help="write the exporters as one zip file for counter PCs (python3 FILE)")
     p.add_argument("output", help="e.g. .cache/motcua-exporters.pyz")

@@ -23,6 +23,7 @@ import testinfra
 import yaml
 
 from motcua.lab.dossier import write_fault
+from motcua.monitoring import dashboards
 from tests.conftest import CORPUS, run
 from tests.integration.test_counters import changed_tasks, recap
 
@@ -250,3 +251,20 @@ def test_dossier_outage_reaches_the_on_duty_person_and_resolves(lab, monitored, 
     # Every notification went out from the same Alertmanager process (none crashed on the way).
     assert mon.run("systemctl show -p MainPID --value prometheus-alertmanager").stdout.strip() == alertmanager_pid
     assert not [n for n in notifications(start) if n["kind"] == "telegram" and n["chat_id"] == CHAT["off.duty"]]
+
+
+@pytest.mark.parametrize("name", sorted(dashboards.DASHBOARDS))
+def test_every_dashboard_query_runs_on_the_lab_prometheus(monitored, name):
+    board = dashboards.DASHBOARDS[name]()
+    wait_for(lambda: query("motcua_site_info"), 30, "the first rule evaluation")
+    answered = 0
+    for title, expr in dashboards.expressions(board):
+        result = query(dashboards.substitute(expr, site="26740"))  # fails on a PromQL error
+        answered += bool(result)
+        assert isinstance(result, list), title
+    assert answered >= len(list(dashboards.expressions(board))) // 2, "most panels should show data in the lab"
+
+
+def test_dashboards_on_the_monitoring_host(monitored, mon):
+    for name in dashboards.render():
+        assert mon.file(f"/var/lib/motcua/dashboards/{name}").exists

@@ -1,0 +1,375 @@
+"""Grafana dashboards (JSON model, schema 39) for the on-duty staff.
+
+Three dashboards, titles in Vietnamese with English beside:
+  - city overview: the dossier system, every site's status in one table, what is firing
+  - ward drill-down: one site's counters, printers, token, portal, clock, certificate
+  - dossier system: availability, latency by phase, the statistics API
+
+Written by ``motcua dashboards DIR`` into roles/monitoring_dashboards/files/
+(a test keeps the committed files equal to what this module writes). Every
+PromQL expression here is run against the lab's Prometheus by the tests.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+SCHEMA_VERSION = 39
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+# What Grafana puts in place of its variables; the tests substitute the same.
+GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__range": "1h", "$__interval": "15s"}
+
+
+class _Panels:
+    """Lays panels out left to right, top to bottom on Grafana's 24-column grid."""
+
+    def __init__(self) -> None:
+        self.panels: list[dict[str, object]] = []
+        self.x = self.y = self.row_height = 0
+
+    def add(self, kind: str, title: str, targets: list[tuple[str, str]], w: int, h: int, **options: object) -> None:
+        if self.x + w > 24:
+            self.x, self.y, self.row_height = 0, self.y + self.row_height, 0
+        panel: dict[str, object] = {
+            "id": len(self.panels) + 1,
+            "type": kind,
+            "title": title,
+            "datasource": DATASOURCE,
+            "gridPos": {"x": self.x, "y": self.y, "w": w, "h": h},
+            "targets": [
+                {"refId": chr(ord("A") + i), "datasource": DATASOURCE, "expr": expr, "legendFormat": legend}
+                | ({"format": "table", "instant": True} if kind == "table" else {})
+                for i, (expr, legend) in enumerate(targets)
+            ],
+        }
+        panel.update(options)
+        self.panels.append(panel)
+        self.x += w
+        self.row_height = max(self.row_height, h)
+
+
+def _thresholds(*steps: tuple[str, float | None]) -> dict[str, object]:
+    return {
+        "defaults": {
+            "thresholds": {"mode": "absolute", "steps": [{"color": c, "value": v} for c, v in steps]},
+            "color": {"mode": "thresholds"},
+        },
+        "overrides": [],
+    }
+
+
+UP_DOWN = _thresholds(("red", None), ("green", 1))
+ZERO_GOOD = _thresholds(("green", None), ("red", 1))
+
+
+def _dashboard(uid: str, title: str, panels: _Panels, variables: list[dict[str, object]], refresh: str = "30s"):
+    return {
+        "uid": uid,
+        "title": title,
+        "tags": ["motcua"],
+        "timezone": "Asia/Ho_Chi_Minh",
+        "schemaVersion": SCHEMA_VERSION,
+        "version": 1,
+        "editable": False,
+        "refresh": refresh,
+        "time": {"from": "now-6h", "to": "now"},
+        "templating": {
+            "list": [
+                {
+                    "name": "datasource",
+                    "label": "Nguồn dữ liệu / Data source",
+                    "type": "datasource",
+                    "query": "prometheus",
+                },
+                *variables,
+            ]
+        },
+        "panels": panels.panels,
+    }
+
+
+def city_overview() -> dict[str, object]:
+    p = _Panels()
+    p.add(
+        "stat",
+        "Hệ thống giải quyết TTHC / Dossier system",
+        [('min(dossier_probe_success{job="dossier"})', "")],
+        6,
+        4,
+        fieldConfig=UP_DOWN,
+    )
+    p.add(
+        "stat",
+        "Điểm mất kết nối / Sites offline",
+        [('count(max by (site) (probe_success{job="gear", role="router"}) == 0) or vector(0)', "")],
+        6,
+        4,
+        fieldConfig=ZERO_GOOD,
+    )
+    p.add(
+        "stat",
+        "Máy quầy không phản hồi / Counter PCs down",
+        [('count(up{job="node"} == 0) or vector(0)', "")],
+        6,
+        4,
+        fieldConfig=ZERO_GOOD,
+    )
+    p.add(
+        "stat",
+        "Cảnh báo đang phát / Alerts firing",
+        [('count(ALERTS{alertstate="firing"}) or vector(0)', "")],
+        6,
+        4,
+        fieldConfig=ZERO_GOOD,
+    )
+    p.add(
+        "table",
+        "Tình trạng từng điểm / Every site",
+        [
+            ("motcua_site_info", "site"),
+            ('max by (site) (probe_success{job="gear", role="router"})', "reachable"),
+            ('sum by (site) (up{job="node"}) / count by (site) (up{job="node"})', "counters_up"),
+            ('count by (site) (ALERTS{alertstate="firing", scope="site"})', "alerts"),
+        ],
+        24,
+        14,
+        transformations=[
+            {"id": "joinByField", "options": {"byField": "site", "mode": "outer"}},
+            {
+                "id": "organize",
+                "options": {
+                    "excludeByName": {"Time": True, "Time 1": True, "Time 2": True, "Time 3": True, "Time 4": True},
+                    "renameByName": {
+                        "site": "Mã / Code",
+                        "ward": "Điểm / Site",
+                        "region": "Khu vực / Region",
+                        "phase": "Giai đoạn / Phase",
+                        "Value #B": "Kết nối / Reachable",
+                        "Value #C": "Quầy hoạt động / Counters up",
+                        "Value #D": "Cảnh báo / Alerts",
+                    },
+                },
+            },
+        ],
+    )
+    p.add(
+        "table",
+        "Cảnh báo đang phát / Firing alerts",
+        [('ALERTS{alertstate="firing"}', "")],
+        24,
+        10,
+    )
+    return _dashboard("motcua-city", "Một cửa TP.HCM - Tổng quan / City overview", p, [])
+
+
+def ward_drilldown() -> dict[str, object]:
+    p = _Panels()
+    sel = 'site="$site"'
+    p.add(
+        "stat", "Router", [(f'max(probe_success{{job="gear", role="router", {sel}}})', "")], 4, 4, fieldConfig=UP_DOWN
+    )
+    p.add(
+        "stat",
+        "Máy quầy hoạt động / Counters up",
+        [(f'sum(up{{job="node", {sel}}}) or vector(0)', "")],
+        5,
+        4,
+    )
+    p.add(
+        "stat",
+        "Vào được hệ thống / Portal reachable",
+        [(f'min(counter_portal_success{{job="counter", {sel}}})', "")],
+        5,
+        4,
+        fieldConfig=UP_DOWN,
+    )
+    p.add(
+        "stat",
+        "Chứng thư số còn (ngày) / Certificate days left",
+        [
+            (
+                f"min((counter_token_certificate_not_after_timestamp_seconds{{{sel}}} - time()) / 86400)"
+                f' or min((certificate_not_after_timestamp_seconds{{job="certificate", {sel}}} - time()) / 86400)',
+                "",
+            )
+        ],
+        5,
+        4,
+        fieldConfig=_thresholds(("red", None), ("orange", 7), ("green", 30)),
+    )
+    p.add(
+        "stat",
+        "Cảnh báo / Alerts",
+        [(f'count(ALERTS{{alertstate="firing", {sel}}}) or vector(0)', "")],
+        5,
+        4,
+        fieldConfig=ZERO_GOOD,
+    )
+    p.add(
+        "table",
+        "Máy quầy / Counter PCs",
+        [
+            (f'up{{job="node", {sel}}}', "up"),
+            (f'counter_tokens{{job="counter", {sel}}}', "tokens"),
+            (f'counter_scanners{{job="counter", {sel}}}', "scanners"),
+            (f'counter_portal_success{{job="counter", {sel}}}', "portal"),
+            (f'counter_clock_offset_seconds{{job="counter", {sel}}}', "clock"),
+        ],
+        24,
+        8,
+        transformations=[{"id": "joinByField", "options": {"byField": "instance", "mode": "outer"}}],
+    )
+    p.add(
+        "timeseries",
+        "Máy in / Printers: jobs, stuck",
+        [
+            (f'counter_printer_jobs{{job="counter", {sel}}}', "{{instance}} {{printer}}"),
+            (f'counter_printer_stuck_jobs{{job="counter", {sel}}}', "{{instance}} {{printer}} stuck"),
+        ],
+        12,
+        8,
+    )
+    p.add(
+        "timeseries",
+        "Thời gian truy cập hệ thống từ quầy / Portal from the counters (s)",
+        [(f'counter_portal_duration_seconds{{job="counter", {sel}}}', "{{instance}}")],
+        12,
+        8,
+    )
+    p.add(
+        "timeseries",
+        "Độ lệch đồng hồ / Clock offset (s)",
+        [(f'counter_clock_offset_seconds{{job="counter", {sel}}}', "{{instance}}")],
+        12,
+        8,
+    )
+    p.add(
+        "timeseries",
+        "Dung lượng trống / Free space",
+        [
+            (
+                f'node_filesystem_avail_bytes{{job="node", {sel}, mountpoint="/"}}'
+                f' / node_filesystem_size_bytes{{job="node", {sel}, mountpoint="/"}}',
+                "{{instance}} /",
+            ),
+            (
+                f'counter_scans_free_bytes{{job="counter", {sel}}} / counter_scans_size_bytes{{job="counter", {sel}}}',
+                "{{instance}} scans",
+            ),
+        ],
+        12,
+        8,
+    )
+    site = {
+        "name": "site",
+        "label": "Điểm / Site",
+        "type": "query",
+        "datasource": DATASOURCE,
+        "query": {"query": "label_values(motcua_site_info, site)", "refId": "site"},
+        "refresh": 1,
+        "sort": 1,
+    }
+    return _dashboard("motcua-ward", "Một cửa TP.HCM - Từng điểm / Ward drill-down", p, [site])
+
+
+def dossier_system() -> dict[str, object]:
+    p = _Panels()
+    p.add(
+        "stat",
+        "Sẵn sàng / Availability ($__range)",
+        [('avg(avg_over_time(dossier_probe_success{job="dossier"}[$__range]))', "")],
+        8,
+        4,
+        fieldConfig=_thresholds(("red", None), ("orange", 0.99), ("green", 0.999)),
+    )
+    p.add(
+        "stat",
+        "Chứng chỉ TLS còn (ngày) / TLS certificate days left",
+        [('min((dossier_probe_tls_not_after_timestamp_seconds{job="dossier"} - time()) / 86400)', "")],
+        8,
+        4,
+        fieldConfig=_thresholds(("red", None), ("orange", 7), ("green", 21)),
+    )
+    p.add(
+        "stat",
+        "Hồ sơ quá hạn / Overdue dossiers",
+        [('sum(dossier_agency_overdue{job="dossier"})', "")],
+        8,
+        4,
+    )
+    p.add(
+        "timeseries",
+        "Truy cập được / Up",
+        [('dossier_probe_success{job="dossier"}', "{{target}}")],
+        12,
+        8,
+    )
+    p.add(
+        "timeseries",
+        "Thời gian phản hồi theo giai đoạn / Latency by phase (s)",
+        [('dossier_probe_phase_duration_seconds{job="dossier"}', "{{target}} {{phase}}")],
+        12,
+        8,
+        options={"tooltip": {"mode": "multi"}},
+        fieldConfig={"defaults": {"custom": {"stacking": {"mode": "normal"}}}, "overrides": []},
+    )
+    p.add(
+        "timeseries",
+        "Thời gian phản hồi / Latency (s)",
+        [('dossier_probe_duration_seconds{job="dossier"}', "{{target}}")],
+        12,
+        8,
+    )
+    p.add(
+        "timeseries",
+        "Hồ sơ tiếp nhận mỗi giờ / Dossiers received per hour",
+        [('sum(increase(dossier_agency_received_total{job="dossier"}[1h]))', "received")],
+        12,
+        8,
+    )
+    p.add(
+        "table",
+        "Lỗi gần nhất / Current failures",
+        [('dossier_probe_failure_info{job="dossier"} == 1', "")],
+        24,
+        6,
+    )
+    return _dashboard("motcua-dossier", "Một cửa TP.HCM - Hệ thống giải quyết TTHC / Dossier system", p, [])
+
+
+DASHBOARDS = {"city-overview": city_overview, "ward": ward_drilldown, "dossier-system": dossier_system}
+
+
+def render() -> dict[str, str]:
+    """File name -> JSON text, byte-stable."""
+    return {
+        f"motcua-{name}.json": json.dumps(build(), ensure_ascii=False, indent=2) + "\n"
+        for name, build in DASHBOARDS.items()
+    }
+
+
+def write(directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in render().items():
+        path = directory / name
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+            written.append(path)
+    return written
+
+
+def expressions(dashboard: dict[str, object]) -> Iterator[tuple[str, str]]:
+    """(panel title, PromQL) of every query in a dashboard."""
+    for panel in dashboard["panels"]:  # type: ignore[union-attr]
+        for target in panel["targets"]:
+            yield panel["title"], target["expr"]
+
+
+def substitute(expr: str, site: str) -> str:
+    """An expression as Grafana sends it, for a given site."""
+    for name, value in GRAFANA_VARIABLES.items():
+        expr = expr.replace(name, value)
+    return expr.replace("$site", site)
