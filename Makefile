@@ -15,7 +15,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 .PHONY: help host venv demo test lint pytest bench lock clean lab-up lab-down lab-status
 
 help:
-	@echo "make demo   - bring the lab up, smoke-test it, provision its counter PCs (leaves the lab up)"
+	@echo "make demo   - bring the lab up, smoke-test it, provision its counter PCs and monitoring host (leaves the lab up)"
 	@echo "make test   - every lint and test (.ci/run runs exactly this)"
 	@echo "make lint   - ruff, yamllint, ansible-lint"
 	@echo "make pytest - the test suite only"
@@ -40,8 +40,10 @@ demo: venv
 	motcua lab up
 	ansible-playbook -i inventory/lab playbooks/lab_smoke.yml
 	ansible-playbook -i inventory/lab playbooks/counters.yml
+	ansible-playbook -i inventory/lab playbooks/monitoring.yml
 	@echo
 	@echo "The lab stays up for practice: 'motcua lab status', 'ssh -F /var/lib/motcua-lab/ssh/config w26740-pc01',"
+	@echo "Prometheus http://127.79.0.10:9090/, Alertmanager http://127.79.0.10:9093/, 'motcua lab notifications',"
 	@echo "'make lab-down' to stop it. Training guide: docs/lab.md"
 
 lab-up: venv
@@ -69,6 +71,7 @@ bench: venv
 	$(BIN)/python bench/lab_up.py
 	$(BIN)/python bench/counters_run.py
 	$(BIN)/python bench/exporter_probe.py
+	$(BIN)/python bench/alert_latency.py
 
 lock: venv
 	{ echo "# Every Python package in .venv, pinned (transitive ones too)."; \

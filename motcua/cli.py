@@ -183,9 +183,11 @@ def cmd_lab_down(args: argparse.Namespace) -> int:
 
 
 def _print_status(rows: list[dict[str, object]]) -> None:
-    print(f"{'kind':<11} {'name':<17} {'address':<22} {'state':<21} pid")
+    width = max([len("name"), *(len(str(row["name"])) for row in rows)])
+    print(f"{'kind':<11} {'name':<{width}} {'address':<22} {'state':<21} pid")
     for row in rows:
-        print(f"{row['kind']!s:<11} {row['name']!s:<17} {row['address']!s:<22} {row['state']!s:<21} {row['pid'] or ''}")
+        kind, name, address, state = (str(row[k]) for k in ("kind", "name", "address", "state"))
+        print(f"{kind:<11} {name:<{width}} {address:<22} {state:<21} {row['pid'] or ''}")
 
 
 def cmd_lab_status(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ What runs, all on loopback addresses from the registry's lab mapping:
     Prometheus, Alertmanager and the DX Centre's exporters (playbooks/monitoring.yml)
   - the notification sink: the lab's SMTP server, Telegram API and webhook
     receiver, so no alert the lab sends ever leaves this machine
+  - the city's NTP servers (ntp01, ntp02): this machine's clock, read-only
 
 State (PIDs with start times, mounts) is in <home>/state.json, so `down` stops
 exactly what `up` started, and `down` then `up` recovers a crashed lab.
@@ -76,6 +77,7 @@ class LabPlan:
     monitoring_address: str
     sink_address: str = ""
     servers: list[counters.CounterHost] = field(default_factory=list)
+    ntp_addresses: list[str] = field(default_factory=list)
 
     @property
     def hosts(self) -> list[counters.CounterHost]:
@@ -158,10 +160,11 @@ def make_plan(inventory: Path, home: Path = DEFAULT_HOME) -> LabPlan:
         if h.role == "monitoring"
     ]
     monitoring = servers[0].address if servers else str(plan_dx[10])
-    for address in [*(h.address for h in hosts), *(g.address for g in gear), dossier, monitoring, sink]:
+    ntp = [str(h.lab_address) for h in registry.dx_hosts if h.role == "ntp"]
+    for address in [*(h.address for h in hosts), *(g.address for g in gear), dossier, monitoring, sink, *ntp]:
         if IPv4Address(address) not in LOOPBACK:  # the registry validator already refuses this
             raise LabError(f"refusing non-loopback lab address {address}")
-    return LabPlan(inventory, registry, hosts, gear, dossier, monitoring, sink, servers)
+    return LabPlan(inventory, registry, hosts, gear, dossier, monitoring, sink, servers, ntp)
 
 
 def check_capacity(plan: LabPlan) -> None:
@@ -288,6 +291,9 @@ class Lab:
         if not self._running(state, "sink"):
             state.put(self._start_sink(plan))
             state.save(self.home)
+        if plan.ntp_addresses and not self._running(state, "ntp"):
+            state.put(self._start_ntp(plan))
+            state.save(self.home)
 
         self._wait(plan)
         for proc in state.procs:
@@ -344,12 +350,15 @@ class Lab:
         checks.append(("dossier", "dossier (http)", plan.dossier_address, DOSSIER_PORTS["http"], "dossier"))
         checks.append(("sink", "notifications (http)", plan.sink_address, SINK_PORTS["http"], "sink"))
         checks.append(("sink", "notifications (smtp)", plan.sink_address, SINK_PORTS["smtp"], "sink"))
+        for address in plan.ntp_addresses:
+            checks.append(("ntp", f"ntp {address}", address, 123, "ntp"))
 
         def probe(item):
             kind, name, address, port, proc_name = item
             proc = state.proc(proc_name)
             running = proc is not None and alive(proc)
-            answering = running and wait_for_port(address, port, timeout=1.0)
+            # NTP is UDP: running is all there is to see without asking it the time.
+            answering = running and (kind == "ntp" or wait_for_port(address, port, timeout=1.0))
             if not running:
                 status = "stopped"
             elif answering:
@@ -495,6 +504,14 @@ class Lab:
             str(sink_dir / "notifications.jsonl"),
         ]
         return spawn("sink", "sink", argv, sink_dir / "sink.log")
+
+    def _start_ntp(self, plan: LabPlan) -> Proc:
+        ntp_dir = self.home / "ntp"
+        ntp_dir.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-m", "motcua.lab.ntp"]
+        for address in plan.ntp_addresses:
+            argv += ["--address", address]
+        return spawn("ntp", "ntp", argv, ntp_dir / "ntp.log")
 
     def notifications(self) -> list[dict[str, object]]:
         """What the lab's monitoring has sent (e-mail, Telegram, webhooks), oldest first."""

@@ -67,14 +67,16 @@ def gear(lab, device, **extra):
 def test_every_host_and_service_is_up(lab, plan):
     rows = lab.status()
     assert rows, "lab status is empty"
-    assert {r["state"] for r in rows} == {"up", "reserved"}, [r for r in rows if r["state"] not in ("up", "reserved")]
+    assert {r["state"] for r in rows} == {"up"}, [r for r in rows if r["state"] != "up"]
     assert len([r for r in rows if r["kind"] == "counter"]) == 8  # 3 wards + the city centre, 2 counters each
+    kinds = {r["kind"] for r in rows}
+    assert {"monitoring", "router", "switch", "dossier", "sink", "ntp"} <= kinds
     for row in rows:
         assert row["address"].startswith("127."), row  # loopback only, always
 
 
 def test_counter_pcs_are_real_systemd_hosts_on_their_own_address(lab, plan):
-    for host in plan.counters:
+    for host in plan.hosts:  # the counter PCs and dx-mon01
         result = ssh(lab, host.name, "hostname; systemctl is-system-running; grep CapBnd /proc/1/status; ss -Hltn")
         assert result.returncode == 0, result.stderr
         lines = result.stdout.splitlines()
@@ -180,6 +182,54 @@ def test_dossier_over_https_with_the_lab_ca_and_faults(lab, plan):
         dossier_fault(LAB_HOME / "dossier" / "faults.json", None)
 
 
+def sink_http(url: str, payload: object = None) -> object:
+    """GET (or POST ``payload`` as JSON to) the lab's notification sink."""
+    data = None if payload is None else json.dumps(payload).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})  # noqa: S310
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - the lab's loopback sink
+        return json.loads(response.read())
+
+
+def test_notification_sink_takes_mail_telegram_and_webhooks(lab, plan):
+    import smtplib
+    from email.message import EmailMessage
+
+    base = f"http://{plan.sink_address}"
+    start = len(sink_http(f"{base}/notifications"))
+    message = EmailMessage()
+    message["Subject"], message["From"], message["To"] = (
+        "Cảnh báo thử / test",
+        "am@lab.motcua.invalid",
+        "x@lab.motcua.invalid",
+    )
+    message.set_content("Nội dung")
+    with smtplib.SMTP(plan.sink_address, 25, timeout=5) as smtp:
+        smtp.send_message(message)
+    answer = sink_http(f"{base}/bot0:lab/sendMessage", {"chat_id": 42, "text": "xin chào"})
+    assert answer["ok"] and answer["result"]["chat"]["id"] == 42  # as Telegram answers (Alertmanager reads it)
+    sink_http(f"{base}/webhook/board", {"status": "firing", "alerts": []})
+    got = sink_http(f"{base}/notifications?since={start}")
+    assert [n["kind"] for n in got] == ["email", "telegram", "webhook"]
+    assert got[0]["subject"] == "Cảnh báo thử / test" and got[0]["to"] == ["x@lab.motcua.invalid"]
+    assert got[1]["chat_id"] == 42 and got[2]["receiver"] == "board"
+    assert [n["kind"] for n in lab.notifications()[-3:]] == ["email", "telegram", "webhook"]
+
+
+def test_ntp_servers_answer_with_this_machines_clock(plan):
+    import struct
+
+    for address in plan.ntp_addresses:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(3)
+            request = bytearray(48)
+            request[0] = (4 << 3) | 3  # NTPv4, client
+            sock.sendto(bytes(request), (address, 123))
+            reply, _ = sock.recvfrom(512)
+        fields = struct.unpack("!BBbbII4sQQQQ", reply[:48])
+        assert fields[0] & 7 == 4 and fields[1] == 2  # server mode, stratum 2
+        assert abs((fields[10] >> 32) - 2208988800 - time.time()) < 2
+
+
 def test_lab_up_twice_is_harmless(lab):
     before = {p.name: p.pid for p in LabState.load(LAB_HOME).procs}
     result = lab.up()
@@ -231,7 +281,7 @@ def test_down_stops_everything_and_up_recovers(lab, plan):
         with pytest.raises(OSError):
             socket.create_connection((host.address, 22), timeout=1).close()
     lab.up()
-    assert all(r["state"] in ("up", "reserved") for r in lab.status())
+    assert all(r["state"] == "up" for r in lab.status())
 
 
 def test_apt_in_parallel_and_through_the_shared_package_pool(lab, plan):

@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""Benchmark: outage-to-notification latency for a dossier outage, on the lab.
+
+For each pace (production defaults, then the lab's fast settings) the lab's
+monitoring host is provisioned with it, then --runs times: the dossier
+stand-in goes down (its fault switch), and the time until the first Telegram
+message for DossierSystemDown reaches the lab's notification sink is measured;
+the fault is cleared and the resolved message awaited before the next run.
+
+With production defaults it also checks that one failed probe never notifies:
+the fault is set for exactly one probe of the dossier exporter, then nothing
+may be sent for two minutes.
+
+Prints medians per pace; targets: production median <= 90 s, no notification
+for a single failed probe. Needs the operator's lab up (`motcua lab up`; the
+counters need not be provisioned). Leaves the monitoring host at the lab pace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from motcua.lab.dossier import write_fault  # noqa: E402
+
+LAB_HOME = Path(os.environ.get("MOTCUA_LAB_HOME", "/var/lib/motcua-lab"))
+PROMETHEUS = "http://127.79.0.10:9090"
+SINK = "http://127.79.0.25"
+TARGET_MEDIAN_S = 90.0
+# Production defaults over the lab's group_vars (extra vars win).
+PRODUCTION = {
+    "monitoring_prometheus_scrape_interval": "15s",
+    "monitoring_prometheus_evaluation_interval": "15s",
+    "monitoring_prometheus_alert_for": {},
+    "monitoring_exporters_dossier_interval": "15s",
+    "monitoring_exporters_dossier_timeout": "5s",
+    "monitoring_alertmanager_phase_pace": {},
+}
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def get_json(url: str):
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - lab loopback URLs
+        return json.loads(response.read())
+
+
+def query(expr: str) -> list[dict]:
+    return get_json(f"{PROMETHEUS}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))["data"]["result"]
+
+
+def wait_for(predicate, timeout: float, what: str, step: float = 0.25):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def provision(extra: dict | None) -> None:
+    argv = [str(ROOT / ".venv/bin/ansible-playbook"), "-i", "inventory/lab", "playbooks/monitoring.yml"]
+    if extra:
+        argv += ["-e", json.dumps(extra)]
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "MOTCUA_LAB_HOME": str(LAB_HOME)}
+    result = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"monitoring playbook failed:\n{result.stdout[-3000:]}")
+
+
+def notifications(since: int) -> list[dict]:
+    return get_json(f"{SINK}/notifications?since={since}")
+
+
+def telegram(since: int, status: str) -> list[dict]:
+    marker = "FIRING" if status == "firing" else "RESOLVED"
+    return [
+        n
+        for n in notifications(since)
+        if n["kind"] == "telegram" and "DossierSystemDown" in (n["text"] or "") and marker in n["text"]
+    ]
+
+
+def settle(faults: Path) -> None:
+    write_fault(faults, None)
+    wait_for(lambda: query("prometheus_notifications_alertmanagers_discovered >= 1"), 60, "Alertmanager discovered")
+    wait_for(lambda: query('dossier_probe_success{job="dossier"} == 1'), 60, "the portal up")
+    wait_for(lambda: not query('ALERTS{alertname="DossierSystemDown"}'), 300, "no dossier alert")
+
+
+def outage_runs(faults: Path, runs: int, label: str) -> list[float]:
+    latencies = []
+    for run in range(1, runs + 1):
+        settle(faults)
+        start = len(notifications(0))
+        began = time.time()
+        write_fault(faults, "down")
+        try:
+            first = wait_for(lambda s=start: telegram(s, "firing"), 300, "the notification")[0]
+        finally:
+            write_fault(faults, None)
+        latency = float(first["time"]) - began
+        latencies.append(latency)
+        say(f"  {label}: run {run}/{runs}: outage -> Telegram {latency:.1f} s")
+        wait_for(lambda s=start: telegram(s, "resolved"), 400, "the resolved notification")
+    return latencies
+
+
+def single_failed_probe(faults: Path, watch: float) -> tuple[bool, int]:
+    """Fail exactly one probe; True when nothing was notified within ``watch`` seconds."""
+    settle(faults)
+
+    def last_run() -> float:
+        result = query('dossier_probe_last_run_timestamp_seconds{job="dossier", target="portal"}')
+        return float(result[0]["value"][1]) if result else 0.0
+
+    before = last_run()
+    wait_for(lambda: last_run() > before, 60, "a fresh probe")
+    seen = last_run()
+    start = len(notifications(0))
+    write_fault(faults, "down")
+    wait_for(lambda: last_run() > seen, 60, "the one failing probe")
+    write_fault(faults, None)
+    failures = len(query('dossier_probe_success{job="dossier"} == 0'))
+    say(f"  one failed probe (seen by Prometheus: {'yes' if failures else 'not yet'}); watching {watch:.0f} s")
+    deadline = time.monotonic() + watch
+    pending_max = 0
+    while time.monotonic() < deadline:
+        pending_max = max(pending_max, len(query('ALERTS{alertname="DossierSystemDown"}')))
+        if telegram(start, "firing") or query('ALERTS{alertname="DossierSystemDown", alertstate="firing"}'):
+            return False, pending_max
+        time.sleep(1)
+    return True, pending_max
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="outages per pace (default 3)")
+    parser.add_argument("--lab-runs", type=int, default=5, help="outages at the lab pace (default 5)")
+    parser.add_argument("--watch", type=float, default=120.0, help="seconds to watch after one failed probe")
+    args = parser.parse_args()
+    faults = LAB_HOME / "dossier" / "faults.json"
+    if not (LAB_HOME / "state.json").exists():
+        raise SystemExit(f"the lab is not up in {LAB_HOME}: `motcua lab up` first")
+    results: dict[str, list[float]] = {}
+    try:
+        say("production pace: provisioning dx-mon01 (scrape/eval/probe 15 s, for 30 s, group_wait 10 s)")
+        provision(PRODUCTION)
+        results["production"] = outage_runs(faults, args.runs, "production")
+        quiet, pending = single_failed_probe(faults, args.watch)
+        say("lab pace: provisioning dx-mon01 (inventory/lab/group_vars/monitoring.yml)")
+        provision(None)
+        results["lab"] = outage_runs(faults, args.lab_runs, "lab")
+    finally:
+        write_fault(faults, None)
+    prod, lab = statistics.median(results["production"]), statistics.median(results["lab"])
+    print("Dossier outage -> first notification (Telegram to the person on duty), lab sink")
+    print(
+        f"  production defaults: median {prod:.1f} s over {len(results['production'])} runs "
+        f"(min {min(results['production']):.1f}, max {max(results['production']):.1f}); "
+        f"target <= {TARGET_MEDIAN_S:.0f} s: {'met' if prod <= TARGET_MEDIAN_S else 'MISSED'}"
+    )
+    print(
+        f"  lab fast settings:   median {lab:.1f} s over {len(results['lab'])} runs "
+        f"(min {min(results['lab']):.1f}, max {max(results['lab']):.1f})"
+    )
+    print(
+        f"  one failed probe (production): {'no notification' if quiet else 'NOTIFIED'} within {args.watch:.0f} s "
+        f"(alert {'went pending' if pending else 'never pending'}); target: no notification: "
+        f"{'met' if quiet else 'MISSED'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
