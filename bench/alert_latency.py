@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from motcua.lab.dossier import write_fault  # noqa: E402
+from motcua.lab.procs import poll  # noqa: E402
 
 LAB_HOME = Path(os.environ.get("MOTCUA_LAB_HOME", "/var/lib/motcua-lab"))
 PROMETHEUS = "http://127.79.0.10:9090"
@@ -62,14 +63,11 @@ def query(expr: str) -> list[dict]:
     return get_json(f"{PROMETHEUS}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))["data"]["result"]
 
 
-def wait_for(predicate, timeout: float, what: str, step: float = 0.25):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
+def wait_for(predicate, timeout: float, what: str):
+    try:
+        return poll(predicate, timeout, what, step=0.25)
+    except TimeoutError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def provision(extra: dict | None) -> None:

@@ -148,3 +148,19 @@ def wait_for_port(address: str, port: int, timeout: float) -> bool:
         except OSError:
             time.sleep(0.1)
     return False
+
+
+def poll(predicate, timeout: float, what: str, step: float = 0.5):
+    """Call ``predicate`` until it returns something true; return that.
+
+    Raises TimeoutError naming ``what`` after ``timeout`` seconds. Tests and
+    benchmarks wait on the lab's services with it.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(step)

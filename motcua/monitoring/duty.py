@@ -685,7 +685,8 @@ def compile_alertmanager(roster: DutyRoster, registry: Registry, settings: dict[
         "routes": [
             *shift_routes(system=True),
             {"matchers": [] if system_pace.copy_lead else ['severity="critical"'], "receiver": lead, "continue": True},
-            outside_window,
+            # (the lead has the critical ones already: no second copy outside the window)
+            *([] if system_pace.copy_lead else [{**outside_window, "matchers": ['severity!="critical"']}]),
         ],
     }
     phase_routes = []

@@ -283,7 +283,7 @@ ALERTS: tuple[Alert, ...] = (
     # ---- escalation: a critical alert nobody has fixed reaches the DX Centre lead
     Alert(
         ESCALATION_ALERT,
-        'label_replace(ALERTS{alertstate="firing", severity="critical", alertname!="EscalateToLead"},'
+        'label_replace(max without (alertstate) (ALERTS{alertstate="firing", severity="critical", alertname!="EscalateToLead"}),'
         ' "escalated", "$1", "alertname", "(.*)")',
         "escalate",
         "critical",

@@ -13,7 +13,6 @@ comes back.
 from __future__ import annotations
 
 import json
-import time
 import urllib.parse
 import urllib.request
 from datetime import UTC, datetime, timedelta
@@ -23,6 +22,7 @@ import testinfra
 import yaml
 
 from motcua.lab.dossier import write_fault
+from motcua.lab.procs import poll as wait_for
 from motcua.monitoring import dashboards
 from tests.conftest import CORPUS, run
 from tests.integration.test_counters import changed_tasks, recap
@@ -109,16 +109,6 @@ def query(expr: str) -> list[dict]:
     return data["data"]["result"]
 
 
-def wait_for(predicate, timeout: float, what: str, step: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def test_services_listen_on_the_management_address_only(monitored, mon):
     listening = mon.run("ss -Hltnp").stdout
     for port, name in (
@@ -190,13 +180,44 @@ def test_bad_roster_stops_the_run_before_any_config_is_written(monitored, mon):
     assert mon.file("/etc/prometheus/alertmanager.yml").sha256sum == before
 
 
-def test_config_refused_by_amtool_leaves_the_running_one(monitored, mon, roster_file):
-    before = mon.file("/etc/prometheus/alertmanager.yml").sha256sum
-    result = playbook(roster_file, "-e", '{"monitoring_alertmanager_webhooks": [{"name": "x", "url": "not a url"}]}')
+def test_configs_pass_promtool_and_amtool_on_the_host(monitored, mon):
+    for command in (
+        "promtool check config /etc/prometheus/prometheus.yml",
+        "promtool check rules /etc/prometheus/rules.d/motcua.yml",
+        "amtool check-config /etc/prometheus/alertmanager.yml",
+        "prometheus-blackbox-exporter --config.check --config.file=/etc/prometheus/blackbox.yml",
+    ):
+        result = mon.run(command)
+        assert result.rc == 0, f"{command}: {result.stdout}{result.stderr}"
+
+
+@pytest.mark.parametrize(
+    ("bad", "file", "task", "unit"),
+    [
+        # promtool refuses the scrape interval; amtool refuses the webhook URL.
+        (
+            {"monitoring_prometheus_scrape_interval": "15 seconds"},
+            "/etc/prometheus/prometheus.yml",
+            "Prometheus | config",
+            "prometheus",
+        ),
+        (
+            {"monitoring_alertmanager_webhooks": [{"name": "x", "url": "not a url"}]},
+            "/etc/prometheus/alertmanager.yml",
+            "Alertmanager | config checked by amtool",
+            "prometheus-alertmanager",
+        ),
+    ],
+    ids=["promtool", "amtool"],
+)
+def test_a_refused_config_leaves_the_running_one(monitored, mon, roster_file, bad, file, task, unit):
+    before = mon.file(file).sha256sum
+    result = playbook(roster_file, "-e", json.dumps(bad))
     assert result.returncode != 0
-    assert "failed to validate" in result.stdout or "amtool" in result.stdout
-    assert mon.file("/etc/prometheus/alertmanager.yml").sha256sum == before
-    assert mon.service("prometheus-alertmanager").is_running
+    assert f"TASK [monitoring_{unit.split('-')[-1]} : {task}]" in result.stdout
+    assert mon.file(file).sha256sum == before
+    assert mon.service(unit).is_running
+    assert playbook(roster_file).returncode == 0  # back to the good config
 
 
 def notifications(since: int = 0) -> list[dict]:

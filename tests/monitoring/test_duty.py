@@ -87,9 +87,14 @@ def test_amtool_accepts_the_compiled_config(compiled):
         # The dossier system: the day and night shifts, and the lead for a critical alert.
         (
             ["alertname=DossierSystemDown", "scope=system", "severity=critical"],
-            "board,duty-an.nv,duty-binh.lt,duty-binh.lt,duty-lan.tt,duty-lan.tt",
+            "board,duty-an.nv,duty-binh.lt,duty-binh.lt,duty-lan.tt",
         ),
         (["alertname=EscalateToLead", "site=26740", "phase=steady"], "board,duty-lan.tt"),
+        # A warning about the monitoring itself: the system shifts; the lead only outside the window.
+        (
+            ["alertname=ExporterDown", "scope=system", "severity=warning"],
+            "board,duty-an.nv,duty-binh.lt,duty-binh.lt,duty-lan.tt",
+        ),
     ],
 )
 def test_amtool_routes(compiled, labels, receivers):
