@@ -146,6 +146,8 @@ def test_targets_from_the_inventory_with_site_labels(monitored):
     # The registry's sites as series, and the gear reachable through blackbox.
     assert len(query("motcua_site_info")) == 4
     wait_for(lambda: len(query('probe_success{job="gear"} == 1')) == 12, 30, "every lab device probed")
+    # The lab's NTP servers keep every counter's chrony synchronised (no ClockNotSynchronised in the lab).
+    wait_for(lambda: len(query('counter_clock_synchronized{job="counter"} == 1')) == 8, 120, "every counter in sync")
 
 
 def test_second_run_changes_nothing(monitored, roster_file):
