@@ -389,6 +389,18 @@ class Lab:
         counters.unmount(self.home / "hosts" / name / "merged")
         return f"{name}: stopped (pid {proc.pid}); `motcua lab up` starts it again"
 
+    def reset_host(self, name: str) -> str:
+        """Stop one host and drop its changes: the next `up` starts it fresh from the image."""
+        state = LabState.load(self.home)
+        proc = state.proc(name)
+        if proc is None or proc.kind not in HOST_KINDS:
+            raise LabError(f"{name} is not a host of this lab")
+        self.stop_host(name)
+        root = self.home / "hosts" / name
+        for part in ("upper", "work"):
+            shutil.rmtree(root / part, ignore_errors=True)
+        return f"{name}: reset; `motcua lab up` starts it fresh"
+
     # ---- helpers
     def _running(self, state: LabState, name: str) -> bool:
         proc = state.proc(name)
@@ -463,55 +475,35 @@ class Lab:
         argv = [sys.executable, "-m", "motcua.lab.gear", "serve", "--config", str(devices), "--state", str(gear_dir)]
         return spawn("gear", "gear", argv, gear_dir / "gear.log")
 
+    def _service(self, name: str, directory: str, *args: str) -> Proc:
+        """Start ``python -m motcua.lab.<name> ARGS`` logging to <home>/<directory>/<name>.log."""
+        where = self.home / directory
+        where.mkdir(parents=True, exist_ok=True)
+        return spawn(name, name, [sys.executable, "-m", f"motcua.lab.{name}", *args], where / f"{name}.log")
+
     def _start_dossier(self, plan: LabPlan) -> Proc:
         dossier_dir = self.home / "dossier"
         dossier_dir.mkdir(parents=True, exist_ok=True)
-        argv = [
-            sys.executable,
-            "-m",
-            "motcua.lab.dossier",
-            "--address",
-            plan.dossier_address,
-            "--https-port",
-            str(DOSSIER_PORTS["https"]),
-            "--http-port",
-            str(DOSSIER_PORTS["http"]),
-            "--certs",
-            str(self.home / "ca"),
-            "--faults",
-            str(dossier_dir / "faults.json"),
-            "--agencies",
-            str(dossier_dir / "agencies.json"),
-        ]
         agencies = [{"code": s.code, "name": s.name} for s in plan.registry.sites.values()]
         (dossier_dir / "agencies.json").write_text(json.dumps(agencies, ensure_ascii=False))
-        return spawn("dossier", "dossier", argv, dossier_dir / "dossier.log")
+        return self._service(
+            "dossier",
+            "dossier",
+            *("--address", plan.dossier_address, "--certs", str(self.home / "ca")),
+            *("--https-port", str(DOSSIER_PORTS["https"]), "--http-port", str(DOSSIER_PORTS["http"])),
+            *("--faults", str(dossier_dir / "faults.json"), "--agencies", str(dossier_dir / "agencies.json")),
+        )
 
     def _start_sink(self, plan: LabPlan) -> Proc:
-        sink_dir = self.home / "notifications"
-        sink_dir.mkdir(parents=True, exist_ok=True)
-        argv = [
-            sys.executable,
-            "-m",
-            "motcua.lab.sink",
-            "--address",
-            plan.sink_address,
-            "--http-port",
-            str(SINK_PORTS["http"]),
-            "--smtp-port",
-            str(SINK_PORTS["smtp"]),
-            "--log",
-            str(sink_dir / "notifications.jsonl"),
-        ]
-        return spawn("sink", "sink", argv, sink_dir / "sink.log")
+        return self._service(
+            "sink",
+            "notifications",
+            *("--address", plan.sink_address, "--log", str(self.home / "notifications" / "notifications.jsonl")),
+            *("--http-port", str(SINK_PORTS["http"]), "--smtp-port", str(SINK_PORTS["smtp"])),
+        )
 
     def _start_ntp(self, plan: LabPlan) -> Proc:
-        ntp_dir = self.home / "ntp"
-        ntp_dir.mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, "-m", "motcua.lab.ntp"]
-        for address in plan.ntp_addresses:
-            argv += ["--address", address]
-        return spawn("ntp", "ntp", argv, ntp_dir / "ntp.log")
+        return self._service("ntp", "ntp", *[arg for a in plan.ntp_addresses for arg in ("--address", a)])
 
     def notifications(self) -> list[dict[str, object]]:
         """What the lab's monitoring has sent (e-mail, Telegram, webhooks), oldest first."""

@@ -87,10 +87,28 @@ def playbook(roster_file, *args: str):
 
 
 @pytest.fixture(scope="module")
-def monitored(lab, roster_file):
+def fresh_check(lab, roster_file):
+    """dx-mon01 fresh from the image, then a check run on it: it must not fail, nor change anything."""
+    lab.reset_host(MON)
+    lab.up()
+    result = playbook(roster_file, "--check", "--diff")
+    mon = testinfra.get_host(f"ssh://{MON}", ssh_config=str(lab.ssh_dir / "config"))
+    return result, mon.exists("prometheus"), mon.file("/etc/prometheus/alertmanager.yml").exists
+
+
+@pytest.fixture(scope="module")
+def monitored(lab, roster_file, fresh_check):
     result = playbook(roster_file)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     return result
+
+
+def test_check_mode_on_a_fresh_host_reports_and_changes_nothing(fresh_check):
+    result, installed, configured = fresh_check
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert recap(result)[MON]["changed"] > 0 and recap(result)[MON]["failed"] == 0
+    assert "Alertmanager | config from the duty roster" in result.stdout
+    assert not installed and not configured  # nothing was installed or written
 
 
 @pytest.fixture(scope="module")
