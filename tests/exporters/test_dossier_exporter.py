@@ -137,6 +137,9 @@ def test_probe_endpoint_from_this_vantage_point(exporter, dossier_standin):
     assert status == 200 and value(text, "dossier_probe_success") == 1
     status, text = exporter.get(f"/probe?target={dossier_standin['https']}/&module=login")
     assert value(text, "dossier_probe_success") == 0 and 'reason="body"' in text
+    # Without module=, the URL is trusted through the config's tls.ca_file (the lab CA), not the system store.
+    status, text = exporter.get(f"/probe?target={dossier_standin['https']}/api/health")
+    assert status == 200 and value(text, "dossier_probe_success") == 1, text
     # The scrape's own timeout bounds the probe.
     write_fault(dossier_standin["faults"], "hang")
     status, text = exporter.get("/probe?target=portal", headers={"X-Prometheus-Scrape-Timeout-Seconds": "1.5"})

@@ -34,6 +34,8 @@ class DossierConfig:
     statistics: StatisticsAdapter | None = None
     statistics_interval: float = 60.0
     defaults: dict[str, object] = field(default_factory=dict)
+    ca_file: Path | None = None  # tls.ca_file: for /probe?target=URL without module= too
+    verify: bool = True
 
     def target(self, name: str) -> Target | None:
         return next((t for t in self.targets if t.name == name), None)
@@ -77,7 +79,16 @@ def load(path: str | Path) -> DossierConfig:
         adapter = ADAPTERS[kind].from_config(stats, ca_file, True if verify is None else verify)
         stats.done()
     root.done()
-    return DossierConfig(Path(path), targets, max_concurrency, allow, adapter, statistics_interval)
+    return DossierConfig(
+        Path(path),
+        targets,
+        max_concurrency,
+        allow,
+        adapter,
+        statistics_interval,
+        ca_file=ca_file,
+        verify=True if verify is None else verify,
+    )
 
 
 def _target(item: Section, interval: float, timeout: float, ca_file: Path | None, verify: bool) -> Target:

@@ -195,7 +195,12 @@ class DossierExporter:
             if module_name and module is None:
                 return Response(400, f"unknown module {module_name!r}: name a configured target\n")
             try:
-                spec = replace(module.spec, url=wanted) if module else ProbeSpec(wanted)
+                # Without module=: status 2xx-3xx, with the config's own TLS trust (tls.ca_file).
+                spec = (
+                    replace(module.spec, url=wanted)
+                    if module
+                    else ProbeSpec(wanted, ca_file=config.ca_file, verify=config.verify)
+                )
             except ValueError as exc:
                 return Response(400, f"{exc}\n")
         else:
