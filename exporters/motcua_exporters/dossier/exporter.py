@@ -195,7 +195,7 @@ class DossierExporter:
             if module_name and module is None:
                 return Response(400, f"unknown module {module_name!r}: name a configured target\n")
             try:
-                # Without module=: status 2xx-3xx, with the config's own TLS trust (tls.ca_file).
+                # Without module=: status 200, with the config's own TLS trust (tls.ca_file).
                 spec = (
                     replace(module.spec, url=wanted)
                     if module
