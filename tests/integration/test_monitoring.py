@@ -309,3 +309,33 @@ def test_every_dashboard_query_runs_on_the_lab_prometheus(monitored, name):
 def test_dashboards_on_the_monitoring_host(monitored, mon):
     for name in dashboards.render():
         assert mon.file(f"/var/lib/motcua/dashboards/{name}").exists
+
+
+def test_a_stopped_printer_reaches_the_person_on_duty_for_that_ward(lab, monitored):
+    """A site alert: routed by the site to the ward's shift (e-mail), at the steady phase's pace."""
+    counter = testinfra.get_host("ssh://w26740-pc01", ssh_config=str(lab.ssh_dir / "config"))
+    queue = counter.check_output("LC_ALL=C lpstat -e | head -1")
+    assert queue, "the counter has no printer queue (playbooks/counters.yml provisions them)"
+    wait_for(
+        lambda: query("prometheus_notifications_alertmanagers_discovered >= 1"), 30, "Prometheus to find Alertmanager"
+    )
+    start = len(notifications())
+
+    def mail(status: str):
+        marker = "FIRING" if status == "firing" else "RESOLVED"
+        return [
+            n
+            for n in notifications(start)
+            if n["kind"] == "email" and "PrinterStopped" in n["subject"] and marker in n["subject"]
+        ]
+
+    counter.run(f"cupsdisable {queue}")
+    try:
+        sent = wait_for(lambda: mail("firing"), 90, "the PrinterStopped e-mail")[0]
+        assert sent["to"] == ["ward.duty@lab.motcua.invalid"]
+        assert "Phường Sài Gòn" in sent["subject"] and queue in sent["body"]
+        firing = query(f'ALERTS{{alertname="PrinterStopped", alertstate="firing", printer="{queue}"}}')
+        assert firing and firing[0]["metric"]["site"] == "26740" and firing[0]["metric"]["phase"] == "steady"
+    finally:
+        counter.run(f"cupsenable {queue}")
+    wait_for(lambda: mail("resolved"), 120, "the resolved e-mail")
