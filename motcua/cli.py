@@ -225,7 +225,6 @@ def cmd_lab_fault(args: argparse.Namespace) -> int:
 
 
 def cmd_lab_notifications(args: argparse.Namespace) -> int:
-    import json
     from datetime import datetime
 
     items = _lab(args).notifications()[-args.last :]

@@ -391,11 +391,7 @@ class Lab:
 
     def reset_host(self, name: str) -> str:
         """Stop one host and drop its changes: the next `up` starts it fresh from the image."""
-        state = LabState.load(self.home)
-        proc = state.proc(name)
-        if proc is None or proc.kind not in HOST_KINDS:
-            raise LabError(f"{name} is not a host of this lab")
-        self.stop_host(name)
+        self.stop_host(name)  # refuses a name that is not a host of this lab
         root = self.home / "hosts" / name
         for part in ("upper", "work"):
             shutil.rmtree(root / part, ignore_errors=True)
@@ -472,8 +468,7 @@ class Lab:
                 indent=2,
             )
         )
-        argv = [sys.executable, "-m", "motcua.lab.gear", "serve", "--config", str(devices), "--state", str(gear_dir)]
-        return spawn("gear", "gear", argv, gear_dir / "gear.log")
+        return self._service("gear", "gear", "serve", "--config", str(devices), "--state", str(gear_dir))
 
     def _service(self, name: str, directory: str, *args: str) -> Proc:
         """Start ``python -m motcua.lab.<name> ARGS`` logging to <home>/<directory>/<name>.log."""

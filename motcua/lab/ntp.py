@@ -33,11 +33,11 @@ def answer(request: bytes, received: float) -> bytes | None:
     """The server-mode reply to one client request, or None for anything else."""
     if len(request) < PACKET.size:
         return None
-    first, *_rest = PACKET.unpack_from(request)
-    version, mode = (first >> 3) & 0x7, first & 0x7
+    fields = PACKET.unpack_from(request)
+    version, mode = (fields[0] >> 3) & 0x7, fields[0] & 0x7
     if mode != 3 or version not in (3, 4):  # client requests only
         return None
-    origin = PACKET.unpack_from(request)[10]  # the client's transmit timestamp
+    origin = fields[10]  # the client's transmit timestamp
     reference = ntp_time(received - 16)
     return PACKET.pack(
         (0 << 6) | (version << 3) | 4,  # no leap warning, the client's version, server mode

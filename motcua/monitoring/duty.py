@@ -22,7 +22,7 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ..registry import Registry
+from ..registry import PHASES, Registry
 from ..registry.fields import Checker, Field
 from ..registry.problems import Problem, RegistryError
 from ..registry.source import LineDict, load_yaml
@@ -49,18 +49,20 @@ TOP_SPEC = {
     "shifts": Field("list", required=True),
 }
 WINDOW_SPEC = {"start": Field("text", required=True), "end": Field("text", required=True)}
+# Keys and presence are checked by Checker.fields; the values by _Reader (a
+# number is as good as text for a phone or a chat id; scope and dates may be lists).
 PERSON_SPEC = {
-    "id": Field("text", required=True),
-    "name": Field("text", required=True),
-    "email": Field("text"),
-    "telegram_chat_id": Field("text"),
-    "phone": Field("text"),
+    "id": Field("any", required=True),
+    "name": Field("any", required=True),
+    "email": Field("any"),
+    "telegram_chat_id": Field("any"),
+    "phone": Field("any"),
 }
 SHIFT_SPEC = {
-    "person": Field("text", required=True),
-    "scope": Field("text", required=True),  # checked by _scope: text or mapping
-    "dates": Field("text", required=True),  # checked by _dates: text or list
-    "hours": Field("text", required=True),
+    "person": Field("any", required=True),
+    "scope": Field("any", required=True),  # checked by _Reader.scope: system, all, or a mapping
+    "dates": Field("any", required=True),  # checked by _Reader.dates: a date, a range, or a list of them
+    "hours": Field("any", required=True),
 }
 SCOPE_SPEC = {"sites": Field("list"), "regions": Field("list"), "teams": Field("list")}
 
@@ -83,7 +85,6 @@ class Person:
 class Scope:
     """What a shift covers: the dossier system, or a set of sites."""
 
-    label: str  # as written, for messages: "system", "region hcm", "sites 26740, 26743"
     system: bool
     sites: frozenset[str]
 
@@ -172,8 +173,6 @@ def _clock(minutes: int) -> str:
 class _Reader:
     def __init__(self, registry: Registry, label: str, problems: list[Problem]):
         self.registry = registry
-        self.label = label
-        self.problems = problems
         self.check = Checker(label, problems, kind="roster")
 
     def report(self, line: int, who: str, fld: str, message: str) -> None:
@@ -194,14 +193,8 @@ class _Reader:
         if entry is None:
             return None
         who = f"person {entry.get('id', f'at line {line}')}"
-        known = set(PERSON_SPEC)
-        for key in entry:
-            if key not in known:
-                self.report(entry.line_of(key), who, str(key), f"unknown key (known keys: {', '.join(sorted(known))})")
-        values = {k: self.text(entry[k], entry.line_of(k), who, k) for k in PERSON_SPEC if k in entry}
-        for key in ("id", "name"):
-            if key not in entry:
-                self.report(line, who, key, "required field is missing")
+        raw_values = self.check.fields(entry, who, "", PERSON_SPEC)
+        values = {k: self.text(v, entry.line_of(k), who, k) for k, v in raw_values.items()}
         pid, name = values.get("id"), values.get("name")
         ok = pid is not None and name is not None
         if pid is not None and not _PERSON_ID.match(pid):
@@ -226,9 +219,9 @@ class _Reader:
     def scope(self, raw: object, line: int, who: str) -> Scope | None:
         if isinstance(raw, str):
             if raw == SYSTEM:
-                return Scope(SYSTEM, True, frozenset())
+                return Scope(True, frozenset())
             if raw == "all":
-                return Scope("all sites", False, frozenset(self.registry.sites))
+                return Scope(False, frozenset(self.registry.sites))
             self.report(line, who, "scope", f"{raw!r}: write system, all, or a mapping of sites/regions/teams")
             return None
         entry = self.check.mapping(raw, line, who, "scope")
@@ -239,27 +232,19 @@ class _Reader:
             self.report(line, who, "scope", "names no sites, regions or teams")
             return None
         sites: set[str] = set()
-        labels = []
         ok = True
-        regions = {s.region for s in self.registry.sites.values()}
+        by_site = self.registry.sites
+        known = {"sites": by_site, "regions": {s.region for s in by_site.values()}, "teams": self.registry.teams}
         for key, items in values.items():
             names = [f"{i:05d}" if isinstance(i, int) and not isinstance(i, bool) else str(i) for i in items]
-            labels.append(f"{key} {', '.join(names)}")
             for name in names:
                 if key == "sites":
-                    matched = {name} if name in self.registry.sites else set()
+                    matched = {name} if name in by_site else set()
                 elif key == "regions":
-                    matched = {c for c, s in self.registry.sites.items() if s.region == name}
-                    if not matched and name in regions:
-                        matched = set()
+                    matched = {c for c, s in by_site.items() if s.region == name}
                 else:
-                    matched = {c for c, s in self.registry.sites.items() if s.team == name}
-                known = {
-                    "sites": self.registry.sites,
-                    "regions": regions,
-                    "teams": self.registry.teams,
-                }[key]
-                if name not in known:
+                    matched = {c for c, s in by_site.items() if s.team == name}
+                if name not in known[key]:
                     self.report(
                         entry.line_of(key),
                         who,
@@ -268,7 +253,7 @@ class _Reader:
                     )
                     ok = False
                 sites |= matched
-        return Scope("; ".join(labels), False, frozenset(sites)) if ok else None
+        return Scope(False, frozenset(sites)) if ok else None
 
     def dates(self, raw: object, line: int, who: str, window: tuple[date, date] | None) -> list[date] | None:
         items = raw if isinstance(raw, list) else [raw]
@@ -376,12 +361,7 @@ def check_duty_roster(
         if entry is None:
             continue
         before = len(problems)
-        for key in entry:
-            if key not in SHIFT_SPEC:
-                r.report(entry.line_of(key), who, str(key), f"unknown key (known keys: {', '.join(SHIFT_SPEC)})")
-        for key in SHIFT_SPEC:
-            if key not in entry:
-                r.report(line, who, key, "required field is missing")
+        r.check.fields(entry, who, "", SHIFT_SPEC)
         if len(problems) != before:
             continue
         person = people.get(str(entry["person"]))
@@ -594,7 +574,7 @@ def site_matcher(sites: frozenset[str] | set[str]) -> str:
     return 'site=~"' + "|".join(sorted(sites)) + '"'
 
 
-def compile_alertmanager(roster: DutyRoster, registry: Registry, settings: dict[str, object]) -> dict[str, object]:
+def compile_alertmanager(roster: DutyRoster, settings: dict[str, object]) -> dict[str, object]:
     """The Alertmanager config for this roster.
 
     ``settings`` (the alertmanager role passes its variables):
@@ -604,7 +584,7 @@ def compile_alertmanager(roster: DutyRoster, registry: Registry, settings: dict[
       pace: {phase | "system" | "default": {group_wait, group_interval, repeat_interval, copy_lead}}
             over DEFAULT_PACE (copy_lead for "system": the lead hears of every city-wide alert,
             not only the critical ones)
-      escalate_after: how long a critical alert fires before the lead is told (default 30m)
+    (How long a critical alert fires before EscalateToLead is a rule's pace: rules.DEFAULT_FOR.)
     """
     smtp = settings.get("smtp") or {}
     telegram = settings.get("telegram") or {}
@@ -690,7 +670,7 @@ def compile_alertmanager(roster: DutyRoster, registry: Registry, settings: dict[
         ],
     }
     phase_routes = []
-    for phase in sorted((p for p in pace if p not in ("default", "system")), key=registry_phase_order):
+    for phase in sorted((p for p in pace if p not in ("default", "system")), key=PHASES.index):
         p = pace[phase]
         children = shift_routes(system=False)
         children.append({"receiver": lead, "continue": True} if p.copy_lead else outside_window)
@@ -738,9 +718,3 @@ def compile_alertmanager(roster: DutyRoster, registry: Registry, settings: dict[
             *[_time_interval(s, roster.timezone) for s in roster.shifts],
         ],
     }
-
-
-def registry_phase_order(phase: str) -> int:
-    from ..registry import PHASES
-
-    return PHASES.index(phase) if phase in PHASES else len(PHASES)

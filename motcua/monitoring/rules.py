@@ -342,21 +342,18 @@ def rule_groups(
     registry: Registry,
     durations: dict[str, str] | None = None,
     runbook_base: str = "docs/runbooks",
-    interval: str | None = None,
 ) -> dict[str, object]:
     """The rules file: site information, then every alert."""
     pace = {**DEFAULT_FOR, **(durations or {})}
     unknown = set(pace) - set(DEFAULT_FOR)
     if unknown:
         raise ValueError(f"unknown alert pace(s): {', '.join(sorted(unknown))} (known: {', '.join(DEFAULT_FOR)})")
-    groups: list[dict[str, object]] = [
-        {"name": "motcua_sites", "rules": site_info_rules(registry)},
-        {"name": "motcua_alerts", "rules": [_alert_rule(a, pace, runbook_base) for a in ALERTS]},
-    ]
-    if interval:
-        for group in groups:
-            group["interval"] = interval
-    return {"groups": groups}
+    return {
+        "groups": [
+            {"name": "motcua_sites", "rules": site_info_rules(registry)},
+            {"name": "motcua_alerts", "rules": [_alert_rule(a, pace, runbook_base) for a in ALERTS]},
+        ]
+    }
 
 
 def _descendants(role: str) -> list[str]:
@@ -377,7 +374,7 @@ def inhibit_rules() -> list[dict[str, object]]:
 
     A site whose routers are all unreachable (SiteOffline) leaves one alert:
     its switches', counters', printers', scanners' and tokens' alerts wait.
-    A counter that is down hides its printers', token's and exporter's. The
+    A counter that is down hides its token's and exporter's alerts. The
     dossier system down city-wide hides the per-site "cannot reach it".
     A graver certificate alert hides the milder one for the same certificate.
     """

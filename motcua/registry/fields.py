@@ -38,7 +38,7 @@ def type_name(value: object) -> str:
 class Field:
     """How to check one key of a mapping."""
 
-    kind: str  # int, text, ident, cidr, mapping, list, code
+    kind: str  # int, text, ident, cidr, mapping, list, code; any (the caller checks the value)
     required: bool = False
     minimum: int | None = None
     maximum: int | None = None
@@ -158,6 +158,9 @@ class Checker:
     def _mapping(self, raw: object, field: Field, line: int, site: str, name: str) -> object:
         value = self.mapping(raw, line, site, name)
         return MISSING if value is None else value
+
+    def _any(self, raw: object, field: Field, line: int, site: str, name: str) -> object:
+        return raw
 
     def _list(self, raw: object, field: Field, line: int, site: str, name: str) -> object:
         value = self.sequence(raw, line, site, name)

@@ -94,7 +94,7 @@ class LookupModule(LookupBase):
         real = self._loader.get_real_file(str(roster), decrypt=True)
         try:
             parsed = duty.load_duty_roster(real, registry, label=str(roster))
-            return [duty.compile_alertmanager(parsed, registry, self.get_option("settings"))]
+            return [duty.compile_alertmanager(parsed, self.get_option("settings"))]
         except RegistryError as exc:
             raise AnsibleLookupError(str(exc)) from None
         except (KeyError, TypeError, ValueError) as exc:

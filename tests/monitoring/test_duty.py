@@ -56,7 +56,7 @@ def compiled(tmp_path_factory, lab_registry):
     roster = duty.load_duty_roster(LAB_ROSTER, lab_registry)
     tmp = tmp_path_factory.mktemp("am")
     (tmp / "motcua.tmpl").write_text(TEMPLATES.read_text(encoding="utf-8"), encoding="utf-8")
-    config = duty.compile_alertmanager(roster, lab_registry, {**SETTINGS, "templates_glob": str(tmp / "*.tmpl")})
+    config = duty.compile_alertmanager(roster, {**SETTINGS, "templates_glob": str(tmp / "*.tmpl")})
     path = tmp / "alertmanager.yml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return roster, config, path
