@@ -49,6 +49,10 @@ class _Panels:
         self.x += w
         self.row_height = max(self.row_height, h)
 
+    def stat(self, title: str, expr: str, w: int, field_config: dict[str, object] | None = None) -> None:
+        """One number, four rows high; coloured by ``field_config``'s thresholds when given."""
+        self.add("stat", title, [(expr, "")], w, 4, **({"fieldConfig": field_config} if field_config else {}))
+
 
 def _thresholds(*steps: tuple[str, float | None]) -> dict[str, object]:
     return {
@@ -92,38 +96,15 @@ def _dashboard(uid: str, title: str, panels: _Panels, variables: list[dict[str, 
 
 def city_overview() -> dict[str, object]:
     p = _Panels()
-    p.add(
-        "stat",
-        "Hệ thống giải quyết TTHC / Dossier system",
-        [('min(dossier_probe_success{job="dossier"})', "")],
-        6,
-        4,
-        fieldConfig=UP_DOWN,
-    )
-    p.add(
-        "stat",
+    p.stat("Hệ thống giải quyết TTHC / Dossier system", 'min(dossier_probe_success{job="dossier"})', 6, UP_DOWN)
+    p.stat(
         "Điểm mất kết nối / Sites offline",
-        [('count(max by (site) (probe_success{job="gear", role="router"}) == 0) or vector(0)', "")],
+        'count(max by (site) (probe_success{job="gear", role="router"}) == 0) or vector(0)',
         6,
-        4,
-        fieldConfig=ZERO_GOOD,
+        ZERO_GOOD,
     )
-    p.add(
-        "stat",
-        "Máy quầy không phản hồi / Counter PCs down",
-        [('count(up{job="node"} == 0) or vector(0)', "")],
-        6,
-        4,
-        fieldConfig=ZERO_GOOD,
-    )
-    p.add(
-        "stat",
-        "Cảnh báo đang phát / Alerts firing",
-        [('count(ALERTS{alertstate="firing"}) or vector(0)', "")],
-        6,
-        4,
-        fieldConfig=ZERO_GOOD,
-    )
+    p.stat("Máy quầy không phản hồi / Counter PCs down", 'count(up{job="node"} == 0) or vector(0)', 6, ZERO_GOOD)
+    p.stat("Cảnh báo đang phát / Alerts firing", 'count(ALERTS{alertstate="firing"}) or vector(0)', 6, ZERO_GOOD)
     p.add(
         "table",
         "Tình trạng từng điểm / Every site",
@@ -167,46 +148,17 @@ def city_overview() -> dict[str, object]:
 def ward_drilldown() -> dict[str, object]:
     p = _Panels()
     sel = 'site="$site"'
-    p.add(
-        "stat", "Router", [(f'max(probe_success{{job="gear", role="router", {sel}}})', "")], 4, 4, fieldConfig=UP_DOWN
-    )
-    p.add(
-        "stat",
-        "Máy quầy hoạt động / Counters up",
-        [(f'sum(up{{job="node", {sel}}}) or vector(0)', "")],
-        5,
-        4,
-    )
-    p.add(
-        "stat",
-        "Vào được hệ thống / Portal reachable",
-        [(f'min(counter_portal_success{{job="counter", {sel}}})', "")],
-        5,
-        4,
-        fieldConfig=UP_DOWN,
-    )
-    p.add(
-        "stat",
+    p.stat("Router", f'max(probe_success{{job="gear", role="router", {sel}}})', 4, UP_DOWN)
+    p.stat("Máy quầy hoạt động / Counters up", f'sum(up{{job="node", {sel}}}) or vector(0)', 5)
+    p.stat("Vào được hệ thống / Portal reachable", f'min(counter_portal_success{{job="counter", {sel}}})', 5, UP_DOWN)
+    p.stat(
         "Chứng thư số còn (ngày) / Certificate days left",
-        [
-            (
-                f"min((counter_token_certificate_not_after_timestamp_seconds{{{sel}}} - time()) / 86400)"
-                f' or min((certificate_not_after_timestamp_seconds{{job="certificate", {sel}}} - time()) / 86400)',
-                "",
-            )
-        ],
+        f"min((counter_token_certificate_not_after_timestamp_seconds{{{sel}}} - time()) / 86400)"
+        f' or min((certificate_not_after_timestamp_seconds{{job="certificate", {sel}}} - time()) / 86400)',
         5,
-        4,
-        fieldConfig=_thresholds(("red", None), ("orange", 7), ("green", 30)),
+        _thresholds(("red", None), ("orange", 7), ("green", 30)),
     )
-    p.add(
-        "stat",
-        "Cảnh báo / Alerts",
-        [(f'count(ALERTS{{alertstate="firing", {sel}}}) or vector(0)', "")],
-        5,
-        4,
-        fieldConfig=ZERO_GOOD,
-    )
+    p.stat("Cảnh báo / Alerts", f'count(ALERTS{{alertstate="firing", {sel}}}) or vector(0)', 5, ZERO_GOOD)
     p.add(
         "table",
         "Máy quầy / Counter PCs",
@@ -276,29 +228,19 @@ def ward_drilldown() -> dict[str, object]:
 
 def dossier_system() -> dict[str, object]:
     p = _Panels()
-    p.add(
-        "stat",
+    p.stat(
         "Sẵn sàng / Availability ($__range)",
-        [('avg(avg_over_time(dossier_probe_success{job="dossier"}[$__range]))', "")],
+        'avg(avg_over_time(dossier_probe_success{job="dossier"}[$__range]))',
         8,
-        4,
-        fieldConfig=_thresholds(("red", None), ("orange", 0.99), ("green", 0.999)),
+        _thresholds(("red", None), ("orange", 0.99), ("green", 0.999)),
     )
-    p.add(
-        "stat",
+    p.stat(
         "Chứng chỉ TLS còn (ngày) / TLS certificate days left",
-        [('min((dossier_probe_tls_not_after_timestamp_seconds{job="dossier"} - time()) / 86400)', "")],
+        'min((dossier_probe_tls_not_after_timestamp_seconds{job="dossier"} - time()) / 86400)',
         8,
-        4,
-        fieldConfig=_thresholds(("red", None), ("orange", 7), ("green", 21)),
+        _thresholds(("red", None), ("orange", 7), ("green", 21)),
     )
-    p.add(
-        "stat",
-        "Hồ sơ quá hạn / Overdue dossiers",
-        [('sum(dossier_agency_overdue{job="dossier"})', "")],
-        8,
-        4,
-    )
+    p.stat("Hồ sơ quá hạn / Overdue dossiers", 'sum(dossier_agency_overdue{job="dossier"})', 8)
     p.add(
         "timeseries",
         "Truy cập được / Up",
