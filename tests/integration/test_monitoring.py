@@ -145,10 +145,12 @@ def test_services_listen_on_the_management_address_only(monitored, mon):
 
 def test_targets_from_the_inventory_with_site_labels(monitored):
     def targets():
+        # Each job is scraped on its own schedule after a fresh start: wait until each has answered once.
         active = get_json(f"{PROMETHEUS}/api/v1/targets")["data"]["activeTargets"]
-        return active if any(t["health"] == "up" for t in active if t["labels"]["job"] == "dossier") else None
+        up = {t["labels"]["job"] for t in active if t["health"] == "up"}
+        return active if {"dossier", "certificate", "gear", "self"} <= up else None
 
-    active = wait_for(targets, 30, "the first scrapes")
+    active = wait_for(targets, 30, "the first scrape of the dossier, certificate, gear and self jobs")
     by_job: dict[str, list[dict]] = {}
     for target in active:
         by_job.setdefault(target["labels"]["job"], []).append(target["labels"])
