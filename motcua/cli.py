@@ -295,6 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output", help="e.g. .cache/motcua-exporters.pyz")
     p.set_defaults(func=cmd_bundle_exporters)
 
+    from .netgear.cli import add_parser as add_netgear_parser
+
+    add_netgear_parser(sub)
+
     from .lab.lab import DEFAULT_CACHE, DEFAULT_HOME
 
     lab = sub.add_parser("lab", help="the simulated ward network on this machine (root)")
@@ -340,9 +344,13 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(args, "registry"):
         args.registry = str(Path(args.registry))
     from .lab.lab import LabError
+    from .netgear.fleet import NetgearError
 
     try:
         return args.func(args)
+    except NetgearError as exc:
+        print(f"motcua netgear: {exc}", file=sys.stderr)
+        return 2
     except KeyError as exc:
         print(f"motcua: {exc.args[0]}", file=sys.stderr)
         return 2

@@ -20,11 +20,16 @@ Groups::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from .registry import Host, Registry, Site
+import yaml
+
+from .netgear.intent import device_intent
+from .registry import Host, Registry, Site, load_registry
 from .registry.model import PHASES, REGIONS, ROLES
 
 ADDRESS_SPACES = ("production", "lab")
+GEAR_ROLES = ("router", "switch")
 
 # Variables every network device needs for cisco.ios over network_cli.
 NETWORK_GEAR_VARS = {
@@ -175,4 +180,43 @@ def build_inventory(registry: Registry, address_space: str = "production") -> In
             group.hosts.append(host.name)
             inv.group(host.group).hosts.append(host.name)
             inv.hostvars[host.name] = host_vars(host, site.name, lab)
+            if host.role in GEAR_ROLES:
+                inv.hostvars[host.name]["motcua_netgear"] = device_intent(registry, host, lab)
     return inv
+
+
+@dataclass(frozen=True)
+class InventorySource:
+    """What an inventory's plugin config (``motcua.yml``) names."""
+
+    config_file: Path
+    registry_dir: Path
+    address_space: str
+    sites: list[str] | None
+    max_counters: int | None
+
+    @property
+    def lab(self) -> bool:
+        return self.address_space == "lab"
+
+    def load(self) -> Registry:
+        """The registry subset this inventory holds (RegistryError, KeyError for an unknown site)."""
+        return load_registry(self.registry_dir).subset(self.sites, self.max_counters)
+
+
+def read_inventory_source(inventory: Path) -> InventorySource:
+    """Read an inventory directory's (or file's) motcua_registry config; ValueError names the file."""
+    config_file = inventory / "motcua.yml" if inventory.is_dir() else inventory
+    try:
+        config = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{config_file}: cannot read the inventory config: {exc}") from exc
+    if not isinstance(config, dict) or config.get("plugin") != "motcua_registry":
+        raise ValueError(f"{config_file}: not a motcua_registry inventory config")
+    space = config.get("address_space", "production")
+    if space not in ADDRESS_SPACES:
+        raise ValueError(f"{config_file}: address_space must be one of {', '.join(ADDRESS_SPACES)}, got {space!r}")
+    sites = [str(s) for s in config.get("sites") or []] or None
+    return InventorySource(
+        config_file, config_file.parent / str(config.get("registry", "")), space, sites, config.get("max_counters")
+    )

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
-import yaml
-
+from ..inventory import read_inventory_source
+from ..netgear.secrets import type9_hash
 from ..registry import Registry, load_registry
 from . import ca, counters, image
 from .procs import Proc, alive, port_in_use, spawn, stop, wait_for_banner, wait_for_port
@@ -122,17 +122,13 @@ class LabState:
 
 def read_inventory_config(inventory: Path) -> tuple[Path, list[str] | None, int | None]:
     """The registry, sites and counter cap a lab inventory's plugin config names."""
-    config_file = inventory / "motcua.yml" if inventory.is_dir() else inventory
     try:
-        config = yaml.safe_load(config_file.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise LabError(f"{config_file}: cannot read the lab inventory config: {exc}") from exc
-    if not isinstance(config, dict) or config.get("plugin") != "motcua_registry":
-        raise LabError(f"{config_file}: not a motcua_registry inventory config")
-    if config.get("address_space") != "lab":
-        raise LabError(f"{config_file}: address_space must be 'lab': the lab only ever uses loopback addresses")
-    sites = [str(s) for s in config.get("sites") or []] or None
-    return config_file.parent / str(config["registry"]), sites, config.get("max_counters")
+        source = read_inventory_source(inventory)
+    except ValueError as exc:
+        raise LabError(str(exc)) from exc
+    if not source.lab:
+        raise LabError(f"{source.config_file}: address_space must be 'lab': the lab only ever uses loopback addresses")
+    return source.registry_dir, source.sites, source.max_counters
 
 
 def make_plan(inventory: Path, home: Path = DEFAULT_HOME) -> LabPlan:
@@ -447,11 +443,16 @@ class Lab:
                 path.chmod(0o600)
         gear_dir = self.home / "gear"
         gear_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for secret in ("enable-secret", "password"):
+        # snmp-auth, snmp-priv: the SNMPv3 pass phrases playbooks/network.yml configures.
+        for secret in ("enable-secret", "password", "snmp-auth", "snmp-priv"):
             path = gear_dir / secret
             if not path.exists():
                 path.write_text(os.urandom(12).hex() + "\n")
                 path.chmod(0o600)
+        hashes = gear_dir / "user-secret-hash"  # the gear users' type 9 hash (the vault's role in production)
+        if not hashes.exists():
+            hashes.write_text(type9_hash(os.urandom(12).hex()) + "\n")
+            hashes.chmod(0o600)
 
     def _start_gear(self, plan: LabPlan) -> Proc:
         gear_dir = self.home / "gear"

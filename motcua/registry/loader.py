@@ -22,9 +22,11 @@ from pathlib import Path
 
 from .fields import Checker, Field
 from .model import (
+    ACCESS_VLAN,
     COUNTERS_MAX,
     COUNTERS_MIN,
     GEAR_ROLES,
+    GEAR_VLANS,
     LOOPBACK,
     PHASES,
     REGION_BY_PROVINCE,
@@ -32,12 +34,15 @@ from .model import (
     ROLES,
     WARD_TYPES,
     Contact,
+    GearPolicy,
+    GearUser,
     Host,
     NetworkPlan,
     Registry,
     Site,
     Team,
     WardReference,
+    assign_ports,
     host_suffixes,
     make_hosts,
 )
@@ -59,7 +64,20 @@ NETWORK_SPEC = {
     "ranges": Field("mapping", required=True),
     "monitoring_offset": Field("int", required=True, minimum=1),
     "vlans": Field("mapping", required=True),
+    "access_ports": Field("int", required=True, minimum=1, maximum=48),
+    "gear": Field("mapping", required=True),
 }
+GEAR_POLICY_SPEC = {
+    "domain": Field("text", required=True),
+    "users": Field("list", required=True),
+    "snmp": Field("mapping", required=True),
+    "banner": Field("text", required=True),
+}
+GEAR_USER_SPEC = {
+    "name": Field("ident", required=True),
+    "privilege": Field("int", required=True, minimum=0, maximum=15),
+}
+GEAR_SNMP_SPEC = {"user": Field("ident", required=True), "group": Field("ident", required=True)}
 DX_SPEC = {
     "name": Field("text", required=True),
     "net": Field("int", required=True, minimum=0),
@@ -79,6 +97,7 @@ SITE_COMMON = {
     "net": Field("int", minimum=0),
     "subnet": Field("cidr"),
     "vlans": Field("mapping"),
+    "ports": Field("mapping"),
     "addresses": Field("mapping"),
     "contacts": Field("list"),
     "address": Field("text"),
@@ -118,7 +137,7 @@ def check_registry(directory: str | os.PathLike[str]) -> tuple[Registry | None, 
     label = {name: _label(root / name) for name in FILES}
 
     wards = _load_wards(root / "wards.csv", label["wards.csv"], problems)
-    plan, dx = _load_network(root / "network.yml", label["network.yml"], problems)
+    plan, dx, gear = _load_network(root / "network.yml", label["network.yml"], problems)
     teams = _load_teams(root / "teams.yml", label["teams.yml"], problems)
     sites = _load_sites(root / "sites.yml", label["sites.yml"], plan, teams, wards, problems)
 
@@ -135,6 +154,7 @@ def check_registry(directory: str | os.PathLike[str]) -> tuple[Registry | None, 
         dx_subnet=dx[1],
         dx_hosts=dx[2],
         wards=wards,
+        gear=gear,
     )
     return registry, problems
 
@@ -193,17 +213,71 @@ def _load_wards(path: Path, label: str, problems: list[Problem]) -> dict[str, Wa
 
 def _load_network(
     path: Path, label: str, problems: list[Problem]
-) -> tuple[NetworkPlan | None, tuple[str, IPv4Network, tuple[Host, ...]] | None]:
+) -> tuple[NetworkPlan | None, tuple[str, IPv4Network, tuple[Host, ...]] | None, GearPolicy | None]:
     doc = load_yaml(path, label, problems)
     if doc is None:
-        return None, None
+        return None, None, None
     check = Checker(label, problems, kind="section")
     section = "network"
     top = check.mapping(doc, 1, section, "")
     if top is None:
-        return None, None
+        return None, None, None
     before = len(problems)
     values = check.fields(top, section, "", NETWORK_SPEC)
+    plan, dx = _network_plan(check, top, values, problems, before)
+    gear = _check_gear_policy(check, values.get("gear"))
+    return plan, dx, gear
+
+
+def _check_gear_policy(check: Checker, raw: object) -> GearPolicy | None:
+    """network.yml's gear section: users, SNMPv3 names, the login banner."""
+    if not isinstance(raw, LineDict):
+        return None
+    section = "gear"
+    mark = len(check.problems)
+    values = check.fields(raw, section, "gear.", GEAR_POLICY_SPEC)
+    users: list[GearUser] = []
+    for index, item in enumerate(values.get("users") or []):
+        line = values["users"].line_of(index)  # type: ignore[attr-defined]
+        entry = check.mapping(item, line, section, f"gear.users[{index}]")
+        if entry is None:
+            continue
+        user = check.fields(entry, section, f"gear.users[{index}].", GEAR_USER_SPEC)
+        if "name" in user and "privilege" in user:
+            if any(u.name == user["name"] for u in users):
+                check.report(line, section, f"gear.users[{index}].name", f"user {user['name']!r} is listed twice")
+            users.append(GearUser(str(user["name"]), int(user["privilege"])))  # type: ignore[call-overload]
+    if "users" in values and not users and len(check.problems) == mark:
+        check.report(raw.line_of("users"), section, "gear.users", "at least one administrator is needed")
+    snmp = values.get("snmp")
+    snmp_values = check.fields(snmp, section, "gear.snmp.", GEAR_SNMP_SPEC) if isinstance(snmp, LineDict) else {}
+    banner = values.get("banner")
+    if isinstance(banner, str):
+        bad = sorted({ch for ch in banner if not (ch.isascii() and (ch.isprintable() or ch == "\n"))})
+        if bad:
+            check.report(
+                raw.line_of("banner"),
+                section,
+                "gear.banner",
+                f"network gear prints banners as ASCII; write Vietnamese without diacritics (found {''.join(bad)!r})",
+            )
+        if "^" in banner:
+            check.report(raw.line_of("banner"), section, "gear.banner", "'^' is the banner delimiter on IOS")
+    if len(check.problems) != mark:
+        return None
+    return GearPolicy(
+        domain=str(values["domain"]),
+        users=tuple(users),
+        snmp_user=str(snmp_values["user"]),
+        snmp_group=str(snmp_values["group"]),
+        banner=str(banner).strip("\n"),
+    )
+
+
+def _network_plan(
+    check: Checker, top: LineDict, values: dict[str, object], problems: list[Problem], before: int
+) -> tuple[NetworkPlan | None, tuple[str, IPv4Network, tuple[Host, ...]] | None]:
+    section = "network"
     supernet = values.get("supernet")
     prefix = values.get("site_prefix")
     lab = values.get("lab_supernet")
@@ -253,6 +327,12 @@ def _load_network(
                 continue
             ranges[role] = (item[0], item[1])
     vlans = _check_vlans(check, values.get("vlans"), section, "vlans")
+    if vlans is not None:
+        missing = [name for name in GEAR_VLANS if name not in vlans]
+        if missing:
+            check.report(
+                top.line_of("vlans"), section, "vlans", f"the site plan needs these VLANs too: {', '.join(missing)}"
+            )
     monitoring = values.get("monitoring_offset")
     if isinstance(prefix, int) and ranges:
         top_offset = 2 ** (32 - prefix) - 2
@@ -278,7 +358,15 @@ def _load_network(
         isinstance(v, (IPv4Network, int)) for v in (supernet, prefix, lab, monitoring)
     ):
         return None, None
-    plan = NetworkPlan(supernet, prefix, lab, ranges, monitoring, vlans or {})  # type: ignore[arg-type]
+    plan = NetworkPlan(
+        supernet,  # type: ignore[arg-type]
+        prefix,  # type: ignore[arg-type]
+        lab,  # type: ignore[arg-type]
+        ranges,
+        monitoring,  # type: ignore[arg-type]
+        vlans or {},
+        int(values.get("access_ports", 24)),  # type: ignore[call-overload]
+    )
 
     dx_raw = values["dx_centre"]
     dx = check.fields(dx_raw, "dx_centre", "dx_centre.", DX_SPEC)  # type: ignore[arg-type]
@@ -597,6 +685,9 @@ def _build_site(
         return None
     overrides = _check_overrides(check, entry, values.get("addresses"), code, subnet, counts)
     hosts = make_hosts(plan, code, f"w{code}" if kind == "ward" else code, subnet, counts, overrides)
+    ports = _check_ports(check, entry, values.get("ports"), code, plan, hosts)
+    if ports is None:
+        return None
     return Site(
         code=code,
         name=name,
@@ -616,7 +707,64 @@ def _build_site(
         file=check.file,
         line=line,
         hosts=hosts,
+        ports=ports,
     )
+
+
+_PORT = re.compile(r"(sw\d{2})/(\d{1,2})")
+
+
+def _check_ports(
+    check: Checker, entry: LineDict, raw: object, code: str, plan: NetworkPlan, hosts: tuple[Host, ...]
+) -> tuple | None:
+    """The site's patching: pinned ports from ``ports:``, the rest assigned in order."""
+    by_suffix = {h.name.rsplit("-", 1)[1]: h for h in hosts}
+    pinned: dict[str, tuple[str, int]] = {}
+    owner: dict[tuple[str, int], str] = {}
+    mark = len(check.problems)
+    if isinstance(raw, LineDict):
+        for key, value in raw.items():
+            line, field = raw.line_of(key), f"ports.{key}"
+            host = by_suffix.get(str(key))
+            if host is None or host.role not in ACCESS_VLAN:
+                check.report(line, code, field, "no such counter, printer, scanner or kiosk at this site (e.g. pc03)")
+                continue
+            match = _PORT.fullmatch(str(value)) if isinstance(value, str) else None
+            if match is None:
+                check.report(line, code, field, f"{value!r} is not a switch port like sw01/7")
+                continue
+            switch, number = match.group(1), int(match.group(2))
+            if switch not in by_suffix:
+                check.report(line, code, field, f"{value}: the site has no switch {switch}")
+                continue
+            if not 1 <= number <= plan.access_ports:
+                check.report(
+                    line,
+                    code,
+                    field,
+                    f"{value}: port {number} is outside 1..{plan.access_ports} (network.yml access_ports)",
+                )
+                continue
+            place = (by_suffix[switch].name, number)
+            if place in owner:
+                check.report(line, code, field, f"{value} is already the port of {owner[place]}")
+                continue
+            owner[place] = host.name
+            pinned[host.name] = place
+    if len(check.problems) != mark:
+        return None
+    ports, unplaced = assign_ports(plan, hosts, pinned)
+    if unplaced:
+        switches = sum(1 for h in hosts if h.role == "switch")
+        check.report(
+            entry.line_of("gear") if "gear" in entry else entry.line,
+            code,
+            "gear.switches",
+            f"{len(unplaced)} device(s) ({', '.join(unplaced[:3])}…) find no port on {switches} switch(es) "
+            f"of {plan.access_ports} access ports",
+        )
+        return None
+    return ports
 
 
 def _plural(role: str) -> str:

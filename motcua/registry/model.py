@@ -56,6 +56,17 @@ PARENT_ROLE: dict[str, str] = {
     "scanner": "switch",
 }
 COUNTERS_MIN, COUNTERS_MAX = 1, 200
+# Devices patched to an access switch port, and the VLAN (a key of the plan's
+# vlans) their port carries. Counters are patched first, then the others in
+# this order, filling sw01's ports before sw02's.
+ACCESS_VLAN: dict[str, str] = {
+    "counter": "counters",
+    "printer": "peripherals",
+    "scanner": "peripherals",
+    "kiosk": "peripherals",
+}
+# VLANs every site's gear carries (network.yml must define them).
+GEAR_VLANS = ("counters", "peripherals", "wifi", "management")
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,7 @@ class NetworkPlan:
     ranges: dict[str, tuple[int, int]]  # role -> (first offset, last offset)
     monitoring_offset: int
     vlans: dict[str, int]
+    access_ports: int = 24  # access ports per switch: GigabitEthernet1/0/1..N
 
     def site_subnet(self, net: int) -> IPv4Network:
         """The ``net``-th /site_prefix block of the supernet."""
@@ -106,6 +118,41 @@ class NetworkPlan:
     def capacity(self, role: str) -> int:
         first, last = self.ranges[role]
         return last - first + 1
+
+
+@dataclass(frozen=True)
+class Port:
+    """One access-switch port and the device patched to it."""
+
+    switch: str  # host name, e.g. w26740-sw01
+    number: int  # GigabitEthernet1/0/<number>
+    host: str  # the device's host name
+    vlan: str  # a key of the site's vlans
+
+    @property
+    def interface(self) -> str:
+        return f"GigabitEthernet1/0/{self.number}"
+
+
+@dataclass(frozen=True)
+class GearUser:
+    name: str
+    privilege: int
+
+
+@dataclass(frozen=True)
+class GearPolicy:
+    """What every router and switch is configured with, besides the site plan.
+
+    Secrets (the users' password hashes, SNMPv3 pass phrases) are not here:
+    they come from Ansible Vault (playbooks/network.yml) or the environment.
+    """
+
+    domain: str
+    users: tuple[GearUser, ...]
+    snmp_user: str
+    snmp_group: str
+    banner: str
 
 
 @dataclass(frozen=True)
@@ -147,6 +194,7 @@ class Site:
     file: str
     line: int
     hosts: tuple[Host, ...] = field(default=(), compare=False)
+    ports: tuple[Port, ...] = field(default=(), compare=False)
 
     @property
     def host_prefix(self) -> str:
@@ -167,6 +215,9 @@ class Site:
 
     def hosts_by_role(self, role: str) -> list[Host]:
         return [h for h in self.hosts if h.role == role]
+
+    def host(self, name: str) -> Host:
+        return next(h for h in self.hosts if h.name == name)
 
     def monitoring_address(self, plan: NetworkPlan) -> IPv4Address:
         return self.subnet[plan.monitoring_offset]
@@ -195,6 +246,7 @@ class Registry:
     dx_subnet: IPv4Network
     dx_hosts: tuple[Host, ...]
     wards: dict[str, WardReference]
+    gear: GearPolicy | None = None
 
     def hosts(self) -> Iterator[Host]:
         yield from self.dx_hosts
@@ -235,7 +287,9 @@ def _cap_counters(site: Site, limit: int) -> Site:
     if site.counters <= limit:
         return site
     hosts = tuple(h for h in site.hosts if h.role != "counter" or h.number <= limit)
-    return replace(site, counters=limit, hosts=hosts)
+    names = {h.name for h in hosts}
+    ports = tuple(p for p in site.ports if p.host in names)
+    return replace(site, counters=limit, hosts=hosts, ports=ports)
 
 
 def make_hosts(
@@ -256,6 +310,33 @@ def make_hosts(
             address = overrides.get(short) or subnet[first + number - 1]
             hosts.append(Host(name, code, role, number, address, plan.to_lab(address)))
     return tuple(hosts)
+
+
+def assign_ports(
+    plan: NetworkPlan, hosts: tuple[Host, ...], pinned: dict[str, tuple[str, int]]
+) -> tuple[tuple[Port, ...], list[str]]:
+    """Patch every access device of a site to a switch port.
+
+    ``pinned`` maps a host name to (switch name, port) chosen in the registry;
+    the others take the free ports in order (counters first, sw01 first).
+    Returns the ports, and the names of hosts that found no free port.
+    """
+    switches = [h.name for h in hosts if h.role == "switch"]
+    taken = {(switch, number) for switch, number in pinned.values()}
+    free = [(s, n) for s in switches for n in range(1, plan.access_ports + 1) if (s, n) not in taken]
+    ports, unplaced = [], []
+    order = [h for role in ACCESS_VLAN for h in hosts if h.role == role]
+    for host in order:
+        if host.name in pinned:
+            switch, number = pinned[host.name]
+        elif free:
+            switch, number = free.pop(0)
+        else:
+            unplaced.append(host.name)
+            continue
+        ports.append(Port(switch, number, host.name, ACCESS_VLAN[host.role]))
+    ports.sort(key=lambda p: (p.switch, p.number))
+    return tuple(ports), unplaced
 
 
 def host_suffixes(counts: dict[str, int]) -> set[str]:

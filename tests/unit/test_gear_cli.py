@@ -112,8 +112,36 @@ def test_banner_multiline(tmp_path):
         session, "conf t", "banner login ^C", "CANH BAO: chi danh cho can bo", "Warning: authorised use only", "^C"
     )
     assert "End with the character '^C'" in out
-    run(session, "end")
-    assert "banner login ^CCANH BAO: chi danh cho can bo\nWarning: authorised use only^C" in device.render_config()
+    run(session, "end", "write memory")
+    # As IOS prints it, which cisco.ios.ios_banner reads back.
+    assert (
+        "banner login ^C\nCANH BAO: chi danh cho can bo\nWarning: authorised use only\n^C\n" in device.render_config()
+    )
+    reloaded = Device(device.name, "switch", 24, tmp_path, SECRET)
+    assert reloaded.render_config() == device.render_config()  # a multi-line banner survives a reload
+
+
+def test_snmpv3_users_are_kept_out_of_the_running_config(tmp_path):
+    device, session = configured(tmp_path)
+    run(
+        session,
+        "conf t",
+        "snmp-server view MOTCUA iso included",
+        "snmp-server group MOTCUA-RO v3 priv read MOTCUA",
+        "snmp-server user motcua-mon MOTCUA-RO v3 auth sha s3cret-auth priv aes 128 s3cret-priv",
+        "end",
+        "write memory",
+    )
+    assert "s3cret" not in device.render_config() and "snmp-server user" not in device.render_config()
+    parsed = parse_output("cisco_ios", "show snmp user", run(session, "show snmp user"))
+    assert [(u["user_name"], u["group_name"], u["authentication_protocol"], u["privacy_protocol"]) for u in parsed] == [
+        ("motcua-mon", "MOTCUA-RO", "SHA", "AES128")
+    ]
+    reloaded = Device(device.name, "switch", 24, tmp_path, SECRET)
+    assert "motcua-mon" in reloaded.snmp_users
+    run(session, "conf t", "no snmp-server user motcua-mon MOTCUA-RO v3", "end")
+    assert run(session, "show snmp user") == ""
+    assert "Invalid input" in run(session, "conf t", "snmp-server user x y v2c")
 
 
 def test_write_memory_persists_and_unsaved_changes_are_lost(tmp_path):

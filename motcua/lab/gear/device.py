@@ -59,7 +59,8 @@ SINGLE_VALUE = (
     "snmp-server location", "snmp-server contact", "description", "switchport mode", "switchport access vlan",
     "switchport trunk native vlan", "switchport trunk allowed vlan", "ip address", "name", "transport input",
     "exec-timeout", "speed", "duplex", "logging buffered", "service timestamps debug", "service timestamps log",
-    "ip ssh time-out", "ip ssh authentication-retries", "login local", "mtu", "state",
+    "ip ssh time-out", "ip ssh authentication-retries", "login local", "mtu", "state", "logging trap",
+    "access-class",
 )  # fmt: skip
 DEFAULT_VLANS = {1: "default", 1002: "fddi-default", 1003: "token-ring-default", 1004: "fddinet-default",
                  1005: "trnet-default"}  # fmt: skip
@@ -118,22 +119,26 @@ class Device:
         self.serial = "FOC" + hashlib.sha256(name.encode()).hexdigest()[:8].upper()
         mac = hashlib.sha256(("mac" + name).encode()).digest()[:5]
         self.mac = "00:" + ":".join(f"{b:02X}" for b in mac)
-        startup = self._load_startup()
+        startup, snmp_users = self._load_startup()
         self.running: list[Node] = self._parse(startup) if startup else self._factory()
         self.startup_text = startup or self.render_config()
+        # SNMPv3 users, as IOS keeps them: in NVRAM, never shown by `show running-config`.
+        self.snmp_users: dict[str, dict[str, str]] = snmp_users
 
     # ---- persistence
-    def _load_startup(self) -> str | None:
+    def _load_startup(self) -> tuple[str | None, dict[str, dict[str, str]]]:
         try:
-            return json.loads(self.state_file.read_text())["startup_config"]
+            data = json.loads(self.state_file.read_text())
+            return data["startup_config"], dict(data.get("snmp_users") or {})
         except (FileNotFoundError, KeyError, ValueError):
-            return None
+            return None, {}
 
     def save(self) -> None:
         self.startup_text = self.render_config()
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"startup_config": self.startup_text, "saved": time.time()}, indent=1))
+        data = {"startup_config": self.startup_text, "snmp_users": self.snmp_users, "saved": time.time()}
+        tmp.write_text(json.dumps(data, indent=1))
         tmp.replace(self.state_file)
 
     def _factory(self) -> list[Node]:
@@ -159,7 +164,17 @@ class Device:
     @staticmethod
     def _parse(text: str) -> list[Node]:
         nodes: list[Node] = []
+        banner: list[str] | None = None
         for raw in text.splitlines():
+            if banner is not None:  # inside a multi-line banner: up to the closing ^C
+                banner.append(raw)
+                if raw.endswith("^C"):
+                    nodes.append(Node("\n".join(banner)))
+                    banner = None
+                continue
+            if raw.startswith("banner ") and raw.endswith("^C") and raw.count("^C") == 1:
+                banner = [raw]
+                continue
             if not raw.strip() or raw.startswith("!") or raw.strip() == "end":
                 continue
             if raw.startswith(" ") and nodes:
@@ -268,6 +283,44 @@ class Device:
             return f"{match.group(1)} secret 9 {_hash_secret(self.name, match.group(3))}"
         return line
 
+    def set_snmp_user(self, line: str) -> bool:
+        """`snmp-server user NAME GROUP v3 auth sha P priv aes 128 P`: kept apart, like IOS."""
+        match = re.fullmatch(
+            r"snmp-server user (\S+) (\S+) v3(?: auth (md5|sha) (\S+)(?: priv (des|3des|aes (?:128|192|256)) (\S+))?)?",
+            line,
+        )
+        if not match:
+            return False
+        name, group, auth, _apass, priv, _ppass = match.groups()
+        self.snmp_users[name] = {
+            "group": group,
+            "auth": {"sha": "SHA", "md5": "MD5"}.get(auth or "", "None"),
+            "priv": {"aes 128": "AES128", "aes 192": "AES192", "aes 256": "AES256", "des": "DES", "3des": "3DES"}.get(
+                priv or "", "None"
+            ),
+        }
+        self.last_change = time.time()
+        return True
+
+    def remove_snmp_user(self, line: str) -> bool:
+        name = line.split()[2] if len(line.split()) > 2 else ""
+        return self.snmp_users.pop(name, None) is not None
+
+    def show_snmp_user(self) -> str:
+        out = []
+        engine = "800000090300" + self.mac.replace(":", "")
+        for name, user in sorted(self.snmp_users.items()):
+            out += [
+                f"User name: {name}",
+                f"Engine ID: {engine}",
+                "storage-type: nonvolatile\t active",
+                f"Authentication Protocol: {user['auth']}",
+                f"Privacy Protocol: {user['priv']}",
+                f"Group-name: {user['group']}",
+                "",
+            ]
+        return "\n".join(out) + "\n" if out else ""
+
     def open_container(self, line: str) -> Node:
         node = self.node(line)
         if node is None:
@@ -339,7 +392,7 @@ class Device:
         for vid, (name, state) in vlans.items():
             members = ports.get(vid, [])
             chunks = [members[i : i + 4] for i in range(0, len(members), 4)] or [[]]
-            out.append(f"{vid:<4} {name[:32]:<32} {state:<9} {', '.join(chunks[0])}".rstrip())
+            out.append(f"{vid:<4} {name[:32]:<32} {state:<9} {', '.join(chunks[0])}")  # IOS pads an empty port list
             for chunk in chunks[1:]:
                 out.append(" " * 48 + ", ".join(chunk))
         if not brief:

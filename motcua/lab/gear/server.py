@@ -102,7 +102,9 @@ async def _session(process: asyncssh.SSHServerProcess, device: Device, faults: F
         process.stdout.write(reply.text.replace("\n", "\r\n"))
         process.exit(0)
         return
-    process.stdout.write("\r\n" + session.prompt)
+    # With a PTY, asyncssh's line editor turns "\n" into "\r\n" itself; without one, IOS's "\r\n" is ours.
+    eol = "\n" if process.get_terminal_type() else "\r\n"
+    process.stdout.write(eol + session.prompt)
     try:
         while True:
             if session.pending == "enable-password":
@@ -124,7 +126,7 @@ async def _session(process: asyncssh.SSHServerProcess, device: Device, faults: F
                 faults.fired(device.name)
                 process.channel.get_connection().abort()
                 return
-            process.stdout.write(reply.text.replace("\n", "\r\n") + session.prompt)
+            process.stdout.write(reply.text.replace("\n", eol) + session.prompt)
             if reply.close:
                 break
     except (asyncssh.BreakReceived, asyncssh.TerminalSizeChanged, asyncssh.SignalReceived):

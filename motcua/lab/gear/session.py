@@ -29,12 +29,13 @@ EXEC_COMMANDS: list[tuple[tuple[str, ...], str]] = [
     (("show", "ip", "interface", "brief"), "show_ip_interface_brief"),
     (("show", "privilege"), "show_privilege"),
     (("show", "clock"), "show_clock"),
+    (("show", "snmp", "user"), "show_snmp_user"),
     (("configure", "terminal"), "configure"),
     (("write", "memory"), "write"),
     (("write",), "write"),
     (("copy", "running-config", "startup-config"), "copy_run_start"),
 ]
-PRIVILEGED_ONLY = {"configure", "write", "copy_run_start", "show_running", "show_startup", "disable"}
+PRIVILEGED_ONLY = {"configure", "write", "copy_run_start", "show_running", "show_startup", "disable", "show_snmp_user"}
 
 
 @dataclass
@@ -172,6 +173,9 @@ class Session:
     def _do_show_privilege(self, rest: list[str]) -> str:
         return f"Current privilege level is {self.level}\n"
 
+    def _do_show_snmp_user(self, rest: list[str]) -> str:
+        return self.device.show_snmp_user()
+
     def _do_show_clock(self, rest: list[str]) -> str:
         return time.strftime("*%H:%M:%S.000 UTC %a %b %d %Y\n", time.gmtime())
 
@@ -231,12 +235,19 @@ class Session:
             if len(words) < 2:
                 return Reply("% Incomplete command.\n")
             target = " ".join(words[1:])
+            if target.startswith("snmp-server user "):
+                self.device.remove_snmp_user(target)
+                return Reply()
             if words[1] == "interface":
                 target = self._interface_line(words[2:]) or target
             self.device.remove_line(None, target)
             return Reply()
         if first == "banner":
             return self._banner(text)
+        if text.startswith("snmp-server user "):
+            if not self.device.set_snmp_user(text):
+                return Reply(_invalid(text, len("snmp-server user ")))
+            return Reply()
         if first in SUBMODES:
             if len(words) < 2:
                 return Reply("% Incomplete command.\n")
@@ -290,7 +301,7 @@ class Session:
     def _store_banner(self, which: str, delim: str) -> None:
         body = "\n".join(self.banner_lines).strip("\n")
         self.device.remove_line(None, f"banner {which}")
-        self.device.running.append(Node(f"banner {which} ^C{body}^C"))
+        self.device.running.append(Node(f"banner {which} ^C\n{body}\n^C"))
         self.banner_lines = []
 
 

@@ -1,0 +1,264 @@
+"""What ``motcua netgear`` does on the devices: backup, diff, verify, restore.
+
+Each operation logs in with netmiko (one session per device, bounded by the
+access timeout), runs ``show`` commands whose output is parsed with
+ntc-templates where the project relies on its meaning, and returns plain
+data for the CLI, the playbook and the readiness report.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import Drift, drift, normalised, rollback_commands
+from .fleet import Access, Device, Outcome, run_each
+
+SHOW_RUN = "show running-config"
+
+
+def connect(device: Device, access: Access):
+    from netmiko import ConnectHandler
+
+    conn = ConnectHandler(**access.netmiko_params(device))
+    conn.enable()
+    return conn
+
+
+def running_config(conn) -> str:
+    text = conn.send_command(SHOW_RUN, read_timeout=conn.read_timeout_override or 20)
+    lines = text.replace("\r", "").splitlines()
+    # Keep the configuration from its first line ("version" or a comment) on.
+    start = next((i for i, line in enumerate(lines) if line.startswith(("!", "version "))), 0)
+    return "\n".join(lines[start:]).strip("\n") + "\n"
+
+
+def parsed(conn, command: str) -> list[dict]:
+    """``command``'s output through its ntc-templates parser (a list of records)."""
+    from ntc_templates.parse import parse_output
+
+    output = conn.send_command(command)
+    if "% Invalid input" in output:
+        raise RuntimeError(f"{command!r} refused by the device")
+    return parse_output(platform="cisco_ios", command=command, data=output) if output.strip() else []
+
+
+# ---------------------------------------------------------------- backups
+
+
+@dataclass
+class BackupRun:
+    directory: Path
+    outcomes: list[Outcome]
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.ok]
+
+    def manifest(self) -> dict:
+        return json.loads((self.directory / "manifest.json").read_text())
+
+
+def backup_dir_for(root: Path, reason: str, now: dt.datetime | None = None) -> Path:
+    now = now or dt.datetime.now(dt.UTC)
+    stamp = now.strftime("%H%M%S") + f"{now.microsecond // 1000:03d}Z"
+    return root / now.strftime("%Y-%m-%d") / f"{stamp}-{reason}"
+
+
+def previous_backup(root: Path, site: str, name: str, before: Path) -> Path | None:
+    """The newest earlier backup of one device in the tree (runs sort by date and time)."""
+    candidates = sorted(p for p in root.glob(f"*/*/{site}/{name}.cfg") if p.parent.parent != before)
+    earlier = [p for p in candidates if str(p.parent.parent) < str(before)]
+    return earlier[-1] if earlier else None
+
+
+def backup(
+    devices: list[Device], access: Access, root: Path, reason: str = "on-demand", workers: int = 32,
+    progress: bool = True,
+) -> BackupRun:  # fmt: skip
+    """Save every device's running config into ``root/<date>/<time>-<reason>/<site>/<name>.cfg``.
+
+    Next to each file, ``<name>.diff`` against the device's previous backup;
+    ``manifest.json`` lists every device with its checksum, or its error.
+    """
+    run_dir = backup_dir_for(root, reason)
+    run_dir.mkdir(mode=0o700, parents=True, exist_ok=False)
+
+    def one(device: Device) -> dict:
+        conn = connect(device, access)
+        try:
+            text = running_config(conn)
+        finally:
+            conn.disconnect()
+        target = run_dir / device.site / f"{device.name}.cfg"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.touch(mode=0o600)  # configs hold password hashes
+        target.write_text(text)
+        entry: dict = {"file": str(target.relative_to(run_dir)), "sha256": hashlib.sha256(text.encode()).hexdigest()}
+        previous = previous_backup(root, device.site, device.name, run_dir)
+        if previous is not None:
+            diff = list(
+                difflib.unified_diff(
+                    previous.read_text().splitlines(), text.splitlines(), str(previous.relative_to(root)),
+                    str(target.relative_to(root)), lineterm="",
+                )
+            )  # fmt: skip
+            entry["previous"] = str(previous.relative_to(root))
+            entry["changed_lines"] = sum(1 for line in diff[2:] if line[:1] in "+-")
+            if diff:
+                (target.with_suffix(".diff")).write_text("\n".join(diff) + "\n")
+        else:
+            entry["changed_lines"] = None  # first backup of this device
+        return entry
+
+    outcomes = run_each(devices, one, workers, label="backup", progress=progress)
+    manifest = {
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "reason": reason,
+        "devices": {
+            o.device.name: {"site": o.device.site, **(o.value if o.ok else {"error": o.error})} for o in outcomes
+        },
+    }
+    (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+    latest = root / "latest"
+    tmp = root / ".latest.tmp"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(run_dir.relative_to(root))
+    tmp.replace(latest)
+    return BackupRun(run_dir, outcomes)
+
+
+# ---------------------------------------------------------------- drift
+
+
+def snmp_drift(device: Device, users: list[dict]) -> list[Drift]:
+    """The policy's SNMPv3 user (authPriv: SHA, AES-128) as `show snmp user` reports it."""
+    want = device.intent["snmp"]
+    have = {u["user_name"]: u for u in users}
+    line = f"snmp-server user {want['user']} {want['group']} v3 auth sha <hidden> priv aes 128 <hidden>"
+    got = have.get(want["user"])
+    out = []
+    if got is None or (got["group_name"], got["authentication_protocol"], got["privacy_protocol"]) != (
+        want["group"], "SHA", "AES128",
+    ):  # fmt: skip
+        out.append(Drift(None, "+", line))
+    for name, user in have.items():
+        if name != want["user"] or (got is not None and out):
+            out.append(
+                Drift(None, "-", f"snmp-server user {name} {user['group_name']} v3 auth "
+                      f"{user['authentication_protocol'].lower()} priv {user['privacy_protocol'].lower()}")
+            )  # fmt: skip
+    return out
+
+
+def device_drift(device: Device, access: Access) -> list[Drift]:
+    conn = connect(device, access)
+    try:
+        text = running_config(conn)
+        users = parsed(conn, "show snmp user")
+    finally:
+        conn.disconnect()
+    return drift(device.intent, text) + snmp_drift(device, users)
+
+
+def diff(devices: list[Device], access: Access, workers: int = 32, progress: bool = True) -> list[Outcome]:
+    """Every device's drift (``Outcome.value``: a list of Drift; empty when compliant)."""
+    return run_each(devices, lambda d: device_drift(d, access), workers, label="diff", progress=progress)
+
+
+# ---------------------------------------------------------------- verify
+
+
+def verify_device(device: Device, access: Access) -> list[str]:
+    """Log in afresh and check the state the plan asks for; the problems found (none: verified).
+
+    VLANs from `show vlan`, access ports and trunks from `show interfaces status`,
+    the SNMPv3 user from `show snmp user` (all parsed with ntc-templates), and
+    no drift in the running configuration.
+    """
+    conn = connect(device, access)
+    try:
+        vlans = {int(v["vlan_id"]): v for v in parsed(conn, "show vlan")}
+        ports = {p["port"]: p for p in parsed(conn, "show interfaces status")}
+        users = parsed(conn, "show snmp user")
+        text = running_config(conn)
+    finally:
+        conn.disconnect()
+    problems = []
+    for vlan in device.intent["vlans"]:
+        got = vlans.get(vlan["vlan_id"])
+        if got is None:
+            problems.append(f"VLAN {vlan['vlan_id']} ({vlan['name']}) is missing")
+        elif got["vlan_name"] != vlan["name"] or got["status"] != "active":
+            problems.append(f"VLAN {vlan['vlan_id']} is {got['vlan_name']} ({got['status']}), expected {vlan['name']}")
+    names = {i["name"]: i.get("description", "") for i in device.intent["interfaces"]}
+    for item in device.intent["l2_interfaces"]:
+        short = _short(item["name"])
+        got = ports.get(short)
+        expected = str(item["access"]["vlan"]) if item["mode"] == "access" else "trunk"
+        if got is None:
+            problems.append(f"{item['name']} is not listed by the device")
+            continue
+        if got["vlan_id"] != expected:
+            problems.append(f"{item['name']} is in VLAN {got['vlan_id']}, expected {expected}")
+        if got["status"] == "disabled":
+            problems.append(f"{item['name']} is shut down")
+        if not names.get(item["name"], "").startswith(got["name"]) or not got["name"]:
+            problems.append(f"{item['name']} is named {got['name']!r}, expected {names.get(item['name'])!r}")
+    problems += [f"running config: {d.sign} {d.parent + ': ' if d.parent else ''}{d.line}"
+                 for d in drift(device.intent, text) + snmp_drift(device, users)]  # fmt: skip
+    return problems
+
+
+def verify(devices: list[Device], access: Access, workers: int = 32, progress: bool = True) -> list[Outcome]:
+    return run_each(devices, lambda d: verify_device(d, access), workers, label="verify", progress=progress)
+
+
+def _short(name: str) -> str:
+    return name.replace("GigabitEthernet", "Gi")
+
+
+# ---------------------------------------------------------------- restore
+
+
+def backup_file(source: Path, device: Device) -> Path:
+    """A device's file in a backup run directory (or ``source`` itself if it is a file)."""
+    path = source if source.is_file() else source / device.site / f"{device.name}.cfg"
+    if not path.exists():
+        raise FileNotFoundError(f"no backup of {device.name} at {path}")
+    return path
+
+
+def restore_device(device: Device, access: Access, source: Path) -> dict:
+    """Put a device back to a backup: the undoing commands, saved, then compared line by line."""
+    target = backup_file(source, device).read_text()
+    conn = connect(device, access)
+    try:
+        current = running_config(conn)
+        commands = rollback_commands(current, target)
+        if commands:
+            conn.send_config_set(commands, cmd_verify=False, read_timeout=access.timeout)
+            conn.save_config()
+        after = running_config(conn)
+    finally:
+        conn.disconnect()
+    if normalised(after) != normalised(target):
+        left = [
+            line
+            for line in difflib.unified_diff(
+                normalised(target).splitlines(), normalised(after).splitlines(), lineterm=""
+            )
+            if line[:1] in "+-" and not line.startswith(("+++", "---"))
+        ]
+        raise RuntimeError(f"still differs from the backup after {len(commands)} commands: {'; '.join(left[:5])}")
+    return {"commands": len(commands), "backup": str(backup_file(source, device))}
+
+
+def restore(
+    devices: list[Device], access: Access, source: Path, workers: int = 32, progress: bool = True
+) -> list[Outcome]:
+    return run_each(devices, lambda d: restore_device(d, access, source), workers, label="restore", progress=progress)
