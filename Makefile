@@ -41,6 +41,7 @@ demo: venv
 	ansible-playbook -i inventory/lab playbooks/lab_smoke.yml
 	ansible-playbook -i inventory/lab playbooks/counters.yml
 	ansible-playbook -i inventory/lab playbooks/monitoring.yml
+	ansible-playbook -i inventory/lab playbooks/network.yml
 	@echo
 	@echo "The lab stays up for practice: 'motcua lab status', 'ssh -F /var/lib/motcua-lab/ssh/config w26740-pc01',"
 	@echo "Prometheus http://127.79.0.10:9090/, Alertmanager http://127.79.0.10:9093/, 'motcua lab notifications',"
@@ -72,6 +73,7 @@ bench: venv
 	$(BIN)/python bench/counters_run.py
 	$(BIN)/python bench/exporter_probe.py
 	$(BIN)/python bench/alert_latency.py
+	$(BIN)/python bench/netgear_fleet.py
 
 lock: venv
 	{ echo "# Every Python package in .venv, pinned (transitive ones too)."; \

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -83,6 +84,14 @@ def ansible_env(**extra: str) -> dict[str, str]:
     env["MOTCUA_LAB_HOME"] = str(LAB_HOME)
     env.update(extra)
     return env
+
+
+def recap(result: subprocess.CompletedProcess[str]) -> dict[str, dict[str, int]]:
+    """PLAY RECAP rows of an ansible-playbook run: host -> {ok, changed, failed, ...}."""
+    rows = {}
+    for match in re.finditer(r"^(\S+)\s+:\s+(ok=.*)$", result.stdout, re.M):
+        rows[match.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(2))}
+    return rows
 
 
 def run(cmd: list[str], cwd: Path = ROOT, timeout: int = 300, **env: str) -> subprocess.CompletedProcess[str]:

@@ -166,6 +166,19 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0 if all(r["restored"] for r in results.values()) else 1
 
 
+def cmd_hash_secret(args: argparse.Namespace) -> int:
+    import getpass
+
+    from .secrets import type9_hash
+
+    password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    try:
+        print(type9_hash(password))
+    except ValueError as exc:
+        raise NetgearError(str(exc)) from None
+    return 0
+
+
 def add_parser(sub) -> None:
     gear = sub.add_parser("netgear", help="routers and switches: backup, drift against the registry, verify, restore")
     gear_sub = gear.add_subparsers(dest="netgear_command", required=True)
@@ -191,3 +204,7 @@ def add_parser(sub) -> None:
             p.add_argument("-v", "--verbose", action="store_true", help="list compliant devices too")
         if name == "restore":
             p.add_argument("--from", dest="source", required=True, help="a backup run directory or one .cfg file")
+    p = gear_sub.add_parser(
+        "hash-secret", help="read a password (stdin or prompt), print its IOS type 9 hash for the vault"
+    )
+    p.set_defaults(func=cmd_hash_secret)

@@ -82,9 +82,19 @@ def parse_config(text: str) -> list[Section]:
 
 
 def normalised(text: str) -> str:
-    """A configuration as comparable text: sections in order, children sorted."""
+    """A configuration as comparable text: sections and their children sorted.
+
+    IOS keeps its own order (VLANs by id, servers as added), so order is not
+    compared, except among the entries of one access list, where it matters.
+    """
+
+    def key(item: tuple[int, Section]) -> tuple[str, int]:
+        index, section = item
+        match = re.match(r"(access-list \S+) ", section.line)
+        return (match.group(1), index) if match else (section.line, 0)
+
     out = []
-    for section in parse_config(text):
+    for _index, section in sorted(enumerate(parse_config(text)), key=key):
         out.append(section.line)
         out += ["  " + c for c in (section.children if section.is_banner else sorted(section.children))]
     return "\n".join(out) + "\n"

@@ -9,8 +9,8 @@ name: motcua_site_batches
 short_description: Batch sizes (for C(serial)) that keep every site's devices in one batch
 description:
   - Given the play's hosts and the inventory's C(groups), returns the list of batch sizes, each
-    holding C(sites) whole sites, for a play with C(order: sorted) (host names start with their
-    site, so sorting by name puts a site's devices side by side).
+    holding C(sites) whole sites, for a play with C(order=sorted) - host names start with their
+    site, so sorting by name puts a site's devices side by side.
 options:
   _input:
     description: The play's hosts (C(ansible_play_hosts)), in play order.
@@ -46,7 +46,7 @@ def site_batches(hosts, groups, sites=5):
         if site != current:
             if current is not None and site in seen:
                 raise AnsibleFilterError(
-                    f"motcua_site_batches: {host} sorts apart from the rest of {site}: its name must start with the site"
+                    f"motcua_site_batches: {host} sorts apart from the rest of {site} (names must start with the site)"
                 )
             seen.append(site)
             current = site

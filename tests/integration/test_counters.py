@@ -22,7 +22,7 @@ import testinfra
 from motcua.lab import make_plan
 from motcua.lab.dossier import write_fault
 from motcua.roster import load_roster
-from tests.conftest import CORPUS, LAB_HOME, ROOT, run
+from tests.conftest import CORPUS, LAB_HOME, ROOT, recap, run
 from tests.exporters.conftest import promtool_check
 
 pytestmark = pytest.mark.lab
@@ -43,13 +43,6 @@ def changed_tasks(result: subprocess.CompletedProcess[str], host_name: str) -> l
         elif line.startswith(f"changed: [{host_name}]"):
             changed.append(current)
     return changed
-
-
-def recap(result: subprocess.CompletedProcess[str]) -> dict[str, dict[str, int]]:
-    rows = {}
-    for match in re.finditer(r"^(\S+)\s+:\s+(ok=.*)$", result.stdout, re.M):
-        rows[match.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(2))}
-    return rows
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""Benchmark: backup plus drift check of one switch per ward, 168 devices.
+
+Starts the lab's gear simulator with the 168 wards' switches, each on its own
+loopback address in 127.80.0.0/16 (apart from any lab), configures them as
+the registry intends, then measures `motcua netgear` backup + diff (the same
+functions the CLI runs) concurrently (--workers, default 32) and one device
+at a time, in the same run. Prints the medians and the ratio; target <= 30 s
+for 168 devices concurrent. Stops the simulator it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from ipaddress import IPv4Address
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from motcua.lab.procs import spawn, stop, wait_for_banner  # noqa: E402
+from motcua.netgear import ops  # noqa: E402
+from motcua.netgear.fleet import Access, Device, run_each, select_devices  # noqa: E402
+from motcua.netgear.secrets import type9_hash  # noqa: E402
+from motcua.registry import load_registry  # noqa: E402
+
+TARGET = 30.0
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def bench_address(lab_address: str) -> str:
+    """127.79.x.y -> 127.80.x.y: the same plan, clear of the lab's addresses."""
+    return str(IPv4Address(int(IPv4Address(lab_address)) + (1 << 16)))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="concurrent runs (median); sequential runs once")
+    parser.add_argument("--workers", type=int, default=32)
+    args = parser.parse_args()
+
+    registry = load_registry(ROOT / "inventory" / "hcmc" / "registry")
+    wards = [s.code for s in registry.ward_sites]
+    switches = [d for d in select_devices(registry, lab=True, sites=wards) if d.role == "switch"]
+    devices = [Device(d.name, d.site, d.role, bench_address(d.address), d.intent) for d in switches]
+    say(f"{len(devices)} ward switches")
+    with tempfile.TemporaryDirectory(prefix="motcua-bench-gear-") as tmp:
+        home = Path(tmp)
+        key = home / "id_ed25519"
+        os.system(f"ssh-keygen -q -t ed25519 -N '' -f {key}")  # noqa: S605 - a fixed command, our own path
+        (home / "password").write_text(os.urandom(8).hex())
+        (home / "secret").write_text(os.urandom(8).hex())
+        config = {
+            "user": "dxadmin",
+            "authorized_key": str(key) + ".pub",
+            "password_file": str(home / "password"),
+            "enable_secret_file": str(home / "secret"),
+            "devices": [{"name": d.name, "address": d.address, "role": "switch", "ports": 24} for d in devices],
+        }
+        (home / "devices.json").write_text(json.dumps(config))
+        argv = [sys.executable, "-m", "motcua.lab.gear", "serve", "--config", str(home / "devices.json"),
+                "--state", str(home / "state")]  # fmt: skip
+        proc = spawn("bench-gear", "gear", argv, home / "gear.log")
+        try:
+            if not all(wait_for_banner(d.address, 22, b"SSH-", 60) for d in devices[:1] + devices[-1:]):
+                say((home / "gear.log").read_text())
+                return 1
+            keys = home / "state" / "keys"
+            (home / "known_hosts").write_text(
+                "".join(f"{d.address} {' '.join((keys / f'{d.name}.pub').read_text().split()[:2])}\n" for d in devices)
+            )
+            access = Access("dxadmin", (home / "secret").read_text(), home / "known_hosts", key_file=key)
+            say("configuring every switch as the registry intends ...")
+            configure(devices, access, args.workers)
+            figures = {}
+            for label, workers, runs in (("concurrent", args.workers, args.runs), ("sequential", 1, 1)):
+                times = []
+                for _ in range(runs):
+                    started = time.monotonic()
+                    backup = ops.backup(devices, access, home / "backups", workers=workers, progress=False)
+                    diff = ops.diff(devices, access, workers=workers, progress=False)
+                    times.append(time.monotonic() - started)
+                    failed = len(backup.failed) + sum(1 for o in diff if not o.ok)
+                    drifted = sum(1 for o in diff if o.ok and o.value)
+                    say(f"  {label}: {times[-1]:.1f} s ({failed} failed, {drifted} drifted)")
+                figures[label] = statistics.median(times)
+        finally:
+            stop([proc])
+    concurrent, sequential = figures["concurrent"], figures["sequential"]
+    print(f"netgear backup + drift check, {len(devices)} simulated switches (workers {args.workers}):")
+    print(f"  concurrent: median {concurrent:.1f} s over {args.runs} runs (target <= {TARGET:.0f} s: "
+          f"{'met' if concurrent <= TARGET else 'MISSED'})")  # fmt: skip
+    print(f"  sequential: {sequential:.1f} s; concurrent is {sequential / concurrent:.1f}x faster")
+    return 0
+
+
+def configure(devices: list[Device], access: Access, workers: int) -> None:
+    """The intent pushed with netmiko (the playbook's result, without running Ansible 168 times)."""
+    secret = type9_hash("bench-password")
+
+    def one(device: Device) -> None:
+        intent = device.intent
+        lines = [f"hostname {intent['hostname']}", *intent["lines"]]
+        lines += [f"username {u['name']} privilege {u['privilege']} secret 9 {secret}" for u in intent["users"]]
+        lines.append(f"snmp-server user {intent['snmp']['user']} {intent['snmp']['group']} v3 auth sha "
+                     "bench-auth-pass priv aes 128 bench-priv-pass")  # fmt: skip
+        for vlan in intent["vlans"]:
+            lines += [f"vlan {vlan['vlan_id']}", f"name {vlan['name']}", "exit"]
+        for block in intent["blocks"]:
+            lines += [block["parent"], *block["lines"], "exit"]
+        names = {i["name"]: i["description"] for i in intent["interfaces"]}
+        for item in intent["l2_interfaces"]:
+            lines += [f"interface {item['name']}", f"description {names[item['name']]}"]
+            if item["mode"] == "access":
+                lines += ["switchport mode access", f"switchport access vlan {item['access']['vlan']}", "exit"]
+            else:
+                allowed = ",".join(item["trunk"]["allowed_vlans"])
+                lines += ["switchport mode trunk", f"switchport trunk allowed vlan {allowed}", "exit"]
+        lines += ["banner login ^C", *intent["banner"].splitlines(), "^C"]
+        conn = ops.connect(device, access)
+        try:
+            conn.send_config_set(lines, cmd_verify=False)
+        finally:
+            conn.disconnect()
+
+    outcomes = run_each(devices, one, workers, label="configure")
+    failed = [o for o in outcomes if not o.ok]
+    if failed:
+        raise SystemExit(f"{len(failed)} devices not configured, e.g. {failed[0].device.name}: {failed[0].error}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

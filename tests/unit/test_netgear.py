@@ -1,0 +1,173 @@
+"""The gear intent, drift and rollback against the simulator's IOS model (no network)."""
+
+from __future__ import annotations
+
+import pytest
+
+from motcua.lab.gear.device import Device
+from motcua.lab.gear.session import Session
+from motcua.netgear.config import drift, normalised, parse_config, render_drift, rollback_commands
+from motcua.netgear.fleet import Access, NetgearError, select_devices
+from motcua.netgear.intent import device_intent
+from motcua.netgear.secrets import TYPE9, type9_hash
+from plugins.filter.motcua_netgear import site_batches
+from tests.conftest import ROOT
+
+SECRET = "lab-enable"  # noqa: S105 - a throwaway secret of a simulated device
+
+
+def configure(device: Device, lines: list[str]) -> None:
+    session = Session(device, privileged=True)
+    for line in ["configure terminal", *lines, "end"]:
+        reply = session.handle(line)
+        assert "Invalid input" not in reply.text, (line, reply.text)
+
+
+def intent_lines(intent: dict) -> list[str]:
+    """The intent as CLI lines (what the playbook's modules send), secrets made up."""
+    lines = [f"hostname {intent['hostname']}", "banner login ^C", *intent["banner"].splitlines(), "^C"]
+    lines += intent["lines"]
+    lines += [f"username {u['name']} privilege {u['privilege']} secret 9 {type9_hash('x', 'a' * 14)}"
+              for u in intent["users"]]  # fmt: skip
+    lines += [
+        f"snmp-server user {intent['snmp']['user']} {intent['snmp']['group']} v3 auth sha aaaaaaaa "
+        "priv aes 128 bbbbbbbb"
+    ]
+    for vlan in intent["vlans"]:
+        lines += [f"vlan {vlan['vlan_id']}", f"name {vlan['name']}", "exit"]
+    for block in intent["blocks"]:
+        lines += [block["parent"], *block["lines"], "exit"]
+    descriptions = {i["name"]: i["description"] for i in intent["interfaces"]}
+    for item in intent["l2_interfaces"]:
+        lines += [f"interface {item['name']}", f"description {descriptions[item['name']]}"]
+        if item["mode"] == "access":
+            lines += ["switchport mode access", f"switchport access vlan {item['access']['vlan']}"]
+        else:
+            lines += [
+                "switchport mode trunk",
+                f"switchport trunk allowed vlan {','.join(item['trunk']['allowed_vlans'])}",
+            ]
+        lines.append("exit")
+    return lines
+
+
+@pytest.fixture(scope="module")
+def lab_registry(production_registry):
+    return production_registry.subset(["ttpv", "26740"], 2)
+
+
+@pytest.fixture
+def switch(tmp_path, lab_registry):
+    device = select_devices(lab_registry, lab=True, hosts=["w26740-sw01"])[0]
+    sim = Device(device.name, "switch", 24, tmp_path, SECRET)
+    return device, sim
+
+
+def test_intent_follows_the_site_plan(lab_registry):
+    site = lab_registry.site("26740")
+    intent = device_intent(lab_registry, site.host("w26740-sw01"), lab=True)
+    access = {i["name"]: i["access"]["vlan"] for i in intent["l2_interfaces"] if i["mode"] == "access"}
+    # Counters on the counters VLAN, the others on peripherals; ports as in production (pc03.. capped away).
+    assert access["GigabitEthernet1/0/1"] == site.vlans["counters"]
+    assert access["GigabitEthernet1/0/9"] == site.vlans["peripherals"]
+    assert {i["name"]: i["description"] for i in intent["interfaces"]}["GigabitEthernet1/0/9"] == "w26740-pr01"
+    trunk = next(i for i in intent["l2_interfaces"] if i["mode"] == "trunk")
+    assert trunk["name"] == "GigabitEthernet1/1/1" and trunk["trunk"]["allowed_vlans"] == ["10", "20", "30", "99"]
+    assert "ntp server 127.79.0.11" in intent["lines"] and "logging host 127.79.0.10" in intent["lines"]
+    assert "access-list 99 permit 127.79.0.0 0.0.0.255" in intent["lines"]
+    # Production addresses in production; no secret anywhere in the intent.
+    prod = device_intent(lab_registry, site.host("w26740-sw01"), lab=False)
+    assert "ntp server 10.79.0.11" in prod["lines"]
+    assert "secret" not in str(prod) or "secret 9" not in str(prod)
+    centre = device_intent(lab_registry, lab_registry.site("ttpv").host("ttpv-rt02"), lab=True)
+    assert [i["name"] for i in centre["interfaces"]] == [f"GigabitEthernet0/1/{n}" for n in range(4)]
+
+
+def test_configured_device_has_no_drift_and_every_change_shows(switch):
+    device, sim = switch
+    assert drift(device.intent, sim.render_config())  # factory config: everything missing
+    configure(sim, intent_lines(device.intent))
+    assert drift(device.intent, sim.render_config()) == []
+    configure(sim, ["interface GigabitEthernet1/0/2", "switchport access vlan 20", "description moved",
+                    "no vlan 30", "vlan 77", "name ROGUE", "exit", "ntp server 192.0.2.1",
+                    "username intruder privilege 15 secret s3cret"])  # fmt: skip
+    found = {(d.parent, d.sign, d.line) for d in drift(device.intent, sim.render_config())}
+    assert found == {
+        ("interface GigabitEthernet1/0/2", "-", "switchport access vlan 20"),
+        ("interface GigabitEthernet1/0/2", "+", "switchport access vlan 10"),
+        ("interface GigabitEthernet1/0/2", "-", "description moved"),
+        ("interface GigabitEthernet1/0/2", "+", "description w26740-pc02"),
+        ("vlan 30", "+", "name CITIZEN-WIFI"),
+        ("vlan 77", "-", "name ROGUE"),
+        (None, "-", "vlan 77"),
+        (None, "-", "ntp server 192.0.2.1"),
+        (None, "-", "username intruder privilege 15 secret <hidden>"),
+    }
+    text = render_drift(device.name, drift(device.intent, sim.render_config()))
+    assert "s3cret" not in text and "$9$" not in text  # secrets never printed
+
+
+def test_rollback_commands_restore_a_backup_exactly(switch):
+    device, sim = switch
+    configure(sim, intent_lines(device.intent))
+    backup = sim.render_config()
+    configure(sim, ["hostname renamed", "interface GigabitEthernet1/0/1", "shutdown", "switchport access vlan 30",
+                    "no description", "exit", "no vlan 20", "vlan 55", "name NEW", "exit", "no ntp server 127.79.0.12",
+                    "logging host 192.0.2.9", "banner login ^C", "changed banner", "^C",
+                    "interface Vlan99", "ip address 127.79.77.99 255.255.255.0"])  # fmt: skip
+    assert normalised(sim.render_config()) != normalised(backup)
+    commands = rollback_commands(sim.render_config(), backup)
+    configure(sim, commands)
+    assert normalised(sim.render_config()) == normalised(backup)
+    assert rollback_commands(sim.render_config(), backup) == []  # nothing left to undo
+
+
+def test_parse_keeps_banners_whole_and_drops_volatile_lines():
+    text = ("Building configuration...\n\nCurrent configuration : 99 bytes\n!\nhostname x\n"
+            "banner login ^C\nline one\nline two\n^C\ninterface Gi1\n description y\n!\nend\n")  # fmt: skip
+    sections = parse_config(text)
+    assert [(s.line, s.children) for s in sections] == [
+        ("hostname x", []),
+        ("banner login", ["line one\nline two"]),
+        ("interface Gi1", ["description y"]),
+    ]
+
+
+def test_site_batches_keep_a_site_in_one_batch():
+    groups = {"site_a": ["a-rt01", "a-sw01", "a-sw02"], "site_b": ["b-rt01", "b-sw01"], "site_c": ["c-sw01"],
+              "network_gear": []}  # fmt: skip
+    hosts = ["b-sw01", "a-rt01", "c-sw01", "a-sw01", "b-rt01", "a-sw02"]
+    assert site_batches(hosts, groups, 1) == [3, 2, 1]
+    assert site_batches(hosts, groups, 2) == [5, 1]
+    assert site_batches(hosts, groups, 5) == [6]
+
+
+def test_type9_hashes_have_the_ios_form():
+    one, two = type9_hash("password"), type9_hash("password")
+    assert TYPE9.fullmatch(one) and one != two  # salted
+    assert type9_hash("password", "a" * 14) == type9_hash("password", "a" * 14)
+    with pytest.raises(ValueError):
+        type9_hash("")
+
+
+def test_production_credentials_come_from_the_environment(tmp_path):
+    from motcua.inventory import read_inventory_source
+
+    source = read_inventory_source(ROOT / "inventory" / "hcmc")
+    with pytest.raises(NetgearError, match="MOTCUA_GEAR_USER, MOTCUA_GEAR_ENABLE_SECRET, MOTCUA_GEAR_KEY_FILE"):
+        Access.for_inventory(source, env={})
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    env = {"MOTCUA_GEAR_USER": "dxadmin", "MOTCUA_GEAR_ENABLE_SECRET": "s", "MOTCUA_GEAR_PASSWORD": "p",
+           "MOTCUA_GEAR_KNOWN_HOSTS": str(known)}  # fmt: skip
+    access = Access.for_inventory(source, env=env)
+    params = access.netmiko_params(select_devices(source.load(), False, hosts=["w26740-sw01"])[0])
+    assert params["host"] == "10.79.77.3" and params["ssh_strict"] and params["alt_key_file"] == str(known)
+    assert "p" not in repr(access).split("password=")[-1][:3]  # the password is kept out of repr
+
+
+def test_unknown_hosts_and_sites_are_refused(lab_registry):
+    with pytest.raises(NetgearError, match="not a router or switch of this inventory: w26740-pc01"):
+        select_devices(lab_registry, True, hosts=["w26740-pc01"])
+    with pytest.raises(NetgearError, match="unknown site"):
+        select_devices(lab_registry, True, sites=["99999"])
