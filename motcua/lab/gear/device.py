@@ -392,7 +392,7 @@ class Device:
         for vid, (name, state) in vlans.items():
             members = ports.get(vid, [])
             chunks = [members[i : i + 4] for i in range(0, len(members), 4)] or [[]]
-            out.append(f"{vid:<4} {name[:32]:<32} {state:<9} {', '.join(chunks[0])}")  # IOS pads an empty port list
+            out.append(f"{vid:<4} {name[:32]:<32} {state:<9} {', '.join(chunks[0])}".rstrip())
             for chunk in chunks[1:]:
                 out.append(" " * 48 + ", ".join(chunk))
         if not brief:
