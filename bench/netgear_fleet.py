@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from motcua.lab.procs import spawn, stop, wait_for_banner  # noqa: E402
 from motcua.netgear import ops  # noqa: E402
+from motcua.netgear.config import intent_commands  # noqa: E402
 from motcua.netgear.fleet import Access, Device, run_each, select_devices  # noqa: E402
 from motcua.netgear.secrets import type9_hash  # noqa: E402
 from motcua.registry import load_registry  # noqa: E402
@@ -108,27 +109,11 @@ def configure(devices: list[Device], access: Access, workers: int) -> None:
     secret = type9_hash("bench-password")
 
     def one(device: Device) -> None:
-        intent = device.intent
-        lines = [f"hostname {intent['hostname']}", *intent["lines"]]
-        lines += [f"username {u['name']} privilege {u['privilege']} secret 9 {secret}" for u in intent["users"]]
-        lines.append(f"snmp-server user {intent['snmp']['user']} {intent['snmp']['group']} v3 auth sha "
-                     "bench-auth-pass priv aes 128 bench-priv-pass")  # fmt: skip
-        for vlan in intent["vlans"]:
-            lines += [f"vlan {vlan['vlan_id']}", f"name {vlan['name']}", "exit"]
-        for block in intent["blocks"]:
-            lines += [block["parent"], *block["lines"], "exit"]
-        names = {i["name"]: i["description"] for i in intent["interfaces"]}
-        for item in intent["l2_interfaces"]:
-            lines += [f"interface {item['name']}", f"description {names[item['name']]}"]
-            if item["mode"] == "access":
-                lines += ["switchport mode access", f"switchport access vlan {item['access']['vlan']}", "exit"]
-            else:
-                allowed = ",".join(item["trunk"]["allowed_vlans"])
-                lines += ["switchport mode trunk", f"switchport trunk allowed vlan {allowed}", "exit"]
-        lines += ["banner login ^C", *intent["banner"].splitlines(), "^C"]
         conn = ops.connect(device, access)
         try:
-            conn.send_config_set(lines, cmd_verify=False)
+            conn.send_config_set(
+                intent_commands(device.intent, secret, "bench-auth-pass", "bench-priv-pass"), cmd_verify=False
+            )
         finally:
             conn.disconnect()
 

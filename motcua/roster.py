@@ -10,14 +10,13 @@ in one run.
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 from .registry import Registry
 from .registry.fields import Checker, Field
 from .registry.problems import Problem, RegistryError
-from .registry.source import LineDict, load_csv, load_yaml, text_problem
+from .registry.source import LineDict, load_csv, load_yaml, strip_diacritics, text_problem
 
 # role code -> (Vietnamese label, Unix group, may use sudo)
 ROLES: dict[str, tuple[str, str, bool]] = {
@@ -76,9 +75,7 @@ class Official:
 
 def ascii_fold(text: str) -> str:
     """'Nguyễn Văn Đức' -> 'nguyen van duc'."""
-    text = text.replace("Đ", "D").replace("đ", "d")
-    decomposed = unicodedata.normalize("NFD", text)
-    return "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn").lower()
+    return strip_diacritics(text).lower()
 
 
 def default_username(full_name: str) -> str:

@@ -16,14 +16,14 @@ from pathlib import Path
 from ..inventory import read_inventory_source
 from ..registry import RegistryError
 from .config import render_drift
-from .fleet import Access, NetgearError, Outcome, select_devices
+from .fleet import Access, NetgearError, Outcome, lab_home, select_devices
 
 
 def default_backup_dir(lab: bool) -> Path:
     if os.environ.get("MOTCUA_NETGEAR_BACKUP_DIR"):
         return Path(os.environ["MOTCUA_NETGEAR_BACKUP_DIR"])
     if lab:
-        return Path(os.environ.get("MOTCUA_LAB_HOME", "/var/lib/motcua-lab")) / "netgear-backups"
+        return lab_home() / "netgear-backups"
     return Path("/var/backups/motcua/netgear")
 
 

@@ -132,6 +132,28 @@ def intended_sections(intent: dict) -> list[Section]:
     return sections
 
 
+def section_commands(section: Section) -> list[str]:
+    """The configuration commands that enter one section as it stands."""
+    if section.is_banner:
+        return [f"{section.line} ^C", *section.children[0].splitlines(), "^C"]
+    if section.children or section.line.startswith(("interface ", "vlan ", "line ")):
+        return [section.line, *section.children, "exit"]
+    return [section.line]
+
+
+def intent_commands(intent: dict, user_hash: str, snmp_auth: str, snmp_priv: str) -> list[str]:
+    """The intent as configuration commands, with the given secrets: what the playbook leaves on a
+    device, for configuring a simulated one directly (unit tests, the fleet benchmark)."""
+    commands: list[str] = []
+    for section in intended_sections(intent):
+        if section.line.startswith("username "):
+            section = Section(section.line.replace(f"secret {HIDDEN}", f"secret 9 {user_hash}"))
+        commands += section_commands(section)
+    snmp = intent["snmp"]
+    commands.append(f"snmp-server user {snmp['user']} {snmp['group']} v3 auth sha {snmp_auth} priv aes 128 {snmp_priv}")
+    return commands
+
+
 _MANAGED_TOP = ("hostname ", "ip domain name ", "ip ssh ", "service timestamps log ", "ntp server ", "logging host ",
                 "logging trap ", f"access-list {MGMT_ACL} ", "snmp-server ", "username ", "banner login")  # fmt: skip
 
@@ -244,13 +266,10 @@ def rollback_commands(current: str, target: str) -> list[str]:
         old = now.get(line)
         if section.is_banner:
             if old is None or old.children != section.children:
-                commands += [f"{line} ^C", *section.children[0].splitlines(), "^C"]
+                commands += section_commands(section)
             continue
         if old is None:
-            if section.children or line.startswith(("interface ", "vlan ", "line ")):
-                commands += [line, *section.children, "exit"]
-            else:
-                commands.append(line)
+            commands += section_commands(section)
             continue
         extra = [c for c in old.children if c not in section.children and not _replaced(c, section.children)]
         missing = [c for c in section.children if c not in old.children]

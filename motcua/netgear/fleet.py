@@ -29,10 +29,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..inventory import InventorySource
+from ..lab.lab import DEFAULT_HOME, GEAR_USER, Lab
 from ..registry import Registry
 from .intent import device_intent
 
-LAB_USER = "dxadmin"
+
+def lab_home(env: dict | None = None) -> Path:
+    """The lab's home: MOTCUA_LAB_HOME, else the lab's default."""
+    value = (os.environ if env is None else env).get("MOTCUA_LAB_HOME")
+    return Path(value) if value else DEFAULT_HOME
 
 
 class NetgearError(Exception):
@@ -61,12 +66,12 @@ class Access:
     def for_inventory(cls, source: InventorySource, timeout: float = 20.0, env: dict | None = None) -> Access:
         env = dict(os.environ if env is None else env)
         if source.lab:
-            home = Path(env.get("MOTCUA_LAB_HOME", "/var/lib/motcua-lab"))
-            secret_file = home / "gear" / "enable-secret"
+            lab = Lab(source.config_file.parent, lab_home(env))
+            secret_file = lab.home / "gear" / "enable-secret"
             if not secret_file.exists():
                 raise NetgearError(f"{secret_file} is missing: is the lab up? (`motcua lab up`)")
-            return cls(LAB_USER, secret_file.read_text().strip(), home / "ssh" / "known_hosts",
-                       key_file=home / "ssh" / "id_ed25519", timeout=timeout)  # fmt: skip
+            return cls(GEAR_USER, secret_file.read_text().strip(), lab.ssh_dir / "known_hosts",
+                       key_file=lab.key, timeout=timeout)  # fmt: skip
         missing = [name for name in ("MOTCUA_GEAR_USER", "MOTCUA_GEAR_ENABLE_SECRET") if not env.get(name)]
         if not env.get("MOTCUA_GEAR_KEY_FILE") and not env.get("MOTCUA_GEAR_PASSWORD"):
             missing.append("MOTCUA_GEAR_KEY_FILE or MOTCUA_GEAR_PASSWORD")

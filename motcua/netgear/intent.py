@@ -10,10 +10,10 @@ device's running configuration. Secrets are never part of it.
 
 from __future__ import annotations
 
-import unicodedata
 from ipaddress import IPv4Address, IPv4Network
 
 from ..registry import Host, Registry, Site
+from ..registry.source import strip_diacritics
 
 MGMT_ACL = 99  # standard ACL: who may open an SSH session to the gear
 VTY = "line vty 0 4"
@@ -60,7 +60,7 @@ def device_intent(registry: Registry, host: Host, lab: bool) -> dict[str, object
     syslog = [str(address(h)) for h in registry.dx_hosts if h.role in SYSLOG_ROLES]
     subnet = site.lab_subnet if lab else site.subnet
     vlan_ids = sorted(site.vlans.values())
-    ascii_name = _ascii(site.name)
+    ascii_name = strip_diacritics(site.name)
 
     lines = [
         f"ip domain name {policy.domain}",
@@ -75,7 +75,7 @@ def device_intent(registry: Registry, host: Host, lab: bool) -> dict[str, object
         f"snmp-server view {SNMP_VIEW} iso included",
         f"snmp-server group {policy.snmp_group} v3 priv read {SNMP_VIEW} access {MGMT_ACL}",
         f"snmp-server location {site.code} {ascii_name}",
-        f"snmp-server contact {_ascii(registry.dx_centre_name)}",
+        f"snmp-server contact {strip_diacritics(registry.dx_centre_name)}",
     ]
     blocks = [
         {"parent": VTY, "lines": [f"access-class {MGMT_ACL} in", "exec-timeout 10 0", "login local",
@@ -106,9 +106,3 @@ def device_intent(registry: Registry, host: Host, lab: bool) -> dict[str, object
         "users": [{"name": u.name, "privilege": u.privilege} for u in policy.users],
         "snmp": {"user": policy.snmp_user, "group": policy.snmp_group},
     }
-
-
-def _ascii(text: str) -> str:
-    """Vietnamese without diacritics, for fields the gear stores as ASCII."""
-    folded = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
-    return "".join(ch for ch in folded if ch.isascii() and ch.isprintable())

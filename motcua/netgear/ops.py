@@ -155,14 +155,17 @@ def snmp_drift(device: Device, users: list[dict]) -> list[Drift]:
     return out
 
 
+def read_drift(conn, device: Device) -> list[Drift]:
+    """Drift of the running config and of the SNMPv3 user (which only `show snmp user` shows)."""
+    return drift(device.intent, running_config(conn)) + snmp_drift(device, parsed(conn, "show snmp user"))
+
+
 def device_drift(device: Device, access: Access) -> list[Drift]:
     conn = connect(device, access)
     try:
-        text = running_config(conn)
-        users = parsed(conn, "show snmp user")
+        return read_drift(conn, device)
     finally:
         conn.disconnect()
-    return drift(device.intent, text) + snmp_drift(device, users)
 
 
 def diff(devices: list[Device], access: Access, workers: int = 32, progress: bool = True) -> list[Outcome]:
@@ -184,8 +187,7 @@ def verify_device(device: Device, access: Access) -> list[str]:
     try:
         vlans = {int(v["vlan_id"]): v for v in parsed(conn, "show vlan")}
         ports = {p["port"]: p for p in parsed(conn, "show interfaces status")}
-        users = parsed(conn, "show snmp user")
-        text = running_config(conn)
+        drifted = read_drift(conn, device)
     finally:
         conn.disconnect()
     problems = []
@@ -209,8 +211,7 @@ def verify_device(device: Device, access: Access) -> list[str]:
             problems.append(f"{item['name']} is shut down")
         if not names.get(item["name"], "").startswith(got["name"]) or not got["name"]:
             problems.append(f"{item['name']} is named {got['name']!r}, expected {names.get(item['name'])!r}")
-    problems += [f"running config: {d.sign} {d.parent + ': ' if d.parent else ''}{d.line}"
-                 for d in drift(device.intent, text) + snmp_drift(device, users)]  # fmt: skip
+    problems += [f"running config: {d.sign} {d.parent + ': ' if d.parent else ''}{d.line}" for d in drifted]
     return problems
 
 
@@ -235,27 +236,26 @@ def backup_file(source: Path, device: Device) -> Path:
 
 def restore_device(device: Device, access: Access, source: Path) -> dict:
     """Put a device back to a backup: the undoing commands, saved, then compared line by line."""
-    target = backup_file(source, device).read_text()
+    path = backup_file(source, device)
+    target = path.read_text()
     conn = connect(device, access)
     try:
-        current = running_config(conn)
-        commands = rollback_commands(current, target)
+        commands = rollback_commands(running_config(conn), target)
         if commands:
             conn.send_config_set(commands, cmd_verify=False, read_timeout=access.timeout)
             conn.save_config()
         after = running_config(conn)
     finally:
         conn.disconnect()
-    if normalised(after) != normalised(target):
+    want, got = normalised(target), normalised(after)
+    if got != want:
         left = [
             line
-            for line in difflib.unified_diff(
-                normalised(target).splitlines(), normalised(after).splitlines(), lineterm=""
-            )
+            for line in difflib.unified_diff(want.splitlines(), got.splitlines(), lineterm="")
             if line[:1] in "+-" and not line.startswith(("+++", "---"))
         ]
         raise RuntimeError(f"still differs from the backup after {len(commands)} commands: {'; '.join(left[:5])}")
-    return {"commands": len(commands), "backup": str(backup_file(source, device))}
+    return {"commands": len(commands), "backup": str(path)}
 
 
 def restore(

@@ -164,6 +164,12 @@ def _as_single_bytes(text: str) -> bytes | None:
     return bytes(out)
 
 
+def strip_diacritics(text: str) -> str:
+    """'Phường Sài Gòn' -> 'Phuong Sai Gon' (case kept; đ/Đ become d/D)."""
+    decomposed = unicodedata.normalize("NFD", text.replace("Đ", "D").replace("đ", "d"))
+    return "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn")
+
+
 def text_problem(value: str) -> str | None:
     """Say what is wrong with a piece of Vietnamese text, or ``None``.
 

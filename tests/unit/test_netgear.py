@@ -6,7 +6,7 @@ import pytest
 
 from motcua.lab.gear.device import Device
 from motcua.lab.gear.session import Session
-from motcua.netgear.config import drift, normalised, parse_config, render_drift, rollback_commands
+from motcua.netgear.config import drift, intent_commands, normalised, parse_config, render_drift, rollback_commands
 from motcua.netgear.fleet import Access, NetgearError, select_devices
 from motcua.netgear.intent import device_intent
 from motcua.netgear.secrets import TYPE9, type9_hash
@@ -21,34 +21,6 @@ def configure(device: Device, lines: list[str]) -> None:
     for line in ["configure terminal", *lines, "end"]:
         reply = session.handle(line)
         assert "Invalid input" not in reply.text, (line, reply.text)
-
-
-def intent_lines(intent: dict) -> list[str]:
-    """The intent as CLI lines (what the playbook's modules send), secrets made up."""
-    lines = [f"hostname {intent['hostname']}", "banner login ^C", *intent["banner"].splitlines(), "^C"]
-    lines += intent["lines"]
-    lines += [f"username {u['name']} privilege {u['privilege']} secret 9 {type9_hash('x', 'a' * 14)}"
-              for u in intent["users"]]  # fmt: skip
-    lines += [
-        f"snmp-server user {intent['snmp']['user']} {intent['snmp']['group']} v3 auth sha aaaaaaaa "
-        "priv aes 128 bbbbbbbb"
-    ]
-    for vlan in intent["vlans"]:
-        lines += [f"vlan {vlan['vlan_id']}", f"name {vlan['name']}", "exit"]
-    for block in intent["blocks"]:
-        lines += [block["parent"], *block["lines"], "exit"]
-    descriptions = {i["name"]: i["description"] for i in intent["interfaces"]}
-    for item in intent["l2_interfaces"]:
-        lines += [f"interface {item['name']}", f"description {descriptions[item['name']]}"]
-        if item["mode"] == "access":
-            lines += ["switchport mode access", f"switchport access vlan {item['access']['vlan']}"]
-        else:
-            lines += [
-                "switchport mode trunk",
-                f"switchport trunk allowed vlan {','.join(item['trunk']['allowed_vlans'])}",
-            ]
-        lines.append("exit")
-    return lines
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +58,7 @@ def test_intent_follows_the_site_plan(lab_registry):
 def test_configured_device_has_no_drift_and_every_change_shows(switch):
     device, sim = switch
     assert drift(device.intent, sim.render_config())  # factory config: everything missing
-    configure(sim, intent_lines(device.intent))
+    configure(sim, intent_commands(device.intent, type9_hash("x", "a" * 14), "aaaaaaaa", "bbbbbbbb"))
     assert drift(device.intent, sim.render_config()) == []
     configure(sim, ["interface GigabitEthernet1/0/2", "switchport access vlan 20", "description moved",
                     "no vlan 30", "vlan 77", "name ROGUE", "exit", "ntp server 192.0.2.1",
@@ -109,7 +81,7 @@ def test_configured_device_has_no_drift_and_every_change_shows(switch):
 
 def test_rollback_commands_restore_a_backup_exactly(switch):
     device, sim = switch
-    configure(sim, intent_lines(device.intent))
+    configure(sim, intent_commands(device.intent, type9_hash("x", "a" * 14), "aaaaaaaa", "bbbbbbbb"))
     backup = sim.render_config()
     configure(sim, ["hostname renamed", "interface GigabitEthernet1/0/1", "shutdown", "switchport access vlan 30",
                     "no description", "exit", "no vlan 20", "vlan 55", "name NEW", "exit", "no ntp server 127.79.0.12",
