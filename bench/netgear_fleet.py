@@ -93,6 +93,9 @@ def main() -> int:
                     failed = len(backup.failed) + sum(1 for o in diff if not o.ok)
                     drifted = sum(1 for o in diff if o.ok and o.value)
                     say(f"  {label}: {times[-1]:.1f} s ({failed} failed, {drifted} drifted)")
+                    errors = [o for o in [*backup.outcomes, *diff] if not o.ok]
+                    if errors:
+                        say(f"    e.g. {errors[0].device.name} after {errors[0].seconds:.1f} s: {errors[0].error}")
                 figures[label] = statistics.median(times)
         finally:
             stop([proc])

@@ -95,6 +95,60 @@ class _Auth(asyncssh.SSHServer):
         return not self.refused and username == self.user and password == self.password
 
 
+class _Lines:
+    """A terminal line discipline like IOS's: input is taken one line at a time.
+
+    Every line is echoed (when a PTY asked for echo), answered and followed by
+    the next prompt before the next line is looked at, so type-ahead (a client
+    that sends several returns at once, as netmiko does while it waits for a
+    prompt) gives "\\r\\nprompt#" per line, never prompts run together.
+    Backspace and DEL erase; CR, LF and CR LF each end one line.
+    """
+
+    def __init__(self, process: asyncssh.SSHServerProcess) -> None:
+        self.process = process
+        self.echo = bool(process.get_terminal_type())
+        self.buffer = ""
+        self.skip_lf = False
+
+    async def readline(self, echo: bool = True) -> str | None:
+        """The next line without its end, or None at end of input."""
+        line, shown = "", []
+        echo = echo and self.echo
+        while True:
+            if not self.buffer:
+                if shown:  # echo what was typed so far in one write, not a packet per key
+                    self.process.stdout.write("".join(shown))
+                    shown = []
+                chunk = await self.process.stdin.read(4096)
+                if not chunk:
+                    return None
+                self.buffer = chunk
+            char, self.buffer = self.buffer[0], self.buffer[1:]
+            if self.skip_lf:
+                self.skip_lf = False
+                if char == "\n":
+                    continue
+            if char in "\r\n":
+                self.skip_lf = char == "\r"
+                if self.echo:
+                    shown.append("\r\n")
+                if shown:
+                    self.process.stdout.write("".join(shown))
+                return line
+            if char in "\x08\x7f":
+                if line:
+                    line = line[:-1]
+                    if echo:
+                        shown.append("\b \b")
+                continue
+            if char < " ":
+                continue
+            line += char
+            if echo:
+                shown.append(char)
+
+
 async def _session(process: asyncssh.SSHServerProcess, device: Device, faults: FaultBook) -> None:
     session = Session(device)
     if process.command:  # `ssh device "show version"`: one command on an exec channel, no prompt
@@ -102,21 +156,17 @@ async def _session(process: asyncssh.SSHServerProcess, device: Device, faults: F
         process.stdout.write(reply.text.replace("\n", "\r\n"))
         process.exit(0)
         return
-    # With a PTY, asyncssh's line editor turns "\n" into "\r\n" itself; without one, IOS's "\r\n" is ours.
-    eol = "\n" if process.get_terminal_type() else "\r\n"
-    process.stdout.write(eol + session.prompt)
+    lines = _Lines(process)
+    process.stdout.write("\r\n" + session.prompt)
     try:
         while True:
-            if session.pending == "enable-password":
-                process.channel.set_echo(False)
-            line = await process.stdin.readline()
-            process.channel.set_echo(True)
-            if not line:
+            line = await lines.readline(echo=session.pending != "enable-password")
+            if line is None:
                 break
             fault = faults.get(device.name)
             if fault.get("fault") == "slow":
                 await asyncio.sleep(float(fault.get("seconds", 5)))
-            reply = session.handle(line.rstrip("\r\n"))
+            reply = session.handle(line)
             if (
                 fault.get("fault") == "drop-mid-change"
                 and session.mode != "exec"
@@ -126,7 +176,7 @@ async def _session(process: asyncssh.SSHServerProcess, device: Device, faults: F
                 faults.fired(device.name)
                 process.channel.get_connection().abort()
                 return
-            process.stdout.write(reply.text.replace("\n", eol) + session.prompt)
+            process.stdout.write(reply.text.replace("\n", "\r\n") + session.prompt)
             if reply.close:
                 break
     except (asyncssh.BreakReceived, asyncssh.TerminalSizeChanged, asyncssh.SignalReceived):
@@ -171,7 +221,7 @@ async def serve(config_file: Path, state_dir: Path) -> None:
             server_factory=make_server,
             server_host_keys=[str(key_file)],
             process_factory=handler,
-            line_editor=True,
+            line_editor=False,
             reuse_address=True,
             login_timeout=30,
         )
