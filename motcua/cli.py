@@ -224,6 +224,32 @@ def cmd_lab_fault(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lab_sign(args: argparse.Namespace) -> int:
+    """The lab's national-CA stand-in issues what the ledger has requested (the CA's side of the flow)."""
+    from .certs import ops
+    from .inventory import read_inventory_source
+    from .lab import ca
+
+    source = read_inventory_source(Path(args.inventory))
+    _registry, ledger = ops.load(source)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    signed = 0
+    for cert in ledger.certificates:
+        csr = ledger.csr_path(cert)
+        if cert.status != "requested" or not csr.is_file() or (args.sites and cert.site not in args.sites.split(",")):
+            continue
+        pem = ca.sign_request(ledger.store / "ca", csr.read_bytes(), days=args.days, usage=cert.type)
+        target = out / f"{cert.site}-{cert.label}.pem"
+        target.write_bytes(pem)
+        print(f"{target}: {cert.key}, valid {args.days:g} days")
+        signed += 1
+    if not signed:
+        print("no request to sign (status requested, with its CSR in the store)", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_lab_notifications(args: argparse.Namespace) -> int:
     from datetime import datetime
 
@@ -299,6 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_netgear_parser(sub)
 
+    from .certs.cli import add_parser as add_certs_parser
+
+    add_certs_parser(sub)
+
     from .lab.lab import DEFAULT_CACHE, DEFAULT_HOME
 
     lab = sub.add_parser("lab", help="the simulated ward network on this machine (root)")
@@ -309,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("status", cmd_lab_status, "each host and service with its address and state"),
         ("fault", cmd_lab_fault, "break something on purpose (training, tests)"),
         ("notifications", cmd_lab_notifications, "what the lab's Alertmanager sent (e-mail, Telegram, webhooks)"),
+        ("sign-requests", cmd_lab_sign, "the lab's national-CA stand-in issues the ledger's requests into a folder"),
     ):
         p = lab_sub.add_parser(name, help=text)
         p.add_argument("--inventory", default="inventory/lab", help="lab inventory (default: inventory/lab)")
@@ -325,6 +356,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--json", action="store_true")
         if name == "notifications":
             p.add_argument("--last", type=int, default=30, help="how many (default: 30)")
+        if name == "sign-requests":
+            p.add_argument("--out", required=True, help="folder for the issued certificates (PEM with the CA)")
+            p.add_argument("--days", type=float, default=730, help="validity in days (default: 730)")
+            p.add_argument("--sites", help="comma-separated site codes (default: all)")
         if name == "fault":
             p.add_argument("target", choices=("dossier", "gear", "counter"))
             p.add_argument(
@@ -343,13 +378,21 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if hasattr(args, "registry"):
         args.registry = str(Path(args.registry))
+    from .certs.ops import CertError
     from .lab.lab import LabError
     from .netgear.fleet import NetgearError
+    from .registry import RegistryError
 
     try:
         return args.func(args)
     except NetgearError as exc:
         print(f"motcua netgear: {exc}", file=sys.stderr)
+        return 2
+    except CertError as exc:
+        print(f"motcua certs: {exc}", file=sys.stderr)
+        return 2
+    except RegistryError as exc:
+        print(f"motcua: {exc}", file=sys.stderr)
         return 2
     except KeyError as exc:
         print(f"motcua: {exc.args[0]}", file=sys.stderr)

@@ -29,6 +29,7 @@ from .registry import Host, Registry, Site, load_registry
 from .registry.model import PHASES, REGIONS, ROLES
 
 ADDRESS_SPACES = ("production", "lab")
+LEDGER_NAME = "certificates.yml"
 GEAR_ROLES = ("router", "switch")
 
 # Variables every network device needs for cisco.ios over network_cli.
@@ -194,6 +195,7 @@ class InventorySource:
     address_space: str
     sites: list[str] | None
     max_counters: int | None
+    certificates: Path | None = None  # the certificate ledger (motcua/registry/certificates.py)
 
     @property
     def lab(self) -> bool:
@@ -217,6 +219,20 @@ def read_inventory_source(inventory: Path) -> InventorySource:
     if space not in ADDRESS_SPACES:
         raise ValueError(f"{config_file}: address_space must be one of {', '.join(ADDRESS_SPACES)}, got {space!r}")
     sites = [str(s) for s in config.get("sites") or []] or None
+    ledger = config.get("certificates")
+    if ledger:
+        certificates: Path | None = config_file.parent / str(ledger)
+    elif space == "lab":  # the lab's ledger changes as the lab runs: it lives in the lab home (seeded by lab up)
+        from .netgear.fleet import lab_home
+
+        certificates = lab_home() / "certificates" / LEDGER_NAME
+    else:
+        certificates = None
     return InventorySource(
-        config_file, config_file.parent / str(config.get("registry", "")), space, sites, config.get("max_counters")
+        config_file,
+        config_file.parent / str(config.get("registry", "")),
+        space,
+        sites,
+        config.get("max_counters"),
+        certificates,
     )

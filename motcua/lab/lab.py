@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
-from ..inventory import read_inventory_source
+from ..inventory import LEDGER_NAME, read_inventory_source
 from ..netgear.secrets import type9_hash
 from ..registry import Registry, load_registry
 from . import ca, counters, image
@@ -253,6 +253,7 @@ class Lab:
         rootfs = image.ensure_image(self.cache, self.progress)
         self._ensure_keys()
         ca.ensure_lab_ca(self.home / "ca", plan.dossier_address)
+        self._ensure_certificates()
         self.apt_cache.mkdir(parents=True, exist_ok=True)
         apt_ids = image.apt_user_ids(rootfs)
 
@@ -412,6 +413,15 @@ class Lab:
         busy = [f"{addr}:{port} ({who}): {why}" for addr, port, who in wanted if (why := port_in_use(addr, port))]
         if busy:
             raise LabError("lab addresses already in use (nothing was started):\n  " + "\n  ".join(busy))
+
+    def _ensure_certificates(self) -> None:
+        """The national-CA stand-in and the lab's certificate ledger (seeded from the inventory's)."""
+        store = self.home / "certificates"
+        ca.ensure_national_ca(store / "ca")
+        ledger = store / LEDGER_NAME
+        seed = (self.inventory if self.inventory.is_dir() else self.inventory.parent) / LEDGER_NAME
+        if not ledger.exists() and seed.is_file():
+            ledger.write_text(seed.read_text(encoding="utf-8"), encoding="utf-8")
 
     def _ensure_keys(self) -> None:
         self.ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)

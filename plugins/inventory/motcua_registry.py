@@ -43,6 +43,12 @@ options:
   max_counters:
     description: At most this many counter PCs per site (the lab runs fewer).
     type: int
+  certificates:
+    description:
+      - The certificate ledger (C(motcua certs)), relative to this config file. In the
+        lab address space it defaults to the lab home's ledger, seeded by C(motcua lab up).
+      - The inventory does not read it; C(playbooks/certificates.yml) and C(motcua certs) do.
+    type: str
 """
 
 EXAMPLES = r"""
