@@ -133,3 +133,39 @@ def test_expired_certificate_on_the_endpoint_and_an_endpoint_that_is_down(export
         assert exporter.alive()
     finally:
         write_fault(dossier_standin["faults"], None)
+
+
+def test_pem_bundles_read_with_debian_12s_cryptography(material, monkeypatch):
+    """Counters and the monitoring host run Debian's python3-cryptography 38, which has no
+    x509.load_pem_x509_certificates (39+): the exporter must read bundles without it."""
+    from cryptography import x509
+
+    from motcua_exporters.core import certs
+
+    monkeypatch.delattr(x509, "load_pem_x509_certificates", raising=False)
+    found = certs.load_file(material["dir"] / "bundle.pem")
+    assert [certs.serial_hex(c).lstrip("0") for c in found] == [serial(material["ward"]), serial(material["city"])]
+    with pytest.raises(ValueError):
+        certs.load_file(material["dir"] / "junk.pem")
+
+
+def test_an_unexpected_error_in_one_source_leaves_the_others(material, monkeypatch):
+    from motcua_exporters.certificate.config import CertificateConfig
+    from motcua_exporters.certificate.exporter import CertificateExporter
+    from motcua_exporters.certificate.sources import FileSource
+
+    good = FileSource("good", "26740", material["ward"])
+    bad = FileSource("bad", "26740", material["city"])
+    original = FileSource.read
+
+    def read(self, timeout):
+        if self.name == "bad":
+            raise AttributeError("a bug")
+        return original(self, timeout)
+
+    monkeypatch.setattr(FileSource, "read", read)
+    exporter = CertificateExporter(CertificateConfig([good, bad], interval=60, timeout=5))
+    exporter.read_all()  # must not raise
+    text = exporter.board.render()
+    assert 'certificate_source_up{source="good",site="26740",kind="file"} 1' in text
+    assert 'certificate_source_up{source="bad",site="26740",kind="file"} 0' in text

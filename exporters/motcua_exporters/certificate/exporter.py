@@ -79,6 +79,9 @@ class CertificateExporter:
             except SourceError as exc:
                 log.warning("source %s (site %s): %s", source.name, source.site, exc)
                 found = None
+            except Exception:  # a bug reading one source must not stop the others, nor later rounds
+                log.exception("source %s (site %s): unexpected error", source.name, source.site)
+                found = None
             self.board.put(source.name, source_samples(source, found, time.time()))
 
         # TLS endpoints wait on the network; a few at a time keeps one slow site from delaying the rest.

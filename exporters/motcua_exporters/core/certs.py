@@ -31,11 +31,28 @@ def serial_hex(cert: x509.Certificate) -> str:
     return format(cert.serial_number, "X")
 
 
+def load_pem_bundle(data: bytes) -> list[x509.Certificate]:
+    """Every certificate of a PEM bundle, in order.
+
+    Block by block: Debian 12's python3-cryptography (38) has no
+    ``load_pem_x509_certificates``, which came in 39.
+    """
+    end = b"-----END CERTIFICATE-----"
+    out = []
+    for chunk in data.split(end)[:-1]:
+        start = chunk.find(b"-----BEGIN CERTIFICATE-----")
+        if start >= 0:
+            out.append(x509.load_pem_x509_certificate(chunk[start:] + end + b"\n"))
+    if not out:
+        raise ValueError("no PEM certificate in the file")
+    return out
+
+
 def load_file(path: Path, password: bytes | None = None) -> list[x509.Certificate]:
     """Every certificate in a PEM bundle, a DER file or a PKCS#12 archive. ValueError if none can be read."""
     data = path.read_bytes()
     if b"-----BEGIN CERTIFICATE-----" in data:
-        return x509.load_pem_x509_certificates(data)
+        return load_pem_bundle(data)
     try:
         return [x509.load_der_x509_certificate(data)]
     except ValueError:
