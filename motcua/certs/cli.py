@@ -90,7 +90,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
     source = read_inventory_source(Path(args.inventory))
     if source.certificates is None:
         empty: dict[str, object] = {"ledger": None, "hosts": {}, "site_files": {}, "site_revoked": {}}
-        json.dump({**empty, "exporter_sources": [], "exporter_files": [], "trust_files": []}, sys.stdout)
+        json.dump(
+            {
+                **empty,
+                "exporter_sources": [],
+                "exporter_files": [],
+                "exporter_sources_on_controller": [],
+                "trust_files": [],
+            },
+            sys.stdout,
+        )
         return 0
     registry, ledger = ops.load(source)
     json.dump(ops.plan(registry, ledger, _sites(args)), sys.stdout, ensure_ascii=False)

@@ -94,6 +94,7 @@ def plan(registry: Registry, ledger: Ledger, sites: list[str] | None = None) -> 
     site_revoked: dict[str, list[str]] = {}
     exporter_sources: list[dict[str, object]] = []
     exporter_files: list[dict[str, object]] = []
+    exporter_controller: list[dict[str, object]] = []  # the same sources, read where they are now (preflight)
     for cert in ledger.for_sites(sites):
         if cert.site not in registry.sites:
             continue
@@ -122,6 +123,7 @@ def plan(registry: Registry, ledger: Ledger, sites: list[str] | None = None) -> 
             on_host = f"{MONITORING_DIR}/{cert.site}/{cert.id}.crt"
             exporter_sources.append({"name": f"{cert.site}-{cert.id}", "site": cert.site, "file": on_host})
             exporter_files.append({"name": f"{cert.site}-{cert.id}", "src": str(crt), "dest": on_host})
+            exporter_controller.append({"name": f"{cert.site}-{cert.id}", "site": cert.site, "file": str(crt)})
     trust = [str(p) for p in (ledger.trust_root, *ledger.trust_intermediates) if p is not None]
     return {
         "ledger": str(ledger.path),
@@ -130,6 +132,7 @@ def plan(registry: Registry, ledger: Ledger, sites: list[str] | None = None) -> 
         "site_revoked": site_revoked,
         "exporter_sources": exporter_sources,
         "exporter_files": exporter_files,
+        "exporter_sources_on_controller": exporter_controller,
         "trust_files": trust,
     }
 
