@@ -277,6 +277,11 @@ def check_issued(
         return out
     leaf, bundled = certs[0], certs[1:]
     out.leaf = leaf
+    if cert.type == "signing" and not cert.token_serial:
+        out.problems.append(
+            f"the ledger does not know {cert.key}'s token yet: run playbooks/certificates.yml "
+            f"--limit site_{cert.site} --tags certificates_request (it records the token serial)"
+        )
     problem = _subject_problem(cert, leaf.subject, "certificate")
     if problem:
         out.problems.append(problem)

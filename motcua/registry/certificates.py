@@ -212,7 +212,7 @@ def check_ledger(path: str | Path, registry: Registry, label: str | None = None)
     rows = top.get("certificates")
     certs: list[Certificate] = []
     seen: dict[str, int] = {}
-    tokens: dict[tuple[str, str], str] = {}
+    tokens: dict[str, tuple[tuple[str, str], int]] = {}
     if isinstance(rows, list):
         for index, raw in enumerate(rows):
             line = rows.line_of(index)  # type: ignore[attr-defined]
@@ -224,10 +224,17 @@ def check_ledger(path: str | Path, registry: Registry, label: str | None = None)
                 continue
             seen[cert.key] = line
             if cert.token_serial and cert.status != "revoked":
-                other = tokens.get((cert.token_serial, cert.label))
-                if other:
-                    check.report(line, cert.key, "token_serial", f"token {cert.token_serial} already holds {other}")
-                tokens[(cert.token_serial, cert.label)] = cert.key
+                place = (cert.site, cert.host)
+                first = tokens.get(cert.token_serial)
+                if first and first[0] != place:
+                    check.report(
+                        line,
+                        cert.key,
+                        "token_serial",
+                        f"token {cert.token_serial} is already in {first[0][0]}/{first[0][1]} (line {first[1]}): "
+                        "one token sits in one PC",
+                    )
+                tokens.setdefault(cert.token_serial, (place, line))
             certs.append(cert)
     if problems:
         return None, sorted(problems)

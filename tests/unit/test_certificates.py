@@ -1,0 +1,338 @@
+"""The certificate ledger and `motcua certs`: validation, the registration export, the import
+checks (real `openssl verify`, the lab's national-CA stand-in), renewal, and the token tool
+against a real SoftHSM2 token through GnuTLS's PKCS#11 tools (as on a counter)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from motcua.certs import ops
+from motcua.lab import ca
+from motcua.registry.certificates import check_ledger, load_ledger, render_ledger
+from tests.conftest import CORPUS, ROOT
+
+BAD = CORPUS / "certificates"
+CASES = {
+    "unknown-site.yml": [(4, "26999/signing", "site", "unknown site '26999'")],
+    "duplicate.yml": [(4, "26740/signing", "id", "duplicate certificate (first at line 3)")],
+    "bad-status.yml": [(3, "26740/signing", "status", "did you mean 'issued'?")],
+    "issued-without-not-after.yml": [(3, "26740/signing", "not_after", "status issued needs its not_after")],
+    "host-not-counter.yml": [(3, "26740/signing", "host", "not a switch")],
+    "unknown-host.yml": [(3, "26740/signing", "host", "site 26740 has no host 'pc99'")],
+    "tls-without-dns.yml": [(3, "26740/web", "dns", "a TLS certificate needs its DNS names")],
+    "dn-special.yml": [(3, "26740/signing", "holder", "must not contain ,")],
+    "bad-date.yml": [(3, "26740/signing", "not_after", "'next year' is not a date/time")],
+    "token-twice.yml": [(4, "26740/leader", "token_serial", "token ab12cd34 is already in 26740/pc01 (line 3)")],
+    "unknown-key.yml": [(3, "26740/signing", "holdr", "did you mean 'holder'?")],
+    "mojibake-holder.yml": [(3, "26740/signing", "holder", "probably 'Phạm Thị Hoa'")],
+    "not-a-list.yml": [(1, "", "certificates", "must be a list")],
+}
+NOW = dt.datetime.now(dt.UTC)
+TOKEN_TOOL = ROOT / "roles" / "ward_certificates" / "files" / "motcua-cert-token"
+SOFTHSM = "/usr/lib/softhsm/libsofthsm2.so"
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_ledger_is_refused_with_file_line_and_field(case, production_registry):
+    ledger, problems = check_ledger(BAD / case, production_registry)
+    assert ledger is None
+    rendered = [str(p) for p in problems]
+    for line, who, field, message in CASES[case]:
+        where = f"{BAD / case}:{line}: " + (f"certificate {who}: " if who else "") + f"field {field}: "
+        assert any(r.startswith(where) and message in r for r in rendered), (where, message, rendered)
+
+
+def test_corpus_covers_every_case():
+    assert sorted(p.name for p in BAD.iterdir()) == sorted(CASES)
+
+
+def test_production_and_lab_ledgers(production_registry):
+    hcmc = load_ledger(ROOT / "inventory" / "hcmc" / "certificates" / "certificates.yml", production_registry)
+    assert len(hcmc.certificates) == 168
+    assert {c.site for c in hcmc.certificates} == {s.code for s in production_registry.ward_sites}
+    saigon = hcmc.get("26740/signing")
+    assert (saigon.holder, saigon.host, saigon.label) == ("Ủy ban nhân dân phường Sài Gòn", "pc01", "signing-1")
+    assert dict(saigon.subject())["serialNumber"] == "MDV:26740"
+    lab = load_ledger(ROOT / "inventory" / "lab" / "certificates.yml", production_registry)
+    assert {c.site for c in lab.certificates} == {"26740", "25747", "26732"}  # the lab's three wards
+    assert [c.type for c in lab.certificates].count("tls") == 1
+
+
+def test_canonical_rewrite_keeps_comments_and_values(tmp_path, production_registry):
+    source = ROOT / "inventory" / "lab" / "certificates.yml"
+    ledger = load_ledger(source, production_registry)
+    assert render_ledger(ledger) == source.read_text()  # the seed is in canonical form
+    path = tmp_path / "certificates.yml"
+    path.write_text(source.read_text())
+    ledger = load_ledger(path, production_registry)
+    ledger = ops.record(ledger, [{"key": "26740/signing", "token_serial": "50ed824a3fc4ff54"}])[0]
+    again = load_ledger(path, production_registry)
+    assert again.certificates == ledger.certificates
+    assert again.get("26740/signing").token_serial == "50ed824a3fc4ff54"  # noqa: S105 - a token's serial number
+    assert path.read_text().startswith("# The lab's certificate ledger (seed).")
+
+
+# ---- a ledger with requests made from software keys (the import checks do not care where a key lives)
+
+
+def _request(cert, key=None) -> tuple[ec.EllipticCurvePrivateKey, bytes]:
+    key = key or ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(ops.OID[k], v) for k, v in reversed(cert.subject())])
+    builder = x509.CertificateSigningRequestBuilder().subject_name(name)
+    if cert.type == "tls":
+        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(d) for d in cert.dns]), False)
+    from cryptography.hazmat.primitives import serialization
+
+    return key, builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+
+@pytest.fixture
+def store(tmp_path, production_registry):
+    """A copy of the lab ledger with its CA, and a request on record for every certificate."""
+    path = tmp_path / "certificates.yml"
+    path.write_text((ROOT / "inventory" / "lab" / "certificates.yml").read_text())
+    ca.ensure_national_ca(tmp_path / "ca")
+    ledger = load_ledger(path, production_registry)
+    requests = {}
+    for cert in ledger.certificates:
+        key, pem = _request(cert)
+        ledger.csr_path(cert).parent.mkdir(parents=True, exist_ok=True)
+        ledger.csr_path(cert).write_bytes(pem)
+        requests[cert.key] = (key, pem)
+    serials = [
+        {"key": c.key, "token_serial": f"00{i:06x}"} for i, c in enumerate(ledger.certificates) if c.type == "signing"
+    ]
+    ledger, _ = ops.record(ledger, serials)  # as the request step records them
+    return {"ledger": ledger, "requests": requests, "dir": tmp_path, "registry": production_registry}
+
+
+def _issue(store, key: str, **kwargs) -> Path:
+    cert = store["ledger"].get(key)
+    pem = ca.sign_request(store["dir"] / "ca", store["requests"][key][1], usage=cert.type, **kwargs)
+    out = store["dir"] / f"issued-{key.replace('/', '-')}-{len(list(store['dir'].glob('issued-*')))}.pem"
+    out.write_bytes(pem)
+    return out
+
+
+def test_good_certificates_are_stored_and_marked_issued(store):
+    ledger = store["ledger"]
+    files = [_issue(store, c.key) for c in ledger.certificates]
+    ledger, results = ops.import_files(ledger, files, NOW)
+    assert [r.problems for r in results] == [[]] * 4
+    reread = load_ledger(ledger.path, store["registry"])
+    for cert in reread.certificates:
+        assert cert.status == "issued" and cert.serial and cert.issuer == ca.NATIONAL_ISSUING
+        assert 729 < cert.days_left(NOW) < 731
+        assert ledger.cert_path(cert).read_bytes().count(b"BEGIN CERTIFICATE") == 1  # the leaf alone
+    before = ledger.path.read_bytes()
+    ops.import_files(reread, files[:1], NOW)  # the same certificate again changes nothing
+    assert ledger.path.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("another-ward", "is for another unit: subject serialNumber 'MDV:26732' (site 26732), not 'MDV:26740'"),
+        ("expired", "expired on"),
+        ("broken-chain", "the chain does not verify against the configured root root.pem"),
+        ("key-mismatch", "key mismatch: the certificate's public key is not the one in 26740/signing's request"),
+        ("not-yet-valid", "not valid before"),
+        ("too-long", "more than the 1830 allowed"),
+    ],
+)
+def test_bad_certificates_are_refused_and_nothing_changes(store, case, message):
+    ledger = store["ledger"]
+    if case == "another-ward":
+        issued = _issue(store, "26732/signing")
+    elif case == "expired":
+        issued = _issue(store, "26740/signing", days=-1, start_days_ago=400)
+    elif case == "broken-chain":
+        issued = _issue(store, "26740/signing", issuer="rogue")
+    elif case == "key-mismatch":
+        other = ec.generate_private_key(ec.SECP256R1())
+        issued = _issue(store, "26740/signing", public_key=other.public_key())
+    elif case == "not-yet-valid":
+        issued = _issue(store, "26740/signing", start_days_ago=-2, days=300)
+    else:
+        issued = _issue(store, "26740/signing", days=2000)
+    before = ledger.path.read_bytes()
+    _ledger, results = ops.import_files(ledger, [issued], NOW, target="26740/signing")
+    assert not results[0].ok
+    assert any(message in p for p in results[0].problems), results[0].problems
+    assert ledger.path.read_bytes() == before
+    assert not ledger.cert_path(ledger.get("26740/signing")).exists()
+
+
+def test_tls_certificate_needs_its_names(store):
+    ledger = store["ledger"]
+    cert = ledger.get("26740/counter-tls")
+    bare = x509.CertificateSigningRequestBuilder().subject_name(
+        x509.Name([x509.NameAttribute(ops.OID[k], v) for k, v in reversed(cert.subject())])
+    )
+    from cryptography.hazmat.primitives import serialization
+
+    key = store["requests"][cert.key][0]
+    ledger.csr_path(cert).write_bytes(bare.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+    pem = ca.sign_request(store["dir"] / "ca", ledger.csr_path(cert).read_bytes(), usage="tls")
+    checked = ops.check_issued(ledger, cert, pem, NOW)
+    assert checked.problems == []  # the CA put the CN in subjectAltName
+    ledger.csr_path(cert).write_bytes(store["requests"][cert.key][1])
+
+
+def test_export_lists_every_request_with_its_csr(store):
+    text, problems = ops.export_batch(store["registry"], store["ledger"])
+    assert problems == []
+    assert text.startswith("\ufeff")  # spreadsheets read the Vietnamese as UTF-8
+    rows = list(csv.reader(io.StringIO(text[1:])))
+    assert rows[0][:3] == ["STT", "Mã đơn vị", "Tên đơn vị"]
+    assert [r[1] for r in rows[1:]] == ["25747", "26732", "26740", "26740"]
+    saigon = rows[3]
+    assert saigon[2] == "Phường Sài Gòn" and saigon[7] == "w26740-pc01"
+    assert saigon[10].startswith("-----BEGIN CERTIFICATE REQUEST-----")
+    ledger = store["ledger"]
+    ledger.csr_path(ledger.get("26732/signing")).unlink()
+    _text, problems = ops.export_batch(store["registry"], ledger)
+    assert len(problems) == 1 and "certificate 26732/signing: no CSR yet" in problems[0]
+    assert "--limit site_26732 --tags certificates_request" in problems[0]
+
+
+def test_expiring_and_renewal(store):
+    ledger = store["ledger"]
+    short = _issue(store, "26740/signing", days=10)
+    ledger, _results = ops.import_files(ledger, [short, _issue(store, "25747/signing")], NOW)
+    assert [c.key for c in ledger.expiring(NOW)] == ["26740/signing"]  # 10 days < renew_days 30
+    assert [c.key for c in ledger.expiring(NOW, 5)] == []
+    ledger = ops.mark_renewal(ledger, ledger.expiring(NOW))
+    renewed = load_ledger(ledger.path, store["registry"]).get("26740/signing")
+    assert (renewed.status, renewed.generation, renewed.label) == ("requested", 2, "signing-2")
+    assert ledger.csr_path(renewed).name == "signing-2.csr.pem"  # a new key and request
+
+
+def test_record_sets_token_serial_and_installed(store):
+    ledger = store["ledger"]
+    ledger, _ = ops.import_files(ledger, [_issue(store, "26740/signing")], NOW)
+    ledger, changes = ops.record(
+        ledger, [{"key": "26740/counter-tls", "token_serial": "ignored"}, {"key": "26740/signing", "installed": True}]
+    )
+    assert changes == ["26740/signing: installed"]  # a TLS key has no token
+    cert = load_ledger(ledger.path, store["registry"]).get("26740/signing")
+    assert (cert.status, cert.token_serial) == ("installed", "00000002")
+    assert ops.record(ledger, [{"key": "26740/signing", "installed": True}])[1] == []
+    with pytest.raises(ValueError, match="the token holds serial 0000aaaa; the ledger says 00000002"):
+        ops.record(ledger, [{"key": "26740/signing", "token_serial": "0000aaaa"}])
+
+
+def test_plan_for_the_playbook(store):
+    ledger = store["ledger"]
+    ledger, _ = ops.import_files(ledger, [_issue(store, "26740/signing")], NOW)
+    plan = ops.plan(store["registry"], ledger)
+    mine = {i["key"]: i for i in plan["hosts"]["w26740-pc01"]}
+    assert mine["26740/signing"]["status"] == "issued" and mine["26740/signing"]["cert_present"]
+    assert mine["26740/signing"]["dn"].startswith("CN=Ủy ban nhân dân phường Sài Gòn,OU=Bộ phận Một cửa,")
+    assert plan["site_files"]["26740"] == [
+        {"key": "26740/signing", "src": str(ledger.cert_path(ledger.get("26740/signing"))), "name": "signing.crt"}
+    ]
+    assert plan["exporter_sources"] == [
+        {"name": "26740-signing", "site": "26740", "file": "/etc/motcua/certificates/26740/signing.crt"}
+    ]
+
+
+def test_cli(capsys, store, monkeypatch, tmp_path):
+    from motcua.cli import main
+
+    assert main(["certs", "check", "-i", str(ROOT / "inventory" / "hcmc")]) == 0
+    assert "OK: 168 certificates (168 requested)" in capsys.readouterr().out
+    assert main(["certs", "export", "-i", str(ROOT / "inventory" / "hcmc"), "--sites", "26740"]) == 1
+    assert "nothing written" in capsys.readouterr().err
+    # An inventory of its own whose ledger is the test store's.
+    inventory = tmp_path / "inv"
+    inventory.mkdir()
+    (inventory / "motcua.yml").write_text(
+        f"plugin: motcua_registry\nregistry: {ROOT / 'inventory' / 'hcmc' / 'registry'}\n"
+        f"address_space: lab\nsites: ['26740', '25747', '26732']\ncertificates: {store['ledger'].path}\n"
+    )
+    bad = _issue(store, "26740/signing", issuer="rogue")
+    assert main(["certs", "import", "-i", str(inventory), str(bad)]) == 1
+    assert "REFUSED / TỪ CHỐI, nothing stored" in capsys.readouterr().err
+    assert main(["certs", "import", "-i", str(inventory), str(_issue(store, "26740/signing", days=20))]) == 0
+    assert main(["certs", "expiring", "-i", str(inventory)]) == 0
+    out = capsys.readouterr().out
+    assert "26740/signing" in out and "motcua certs renew" in out
+    assert main(["certs", "renew", "-i", str(inventory), "--dry-run"]) == 0
+    assert "generation 1 -> 2" in capsys.readouterr().out
+    assert main(["certs", "list", "-i", str(inventory), "--json"]) == 0
+    listed = {c["id"] + "@" + c["site"]: c for c in json.loads(capsys.readouterr().out)}
+    assert listed["signing@26740"]["status"] == "issued" and 19 < listed["signing@26740"]["days_left"] < 21
+
+
+# ---- the token tool on a real SoftHSM2 token
+
+
+@pytest.fixture
+def token(tmp_path):
+    if not (shutil.which("p11tool") and Path(SOFTHSM).exists()):
+        pytest.fail("gnutls-bin and softhsm2 are needed (requirements-apt.txt; make host installs them)")
+    (tmp_path / "tokens").mkdir()
+    conf = tmp_path / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {tmp_path / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    env = {**os.environ, "SOFTHSM2_CONF": str(conf), "MOTCUA_TOKEN_PIN": "246810"}
+    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "motcua-26740", "--pin", "246810",
+                    "--so-pin", "13579111"], env=env, check=True, capture_output=True)  # fmt: skip
+    return env
+
+
+def tool(env, *args: str) -> dict:
+    done = subprocess.run(["python3", str(TOKEN_TOOL), *args, "--module", SOFTHSM], env=env, capture_output=True,
+                          text=True, check=False, timeout=60)  # fmt: skip
+    return {**json.loads(done.stdout), "rc": done.returncode}
+
+
+def test_token_tool_request_install_and_refusals(token, store, tmp_path):
+    cert = store["ledger"].get("26740/signing")
+    csr = tmp_path / "host" / "signing-1.csr.pem"
+    dn = ops.dn_string(cert)
+    first = tool(token, "request", "--label", "motcua-26740", "--object", "signing-1", "--dn", dn, "--csr", str(csr))
+    assert first["changed"] and first["rc"] == 0
+    assert first["token_label"] == "motcua-26740"  # noqa: S105 - a token's label
+    serial = first["token_serial"]
+    again = tool(token, "request", "--serial", serial, "--object", "signing-1", "--dn", dn, "--csr", str(csr))
+    assert not again["changed"]
+    assert not tool(token, "request", "--check", "--object", "signing-1", "--dn", dn, "--csr", str(csr))["changed"]
+    request = x509.load_pem_x509_csr(csr.read_bytes())
+    assert request.is_signature_valid and ops._subject_problem(cert, request.subject, "request") is None
+    # The key never left the token: only the token holds it, marked sensitive and never extractable.
+    objects = subprocess.run(["p11tool", "--provider", SOFTHSM, "--login", "--list-all", "pkcs11:token=motcua-26740"],
+                             env={**token, "GNUTLS_PIN": "246810"}, capture_output=True, text=True).stdout  # fmt: skip
+    assert "CKA_SENSITIVE" in objects and "CKA_NEVER_EXTRACTABLE" in objects
+    issued = tmp_path / "issued.pem"
+    issued.write_bytes(ca.sign_request(store["dir"] / "ca", csr.read_bytes()))
+    assert tool(token, "install", "--object", "signing-1", "--cert", str(issued))["changed"]
+    assert not tool(token, "install", "--object", "signing-1", "--cert", str(issued))["changed"]
+    status = tool(token, "status", "--object", "signing-1")
+    assert x509.load_pem_x509_certificate(status["cert"].encode()).serial_number == (
+        x509.load_pem_x509_certificates(issued.read_bytes())[0].serial_number
+    )
+    # Refusals: a certificate for another key, a token that is not the ledger's, a wrong PIN.
+    other = tmp_path / "other.pem"
+    other.write_bytes(ca.sign_request(store["dir"] / "ca", store["requests"]["26740/signing"][1]))
+    refused = tool(token, "install", "--object", "signing-1", "--cert", str(other))
+    assert refused["rc"] == 1 and "key mismatch" in refused["error"]
+    wrong = tool(token, "request", "--serial", "0000feed", "--object", "signing-1", "--dn", dn, "--csr", str(csr))
+    assert wrong["rc"] == 1 and "no token with serial 0000feed is plugged in (present: motcua-26740" in wrong["error"]
+    bad_pin = tool({**token, "MOTCUA_TOKEN_PIN": "000000"}, "request", "--object", "signing-2", "--dn", dn,
+                   "--csr", str(tmp_path / "x.csr"))  # fmt: skip
+    assert bad_pin["rc"] == 1 and not (tmp_path / "x.csr").exists()
+    assert tool(token, "remove", "--object", "signing-1")["changed"]
+    assert tool(token, "status", "--object", "signing-1")["cert"] is None
