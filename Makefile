@@ -15,7 +15,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 .PHONY: help host venv demo test lint pytest bench lock clean lab-up lab-down lab-status
 
 help:
-	@echo "make demo   - bring the lab up, smoke-test it, provision its counter PCs and monitoring host (leaves the lab up)"
+	@echo "make demo   - bring the lab up, smoke-test it, provision its counter PCs, the wards' certificates, the monitoring host and the gear (leaves the lab up)"
 	@echo "make test   - every lint and test (.ci/run runs exactly this)"
 	@echo "make lint   - ruff, yamllint, ansible-lint"
 	@echo "make pytest - the test suite only"
@@ -40,6 +40,11 @@ demo: venv
 	motcua lab up
 	ansible-playbook -i inventory/lab playbooks/lab_smoke.yml
 	ansible-playbook -i inventory/lab playbooks/counters.yml
+	ansible-playbook -i inventory/lab playbooks/certificates.yml --tags certificates_request
+	motcua certs export
+	motcua lab sign-requests --out /var/lib/motcua-lab/certificates/issued
+	motcua certs import /var/lib/motcua-lab/certificates/issued/*.pem
+	ansible-playbook -i inventory/lab playbooks/certificates.yml
 	ansible-playbook -i inventory/lab playbooks/monitoring.yml
 	ansible-playbook -i inventory/lab playbooks/network.yml
 	@echo
@@ -74,6 +79,7 @@ bench: venv
 	$(BIN)/python bench/exporter_probe.py
 	$(BIN)/python bench/alert_latency.py
 	$(BIN)/python bench/netgear_fleet.py
+	$(BIN)/python bench/certs_registration.py
 
 lock: venv
 	{ echo "# Every Python package in .venv, pinned (transitive ones too)."; \

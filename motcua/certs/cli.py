@@ -116,8 +116,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 1
     rows = text.count("\r\n") - 1
     if rows == 0:
-        print("motcua certs export: no certificate is waiting for registration (status requested)", file=sys.stderr)
-        return 1
+        print("nothing to export: no certificate is waiting for registration (status requested)")
+        return 0
     out = Path(args.out) if args.out else ledger.store / "exports" / f"{_now(args):%Y-%m-%d}-dang-ky-chung-thu-so.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8", newline="")

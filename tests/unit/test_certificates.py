@@ -25,19 +25,19 @@ from tests.conftest import CORPUS, ROOT
 
 BAD = CORPUS / "certificates"
 CASES = {
-    "unknown-site.yml": [(4, "26999/signing", "site", "unknown site '26999'")],
-    "duplicate.yml": [(4, "26740/signing", "id", "duplicate certificate (first at line 3)")],
-    "bad-status.yml": [(3, "26740/signing", "status", "did you mean 'issued'?")],
-    "issued-without-not-after.yml": [(3, "26740/signing", "not_after", "status issued needs its not_after")],
-    "host-not-counter.yml": [(3, "26740/signing", "host", "not a switch")],
-    "unknown-host.yml": [(3, "26740/signing", "host", "site 26740 has no host 'pc99'")],
-    "tls-without-dns.yml": [(3, "26740/web", "dns", "a TLS certificate needs its DNS names")],
-    "dn-special.yml": [(3, "26740/signing", "holder", "must not contain ,")],
-    "bad-date.yml": [(3, "26740/signing", "not_after", "'next year' is not a date/time")],
-    "token-twice.yml": [(4, "26740/leader", "token_serial", "token ab12cd34 is already in 26740/pc01 (line 3)")],
-    "unknown-key.yml": [(3, "26740/signing", "holdr", "did you mean 'holder'?")],
-    "mojibake-holder.yml": [(3, "26740/signing", "holder", "probably 'Phạm Thị Hoa'")],
-    "not-a-list.yml": [(1, "", "certificates", "must be a list")],
+    "unknown-site.yml": [(5, "26999/signing", "site", "unknown site '26999'")],
+    "duplicate.yml": [(5, "26740/signing", "id", "duplicate certificate (first at line 4)")],
+    "bad-status.yml": [(4, "26740/signing", "status", "did you mean 'issued'?")],
+    "issued-without-not-after.yml": [(4, "26740/signing", "not_after", "status issued needs its not_after")],
+    "host-not-counter.yml": [(4, "26740/signing", "host", "not a switch")],
+    "unknown-host.yml": [(4, "26740/signing", "host", "site 26740 has no host 'pc99'")],
+    "tls-without-dns.yml": [(4, "26740/web", "dns", "a TLS certificate needs its DNS names")],
+    "dn-special.yml": [(4, "26740/signing", "holder", "must not contain ,")],
+    "bad-date.yml": [(4, "26740/signing", "not_after", "'next year' is not a date/time")],
+    "token-twice.yml": [(5, "26740/leader", "token_serial", "token ab12cd34 is already in 26740/pc01 (line 4)")],
+    "unknown-key.yml": [(4, "26740/signing", "holdr", "did you mean 'holder'?")],
+    "mojibake-holder.yml": [(4, "26740/signing", "holder", "probably 'Phạm Thị Hoa'")],
+    "not-a-list.yml": [(2, "", "certificates", "must be a list")],
 }
 NOW = dt.datetime.now(dt.UTC)
 TOKEN_TOOL = ROOT / "roles" / "ward_certificates" / "files" / "motcua-cert-token"
