@@ -328,6 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_certs_parser(sub)
 
+    from .fleet.cli import add_parser as add_fleet_parser
+
+    add_fleet_parser(sub)
+
     from .lab.lab import DEFAULT_CACHE, DEFAULT_HOME
 
     lab = sub.add_parser("lab", help="the simulated ward network on this machine (root)")
@@ -378,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(args, "registry"):
         args.registry = str(Path(args.registry))
     from .certs.ops import CertError
+    from .fleet.tools import FleetError
     from .lab.lab import LabError
     from .netgear.fleet import NetgearError
     from .registry import RegistryError
@@ -389,6 +394,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except CertError as exc:
         print(f"motcua certs: {exc}", file=sys.stderr)
+        return 2
+    except FleetError as exc:
+        print(f"motcua fleet: {exc}", file=sys.stderr)
         return 2
     except RegistryError as exc:
         print(f"motcua: {exc}", file=sys.stderr)

@@ -19,17 +19,14 @@ timeout, so a device that stops answering costs at most that long.
 from __future__ import annotations
 
 import os
-import sys
-import threading
-import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from ..inventory import InventorySource
 from ..lab.lab import DEFAULT_HOME, GEAR_USER, Lab
+from ..parallel import Outcome, Progress, run_each  # noqa: F401 - re-exported for the netgear tools
 from ..registry import Registry
 from .intent import device_intent
 
@@ -136,85 +133,3 @@ def select_devices(
     if unknown:
         raise NetgearError(f"not a router or switch of this inventory: {', '.join(sorted(unknown))}")
     return out
-
-
-class Progress:
-    """A one-line progress bar on a terminal; a line per tenth otherwise (logs stay short)."""
-
-    def __init__(self, total: int, label: str, stream: TextIO | None = None, enabled: bool = True):
-        self.total, self.label = total, label
-        self.stream = stream or sys.stderr
-        self.enabled = enabled and total > 0
-        self.tty = self.stream.isatty()
-        self.done = self.failed = 0
-        self.started = time.monotonic()
-        self._lock = threading.Lock()
-        self._last_tenth = -1
-
-    def step(self, ok: bool) -> None:
-        with self._lock:
-            self.done += 1
-            self.failed += 0 if ok else 1
-            if not self.enabled:
-                return
-            tenth = self.done * 10 // self.total
-            if self.tty:
-                width = 30
-                filled = width * self.done // self.total
-                self.stream.write(
-                    f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total}"
-                    f" failed {self.failed} {time.monotonic() - self.started:5.1f}s"
-                )
-                if self.done == self.total:
-                    self.stream.write("\n")
-                self.stream.flush()
-            elif tenth != self._last_tenth or self.done == self.total:
-                self._last_tenth = tenth
-                self.stream.write(f"{self.label}: {self.done}/{self.total} done, {self.failed} failed\n")
-                self.stream.flush()
-
-
-@dataclass
-class Outcome:
-    device: Device
-    ok: bool
-    value: Any = None
-    error: str | None = None
-    seconds: float = 0.0
-
-
-def run_each(
-    devices: list[Device],
-    action: Callable[[Device], Any],
-    workers: int = 32,
-    label: str = "gear",
-    progress: bool = True,
-) -> list[Outcome]:
-    """``action`` on every device, ``workers`` at a time; outcomes in the devices' order.
-
-    An exception is the device's failure (its message kept), never the run's.
-    """
-    bar = Progress(len(devices), label, enabled=progress)
-
-    def one(device: Device) -> Outcome:
-        started = time.monotonic()
-        try:
-            value = action(device)
-            outcome = Outcome(device, True, value)
-        except Exception as exc:
-            outcome = Outcome(device, False, error=_describe(exc))
-        outcome.seconds = time.monotonic() - started
-        bar.step(outcome.ok)
-        return outcome
-
-    if workers <= 1:
-        return [one(d) for d in devices]
-    with ThreadPoolExecutor(max_workers=min(workers, max(1, len(devices)))) as pool:
-        futures = {pool.submit(one, d): d.name for d in devices}
-        results = {futures[f]: f.result() for f in as_completed(futures)}
-    return [results[d.name] for d in devices]
-
-
-def _describe(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return f"{type(exc).__name__}: {text[:300]}"

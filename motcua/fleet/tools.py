@@ -1,0 +1,243 @@
+"""Fleet tools for the people on duty: diagnostic bundles and allow-listed remediations (fabric).
+
+Hosts come from an inventory's registry, the same model the inventory plugin
+serves: one counter, a whole site, or every counter of some role. Access:
+
+- a lab inventory uses the lab's own key and known_hosts (root, as Ansible does there);
+- production reads ``MOTCUA_FLEET_USER`` (default ``dxsupport``, the remote-support
+  group's account), ``MOTCUA_FLEET_KEY_FILE`` (else the SSH agent) and
+  ``MOTCUA_FLEET_KNOWN_HOSTS`` (default ``~/.ssh/known_hosts``); commands that need
+  root run through ``sudo -n``.
+
+Host keys are always checked (an unknown key is refused, never added). Every
+command is bounded by the timeout; one host's failure is that host's, never the run's.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shlex
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+from fabric import Config, Connection
+
+from ..inventory import InventorySource
+from ..registry import Registry
+
+PC_ROLES = ("counter", "kiosk")
+COUNTER_EXPORTER_PORT = 9110
+
+
+class FleetError(Exception):
+    """A problem with the command's input: printed as is, exit 2."""
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    site: str
+    role: str
+    address: str
+
+
+@dataclass(frozen=True)
+class Remedy:
+    """One allow-listed remediation: what it does (Vietnamese / English), the command, and its check."""
+
+    summary: str
+    command: str
+    check: str
+
+
+# The only commands `motcua fleet exec` runs. Each check must pass for the host to count as fixed.
+REMEDIES: dict[str, Remedy] = {
+    "restart-cups": Remedy(
+        "Khởi động lại dịch vụ in CUPS / restart the CUPS print service",
+        "systemctl restart cups",
+        "systemctl is-active cups",
+    ),
+    "clear-jobs": Remedy(
+        "Xóa các lệnh in bị kẹt / cancel and purge every stuck print job",
+        "cancel -a -x",
+        'test -z "$(lpstat -o)"',
+    ),
+    "enable-printers": Remedy(
+        "Bật lại máy in bị dừng / re-enable stopped printer queues",
+        'for q in $(lpstat -p | awk \'/disabled/ {print $2}\'); do cupsenable "$q" && cupsaccept "$q"; done',
+        "! lpstat -p | grep -q disabled",
+    ),
+    "restart-pcscd": Remedy(
+        "Khởi động lại dịch vụ đọc USB token (pcscd) / restart the token reader service",
+        "systemctl restart pcscd.socket pcscd.service",
+        "systemctl is-active pcscd.socket",
+    ),
+    "resync-clock": Remedy(
+        "Đồng bộ lại đồng hồ (chrony) / poll the time servers now and step the clock",
+        "chronyc -a 'burst 4/4' && sleep 5 && chronyc -a makestep",
+        "chronyc tracking",
+    ),
+}
+
+# What a diagnostic bundle holds: one file per concern.
+DIAG_COMMANDS: dict[str, str] = {
+    "system.txt": "hostnamectl; echo; uptime; echo; df -h / /var; echo; free -m; echo; systemctl --failed --no-pager",
+    "journal.txt": "journalctl -b --no-pager -o short-iso -n 1500",
+    "printers.txt": "lpstat -t; echo '--- jobs'; lpstat -o; echo '--- cups'; systemctl status cups --no-pager",
+    "token.txt": "systemctl status pcscd.socket --no-pager; echo; p11-kit list-modules",
+    "network.txt": "ip -brief address; echo; ip route; echo; cat /etc/resolv.conf; echo; ss -tln",
+    "clock.txt": "timedatectl; echo; chronyc tracking; echo; chronyc sources",
+    "dossier.txt": (
+        'url=$(grep -m1 -o \'https\\?://[^ "]*\' /etc/motcua/counter-exporter.yml); echo "portal: $url"; '
+        "curl -sS -o /dev/null --max-time 10 -w 'HTTP %{http_code} in %{time_total}s\\n' \"$url\""
+    ),
+    "exporter.txt": f"curl -sS --max-time 5 http://{{address}}:{COUNTER_EXPORTER_PORT}/metrics | grep -v '^#'",
+}
+
+
+@dataclass(frozen=True)
+class Access:
+    user: str
+    key_file: Path | None
+    known_hosts: Path
+    timeout: float
+
+    @classmethod
+    def for_inventory(cls, source: InventorySource, timeout: float = 30.0, env: dict | None = None) -> Access:
+        env = dict(os.environ if env is None else env)
+        if source.lab:
+            from ..lab.lab import Lab
+            from ..netgear.fleet import lab_home
+
+            lab = Lab(source.config_file.parent, home=lab_home(env))
+            return cls("root", lab.key, lab.ssh_dir / "known_hosts", timeout)
+        key = env.get("MOTCUA_FLEET_KEY_FILE")
+        known = Path(env.get("MOTCUA_FLEET_KNOWN_HOSTS") or Path.home() / ".ssh" / "known_hosts")
+        return cls(env.get("MOTCUA_FLEET_USER") or "dxsupport", Path(key) if key else None, known, timeout)
+
+    def connect(self, target: Target) -> Connection:
+        if not self.known_hosts.is_file():
+            raise FleetError(f"known_hosts file {self.known_hosts} not found: host keys are always checked")
+        kwargs: dict[str, object] = {
+            "banner_timeout": self.timeout,
+            "auth_timeout": self.timeout,
+            "look_for_keys": False,
+            "allow_agent": self.key_file is None,
+        }
+        if self.key_file:
+            kwargs["key_filename"] = str(self.key_file)
+        config = Config(overrides={"load_ssh_configs": False, "run": {"hide": True, "warn": True}})
+        conn = Connection(target.address, user=self.user, connect_timeout=self.timeout, connect_kwargs=kwargs,
+                          config=config)  # fmt: skip
+        conn.client.load_host_keys(str(self.known_hosts))
+        conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        return conn
+
+    def root(self, command: str) -> str:
+        return command if self.user == "root" else f"sudo -n sh -c {shlex.quote(command)}"
+
+
+def select_targets(
+    registry: Registry,
+    lab: bool,
+    hosts: list[str] | None = None,
+    sites: list[str] | None = None,
+    roles: list[str] | None = None,
+) -> list[Target]:
+    """Counter PCs (and kiosks) by host, site or role; unknown names are refused before any connection."""
+    if not (hosts or sites or roles):
+        raise FleetError("choose hosts: --hosts NAME[,NAME], --sites CODE[,CODE] or --roles counter|kiosk")
+    unknown_sites = set(sites or []) - set(registry.sites)
+    if unknown_sites:
+        raise FleetError(f"unknown site(s): {', '.join(sorted(unknown_sites))}")
+    bad_roles = set(roles or []) - set(PC_ROLES)
+    if bad_roles:
+        raise FleetError(f"role(s) {', '.join(sorted(bad_roles))}: the fleet tools reach {' and '.join(PC_ROLES)} PCs")
+    out = []
+    for site in registry.sites.values():
+        for host in site.hosts:
+            if host.role not in PC_ROLES:
+                continue
+            if hosts and host.name not in hosts:
+                continue
+            if sites and site.code not in sites:
+                continue
+            if roles and host.role not in roles:
+                continue
+            if not (hosts or roles) and host.role != "counter":
+                continue  # a site means its counters unless kiosks are asked for
+            out.append(Target(host.name, site.code, host.role, str(host.lab_address if lab else host.address)))
+    unknown = set(hosts or []) - {t.name for t in out}
+    if unknown:
+        raise FleetError(f"not a counter or kiosk PC of this inventory: {', '.join(sorted(unknown))}")
+    return out
+
+
+def _run(conn: Connection, command: str, timeout: float):
+    return conn.run(command, timeout=timeout, in_stream=False)
+
+
+def remedy(target: Target, access: Access, name: str) -> dict[str, object]:
+    """Run one allow-listed remediation and its check; raise if either fails (the host's failure)."""
+    action = REMEDIES[name]
+    with access.connect(target) as conn:
+        done = _run(conn, access.root(action.command), access.timeout)
+        if done.return_code != 0:
+            raise RuntimeError(
+                f"{name} failed (exit {done.return_code}): {(done.stderr or done.stdout).strip()[-300:]}"
+            )
+        check = _run(conn, access.root(action.check), access.timeout)
+        if check.return_code != 0:
+            raise RuntimeError(f"{name} ran, but its check failed: {action.check} (exit {check.return_code}) "
+                               f"{(check.stderr or check.stdout).strip()[-300:]}")  # fmt: skip
+    return {"action": name, "output": done.stdout.strip()[-500:], "check": check.stdout.strip()[-300:]}
+
+
+def collect(target: Target, access: Access) -> dict[str, object]:
+    """Every diagnostic command's output (a failing command is recorded, not fatal)."""
+    files: dict[str, str] = {}
+    summary: dict[str, object] = {}
+    with access.connect(target) as conn:
+        for name, command in DIAG_COMMANDS.items():
+            started = time.monotonic()
+            try:
+                done = _run(conn, access.root(command.replace("{address}", target.address)), access.timeout)
+                files[name] = done.stdout + (f"\n--- stderr\n{done.stderr}" if done.stderr.strip() else "")
+                summary[name] = {"exit": done.return_code, "seconds": round(time.monotonic() - started, 2)}
+            except Exception as exc:  # a command that timed out: say so in the bundle, go on
+                files[name] = f"(not collected: {type(exc).__name__}: {exc})\n"
+                summary[name] = {"exit": None, "error": f"{type(exc).__name__}: {exc}"}
+    return {"files": files, "summary": summary}
+
+
+def write_bundle(out_dir: Path, scope: str, results: list, stamp: str | None = None) -> Path:
+    """One tarball: ``<host>/<file>`` per reached host, and summary.json for every host."""
+    stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"diag-{scope}-{stamp}.tar.gz"
+    summary = {}
+    with tarfile.open(path, "w:gz") as tar:
+        for outcome in results:
+            target = outcome.device
+            entry: dict[str, object] = {"site": target.site, "address": target.address, "ok": outcome.ok}
+            if outcome.ok:
+                entry["commands"] = outcome.value["summary"]
+                for name, text in outcome.value["files"].items():
+                    _add(tar, f"{target.name}/{name}", text.encode())
+            else:
+                entry["error"] = outcome.error
+            summary[target.name] = entry
+        _add(tar, "summary.json", json.dumps(summary, ensure_ascii=False, indent=2).encode())
+    path.chmod(0o600)  # journals name people and hosts
+    return path
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = len(data), int(time.time()), 0o600
+    tar.addfile(info, io.BytesIO(data))
