@@ -79,10 +79,27 @@ REMEDIES: dict[str, Remedy] = {
     ),
     "resync-clock": Remedy(
         "Đồng bộ lại đồng hồ (chrony) / poll the time servers now and step the clock",
-        "chronyc -a 'burst 4/4' && sleep 5 && chronyc -a makestep",
-        "chronyc tracking",
+        # A chronyd without clock control (a container, as in the lab) cannot step: the check decides.
+        "chronyc -a 'burst 4/4' && sleep 5 && { chronyc -a makestep || echo 'not stepped: no clock control'; }",
+        "chronyc tracking | grep -Eq '^Leap status +: Normal'",
     ),
 }
+
+# An HTTP GET with the counter's own python3 (counters have no curl): status and time, or the body.
+_FETCH = (
+    "python3 - {url} {what} <<'EOF'\n"
+    "import sys, time, urllib.request\n"
+    "url, what = sys.argv[1], sys.argv[2]\n"
+    "start = time.monotonic()\n"
+    "try:\n"
+    "    with urllib.request.urlopen(url, timeout=10) as r:\n"
+    "        body = r.read().decode(errors='replace')\n"
+    "        print(body if what == 'body' else f'HTTP {{r.status}} in {{time.monotonic() - start:.2f}}s')\n"
+    "except Exception as exc:\n"
+    "    print(f'FAILED after {{time.monotonic() - start:.2f}}s: {{exc}}')\n"
+    "    sys.exit(1)\n"
+    "EOF"
+)
 
 # What a diagnostic bundle holds: one file per concern.
 DIAG_COMMANDS: dict[str, str] = {
@@ -94,9 +111,9 @@ DIAG_COMMANDS: dict[str, str] = {
     "clock.txt": "timedatectl; echo; chronyc tracking; echo; chronyc sources",
     "dossier.txt": (
         'url=$(grep -m1 -o \'https\\?://[^ "]*\' /etc/motcua/counter-exporter.yml); echo "portal: $url"; '
-        "curl -sS -o /dev/null --max-time 10 -w 'HTTP %{http_code} in %{time_total}s\\n' \"$url\""
+        + _FETCH.format(url='"$url"', what="head")
     ),
-    "exporter.txt": f"curl -sS --max-time 5 http://{{address}}:{COUNTER_EXPORTER_PORT}/metrics | grep -v '^#'",
+    "exporter.txt": _FETCH.format(url=f"http://{{address}}:{COUNTER_EXPORTER_PORT}/metrics", what="body"),
 }
 
 

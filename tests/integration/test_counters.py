@@ -213,6 +213,8 @@ def test_counter_exporter_sees_a_stopped_printer_a_token_certificate_and_a_porta
             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 "
             "-subj '/CN=UBND phuong Sai Gon' -keyout /tmp/ward.key -outform DER -out /tmp/ward.der 2>/dev/null"
         )
+        # Certificates already on the token (playbooks/certificates.yml may have put the ward's there).
+        before = len(re.findall(r"Certificate Object", h.check_output(f"{token} --list-objects --type cert")))
         h.check_output(f"{token} --write-object /tmp/ward.der --type cert --id 01 --label ward-cert")
         # SoftHSM2 writes every object 0600 in its creator's group; counter_token opens its store to the softhsm group
         # on each run, as a real token behind pcscd needs no such step.
@@ -222,7 +224,7 @@ def test_counter_exporter_sees_a_stopped_printer_a_token_certificate_and_a_porta
         counter_metrics(counter, f'counter_printer_state{{printer="{queue}",state="stopped"}} 1')
         text = counter_metrics(counter, f'counter_printer_jobs{{printer="{queue}"}} 1', timeout=20)
         assert f'counter_printer_accepting_jobs{{printer="{queue}"}} 1' in text
-        text = counter_metrics(counter, 'counter_token_certificates{token="motcua-26740"} 1')
+        text = counter_metrics(counter, f'counter_token_certificates{{token="motcua-26740"}} {before + 1}')
         expiry = re.search(r'counter_token_certificate_not_after_timestamp_seconds\{token="motcua-26740",id="01",'
                            r'subject="UBND phuong Sai Gon"\} (\S+)', text)  # fmt: skip
         assert expiry and abs(float(expiry.group(1)) - (time.time() + 30 * 86400)) < 3600, text[-3000:]
@@ -309,7 +311,10 @@ def test_kiosk_browser_policies_shortcut_and_a_real_firefox(lab, provisioned, co
         assert policies["Homepage"] == {"URL": "https://127.79.0.20/", "Locked": True, "StartPage": "homepage-locked"}
         assert policies["PasswordManagerEnabled"] is False and policies["OfferToSaveLogins"] is False
         assert policies["WebsiteFilter"] == {"Block": ["<all_urls>"], "Exceptions": ["https://127.79.0.20/*"]}
-        assert policies["Certificates"]["Install"] == ["/usr/local/share/ca-certificates/motcua/ca.crt"]
+        # The lab CA (the dossier stand-in's) and the national-CA stand-in (the wards' certificates).
+        assert policies["Certificates"]["Install"] == [
+            f"/usr/local/share/ca-certificates/motcua/{name}.crt" for name in ("ca", "root", "issuing")
+        ]
         assert "/usr/lib/softhsm/libsofthsm2.so" in policies["SecurityDevices"]["Add"].values()
         assert h.package("firefox-esr").is_installed
         assert (
