@@ -389,14 +389,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except NetgearError as exc:
-        print(f"motcua netgear: {exc}", file=sys.stderr)
-        return 2
-    except CertError as exc:
-        print(f"motcua certs: {exc}", file=sys.stderr)
-        return 2
-    except FleetError as exc:
-        print(f"motcua fleet: {exc}", file=sys.stderr)
+    except (NetgearError, CertError, FleetError) as exc:  # a tool's own input error, named after the tool
+        tool = {NetgearError: "netgear", CertError: "certs", FleetError: "fleet"}[type(exc)]
+        print(f"motcua {tool}: {exc}", file=sys.stderr)
         return 2
     except RegistryError as exc:
         print(f"motcua: {exc}", file=sys.stderr)

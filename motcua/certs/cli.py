@@ -152,7 +152,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_expiring(args: argparse.Namespace) -> int:
     _source, _registry, ledger = _load(args)
     now = _now(args)
-    certs = [c for c in ledger.expiring(now, args.days) if not _sites(args) or c.site in (_sites(args) or [])]
+    certs = ledger.expiring(now, args.days, _sites(args))
     if args.json:
         json.dump(
             [{**c.as_entry(), "days_left": round(c.days_left(now) or 0, 1)} for c in certs],
@@ -178,7 +178,7 @@ def cmd_renew(args: argparse.Namespace) -> int:
     """Re-request what ends within N days: new key and request on the token, then the registration export."""
     source, registry, ledger = _load(args)
     now = _now(args)
-    chosen = [c for c in ledger.expiring(now, args.days) if not _sites(args) or c.site in (_sites(args) or [])]
+    chosen = ledger.expiring(now, args.days, _sites(args))
     if not chosen:
         print("nothing to renew / không có chứng thư số cần gia hạn")
         return 0

@@ -343,21 +343,25 @@ def _usage_problems(cert: Certificate, leaf: x509.Certificate) -> list[str]:
     return problems
 
 
-def match_target(ledger: Ledger, data: bytes) -> Certificate | None:
+def _requests_by_key(ledger: Ledger) -> dict[bytes, Certificate]:
+    """Every live request on record, by its public key (DER): what an issued certificate answers."""
+    out = {}
+    for cert in ledger.certificates:
+        csr_file = ledger.csr_path(cert)
+        if cert.status != "revoked" and csr_file.is_file():
+            out[_public_der(x509.load_pem_x509_csr(csr_file.read_bytes()).public_key())] = cert
+    return out
+
+
+def match_target(ledger: Ledger, data: bytes, requests: dict[bytes, Certificate] | None = None) -> Certificate | None:
     """The ledger entry an issued certificate answers: its public key is that entry's request's."""
     try:
         leaf = _load_certs(data)[0]
     except ValueError:
         return None
-    key = _public_der(leaf.public_key())
-    for cert in ledger.certificates:
-        csr_file = ledger.csr_path(cert)
-        if (
-            cert.status != "revoked"
-            and csr_file.is_file()
-            and _public_der(x509.load_pem_x509_csr(csr_file.read_bytes()).public_key()) == key
-        ):
-            return cert
+    found = (requests if requests is not None else _requests_by_key(ledger)).get(_public_der(leaf.public_key()))
+    if found is not None:
+        return found
     want = _name_values(leaf.subject)
     for cert in ledger.certificates:  # no request has its key: name the entry its subject claims
         if dict(cert.subject()) == {k: want.get(k) for k in dict(cert.subject())}:
@@ -370,9 +374,10 @@ def import_files(
 ) -> tuple[Ledger, list[Checked]]:
     """Check each file; store the good ones and mark them issued. Returns the new ledger and every verdict."""
     results, updated = [], []
+    requests = None if target else _requests_by_key(ledger)
     for path in files:
         data = path.read_bytes()
-        cert = ledger.get(target) if target else match_target(ledger, data)
+        cert = ledger.get(target) if target else match_target(ledger, data, requests)
         if cert is None:
             results.append(Checked(str(path), None, ["matches no certificate of the ledger (by key or subject)"]))
             continue

@@ -168,12 +168,12 @@ class Ledger:
         by_key = {c.key: c for c in updated}
         return replace(self, certificates=tuple(by_key.get(c.key, c) for c in self.certificates))
 
-    def expiring(self, now: dt.datetime, days: int | None = None) -> list[Certificate]:
-        """Issued or installed certificates that end within ``days`` (default: renew_days), or have ended."""
+    def expiring(self, now: dt.datetime, days: int | None = None, sites: list[str] | None = None) -> list[Certificate]:
+        """Issued or installed certificates (of ``sites``) ending within ``days`` (default renew_days), or ended."""
         limit = self.renew_days if days is None else days
         return [
             c
-            for c in self.certificates
+            for c in self.for_sites(sites)
             if c.status in ("issued", "installed") and c.not_after is not None and c.days_left(now) < limit
         ]
 
@@ -383,11 +383,7 @@ def render_ledger(ledger: Ledger) -> str:
         lines.append(f"max_validity_days: {ledger.max_validity_days}")
     lines.append("certificates:")
     for cert in ledger.certificates:
-        entry = cert.as_entry()
-        entry["site"] = str(entry["site"])
-        line = _flow(entry)
-        # Ward codes stay strings ("26740"), as in sites.yml.
-        lines.append(f"  - {line}")
+        lines.append(f"  - {_flow(cert.as_entry())}")  # site is a str: ward codes stay quoted, as in sites.yml
     return "\n".join(lines) + "\n"
 
 
