@@ -31,7 +31,7 @@ def _split(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
 
-def _setup(args: argparse.Namespace):
+def _devices(args: argparse.Namespace):
     try:
         source = read_inventory_source(Path(args.inventory))
         registry = source.load()
@@ -42,6 +42,11 @@ def _setup(args: argparse.Namespace):
     devices = select_devices(registry, source.lab, _split(args.hosts), _split(args.sites))
     if not devices:
         raise NetgearError("no router or switch selected")
+    return source, devices
+
+
+def _setup(args: argparse.Namespace):
+    source, devices = _devices(args)
     return source, devices, Access.for_inventory(source, timeout=args.timeout)
 
 
@@ -166,6 +171,30 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0 if all(r["restored"] for r in results.values()) else 1
 
 
+def cmd_render(args: argparse.Namespace) -> int:
+    from .config import RENDERED_PARTS, render_config
+
+    _source, devices = _devices(args)
+    out = Path(args.dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, dict[str, str]] = {}
+    for device in devices:
+        for part in RENDERED_PARTS:
+            path = out / f"{device.name}-{part}.cfg"
+            text = render_config(device.intent, part)
+            if not path.exists() or path.read_text() != text:
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(text)
+                tmp.replace(path)
+            written.setdefault(device.name, {})[part] = str(path)
+    if args.json:
+        _emit_json(written)
+    else:
+        for name, parts in written.items():
+            print(f"{name}: {', '.join(parts.values())}")
+    return 0
+
+
 def cmd_hash_secret(args: argparse.Namespace) -> int:
     import getpass
 
@@ -204,6 +233,14 @@ def add_parser(sub) -> None:
             p.add_argument("-v", "--verbose", action="store_true", help="list compliant devices too")
         if name == "restore":
             p.add_argument("--from", dest="source", required=True, help="a backup run directory or one .cfg file")
+    text = "write each device's managed base config and VLANs as IOS config text (what the playbook applies)"
+    p = gear_sub.add_parser("render", help=text, description=text)
+    p.add_argument("-i", "--inventory", default="inventory/lab", help="inventory (default: inventory/lab)")
+    p.add_argument("--hosts", help="comma-separated device names (default: every router and switch)")
+    p.add_argument("--sites", help="comma-separated site codes")
+    p.add_argument("--dir", required=True, help="where to write <device>-base.cfg and <device>-vlans.cfg")
+    p.add_argument("--json", action="store_true", help="machine-readable output: the files per device")
+    p.set_defaults(func=cmd_render)
     p = gear_sub.add_parser(
         "hash-secret", help="read a password (stdin or prompt), print its IOS type 9 hash for the vault"
     )

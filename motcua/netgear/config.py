@@ -132,6 +132,29 @@ def intended_sections(intent: dict) -> list[Section]:
     return sections
 
 
+# The parts of the intent the playbook applies as rendered config (ios_config src), each
+# compared with the running config by ios_config in one pass: the rest (banner, users,
+# SNMPv3 user, ports) goes through modules that handle secrets and replaced state.
+RENDERED_PARTS = ("base", "vlans")
+
+
+def render_config(intent: dict, part: str) -> str:
+    """One part of the intent as indented IOS config text, for ``ios_config src``.
+
+    ``base``: the hostname, the managed global lines and blocks (VTY lines, the
+    management interface); ``vlans``: the site's VLANs. The same sections that
+    :func:`drift` compares the running config with.
+    """
+    if part == "base":
+        sections = [Section(f"hostname {intent['hostname']}"), *(Section(line) for line in intent["lines"])]
+        sections += [Section(b["parent"], list(b["lines"])) for b in intent["blocks"]]
+    elif part == "vlans":
+        sections = [Section(f"vlan {v['vlan_id']}", [f"name {v['name']}"]) for v in intent["vlans"]]
+    else:
+        raise ValueError(f"unknown part {part!r} (one of {', '.join(RENDERED_PARTS)})")
+    return "".join(f"{s.line}\n" + "".join(f" {child}\n" for child in s.children) for s in sections)
+
+
 def section_commands(section: Section) -> list[str]:
     """The configuration commands that enter one section as it stands."""
     if section.is_banner:

@@ -57,3 +57,20 @@ def test_inventory_host(capsys):
     hostvars = json.loads(capsys.readouterr().out)
     assert hostvars["ansible_host"] == "10.79.77.23"
     assert hostvars["motcua_ward_name"] == "Phường Sài Gòn"
+
+
+def test_netgear_render_writes_each_part_once(tmp_path, capsys):
+    out = tmp_path / "intent"
+    argv = ["netgear", "render", "-i", "inventory/lab", "--sites", "26740", "--dir", str(out), "--json"]
+    assert main(argv) == 0
+    written = json.loads(capsys.readouterr().out)
+    assert sorted(written) == ["w26740-rt01", "w26740-sw01"]
+    base = out / "w26740-sw01-base.cfg"
+    assert written["w26740-sw01"]["base"] == str(base)
+    assert base.read_text().startswith("hostname w26740-sw01\n") and " ip address 127.79.77.3 " in base.read_text()
+    assert (out / "w26740-rt01-vlans.cfg").read_text().startswith("vlan 10\n name COUNTERS\n")
+    mtime = base.stat().st_mtime_ns
+    assert main(argv) == 0  # unchanged text is not rewritten
+    assert base.stat().st_mtime_ns == mtime
+    assert main(["netgear", "render", "--sites", "99999", "--dir", str(out)]) == 2
+    assert "unknown site(s): 99999" in capsys.readouterr().err

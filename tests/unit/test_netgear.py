@@ -6,7 +6,16 @@ import pytest
 
 from motcua.lab.gear.device import Device
 from motcua.lab.gear.session import Session
-from motcua.netgear.config import drift, intent_commands, normalised, parse_config, render_drift, rollback_commands
+from motcua.netgear.config import (
+    RENDERED_PARTS,
+    drift,
+    intent_commands,
+    normalised,
+    parse_config,
+    render_config,
+    render_drift,
+    rollback_commands,
+)
 from motcua.netgear.fleet import Access, NetgearError, select_devices
 from motcua.netgear.intent import device_intent
 from motcua.netgear.secrets import TYPE9, type9_hash
@@ -77,6 +86,30 @@ def test_configured_device_has_no_drift_and_every_change_shows(switch):
     }
     text = render_drift(device.name, drift(device.intent, sim.render_config()))
     assert "s3cret" not in text and "$9$" not in text  # secrets never printed
+
+
+def test_rendered_parts_are_what_a_configured_device_prints(switch, tmp_path):
+    """The text the playbook hands ios_config (src) is line for line what IOS prints for it, so a
+    configured device gets nothing sent, and a factory one gets every line."""
+    device, sim = switch
+    rendered = {part: parse_config(render_config(device.intent, part)) for part in RENDERED_PARTS}
+    assert [s.line for s in rendered["vlans"]] == ["vlan 10", "vlan 20", "vlan 30", "vlan 99"]
+    assert rendered["base"][0].line == "hostname w26740-sw01"
+    blocks = {s.line: s.children for s in rendered["base"] if s.children}
+    assert blocks["line vty 0 4"] == ["access-class 99 in", "exec-timeout 10 0", "login local", "transport input ssh"]
+    assert "interface Vlan99" in blocks
+    factory = {(s.line, tuple(s.children)) for s in parse_config(sim.render_config())}
+    assert not any((s.line, tuple(s.children)) in factory for s in rendered["vlans"])
+    configure(sim, intent_commands(device.intent, type9_hash("x", "a" * 14), "aaaaaaaa", "bbbbbbbb"))
+    running = {s.line: s.children for s in parse_config(sim.render_config())}
+    for part in RENDERED_PARTS:
+        for section in rendered[part]:
+            assert section.line in running, section.line
+            assert set(section.children) <= set(running[section.line]), section.line
+    text = "".join(render_config(device.intent, part) for part in RENDERED_PARTS)
+    assert "secret" not in text and "snmp-server user" not in text  # secrets stay with no_log tasks
+    with pytest.raises(ValueError, match="unknown part 'ports'"):
+        render_config(device.intent, "ports")
 
 
 def test_rollback_commands_restore_a_backup_exactly(switch):
