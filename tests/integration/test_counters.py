@@ -395,6 +395,25 @@ def test_check_mode_reports_nothing_then_exactly_the_drift(lab, provisioned):
     assert h.file("/etc/systemd/journald.conf.d/50-motcua.conf").contains("^SystemMaxUse=200M$")
 
 
+def test_a_counter_that_is_down_fails_alone_and_the_summary_says_how_to_retry(lab, provisioned):
+    down, up = "w26740-pc02", "w26740-pc01"
+    lab.stop_host(down)
+    try:
+        # --limit leaves localhost out: the summary still runs (on the counters' play).
+        result = playbook("--limit", "site_26740", "--tags", "counter_base_journald")
+    finally:
+        lab.up()
+    assert result.returncode != 0
+    rows = recap(result)
+    assert rows[down]["unreachable"] >= 1 and rows[up]["failed"] == 0, rows
+    text = " ".join(result.stdout.split())
+    assert f"FAILED on 1 counter(s): {down} -- retry just those: ansible-playbook -i " in text, result.stdout[-3000:]
+    assert f"playbooks/counters.yml --limit {down}" in text
+    retry = playbook("--limit", down, "--tags", "counter_base_journald")
+    assert retry.returncode == 0, retry.stdout[-3000:]
+    assert "All 1 counters provisioned." in retry.stdout
+
+
 def test_check_mode_reports_a_drifted_print_queue(lab, provisioned):
     drifted, queue = "w26740-pc02", "w26740-pr01"
     h = host(lab, drifted)
