@@ -332,6 +332,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_fleet_parser(sub)
 
+    from .readiness.cli import add_parser as add_readiness_parser
+
+    add_readiness_parser(sub)
+
     from .lab.lab import DEFAULT_CACHE, DEFAULT_HOME
 
     lab = sub.add_parser("lab", help="the simulated ward network on this machine (root)")
@@ -385,12 +389,14 @@ def main(argv: list[str] | None = None) -> int:
     from .fleet.tools import FleetError
     from .lab.lab import LabError
     from .netgear.fleet import NetgearError
+    from .readiness.cli import ReadinessError
     from .registry import RegistryError
 
     try:
         return args.func(args)
-    except (NetgearError, CertError, FleetError) as exc:  # a tool's own input error, named after the tool
-        tool = {NetgearError: "netgear", CertError: "certs", FleetError: "fleet"}[type(exc)]
+    except (NetgearError, CertError, FleetError, ReadinessError) as exc:  # a tool's own input error, named after it
+        tools = {NetgearError: "netgear", CertError: "certs", FleetError: "fleet", ReadinessError: "readiness"}
+        tool = tools[type(exc)]
         print(f"motcua {tool}: {exc}", file=sys.stderr)
         return 2
     except RegistryError as exc:

@@ -86,7 +86,7 @@ REMEDIES: dict[str, Remedy] = {
 }
 
 # An HTTP GET with the counter's own python3 (counters have no curl): status and time, or the body.
-_FETCH = (
+FETCH = (
     "python3 - {url} {what} <<'EOF'\n"
     "import sys, time, urllib.request\n"
     "url, what = sys.argv[1], sys.argv[2]\n"
@@ -111,9 +111,9 @@ DIAG_COMMANDS: dict[str, str] = {
     "clock.txt": "timedatectl; echo; chronyc tracking; echo; chronyc sources",
     "dossier.txt": (
         'url=$(grep -m1 -o \'https\\?://[^ "]*\' /etc/motcua/counter-exporter.yml); echo "portal: $url"; '
-        + _FETCH.format(url='"$url"', what="head")
+        + FETCH.format(url='"$url"', what="head")
     ),
-    "exporter.txt": _FETCH.format(url=f"http://{{address}}:{COUNTER_EXPORTER_PORT}/metrics", what="body"),
+    "exporter.txt": FETCH.format(url=f"http://{{address}}:{COUNTER_EXPORTER_PORT}/metrics", what="body"),
 }
 
 

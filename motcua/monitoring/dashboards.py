@@ -113,6 +113,8 @@ def city_overview() -> dict[str, object]:
             ('max by (site) (probe_success{job="gear", role="router"})', "reachable"),
             ('sum by (site) (up{job="node"}) / count by (site) (up{job="node"})', "counters_up"),
             ('count by (site) (ALERTS{alertstate="firing", scope="site"})', "alerts"),
+            # playbooks/golive_check.yml: 2 ready, 1 attention, 0 not ready (docs/readiness.md).
+            ("max by (site) (motcua_site_readiness)", "readiness"),
         ],
         24,
         14,
@@ -121,7 +123,7 @@ def city_overview() -> dict[str, object]:
             {
                 "id": "organize",
                 "options": {
-                    "excludeByName": {"Time": True, "Time 1": True, "Time 2": True, "Time 3": True, "Time 4": True},
+                    "excludeByName": {f"Time{n}": True for n in ("", " 1", " 2", " 3", " 4", " 5")},
                     "renameByName": {
                         "site": "Mã / Code",
                         "ward": "Điểm / Site",
@@ -130,6 +132,7 @@ def city_overview() -> dict[str, object]:
                         "Value #B": "Kết nối / Reachable",
                         "Value #C": "Quầy hoạt động / Counters up",
                         "Value #D": "Cảnh báo / Alerts",
+                        "Value #E": "Sẵn sàng (2 đạt, 1 lưu ý, 0 chưa) / Readiness (2 ready, 1 attention, 0 not)",
                     },
                 },
             },

@@ -135,11 +135,13 @@ def test_services_listen_on_the_management_address_only(monitored, mon):
         (9115, "blackbox"),
         (9111, "dossier"),
         (9112, "certificate"),
+        (9100, "node exporter (textfile collector)"),
     ):
         assert f"127.79.0.10:{port} " in listening, name
         assert f"0.0.0.0:{port} " not in listening and f"*:{port} " not in listening, name
     assert ":9094 " not in listening  # Alertmanager's cluster port stays closed
-    for unit in ("prometheus", "prometheus-alertmanager", "prometheus-blackbox-exporter", "motcua-dossier-exporter"):
+    for unit in ("prometheus", "prometheus-alertmanager", "prometheus-blackbox-exporter", "motcua-dossier-exporter",
+                 "prometheus-node-exporter"):  # fmt: skip
         assert mon.service(unit).is_running and mon.service(unit).is_enabled, unit
 
 

@@ -1,0 +1,1 @@
+"""Go-live readiness: live checks per site, and the report (motcua readiness)."""
