@@ -336,6 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_readiness_parser(sub)
 
+    from .silences import add_parser as add_silence_parser
+
+    add_silence_parser(sub)
+
     from .lab.lab import DEFAULT_CACHE, DEFAULT_HOME
 
     lab = sub.add_parser("lab", help="the simulated ward network on this machine (root)")
@@ -391,11 +395,13 @@ def main(argv: list[str] | None = None) -> int:
     from .netgear.fleet import NetgearError
     from .readiness.cli import ReadinessError
     from .registry import RegistryError
+    from .silences import SilenceError
 
     try:
         return args.func(args)
-    except (NetgearError, CertError, FleetError, ReadinessError) as exc:  # a tool's own input error, named after it
-        tools = {NetgearError: "netgear", CertError: "certs", FleetError: "fleet", ReadinessError: "readiness"}
+    except (NetgearError, CertError, FleetError, ReadinessError, SilenceError) as exc:  # a tool's own error
+        tools = {NetgearError: "netgear", CertError: "certs", FleetError: "fleet", ReadinessError: "readiness",
+                 SilenceError: "silence"}  # fmt: skip
         tool = tools[type(exc)]
         print(f"motcua {tool}: {exc}", file=sys.stderr)
         return 2
