@@ -340,6 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_silence_parser(sub)
 
+    from .relocation import add_parser as add_relocation_parser
+
+    add_relocation_parser(sub)
+
     from .lab.lab import DEFAULT_CACHE, DEFAULT_HOME
 
     lab = sub.add_parser("lab", help="the simulated ward network on this machine (root)")
