@@ -30,16 +30,14 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from .registry import Registry
 from .registry.fields import Checker, Field
 from .registry.problems import Problem, RegistryError
 from .registry.source import LineDict, load_yaml
+from .silences import MAX_WINDOW, TZ  # a move's window is one silence's
 
-TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 SCHEDULE_NAME = "relocation.yml"
-MAX_WINDOW = dt.timedelta(days=14)  # the launch window: a silence covers each move's window
 MOVABLE_ROLES = ("counter", "kiosk")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$")
 MOVE_SPEC = {
