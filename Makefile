@@ -47,7 +47,9 @@ demo: venv
 	ansible-playbook -i inventory/lab playbooks/certificates.yml
 	ansible-playbook -i inventory/lab playbooks/monitoring.yml
 	ansible-playbook -i inventory/lab playbooks/network.yml
+	ansible-playbook -i inventory/lab playbooks/golive_check.yml --limit site_26740,site_25747,site_26732
 	@echo
+	@echo "Go-live readiness of the lab's wards: readiness/readiness.html (docs/readiness.md)."
 	@echo "The lab stays up for practice: 'motcua lab status', 'ssh -F /var/lib/motcua-lab/ssh/config w26740-pc01',"
 	@echo "Prometheus http://127.79.0.10:9090/, Alertmanager http://127.79.0.10:9093/, 'motcua lab notifications',"
 	@echo "'make lab-down' to stop it. Training guide: docs/lab.md"

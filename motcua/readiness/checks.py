@@ -264,6 +264,22 @@ def _clock(samples: dict, host: str) -> Result:
     return Result("clock", OK, f"{offset:.3f}", host)
 
 
+NO_CERTIFICATE = ("no token present", "no certificate on the token")
+
+
+def settle_tokens(site: SiteReadiness) -> None:
+    """A ward signs with one certificate, on the token of one counter: a counter whose token holds
+    none is fine when another counter of the site holds one (an expiring or expired one still counts)."""
+    tokens = [r for r in site.results if r.check == "token"]
+    holders = [r.host for r in tokens if not any(text in r.detail for text in NO_CERTIFICATE)]
+    if not holders:
+        return  # the site has no signing certificate at all: every counter's failure stands
+    for r in tokens:
+        if any(text in r.detail for text in NO_CERTIFICATE):
+            r.status = OK
+            r.detail = f"chứng thư số của đơn vị ở {holders[0]} / the site's certificate is on {holders[0]}"
+
+
 def probe_counter(target: Target, access: Access, expected: Expected, now: float | None = None) -> list[Result]:
     """Every counter check of one counter; an unreachable counter fails them all."""
     try:

@@ -73,6 +73,7 @@ def run_readiness(args: argparse.Namespace) -> tuple[list[checks.SiteReadiness],
                 checks.Result("reachable", checks.FAIL, outcome.error or "", outcome.device.name)
             )
     for code, site in sites.items():
+        checks.settle_tokens(site)
         if not any(t.site == code for t in targets):
             site.results.append(checks.Result("reachable", checks.FAIL, "không có máy quầy / no counter PC", None))
     if not args.no_gear:

@@ -147,6 +147,30 @@ def test_the_verdict_is_the_worst_check():
     assert checks.SiteReadiness("99999", "empty").verdict == "red"  # nothing checked is not ready
 
 
+def test_one_certificate_per_site_is_enough():
+    holder = checks.judge_counter("w26740-pc01", probe_output(), EXPECTED, NOW)
+    other = checks.judge_counter("w26740-pc02", probe_output(metrics_text=metrics(cert_days=None)), EXPECTED, NOW)
+    site = checks.SiteReadiness("26740", "Phường Sài Gòn", holder + other)
+    checks.settle_tokens(site)
+    token = next(r for r in site.results if r.check == "token" and r.host == "w26740-pc02")
+    assert token.status == "ok" and "the site's certificate is on w26740-pc01" in token.detail
+    assert site.verdict == "green"
+    # No counter of the site holds one: every counter's failure stands.
+    none = checks.SiteReadiness("26740", "Phường Sài Gòn", [
+        *checks.judge_counter("w26740-pc01", probe_output(metrics_text=metrics(cert_days=None)), EXPECTED, NOW),
+        *checks.judge_counter("w26740-pc02", probe_output(metrics_text=metrics(tokens=0)), EXPECTED, NOW),
+    ])  # fmt: skip
+    checks.settle_tokens(none)
+    assert [r.status for r in none.results if r.check == "token"] == ["fail", "fail"]
+    # An expiring one is still the site's: amber, and the other counter is fine.
+    expiring = checks.SiteReadiness("26740", "Phường Sài Gòn", [
+        *checks.judge_counter("w26740-pc01", probe_output(metrics_text=metrics(cert_days=5)), EXPECTED, NOW),
+        *checks.judge_counter("w26740-pc02", probe_output(metrics_text=metrics(cert_days=None)), EXPECTED, NOW),
+    ])  # fmt: skip
+    checks.settle_tokens(expiring)
+    assert expiring.verdict == "amber"
+
+
 def test_report_files(tmp_path):
     data = sites()
     payload = json.loads(as_json(data, "2027-01-01T08:00:00+07:00"))
