@@ -55,6 +55,9 @@ class Result:
     status: str
     detail: str = ""
     host: str | None = None  # None: the site's (gear), else the counter's
+    # The token check only: whether the counter's token was read and holds a certificate
+    # (None: not read, e.g. the counter or its exporter did not answer).
+    holds_certificate: bool | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {"check": self.check, "status": self.status, "detail": self.detail, "host": self.host}
@@ -232,19 +235,21 @@ def _scanner(samples: dict, expected: Expected, host: str) -> Result:
 
 def _token(samples: dict, now: float, host: str) -> Result:
     if (_value(samples, "counter_tokens", 0) or 0) < 1:
-        return Result("token", FAIL, "không thấy USB token / no token present", host)
+        return Result("token", FAIL, "không thấy USB token / no token present", host, holds_certificate=False)
     certs = samples.get("counter_token_certificate_not_after_timestamp_seconds", [])
     dates = [(lab.get("subject", ""), v) for lab, v in certs]
     if not dates:
-        return Result("token", FAIL, "token chưa có chứng thư số / no certificate on the token", host)
+        return Result("token", FAIL, "token chưa có chứng thư số / no certificate on the token", host,
+                      holds_certificate=False)  # fmt: skip
     subject, soonest = min(dates, key=lambda d: d[1])
     days = (soonest - now) / 86400
     if days <= 0:
-        return Result("token", FAIL, f"chứng thư số đã hết hạn / certificate expired: {subject}", host)
+        return Result("token", FAIL, f"chứng thư số đã hết hạn / certificate expired: {subject}", host,
+                      holds_certificate=True)  # fmt: skip
     if days <= CERT_MIN_DAYS:
         return Result("token", WARN, f"chứng thư số hết hạn sau {days:.0f} ngày / certificate expires in "
-                                     f"{days:.0f} days: {subject}", host)  # fmt: skip
-    return Result("token", OK, f"{days:.0f}", host)
+                                     f"{days:.0f} days: {subject}", host, holds_certificate=True)  # fmt: skip
+    return Result("token", OK, f"{days:.0f}", host, holds_certificate=True)
 
 
 def _dossier(samples: dict, host: str) -> Result:
@@ -264,18 +269,15 @@ def _clock(samples: dict, host: str) -> Result:
     return Result("clock", OK, f"{offset:.3f}", host)
 
 
-NO_CERTIFICATE = ("no token present", "no certificate on the token")
-
-
 def settle_tokens(site: SiteReadiness) -> None:
     """A ward signs with one certificate, on the token of one counter: a counter whose token holds
     none is fine when another counter of the site holds one (an expiring or expired one still counts)."""
     tokens = [r for r in site.results if r.check == "token"]
-    holders = [r.host for r in tokens if not any(text in r.detail for text in NO_CERTIFICATE)]
+    holders = [r.host for r in tokens if r.holds_certificate]
     if not holders:
-        return  # the site has no signing certificate at all: every counter's failure stands
+        return  # no counter of the site was seen with a certificate: every counter's failure stands
     for r in tokens:
-        if any(text in r.detail for text in NO_CERTIFICATE):
+        if r.holds_certificate is False:
             r.status = OK
             r.detail = f"chứng thư số của đơn vị ở {holders[0]} / the site's certificate is on {holders[0]}"
 

@@ -169,6 +169,14 @@ def test_one_certificate_per_site_is_enough():
     ])  # fmt: skip
     checks.settle_tokens(expiring)
     assert expiring.verdict == "amber"
+    # A counter that did not answer (or whose exporter did not) is no certificate's holder.
+    unknown = checks.SiteReadiness("26740", "Phường Sài Gòn", [
+        *checks.judge_counter("w26740-pc01", probe_output(metrics_text="FAILED after 10.00s: refused"), EXPECTED, NOW),
+        *checks.judge_counter("w26740-pc02", probe_output(metrics_text=metrics(cert_days=None)), EXPECTED, NOW),
+    ])  # fmt: skip
+    checks.settle_tokens(unknown)
+    assert [(r.host, r.status) for r in unknown.results if r.check == "token"] == [
+        ("w26740-pc01", "fail"), ("w26740-pc02", "fail")]  # fmt: skip
 
 
 def test_report_files(tmp_path):
