@@ -105,12 +105,24 @@ def _mask(line: str) -> str:
     return f"{match.group(1)} secret {HIDDEN}" if match else line
 
 
+def _hostname_and_globals(intent: dict) -> list[Section]:
+    return [Section(f"hostname {intent['hostname']}"), *(Section(line) for line in intent["lines"])]
+
+
+def _vlan_sections(intent: dict) -> list[Section]:
+    return [Section(f"vlan {v['vlan_id']}", [f"name {v['name']}"]) for v in intent["vlans"]]
+
+
+def _block_sections(intent: dict) -> list[Section]:
+    return [Section(b["parent"], list(b["lines"])) for b in intent["blocks"]]
+
+
 def intended_sections(intent: dict) -> list[Section]:
     """The intent as IOS prints it (user secrets masked)."""
-    sections = [Section(f"hostname {intent['hostname']}"), Section("banner login", [intent["banner"]])]
-    sections += [Section(line) for line in intent["lines"]]
+    hostname, *globals_ = _hostname_and_globals(intent)
+    sections = [hostname, Section("banner login", [intent["banner"]]), *globals_]
     sections += [Section(f"username {u['name']} privilege {u['privilege']} secret {HIDDEN}") for u in intent["users"]]
-    sections += [Section(f"vlan {v['vlan_id']}", [f"name {v['name']}"]) for v in intent["vlans"]]
+    sections += _vlan_sections(intent)
     ports: dict[str, list[str]] = {}
     for item in intent["interfaces"]:
         ports.setdefault(item["name"], [])
@@ -128,7 +140,7 @@ def intended_sections(intent: dict) -> list[Section]:
                 "switchport mode trunk",
             ]
     sections += [Section(f"interface {name}", lines) for name, lines in ports.items()]
-    sections += [Section(b["parent"], list(b["lines"])) for b in intent["blocks"]]
+    sections += _block_sections(intent)
     return sections
 
 
@@ -142,14 +154,13 @@ def render_config(intent: dict, part: str) -> str:
     """One part of the intent as indented IOS config text, for ``ios_config src``.
 
     ``base``: the hostname, the managed global lines and blocks (VTY lines, the
-    management interface); ``vlans``: the site's VLANs. The same sections that
-    :func:`drift` compares the running config with.
+    management interface); ``vlans``: the site's VLANs. The same sections as
+    :func:`intended_sections`, which :func:`drift` compares the running config with.
     """
     if part == "base":
-        sections = [Section(f"hostname {intent['hostname']}"), *(Section(line) for line in intent["lines"])]
-        sections += [Section(b["parent"], list(b["lines"])) for b in intent["blocks"]]
+        sections = _hostname_and_globals(intent) + _block_sections(intent)
     elif part == "vlans":
-        sections = [Section(f"vlan {v['vlan_id']}", [f"name {v['name']}"]) for v in intent["vlans"]]
+        sections = _vlan_sections(intent)
     else:
         raise ValueError(f"unknown part {part!r} (one of {', '.join(RENDERED_PARTS)})")
     return "".join(f"{s.line}\n" + "".join(f" {child}\n" for child in s.children) for s in sections)
