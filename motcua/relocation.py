@@ -35,7 +35,8 @@ from .registry import Registry
 from .registry.fields import Checker, Field
 from .registry.problems import Problem, RegistryError
 from .registry.source import LineDict, load_yaml
-from .silences import MAX_WINDOW, TZ  # a move's window is one silence's
+from .silences import MAX_WINDOW  # a move's window is one silence's
+from .times import TZ, local, window_problem
 
 SCHEDULE_NAME = "relocation.yml"
 MOVABLE_ROLES = ("counter", "kiosk")
@@ -101,7 +102,7 @@ def _when(raw: object, check: Checker, line: int, who: str, field: str) -> dt.da
     else:
         check.report(line, who, field, f"must be a date and time (e.g. 2026-12-10T18:00:00+07:00), got {raw!r}")
         return None
-    return when if when.tzinfo else when.replace(tzinfo=TZ)
+    return local(when)
 
 
 def check_schedule(
@@ -114,9 +115,10 @@ def check_schedule(
     rows: list[tuple[int, object]] = []
     doc = load_yaml(path, label, problems)
     if doc is not None:
-        top = Checker(label, problems, kind="schedule").mapping(doc, 1, "", "")
+        schedule = Checker(label, problems, kind="schedule")
+        top = schedule.mapping(doc, 1, "", "")
         if top is not None:
-            Checker(label, problems, kind="schedule").fields(top, "", "", {"moves": Field("list", required=True)})
+            schedule.fields(top, "", "", {"moves": Field("list", required=True)})
             moves = top.get("moves")
             if isinstance(moves, list):
                 rows = [(moves.line_of(i), item) for i, item in enumerate(moves)]  # type: ignore[attr-defined]
@@ -167,15 +169,9 @@ def check_schedule(
                     check.report(entry.line_of("site"), who, "site", f"site {code} is not the from site ({source})")
         start = _when(values["start"], check, entry.line_of("start"), who, "start") if "start" in values else None
         end = _when(values["end"], check, entry.line_of("end"), who, "end") if "end" in values else None
-        if start and end:
-            if end <= start:
-                check.report(entry.line_of("end"), who, "end", f"{end.isoformat()} is not after the start")
-            elif end <= now:
-                check.report(entry.line_of("end"), who, "end",
-                             f"the window ended {end.isoformat()}: it is in the past")  # fmt: skip
-            elif end - start > MAX_WINDOW:
-                check.report(entry.line_of("end"), who, "end",
-                             f"the window lasts {end - start}, more than {MAX_WINDOW.days} days")  # fmt: skip
+        problem = window_problem(start, end, now, MAX_WINDOW) if start and end else None
+        if problem:
+            check.report(entry.line_of("end"), who, "end", problem)
         wanted: list[str | None] = [None] * len(names)
         if "to_hosts" in values:
             given = values["to_hosts"]
@@ -257,7 +253,7 @@ def _schedule_args(args: argparse.Namespace) -> tuple[Path, Registry, bool, dt.d
     registry = source.load()
     path = Path(args.schedule) if args.schedule else source.config_file.parent / SCHEDULE_NAME
     now = dt.datetime.now(TZ) if args.now is None else dt.datetime.fromisoformat(args.now)
-    return path, registry, source.lab, now if now.tzinfo else now.replace(tzinfo=TZ)
+    return path, registry, source.lab, local(now)
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -21,12 +21,11 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from .inventory import read_inventory_source
 from .registry import Registry
+from .times import TZ, local, window_problem
 
-TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 MAX_WINDOW = dt.timedelta(days=14)  # the launch window; longer work is a change, not a silence
 ALERTMANAGER_PORT = 9093
 
@@ -47,7 +46,7 @@ def parse_time(value: str, field: str) -> dt.datetime:
         when = dt.datetime.fromisoformat(value)
     except ValueError:
         raise SilenceError(f"{field}: {value!r} is not a date and time (e.g. 2026-12-10T18:00+07:00)") from None
-    return when if when.tzinfo else when.replace(tzinfo=TZ)
+    return local(when)
 
 
 def parse_duration(value: str) -> dt.timedelta:
@@ -59,12 +58,9 @@ def parse_duration(value: str) -> dt.timedelta:
 
 
 def check_window(start: dt.datetime, end: dt.datetime, now: dt.datetime) -> Window:
-    if end <= start:
-        raise SilenceError(f"window: the end {end.isoformat()} is not after the start {start.isoformat()}")
-    if end <= now:
-        raise SilenceError(f"window: the end {end.isoformat()} is in the past")
-    if end - start > MAX_WINDOW:
-        raise SilenceError(f"window: {end - start} is longer than {MAX_WINDOW.days} days; plan it as a change instead")
+    problem = window_problem(start, end, now, MAX_WINDOW)
+    if problem:
+        raise SilenceError(f"window: {problem}")
     return Window(max(start, now), end)
 
 

@@ -10,15 +10,13 @@ import datetime as dt
 import sys
 import time
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from ..inventory import read_inventory_source
 from ..parallel import run_each
 from ..registry import RegistryError
+from ..times import TZ
 from . import checks
 from .report import LABELS, write_report
-
-TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 class ReadinessError(Exception):
