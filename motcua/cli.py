@@ -401,13 +401,13 @@ def main(argv: list[str] | None = None) -> int:
     from .registry import RegistryError
     from .silences import SilenceError
 
+    # A tool's own input error, printed under the tool's name.
+    tools = {NetgearError: "netgear", CertError: "certs", FleetError: "fleet", ReadinessError: "readiness",
+             SilenceError: "silence"}  # fmt: skip
     try:
         return args.func(args)
-    except (NetgearError, CertError, FleetError, ReadinessError, SilenceError) as exc:  # a tool's own error
-        tools = {NetgearError: "netgear", CertError: "certs", FleetError: "fleet", ReadinessError: "readiness",
-                 SilenceError: "silence"}  # fmt: skip
-        tool = tools[type(exc)]
-        print(f"motcua {tool}: {exc}", file=sys.stderr)
+    except tuple(tools) as exc:
+        print(f"motcua {tools[type(exc)]}: {exc}", file=sys.stderr)
         return 2
     except RegistryError as exc:
         print(f"motcua: {exc}", file=sys.stderr)

@@ -75,7 +75,7 @@ class SiteReadiness:
 
     @property
     def verdict(self) -> str:
-        return VERDICT[self.status] if self.results else "red"
+        return VERDICT[self.status]  # nothing checked is FAIL: red
 
     def check_status(self, check: str) -> str | None:
         """The worst result of one check over the site's hosts (None: not checked here)."""

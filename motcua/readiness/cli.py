@@ -16,7 +16,7 @@ from ..parallel import run_each
 from ..registry import RegistryError
 from ..times import TZ
 from . import checks
-from .report import LABELS, write_report
+from .report import LABELS, counts, write_report
 
 
 class ReadinessError(Exception):
@@ -29,7 +29,7 @@ def _split(value: str | None) -> list[str] | None:
 
 def run_readiness(args: argparse.Namespace) -> tuple[list[checks.SiteReadiness], dict]:
     from ..fleet import tools
-    from ..roster import load_roster
+    from ..roster import accounts_by_site, load_roster
 
     inventory = Path(args.inventory)
     source = read_inventory_source(inventory)
@@ -45,9 +45,7 @@ def run_readiness(args: argparse.Namespace) -> tuple[list[checks.SiteReadiness],
         officials = load_roster(roster_path, registry)
     except RegistryError as exc:
         raise ReadinessError(str(exc)) from None
-    usernames: dict[str, list[str]] = {}
-    for official in officials:
-        usernames.setdefault(official.site, []).append(official.username)
+    usernames = {site: [str(a["username"]) for a in accounts] for site, accounts in accounts_by_site(officials).items()}
     try:
         targets = tools.select_targets(registry, source.lab, sites=codes)
     except tools.FleetError as exc:
@@ -70,9 +68,10 @@ def run_readiness(args: argparse.Namespace) -> tuple[list[checks.SiteReadiness],
             sites[outcome.device.site].results.append(
                 checks.Result("reachable", checks.FAIL, outcome.error or "", outcome.device.name)
             )
+    with_counters = {t.site for t in targets}
     for code, site in sites.items():
         checks.settle_tokens(site)
-        if not any(t.site == code for t in targets):
+        if code not in with_counters:
             site.results.append(checks.Result("reachable", checks.FAIL, "không có máy quầy / no counter PC", None))
     if not args.no_gear:
         from ..netgear import ops
@@ -97,8 +96,8 @@ def cmd_readiness(args: argparse.Namespace) -> int:
     for s in sorted(sites, key=lambda s: s.code):
         problems = "; ".join(f"{r.host or s.code} {r.check}" for r in s.problems())
         print(f"{s.code:<6} {s.name:<{width}}  {s.verdict:<5} {LABELS[s.verdict]:<22}  {problems}")
-    counts = {v: sum(s.verdict == v for s in sites) for v in ("green", "amber", "red")}
-    print(f"{len(sites)} site(s): {counts['green']} green, {counts['amber']} amber, {counts['red']} red")
+    tally = counts(sites)
+    print(f"{len(sites)} site(s): {tally['green']} green, {tally['amber']} amber, {tally['red']} red")
     for kind, path in written.items():
         print(f"{kind}: {path}")
     red = [s.code for s in sites if s.verdict == "red"]

@@ -17,9 +17,13 @@ CELL = {OK: "✔", WARN: "!", FAIL: "✘", None: "·"}
 LEVEL = {"green": 2, "amber": 1, "red": 0}
 
 
+def counts(sites: list[SiteReadiness]) -> dict[str, int]:
+    """How many sites are green, amber and red."""
+    return {v: sum(s.verdict == v for s in sites) for v in LEVEL}
+
+
 def as_json(sites: list[SiteReadiness], created: str) -> str:
-    counts = {v: sum(s.verdict == v for s in sites) for v in LEVEL}
-    payload = {"created": created, "counts": counts, "sites": [s.as_dict() for s in sites]}
+    payload = {"created": created, "counts": counts(sites), "sites": [s.as_dict() for s in sites]}
     return json.dumps(payload, ensure_ascii=False, indent=1) + "\n"
 
 
@@ -80,7 +84,7 @@ table.legend td { padding: 2px 10px 2px 0; }
 
 
 def as_html(sites: list[SiteReadiness], created: str, scope: str) -> str:
-    counts = {v: sum(s.verdict == v for s in sites) for v in LEVEL}
+    tally = counts(sites)
     cards = []
     for s in sorted(sites, key=lambda s: (LEVEL[s.verdict], s.code)):  # red first: what needs people
         marks = " ".join(f"{i}{CELL[s.check_status(c)]}" for i, c in enumerate(CHECKS, 1))
@@ -105,7 +109,7 @@ def as_html(sites: list[SiteReadiness], created: str, scope: str) -> str:
         f"<tr><td>{i + 1}.</td><td>{html.escape(label)}</td></tr>" for i, label in enumerate(CHECKS.values())
     )
     badges = "".join(
-        f'<span style="background:{COLOURS[v]}">{html.escape(LABELS[v])}: {counts[v]}</span>' for v in LEVEL
+        f'<span style="background:{COLOURS[v]}">{html.escape(LABELS[v])}: {tally[v]}</span>' for v in LEVEL
     )
     return f"""<!DOCTYPE html>
 <html lang="vi"><head><meta charset="utf-8">
