@@ -7,6 +7,8 @@ import re
 import shutil
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -120,3 +122,23 @@ def lab():
     yield lab
     if not os.environ.get("MOTCUA_LAB_KEEP"):
         lab.down()
+
+
+def lab_ssh(lab, host: str, command: str, check: bool = True) -> str:
+    """A command on a lab host through the lab's ssh config (host keys checked); its output."""
+    result = subprocess.run(["ssh", "-F", str(lab.ssh_dir / "config"), host, command], capture_output=True,
+                            text=True, timeout=60, check=False)  # fmt: skip
+    assert result.returncode == 0 or not check, f"{host}: {command}: {result.stderr}"
+    return result.stdout
+
+
+def counter_metrics(counter, needle: str = "", timeout: float = 60) -> str:
+    """The counter exporter's page, once it contains ``needle`` (its checks run on their own interval)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with urllib.request.urlopen(f"http://{counter.address}:9110/metrics", timeout=10) as resp:
+            text = resp.read().decode()
+        if needle in text or time.monotonic() > deadline:
+            assert needle in text, f"{counter.name}: {needle!r} not in its counter exporter's page:\n{text[-4000:]}"
+            return text
+        time.sleep(1)

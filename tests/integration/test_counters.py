@@ -22,7 +22,7 @@ import testinfra
 from motcua.lab import make_plan
 from motcua.lab.dossier import write_fault
 from motcua.roster import load_roster
-from tests.conftest import CORPUS, LAB_HOME, ROOT, recap, run
+from tests.conftest import CORPUS, LAB_HOME, ROOT, counter_metrics, recap, run
 from tests.exporters.conftest import promtool_check
 
 pytestmark = pytest.mark.lab
@@ -163,18 +163,6 @@ def test_node_exporter_on_the_management_address_only(lab, provisioned, counters
 
 
 COUNTER_CHECKS = ("clock", "portal", "printers", "scan_storage", "scanners", "token")
-
-
-def counter_metrics(counter, needle: str = "", timeout: float = 60) -> str:
-    """The counter exporter's page, once it contains ``needle``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with urllib.request.urlopen(f"http://{counter.address}:9110/metrics", timeout=10) as resp:
-            text = resp.read().decode()
-        if needle in text or time.monotonic() > deadline:
-            assert needle in text, f"{counter.name}: {needle!r} not in its counter exporter's page:\n{text[-4000:]}"
-            return text
-        time.sleep(1)
 
 
 def test_counter_exporter_checks_every_counter(lab, provisioned, counters, production_registry):

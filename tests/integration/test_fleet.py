@@ -13,6 +13,7 @@ import pytest
 
 from motcua.fleet.tools import DIAG_COMMANDS, REMEDIES
 from tests.conftest import ROOT, run
+from tests.conftest import lab_ssh as ssh
 
 pytestmark = pytest.mark.lab
 INVENTORY = ROOT / "inventory" / "lab"
@@ -21,13 +22,6 @@ SITE_HOSTS = ["w26740-pc01", "w26740-pc02"]
 
 def fleet(*args: str) -> subprocess.CompletedProcess[str]:
     return run(["motcua", "fleet", *args, "-i", str(INVENTORY), "--quiet"], timeout=600)
-
-
-def ssh(lab, host: str, command: str, check: bool = True) -> str:
-    result = subprocess.run(["ssh", "-F", str(lab.ssh_dir / "config"), host, command], capture_output=True,
-                            text=True, timeout=60, check=False)  # fmt: skip
-    assert result.returncode == 0 or not check, result.stderr
-    return result.stdout
 
 
 @pytest.fixture(scope="module")

@@ -9,14 +9,14 @@ import io
 import json
 import shutil
 import subprocess
-import time
 import urllib.request
 
 import pytest
 from PIL import Image
 
 from motcua.lab import make_plan
-from tests.conftest import LAB_HOME, ROOT, run
+from tests.conftest import LAB_HOME, ROOT, counter_metrics, run
+from tests.conftest import lab_ssh as ssh
 
 pytestmark = pytest.mark.lab
 INVENTORY = ROOT / "inventory" / "lab"
@@ -25,13 +25,6 @@ SITES = f"site_{BROKEN},site_{EXPIRING}"
 TEXTFILE_METRICS = "http://127.79.0.10:9100/metrics"
 SOFTHSM = "/usr/lib/softhsm/libsofthsm2.so"
 TEST_ID = "7e"  # the objects this test writes to the tokens, removed afterwards
-
-
-def ssh(lab, host: str, command: str) -> str:
-    result = subprocess.run(["ssh", "-F", str(lab.ssh_dir / "config"), host, command], capture_output=True,
-                            text=True, timeout=60, check=False)  # fmt: skip
-    assert result.returncode == 0, f"{host}: {command}: {result.stderr}"
-    return result.stdout
 
 
 def playbook(name: str, *args: str, timeout: int = 1800) -> subprocess.CompletedProcess[str]:
@@ -44,18 +37,6 @@ def answers(url: str) -> bool:
             return True
     except OSError:
         return False
-
-
-def exporter_page(address: str, needle: str, timeout: float = 90) -> None:
-    """Wait until the counter exporter has seen the change (its checks run on their own interval)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with urllib.request.urlopen(f"http://{address}:9110/metrics", timeout=10) as resp:
-            text = resp.read().decode()
-        if needle in text:
-            return
-        assert time.monotonic() < deadline, f"{address}: {needle!r} not in its counter exporter's page"
-        time.sleep(1)
 
 
 @pytest.fixture(scope="module")
@@ -110,10 +91,10 @@ def faults(lab, counters):
             put_certificate(lab, c, 10 if c is expiring else 400)
         ssh(lab, broken.name, f"cupsdisable {queue}")
         for c in counters:
-            exporter_page(c.address, 'subject="readiness ')
+            counter_metrics(c, 'subject="readiness ', timeout=90)
             # A lab just up: chrony takes a few polls of the lab's NTP servers to synchronise.
-            exporter_page(c.address, "\ncounter_clock_synchronized 1", timeout=240)  # the sample, not its HELP
-        exporter_page(broken.address, f'counter_printer_state{{printer="{queue}",state="stopped"}} 1')
+            counter_metrics(c, "\ncounter_clock_synchronized 1", timeout=240)  # the sample, not its HELP
+        counter_metrics(broken, f'counter_printer_state{{printer="{queue}",state="stopped"}} 1', timeout=90)
         yield {"broken": broken, "expiring": expiring, "queue": queue}
     finally:
         ssh(lab, broken.name, f"cupsenable {queue}")
