@@ -198,7 +198,7 @@ def cmd_lab_status(args: argparse.Namespace) -> int:
         print("lab: not up")
     else:
         _print_status(rows)
-    return 0 if rows and all(r["state"] in ("up", "reserved") for r in rows) else 3
+    return 0 if rows and all(r["state"] in ("up", "reserved", "vacant") for r in rows) else 3
 
 
 def cmd_lab_fault(args: argparse.Namespace) -> int:
@@ -221,6 +221,17 @@ def cmd_lab_fault(args: argparse.Namespace) -> int:
             print("motcua lab fault counter: --device NAME and down|clear", file=sys.stderr)
             return 2
         print(lab.stop_host(args.device) if fault else "run `motcua lab up` to start stopped hosts again")
+    return 0
+
+
+def cmd_lab_desk(args: argparse.Namespace) -> int:
+    lab = _lab(args)
+    if args.lab_command == "move":
+        print(lab.move(args.host, args.to))
+    elif args.lab_command == "vacate":
+        print(lab.vacate(args.host))
+    else:
+        print(lab.reinstate(args.host))
     return 0
 
 
@@ -355,6 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("fault", cmd_lab_fault, "break something on purpose (training, tests)"),
         ("notifications", cmd_lab_notifications, "what the lab's Alertmanager sent (e-mail, Telegram, webhooks)"),
         ("sign-requests", cmd_lab_sign, "the lab's national-CA stand-in issues the ledger's requests into a folder"),
+        ("move", cmd_lab_desk, "carry a counter PC to a vacant desk: its disk boots there on the new address"),
+        ("vacate", cmd_lab_desk, "free a counter desk for a PC that moves in (its own PC is set aside)"),
+        ("reinstate", cmd_lab_desk, "put a vacant desk's set-aside PC back"),
     ):
         p = lab_sub.add_parser(name, help=text)
         p.add_argument("--inventory", default="inventory/lab", help="lab inventory (default: inventory/lab)")
@@ -375,6 +389,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--out", required=True, help="folder for the issued certificates (PEM with the CA)")
             p.add_argument("--days", type=float, default=730, help="validity in days (default: 730)")
             p.add_argument("--sites", help="comma-separated site codes (default: all)")
+        if name in ("move", "vacate", "reinstate"):
+            p.add_argument("host", help="counter PC (desk) name, e.g. w26740-pc02")
+        if name == "move":
+            p.add_argument("to", help="the vacant desk it moves to, e.g. ttpv-pc02")
         if name == "fault":
             p.add_argument("target", choices=("dossier", "gear", "counter"))
             p.add_argument(

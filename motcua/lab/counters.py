@@ -50,6 +50,18 @@ class CounterHost:
         return self.root / "apt-archives"
 
 
+VACANT = "vacant"  # a desk with no PC: its marker says why
+
+
+def is_vacant(host: CounterHost) -> bool:
+    return (host.root / VACANT).is_file()
+
+
+def mark_vacant(host: CounterHost, why: str) -> None:
+    host.root.mkdir(parents=True, exist_ok=True)
+    (host.root / VACANT).write_text(why + "\n")
+
+
 def mounted_paths() -> set[str]:
     paths = set()
     for line in Path("/proc/self/mountinfo").read_text().splitlines():

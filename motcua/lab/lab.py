@@ -262,10 +262,12 @@ class Lab:
         public_key = (self.key.with_suffix(".pub")).read_text()
         host_keys: dict[str, str] = {}
 
-        todo = [h for h in plan.hosts if not self._running(state, h.name)]
+        vacant = [h for h in plan.hosts if counters.is_vacant(h)]
+        todo = [h for h in plan.hosts if not self._running(state, h.name) and h not in vacant]
         self.progress(
             f"lab: starting {len(todo)} of {len(plan.hosts)} hosts ({len(plan.counters)} counter PCs, "
             f"{', '.join(h.name for h in plan.servers) or 'no servers'})"
+            + (f"; vacant desks: {', '.join(h.name for h in vacant)}" if vacant else "")
         )
         for host in todo:
             counters.unmount(host.merged)
@@ -273,7 +275,8 @@ class Lab:
             counters.prepare_apt_cache(host, apt_ids)
             counters.mount_overlay(host, rootfs)
         for host in plan.hosts:  # running hosts are mounted, the others were just now
-            host_keys[host.address] = counters.prepare(host, public_key)
+            if host not in vacant:
+                host_keys[host.address] = counters.prepare(host, public_key)
         for host in todo:
             kind = "counter" if host in plan.counters else "server"
             state.put(counters.start(host, self.apt_cache, kind))
@@ -318,6 +321,7 @@ class Lab:
                 counters.harvest_packages(counters.CounterHost(host_root.name, "", "", host_root), self.apt_cache)
         if purge and hosts_dir.exists():
             shutil.rmtree(hosts_dir)
+            shutil.rmtree(self.home / "aside", ignore_errors=True)
         (self.home / "state.json").unlink(missing_ok=True)
         self.progress(
             f"lab: stopped {len(state.procs)} processes"
@@ -338,7 +342,7 @@ class Lab:
             return rows
         checks = []
         for host in plan.counters:
-            checks.append(("counter", host.name, host.address, 22, host.name))
+            checks.append(("counter", host.name, host.address, 22, "" if counters.is_vacant(host) else host.name))
         for host in plan.servers:
             checks.append(("monitoring", host.name, host.address, 22, host.name))
         for device in plan.gear:
@@ -352,6 +356,8 @@ class Lab:
 
         def probe(item):
             kind, name, address, port, proc_name = item
+            if not proc_name:
+                return {"kind": kind, "name": name, "address": f"{address}:{port}", "state": "vacant", "pid": None}
             proc = state.proc(proc_name)
             running = proc is not None and alive(proc)
             # NTP is UDP: running is all there is to see without asking it the time.
@@ -383,6 +389,10 @@ class Lab:
             return f"{name}: already stopped"
         stop([proc])
         counters.kill_leftovers(proc.namespace)
+        # Forget its PID namespace: once gone, the kernel may give its number to the next container
+        # started, and `up` would take that one's processes for this host's leftovers.
+        proc.namespace = ""
+        state.save(self.home)
         counters.unmount(self.home / "hosts" / name / "merged")
         return f"{name}: stopped (pid {proc.pid}); `motcua lab up` starts it again"
 
@@ -394,7 +404,86 @@ class Lab:
             shutil.rmtree(root / part, ignore_errors=True)
         return f"{name}: reset; `motcua lab up` starts it fresh"
 
+    def vacate(self, name: str) -> str:
+        """Free a counter desk for a PC that moves in: stop its PC and set its disk aside (`reinstate` undoes it)."""
+        host = self._counter(name)
+        if counters.is_vacant(host):
+            return f"{name}: already vacant"
+        self._stop_if_running(name)
+        aside = self.home / "aside" / name
+        if aside.exists():
+            shutil.rmtree(aside)
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        if host.root.exists():
+            host.root.rename(aside)
+        counters.mark_vacant(host, "vacated")
+        return f"{name}: vacant (its PC is set aside; `motcua lab reinstate {name}` brings it back)"
+
+    def reinstate(self, name: str) -> str:
+        """Put a vacant desk's set-aside PC back (or, if it had none, a fresh PC at the next `up`)."""
+        host = self._counter(name)
+        if not counters.is_vacant(host):
+            return f"{name}: not vacant"
+        shutil.rmtree(host.root)
+        aside = self.home / "aside" / name
+        if aside.exists():
+            aside.rename(host.root)
+        return f"{name}: reinstated; `motcua lab up` starts it"
+
+    def move(self, old: str, new: str) -> str:
+        """Carry the PC at desk ``old`` to the vacant desk ``new``: the same disk, booted on the new address.
+
+        What the lab stands in for: the technician shuts the PC down, carries it to the new
+        site and plugs it in there, where the network gives it the new site's address.
+        """
+        source, target = self._counter(old), self._counter(new)
+        if old == new:
+            raise LabError(f"{old}: moving to itself")
+        if counters.is_vacant(source) or not (source.root / "upper").is_dir():
+            raise LabError(f"{old}: no PC stands at that desk")
+        if not counters.is_vacant(target):
+            raise LabError(f"{new}: a PC is at that desk; `motcua lab vacate {new}` first")
+        self._stop_if_running(old)
+        shutil.rmtree(target.root)
+        source.root.rename(target.root)
+        counters.mark_vacant(source, f"its PC moved to {new}")
+        # Boot it under the new identity: only this host; the rest of the lab is left as it is.
+        rootfs = image.ensure_image(self.cache, self.progress)
+        counters.prepare_apt_cache(target, image.apt_user_ids(rootfs))
+        counters.mount_overlay(target, rootfs)
+        counters.prepare(target, self.key.with_suffix(".pub").read_text())
+        state = LabState.load(self.home)
+        proc = counters.start(target, self.apt_cache, "counter")
+        state.put(proc)
+        state.save(self.home)
+        if not wait_for_banner(target.address, 22, b"SSH-", 90.0):
+            raise LabError(f"{new}: not reachable at {target.address} after 90 s (log: {target.log})")
+        proc.namespace = counters.container_namespace(proc.pid) or ""
+        state.save(self.home)
+        plan = make_plan(self.inventory, self.home)
+        keys = {}
+        for host in plan.hosts:
+            pub = host.merged / "etc/ssh/ssh_host_ed25519_key.pub"
+            if not counters.is_vacant(host) and pub.is_file():
+                keys[host.address] = pub.read_text().split()[1]
+        self._write_ssh_files(plan, keys)
+        return f"{old} -> {new}: moved; {new} is up at {target.address}, desk {old} is vacant"
+
     # ---- helpers
+    def _counter(self, name: str) -> counters.CounterHost:
+        plan = make_plan(self.inventory, self.home)
+        host = next((h for h in plan.counters if h.name == name), None)
+        if host is None:
+            raise LabError(f"{name} is not a counter PC of this lab ({self.inventory})")
+        return host
+
+    def _stop_if_running(self, name: str) -> None:
+        state = LabState.load(self.home)
+        proc = state.proc(name)
+        if proc is not None and alive(proc):
+            self.stop_host(name)
+        counters.unmount(self.home / "hosts" / name / "merged")
+
     def _running(self, state: LabState, name: str) -> bool:
         proc = state.proc(name)
         return proc is not None and alive(proc)
@@ -402,7 +491,7 @@ class Lab:
     def _check_addresses(self, plan: LabPlan, state: LabState) -> None:
         wanted: list[tuple[str, int, str]] = []
         for host in plan.hosts:
-            if not self._running(state, host.name):
+            if not self._running(state, host.name) and not counters.is_vacant(host):
                 wanted.append((host.address, 22, host.name))
         if not self._running(state, "gear"):
             wanted += [(d.address, 22, d.name) for d in plan.gear]
@@ -519,7 +608,7 @@ class Lab:
         return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
     def _wait(self, plan: LabPlan, timeout: float = 90.0) -> None:
-        targets = [(h.address, 22, b"SSH-", h.name) for h in plan.hosts]
+        targets = [(h.address, 22, b"SSH-", h.name) for h in plan.hosts if not counters.is_vacant(h)]
         targets += [(d.address, 22, b"SSH-", d.name) for d in plan.gear]
 
         def check(item):
