@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -142,3 +143,51 @@ def counter_metrics(counter, needle: str = "", timeout: float = 60) -> str:
             assert needle in text, f"{counter.name}: {needle!r} not in its counter exporter's page:\n{text[-4000:]}"
             return text
         time.sleep(1)
+
+
+# A real Alertmanager (Debian's) for the tests of silences, on loopback, per test module.
+ALERTMANAGER_ADDRESS = "127.81.0.2:9093"
+ALERTMANAGER_URL = f"http://{ALERTMANAGER_ADDRESS}"
+_ALERTMANAGER_CONFIG = """route:
+  receiver: nobody
+receivers:
+  - name: nobody
+"""
+
+
+def alertmanager_api(method: str, path: str, body: object | None = None):
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Content-Type": "application/json"}
+    request = urllib.request.Request(ALERTMANAGER_URL + path, data=data, method=method, headers=headers)  # noqa: S310
+    with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310 - http on loopback
+        text = resp.read().decode()
+    return json.loads(text) if text.strip() else None
+
+
+@pytest.fixture(scope="module")
+def alertmanager(tmp_path_factory):
+    """Debian's Alertmanager on 127.81.0.2:9093, started for the module and stopped (by PID) after it."""
+    home = tmp_path_factory.mktemp("alertmanager")
+    (home / "alertmanager.yml").write_text(_ALERTMANAGER_CONFIG)
+    argv = [
+        "/usr/bin/prometheus-alertmanager",
+        f"--config.file={home / 'alertmanager.yml'}",
+        f"--storage.path={home / 'data'}",
+        f"--web.listen-address={ALERTMANAGER_ADDRESS}",
+        "--cluster.listen-address=",  # no cluster port
+    ]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                alertmanager_api("GET", "/api/v2/status")
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+                assert time.monotonic() < deadline, "Alertmanager did not come up"
+                time.sleep(0.2)
+        yield ALERTMANAGER_URL
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

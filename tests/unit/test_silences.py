@@ -4,59 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
 import time
-import urllib.request
 
 import pytest
 
 from motcua.cli import main
 from motcua.silences import TZ, SilenceError, check_window
-
-ADDRESS = "127.81.0.2:9093"
-URL = f"http://{ADDRESS}"
-CONFIG = """route:
-  receiver: nobody
-receivers:
-  - name: nobody
-"""
-
-
-def api(method: str, path: str, body: object | None = None):
-    data = json.dumps(body).encode() if body is not None else None
-    headers = {"Content-Type": "application/json"}
-    request = urllib.request.Request(URL + path, data=data, method=method, headers=headers)  # noqa: S310
-    with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310 - http on loopback
-        text = resp.read().decode()
-    return json.loads(text) if text.strip() else None
-
-
-@pytest.fixture(scope="module")
-def alertmanager(tmp_path_factory):
-    home = tmp_path_factory.mktemp("alertmanager")
-    (home / "alertmanager.yml").write_text(CONFIG)
-    argv = [
-        "/usr/bin/prometheus-alertmanager",
-        f"--config.file={home / 'alertmanager.yml'}",
-        f"--storage.path={home / 'data'}",
-        f"--web.listen-address={ADDRESS}",
-        "--cluster.listen-address=",  # no cluster port
-    ]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                api("GET", "/api/v2/status")
-                break
-            except OSError:
-                assert proc.poll() is None, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
-                assert time.monotonic() < deadline, "Alertmanager did not come up"
-                time.sleep(0.2)
-        yield URL
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+from tests.conftest import ALERTMANAGER_URL as URL
+from tests.conftest import alertmanager_api as api
 
 
 def cli(*args: str) -> int:
