@@ -417,11 +417,12 @@ def main(argv: list[str] | None = None) -> int:
     from .netgear.fleet import NetgearError
     from .readiness.cli import ReadinessError
     from .registry import RegistryError
+    from .relocate import MoveError
     from .silences import SilenceError
 
     # A tool's own input error, printed under the tool's name.
     tools = {NetgearError: "netgear", CertError: "certs", FleetError: "fleet", ReadinessError: "readiness",
-             SilenceError: "silence"}  # fmt: skip
+             SilenceError: "silence", MoveError: "relocation"}  # fmt: skip
     try:
         return args.func(args)
     except tuple(tools) as exc:

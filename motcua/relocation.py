@@ -28,6 +28,7 @@ import datetime as dt
 import json
 import re
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,7 +62,10 @@ class HostMove:
     role: str
     new_name: str
     address: str  # where it is now
-    new_address: str  # where the IP plan puts it at the new site
+    new_address: str  # where the IP plan puts it at the new site (in the lab: on loopback)
+    plan_address: str = ""  # the IP plan's production address at the new site (the same outside the lab)
+    prefix: int = 24  # the new site's subnet prefix length
+    plan_gateway: str = ""  # the new site's gateway in the IP plan
 
 
 @dataclass(frozen=True)
@@ -213,7 +217,9 @@ def check_schedule(
                              f"(it has {have}): raise its count in the registry first")  # fmt: skip
                 continue
             moving.append(HostMove(name, host.role, new.name, str(host.lab_address if lab else host.address),
-                                   str(new.lab_address if lab else new.address)))  # fmt: skip
+                                   str(new.lab_address if lab else new.address), str(new.address),
+                                   registry.sites[target].subnet.prefixlen,
+                                   str(registry.sites[target].gateway)))  # fmt: skip
         if len(problems) == before and start and end:
             out.append(Move(move_id, source, target, start, end, str(values["responsible"]), tuple(moving), line))
     # One host, two moves at once.
@@ -282,6 +288,116 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _one_move(args: argparse.Namespace):
+    from . import relocate
+
+    path, registry, lab, now = _schedule_args(args)
+    if not path.is_file():
+        raise relocate.MoveError(f"{path}: no relocation schedule (--schedule FILE)")
+    return relocate.find(load_schedule(path, registry, now, lab), args.move, path), registry, now
+
+
+def _alertmanager(args: argparse.Namespace, registry: Registry, lab: bool):
+    import os
+
+    from .silences import Alertmanager, default_url
+
+    return Alertmanager(args.alertmanager or os.environ.get("MOTCUA_ALERTMANAGER_URL") or default_url(registry, lab))
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from . import relocate
+
+    move, _registry, now = _one_move(args)
+    state = relocate.status(move, relocate.store_dir(args.store), now)
+    state["problems"] = relocate.preflight(state)
+    if args.json:
+        print(json.dumps(state, ensure_ascii=False, indent=1))
+        return 0
+    print(f"{move.id}: {move.source} -> {move.target}, {'open' if state['open'] else 'not open'}"
+          f"{', completed' if state['completed'] else ''}")  # fmt: skip
+    for h in state["hosts"]:  # type: ignore[attr-defined]
+        backup = h["backup"]
+        print(
+            f"  {h['name']} -> {h['new_name']}: answers at {h['at']}; backup: "
+            + (f"{backup['files']} files, {backup['bytes']} bytes, verified" if backup else "none")
+        )
+    for problem in state["problems"]:  # type: ignore[attr-defined]
+        print(f"  PROBLEM: {problem}", file=sys.stderr)
+    return 0
+
+
+def cmd_silence(args: argparse.Namespace) -> int:
+    from . import relocate
+    from .inventory import read_inventory_source
+
+    move, registry, _now = _one_move(args)
+    am = _alertmanager(args, registry, read_inventory_source(Path(args.inventory)).lab)
+    silence_id, created = relocate.ensure_silence(am, registry, move, args.author or "")
+    print(json.dumps({"id": silence_id, "changed": created, "until": move.end.isoformat()}))
+    return 0
+
+
+def cmd_backup_verify(args: argparse.Namespace) -> int:
+    from . import relocate
+
+    move, _registry, _now = _one_move(args)
+    if args.host not in {h.name for h in move.hosts}:
+        raise relocate.MoveError(f"{args.host}: not a PC of move {move.id}")
+    done, changed = relocate.verify_backup(relocate.store_dir(args.store) / move.id / args.host)
+    print(json.dumps({**done, "changed": changed}))
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from . import relocate
+    from .inventory import read_inventory_source
+    from .readiness.report import write_report
+    from .roster import accounts_by_site, load_roster
+
+    move, registry, _now = _one_move(args)
+    source = read_inventory_source(Path(args.inventory))
+    roster = Path(args.roster) if args.roster else source.config_file.parent / "roster.yml"
+    if not roster.is_file():
+        raise relocate.MoveError(f"{roster}: roster not found (--roster FILE): the accounts check needs it")
+    officials = {site: [str(a["username"]) for a in accounts]
+                 for site, accounts in accounts_by_site(load_roster(roster, registry)).items()}  # fmt: skip
+    store = relocate.store_dir(args.store)
+    site = relocate.verify_move(move, registry, source, officials, store, args.wait, args.network_file,
+                                args.timeout)  # fmt: skip
+    passed = not any(r.status == "fail" for r in site.results)
+    now = time.time()
+    created = dt.datetime.fromtimestamp(now, TZ).isoformat(timespec="seconds")
+    written = write_report(store / move.id / "verification", [site], created, now, f"relocation {move.id}")
+    am = _alertmanager(args, registry, source.lab)
+    silences = relocate.expire_silences(am, move) if passed else [
+        str(s["id"]) for s in am.silences()
+        if s.get("status", {}).get("state") in ("active", "pending") and relocate.tag(move) in s.get("comment", "")
+    ]  # fmt: skip
+    result = relocate.record_result(store, move, site, silences, passed)
+    names = ", ".join(f"{h.name} -> {h.new_name}" for h in move.hosts)
+    if passed:
+        print(f"{move.id}: ĐÃ KIỂM TRA XONG / VERIFIED: {names}; silence(s) expired early: "
+              f"{', '.join(silences) or 'none'}")  # fmt: skip
+    else:
+        print(f"{move.id}: KIỂM TRA KHÔNG ĐẠT / VERIFICATION FAILED on {', '.join(result['failed_hosts'])}")
+        for problem in result["problems"]:
+            print(f"  {problem}")
+        print(f"  silence(s) kept until {move.end.astimezone(TZ):%Y-%m-%d %H:%M} (UTC+7): {', '.join(silences)}; "
+              f"fix and run the playbook again; responsible / phụ trách: {move.responsible}")  # fmt: skip
+    print(f"report / báo cáo: {written['html']}")
+    return 0 if passed else 1
+
+
+def _move_args(p, store: bool = True) -> None:
+    p.add_argument("-i", "--inventory", default="inventory/lab", help="inventory (default: inventory/lab)")
+    p.add_argument("--schedule", help=f"the schedule (default: {SCHEDULE_NAME} beside the inventory's motcua.yml)")
+    p.add_argument("--move", required=True, help="the move's id in the schedule")
+    p.add_argument("--now", help=argparse.SUPPRESS)
+    if store:
+        p.add_argument("--store", help="the central store of moves (default: $MOTCUA_RELOCATION_STORE or ./relocation)")
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser("relocation", help="the relocation schedule: which PCs move where and when")
     rel_sub = p.add_subparsers(dest="relocation_command", required=True)
@@ -292,3 +408,36 @@ def add_parser(sub) -> None:
     q.add_argument("--json", action="store_true", help="the moves with each PC's new name and address")
     q.add_argument("--now", help=argparse.SUPPRESS)  # tests: judge the windows at another time
     q.set_defaults(func=cmd_check)
+
+    text = "one move's state: where each PC answers, its backup, whether the move is done (read only)"
+    q = rel_sub.add_parser("show", help=text, description=text)
+    _move_args(q)
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_show)
+    text = "the move's Alertmanager silence (old and new names, the move's window): created or reused"
+    q = rel_sub.add_parser("silence", help=text, description=text)
+    _move_args(q, store=False)
+    q.add_argument("--alertmanager", help="Alertmanager URL (default: $MOTCUA_ALERTMANAGER_URL or the registry's)")
+    q.add_argument("--author", help="who sets it (default: the move's responsible person)")
+    q.set_defaults(func=cmd_silence)
+    text = "unpack a PC's fetched backup in the store and re-read every file against its SHA-256 manifest"
+    q = rel_sub.add_parser("backup-verify", help=text, description=text)
+    _move_args(q)
+    q.add_argument("--host", required=True, help="the PC's name before the move")
+    q.set_defaults(func=cmd_backup_verify)
+    text = (
+        "check the moved PCs at the new site; expire the move's silence if every check passes, "
+        "else keep it and report (exit 1)"
+    )
+    q = rel_sub.add_parser("verify", help=text, description=text)
+    _move_args(q)
+    q.add_argument("--alertmanager", help="Alertmanager URL (default: $MOTCUA_ALERTMANAGER_URL or the registry's)")
+    q.add_argument("--roster", help="officials' roster (default: roster.yml beside the inventory's motcua.yml)")
+    q.add_argument("--wait", type=float, default=120.0, help="seconds to retry failing checks (default: 120)")
+    q.add_argument("--timeout", type=float, default=30.0, help="seconds per connection (default: 30)")
+    q.add_argument(
+        "--network-file",
+        default="/etc/network/interfaces.d/motcua",
+        help="where the PCs' staged address is (default: /etc/network/interfaces.d/motcua)",
+    )
+    q.set_defaults(func=cmd_verify)

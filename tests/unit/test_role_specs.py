@@ -19,7 +19,10 @@ ROLES = sorted(p.name for p in (ROOT / "roles").iterdir() if (p / "defaults" / "
 def test_argument_specs_match_defaults(role):
     path = ROOT / "roles" / role
     defaults = set(yaml.safe_load((path / "defaults" / "main.yml").read_text()) or {})
-    specs = yaml.safe_load((path / "meta" / "argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
+    entry_points = yaml.safe_load((path / "meta" / "argument_specs.yml").read_text())["argument_specs"]
+    # Every entry point (main, or tasks_from ones such as counter_relocation's) has its tasks file.
+    assert all((path / "tasks" / f"{name}.yml").is_file() for name in entry_points), f"{role}: {list(entry_points)}"
+    specs = {option for entry in entry_points.values() for option in entry.get("options", {})}
     assert sorted(defaults - set(specs)) == [], f"{role}: defaults without an argument spec"
     assert sorted(set(specs) - defaults) == [], f"{role}: argument specs without a default"
     assert all(name.startswith(f"{role}_") for name in specs), f"{role}: variables must carry the role's prefix"
