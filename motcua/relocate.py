@@ -77,14 +77,17 @@ def result_of(store: Path, move: Move) -> dict | None:
 
 def status(move: Move, store: Path, now: dt.datetime) -> dict[str, object]:
     """Where each PC answers, what the store holds for it, and whether the move is done."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    where = {(True, False): "source", (False, True): "target", (True, True): "both", (False, False): "none"}
+    with ThreadPoolExecutor(max_workers=32) as pool:  # a PC that does not answer costs its timeout: at once
+        found = list(pool.map(lambda h: (answers(h.address), answers(h.new_address)), move.hosts))
     hosts = []
-    for h in move.hosts:
-        at_source, at_target = answers(h.address), answers(h.new_address)
-        where = {(True, False): "source", (False, True): "target", (True, True): "both", (False, False): "none"}
+    for h, seen in zip(move.hosts, found, strict=True):
         verified = store / move.id / h.name / "verified.json"
         hosts.append({
             **h.__dict__,
-            "at": where[(at_source, at_target)],
+            "at": where[seen],
             "backup": json.loads(verified.read_text(encoding="utf-8")) if verified.is_file() else None,
             "machine_id": _read(store / move.id / h.name / "machine-id"),
         })  # fmt: skip
@@ -129,9 +132,10 @@ def ensure_silence(am: Alertmanager, registry: Registry, move: Move, author: str
     match = matchers(registry, names, [])
     for s in am.silences():
         if s.get("status", {}).get("state") in ("active", "pending") and tag(move) in s.get("comment", ""):
-            if _keys(s.get("matchers", [])) == _keys(match):
+            same_end = dt.datetime.fromisoformat(str(s.get("endsAt"))) == move.end
+            if _keys(s.get("matchers", [])) == _keys(match) and same_end:
                 return str(s["id"]), False
-            am.expire(str(s["id"]))  # the schedule changed its hosts: replace it
+            am.expire(str(s["id"]))  # the schedule changed the move's hosts or window: replace it
     comment = (f"{tag(move)} relocation {move.source} -> {move.target}: {', '.join(h.name for h in move.hosts)} "
                f"become {', '.join(h.new_name for h in move.hosts)}; responsible: {move.responsible}")  # fmt: skip
     window = check_window(move.start, move.end, dt.datetime.now(TZ))

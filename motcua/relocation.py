@@ -383,8 +383,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"{move.id}: KIỂM TRA KHÔNG ĐẠT / VERIFICATION FAILED on {', '.join(result['failed_hosts'])}")
         for problem in result["problems"]:
             print(f"  {problem}")
-        print(f"  silence(s) kept until {move.end.astimezone(TZ):%Y-%m-%d %H:%M} (UTC+7): {', '.join(silences)}; "
-              f"fix and run the playbook again; responsible / phụ trách: {move.responsible}")  # fmt: skip
+        print(f"  giữ tắt cảnh báo đến / silence(s) kept until {move.end.astimezone(TZ):%Y-%m-%d %H:%M} (UTC+7): "
+              f"{', '.join(silences)}; sửa lỗi rồi chạy lại / fix and run the playbook again; "
+              f"phụ trách / responsible: {move.responsible}")  # fmt: skip
     print(f"report / báo cáo: {written['html']}")
     return 0 if passed else 1
 

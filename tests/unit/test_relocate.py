@@ -168,11 +168,16 @@ def test_the_moves_silence_is_made_once_and_covers_old_and_new_names(tmp_path, a
     value = "|".join(n.replace("-", "\\-") for n in names)
     assert made["matchers"] == [{"name": "instance", "value": value, "isRegex": True, "isEqual": True}]
     assert dt.datetime.fromisoformat(made["endsAt"]) == dt.datetime.fromisoformat(first["until"])
-    # Another silence with the same words but without the tag is not the move's.
+    # The schedule moves the window's end: the move's silence is replaced, not kept with the old end.
+    path = schedule(tmp_path, hours=3)
+    assert relocation("silence", "--move", "tp-test", "--schedule", str(path), "--alertmanager", alertmanager) == 0
+    third = json.loads(capsys.readouterr().out)
+    assert third["changed"] is True and third["id"] != first["id"]
+    assert alertmanager_api("GET", f"/api/v2/silence/{first['id']}")["status"]["state"] == "expired"
     move = relocate.find(relocate_moves(path), "tp-test", path)
     expired = relocate.expire_silences(relocate.Alertmanager(ALERTMANAGER_URL), move)
-    assert expired == [first["id"]]
-    assert alertmanager_api("GET", f"/api/v2/silence/{first['id']}")["status"]["state"] == "expired"
+    assert expired == [third["id"]]
+    assert alertmanager_api("GET", f"/api/v2/silence/{third['id']}")["status"]["state"] == "expired"
 
 
 def relocate_moves(path: Path):
