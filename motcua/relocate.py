@@ -132,7 +132,8 @@ def ensure_silence(am: Alertmanager, registry: Registry, move: Move, author: str
     match = matchers(registry, names, [])
     for s in am.silences():
         if s.get("status", {}).get("state") in ("active", "pending") and tag(move) in s.get("comment", ""):
-            same_end = dt.datetime.fromisoformat(str(s.get("endsAt"))) == move.end
+            # Alertmanager keeps milliseconds: the same end within a second.
+            same_end = abs(dt.datetime.fromisoformat(str(s.get("endsAt"))) - move.end) < dt.timedelta(seconds=1)
             if _keys(s.get("matchers", [])) == _keys(match) and same_end:
                 return str(s["id"]), False
             am.expire(str(s["id"]))  # the schedule changed the move's hosts or window: replace it

@@ -5,7 +5,8 @@ the wards' PCs can take those identities; `motcua lab move` carries each PC (the
 booted on the new address). The first run is made to fail its verification (the dossier
 system is down): the silence is kept and the hosts are reported. The second run, after the
 fault is cleared, continues and passes: the silence is expired early. A third run does
-nothing. Then the PCs move back the same way, and the city centre's PCs are reinstated.
+nothing. Then the PCs move back the same way, and the city centre's PCs are reinstated; the
+ward's PCs get their disks from before the test back, so the tests after it find them as they were.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+import shutil
 import subprocess
 
 import pytest
@@ -86,6 +88,15 @@ def moved(lab, alertmanager, tmp_path_factory):
         sums[name] = ssh(lab, name, f"sha256sum '{path}'").split()[0]
     ids = {n: ssh(lab, n, "cat /etc/machine-id").strip() for n in OLD}
     desks = Lab(INVENTORY, home=LAB_HOME)
+    # Provisioned as the city centre's, the ward's PCs would keep its officials (locked) and printer
+    # queues after moving back: their disks as they are now are put back afterwards, for the tests after.
+    before = {name: LAB_HOME / "aside" / f"{name}.before-relocation-test" for name in OLD}
+    for name, copy in before.items():
+        desks.stop_host(name)
+        shutil.rmtree(copy, ignore_errors=True)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["cp", "-a", str(LAB_HOME / "hosts" / name), str(copy)], check=True)  # overlay whiteouts too
+    desks.up()
     try:
         for name in NEW:
             desks.vacate(name)
@@ -103,6 +114,11 @@ def moved(lab, alertmanager, tmp_path_factory):
         for name in NEW:
             desks.reinstate(name)
             (ROOT / ".cache" / "ansible" / "facts" / name).unlink(missing_ok=True)  # they were the movers' facts
+        for name, copy in before.items():
+            if copy.exists():
+                desks.stop_host(name)
+                shutil.rmtree(LAB_HOME / "hosts" / name)
+                copy.rename(LAB_HOME / "hosts" / name)
         desks.up()
         for name, path in DATA.items():
             ssh(lab, name, f"rm -rf /home/relocation-test '{path}'", check=False)
