@@ -130,13 +130,12 @@ def ensure_silence(am: Alertmanager, registry: Registry, move: Move, author: str
     """The move's silence, old and new names, for exactly its window: reused when it exists."""
     names = sorted({h.name for h in move.hosts} | {h.new_name for h in move.hosts})
     match = matchers(registry, names, [])
-    for s in am.silences():
-        if s.get("status", {}).get("state") in ("active", "pending") and tag(move) in s.get("comment", ""):
-            # Alertmanager keeps milliseconds: the same end within a second.
-            same_end = abs(dt.datetime.fromisoformat(str(s.get("endsAt"))) - move.end) < dt.timedelta(seconds=1)
-            if _keys(s.get("matchers", [])) == _keys(match) and same_end:
-                return str(s["id"]), False
-            am.expire(str(s["id"]))  # the schedule changed the move's hosts or window: replace it
+    for s in move_silences(am, move):
+        # Alertmanager keeps milliseconds: the same end within a second.
+        same_end = abs(dt.datetime.fromisoformat(str(s.get("endsAt"))) - move.end) < dt.timedelta(seconds=1)
+        if _keys(s.get("matchers", [])) == _keys(match) and same_end:
+            return str(s["id"]), False
+        am.expire(str(s["id"]))  # the schedule changed the move's hosts or window: replace it
     comment = (f"{tag(move)} relocation {move.source} -> {move.target}: {', '.join(h.name for h in move.hosts)} "
                f"become {', '.join(h.new_name for h in move.hosts)}; responsible: {move.responsible}")  # fmt: skip
     window = check_window(move.start, move.end, dt.datetime.now(TZ))
@@ -147,12 +146,16 @@ def _keys(match: list[dict]) -> list[tuple]:
     return sorted((m.get("name"), m.get("value"), bool(m.get("isRegex"))) for m in match)
 
 
+def move_silences(am: Alertmanager, move: Move) -> list[dict]:
+    """The move's silences that are in force or still to come (tagged in their comment)."""
+    mine = [s for s in am.silences() if tag(move) in s.get("comment", "")]
+    return [s for s in mine if s.get("status", {}).get("state") in ("active", "pending")]
+
+
 def expire_silences(am: Alertmanager, move: Move) -> list[str]:
-    expired = []
-    for s in am.silences():
-        if s.get("status", {}).get("state") in ("active", "pending") and tag(move) in s.get("comment", ""):
-            am.expire(str(s["id"]))
-            expired.append(str(s["id"]))
+    expired = [str(s["id"]) for s in move_silences(am, move)]
+    for silence_id in expired:
+        am.expire(silence_id)
     return expired
 
 

@@ -252,18 +252,20 @@ def load_schedule(path: str | Path, registry: Registry, now: dt.datetime, lab: b
 # ---------------------------------------------------------------- CLI
 
 
-def _schedule_args(args: argparse.Namespace) -> tuple[Path, Registry, bool, dt.datetime]:
+def _schedule_args(args: argparse.Namespace):
+    """The schedule's path, the inventory source, its registry, and now."""
     from .inventory import read_inventory_source
 
     source = read_inventory_source(Path(args.inventory))
     registry = source.load()
     path = Path(args.schedule) if args.schedule else source.config_file.parent / SCHEDULE_NAME
     now = dt.datetime.now(TZ) if args.now is None else dt.datetime.fromisoformat(args.now)
-    return path, registry, source.lab, local(now)
+    return path, source, registry, local(now)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    path, registry, lab, now = _schedule_args(args)
+    path, source, registry, now = _schedule_args(args)
+    lab = source.lab
     if not path.is_file():
         print(f"{path}: no relocation schedule (--schedule FILE)", file=sys.stderr)
         return 2
@@ -291,24 +293,22 @@ def cmd_check(args: argparse.Namespace) -> int:
 def _one_move(args: argparse.Namespace):
     from . import relocate
 
-    path, registry, lab, now = _schedule_args(args)
+    path, source, registry, now = _schedule_args(args)
     if not path.is_file():
         raise relocate.MoveError(f"{path}: no relocation schedule (--schedule FILE)")
-    return relocate.find(load_schedule(path, registry, now, lab), args.move, path), registry, now
+    return relocate.find(load_schedule(path, registry, now, source.lab), args.move, path), source, registry, now
 
 
 def _alertmanager(args: argparse.Namespace, registry: Registry, lab: bool):
-    import os
+    from .silences import Alertmanager, default_url  # default_url reads $MOTCUA_ALERTMANAGER_URL
 
-    from .silences import Alertmanager, default_url
-
-    return Alertmanager(args.alertmanager or os.environ.get("MOTCUA_ALERTMANAGER_URL") or default_url(registry, lab))
+    return Alertmanager(args.alertmanager or default_url(registry, lab))
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     from . import relocate
 
-    move, _registry, now = _one_move(args)
+    move, _source, _registry, now = _one_move(args)
     state = relocate.status(move, relocate.store_dir(args.store), now)
     state["problems"] = relocate.preflight(state)
     if args.json:
@@ -329,10 +329,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_silence(args: argparse.Namespace) -> int:
     from . import relocate
-    from .inventory import read_inventory_source
 
-    move, registry, _now = _one_move(args)
-    am = _alertmanager(args, registry, read_inventory_source(Path(args.inventory)).lab)
+    move, source, registry, _now = _one_move(args)
+    am = _alertmanager(args, registry, source.lab)
     silence_id, created = relocate.ensure_silence(am, registry, move, args.author or "")
     print(json.dumps({"id": silence_id, "changed": created, "until": move.end.isoformat()}))
     return 0
@@ -341,7 +340,7 @@ def cmd_silence(args: argparse.Namespace) -> int:
 def cmd_backup_verify(args: argparse.Namespace) -> int:
     from . import relocate
 
-    move, _registry, _now = _one_move(args)
+    move, _source, _registry, _now = _one_move(args)
     if args.host not in {h.name for h in move.hosts}:
         raise relocate.MoveError(f"{args.host}: not a PC of move {move.id}")
     done, changed = relocate.verify_backup(relocate.store_dir(args.store) / move.id / args.host)
@@ -351,12 +350,10 @@ def cmd_backup_verify(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from . import relocate
-    from .inventory import read_inventory_source
     from .readiness.report import write_report
     from .roster import accounts_by_site, load_roster
 
-    move, registry, _now = _one_move(args)
-    source = read_inventory_source(Path(args.inventory))
+    move, source, registry, _now = _one_move(args)
     roster = Path(args.roster) if args.roster else source.config_file.parent / "roster.yml"
     if not roster.is_file():
         raise relocate.MoveError(f"{roster}: roster not found (--roster FILE): the accounts check needs it")
@@ -370,10 +367,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     created = dt.datetime.fromtimestamp(now, TZ).isoformat(timespec="seconds")
     written = write_report(store / move.id / "verification", [site], created, now, f"relocation {move.id}")
     am = _alertmanager(args, registry, source.lab)
-    silences = relocate.expire_silences(am, move) if passed else [
-        str(s["id"]) for s in am.silences()
-        if s.get("status", {}).get("state") in ("active", "pending") and relocate.tag(move) in s.get("comment", "")
-    ]  # fmt: skip
+    if passed:
+        silences = relocate.expire_silences(am, move)
+    else:
+        silences = [str(s["id"]) for s in relocate.move_silences(am, move)]
     result = relocate.record_result(store, move, site, silences, passed)
     names = ", ".join(f"{h.name} -> {h.new_name}" for h in move.hosts)
     if passed:
