@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import socket
 import tarfile
 import time
@@ -207,14 +208,14 @@ def verify_backup(host_dir: Path) -> tuple[dict[str, object], bool]:
     files = host_dir / "files"
     tmp = host_dir / ".files.tmp"
     if tmp.exists():
-        _rmtree(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
         with tarfile.open(archive, "r:gz") as tar:
             members = tar.getmembers()
             tar.extractall(tmp, filter="data")  # refuses absolute paths, '..', devices, links out
     except (tarfile.TarError, OSError) as exc:
-        _rmtree(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
         raise MoveError(f"{archive}: cannot be read: {exc}") from None
     in_tar = {m.name.removeprefix("./") for m in members if m.isfile()}
     problems = []
@@ -228,12 +229,12 @@ def verify_backup(host_dir: Path) -> tuple[dict[str, object], bool]:
             problems.append(f"{name}: SHA-256 {digest[:12]}… in the store, {manifest[name][:12]}… on the PC")
         total += path.stat().st_size
     if problems:
-        _rmtree(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
         shown = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
         raise MoveError(f"{host_dir.name}: the backup does not match the PC's manifest ({shown}): "
                         "nothing was recorded; the move must not go on")  # fmt: skip
     if files.exists():
-        _rmtree(files)
+        shutil.rmtree(files, ignore_errors=True)
     tmp.rename(files)
     done = {
         "files": len(manifest),
@@ -243,12 +244,6 @@ def verify_backup(host_dir: Path) -> tuple[dict[str, object], bool]:
     }
     _write(record, json.dumps(done, indent=1) + "\n")
     return done, True
-
-
-def _rmtree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- verification

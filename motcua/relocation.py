@@ -351,14 +351,13 @@ def cmd_backup_verify(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from . import relocate
     from .readiness.report import write_report
-    from .roster import accounts_by_site, load_roster
+    from .roster import load_roster, usernames_by_site
 
     move, source, registry, _now = _one_move(args)
     roster = Path(args.roster) if args.roster else source.config_file.parent / "roster.yml"
     if not roster.is_file():
         raise relocate.MoveError(f"{roster}: roster not found (--roster FILE): the accounts check needs it")
-    officials = {site: [str(a["username"]) for a in accounts]
-                 for site, accounts in accounts_by_site(load_roster(roster, registry)).items()}  # fmt: skip
+    officials = usernames_by_site(load_roster(roster, registry))
     store = relocate.store_dir(args.store)
     site = relocate.verify_move(move, registry, source, officials, store, args.wait, args.network_file,
                                 args.timeout)  # fmt: skip

@@ -191,3 +191,8 @@ def accounts_by_site(officials: list[Official]) -> dict[str, list[dict[str, obje
     for official in officials:
         out.setdefault(official.site, []).append(official.as_account())
     return out
+
+
+def usernames_by_site(officials: list[Official]) -> dict[str, list[str]]:
+    """The account names each site's counters must have (what readiness and relocation check)."""
+    return {site: [str(a["username"]) for a in accounts] for site, accounts in accounts_by_site(officials).items()}

@@ -29,7 +29,7 @@ def _split(value: str | None) -> list[str] | None:
 
 def run_readiness(args: argparse.Namespace) -> tuple[list[checks.SiteReadiness], dict]:
     from ..fleet import tools
-    from ..roster import accounts_by_site, load_roster
+    from ..roster import load_roster, usernames_by_site
 
     inventory = Path(args.inventory)
     source = read_inventory_source(inventory)
@@ -45,7 +45,7 @@ def run_readiness(args: argparse.Namespace) -> tuple[list[checks.SiteReadiness],
         officials = load_roster(roster_path, registry)
     except RegistryError as exc:
         raise ReadinessError(str(exc)) from None
-    usernames = {site: [str(a["username"]) for a in accounts] for site, accounts in accounts_by_site(officials).items()}
+    usernames = usernames_by_site(officials)
     try:
         targets = tools.select_targets(registry, source.lab, sites=codes)
     except tools.FleetError as exc:
