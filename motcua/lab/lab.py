@@ -436,7 +436,8 @@ class Lab:
         What the lab stands in for: the technician shuts the PC down, carries it to the new
         site and plugs it in there, where the network gives it the new site's address.
         """
-        source, target = self._counter(old), self._counter(new)
+        plan = make_plan(self.inventory, self.home)
+        source, target = self._counter(old, plan), self._counter(new, plan)
         if old == new:
             raise LabError(f"{old}: moving to itself")
         if counters.is_vacant(source) or not (source.root / "upper").is_dir():
@@ -460,7 +461,6 @@ class Lab:
             raise LabError(f"{new}: not reachable at {target.address} after 90 s (log: {target.log})")
         proc.namespace = counters.container_namespace(proc.pid) or ""
         state.save(self.home)
-        plan = make_plan(self.inventory, self.home)
         keys = {}
         for host in plan.hosts:
             pub = host.merged / "etc/ssh/ssh_host_ed25519_key.pub"
@@ -470,8 +470,8 @@ class Lab:
         return f"{old} -> {new}: moved; {new} is up at {target.address}, desk {old} is vacant"
 
     # ---- helpers
-    def _counter(self, name: str) -> counters.CounterHost:
-        plan = make_plan(self.inventory, self.home)
+    def _counter(self, name: str, plan: LabPlan | None = None) -> counters.CounterHost:
+        plan = plan or make_plan(self.inventory, self.home)
         host = next((h for h in plan.counters if h.name == name), None)
         if host is None:
             raise LabError(f"{name} is not a counter PC of this lab ({self.inventory})")
