@@ -5,6 +5,8 @@ Prints, for 6 and for 24 lab counter PCs (fresh hosts, the package pool warm):
   - first provisioning (every role, every package installed)
   - no-change re-run with the project's ansible.cfg (median of --reruns); target for 6: <= 60 s
   - the ratio 24 / 6 of the re-runs; target <= 2x
+  - the CPU a re-run keeps busy: the whole machine's (/proc/stat; the lab's counters run on the
+    controller's cores) and the controller's own (ansible-playbook and the processes it waited for)
 and, on the 6 counters, the same no-change re-run with stock Ansible settings (only the paths the
 project needs: inventory plugin, roles, modules, collections), to print the tuning's ratio;
 target >= 2x.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -66,7 +69,14 @@ def inventory(directory: Path, sites: list[str], max_counters: int) -> Path:
     return directory
 
 
-def playbook(inv: Path, config: Path) -> tuple[float, dict[str, dict[str, int]], str]:
+def machine_cpu() -> float:
+    """CPU seconds the whole machine has spent busy (controller and lab hosts share its cores)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def playbook(inv: Path, config: Path) -> tuple[float, dict[str, dict[str, int]], str, dict[str, float]]:
     # The venv's tools first, whether or not it is activated (make bench sets PATH; a direct run may not).
     bindir = str(Path(sys.executable).parent)
     env = dict(os.environ, ANSIBLE_CONFIG=str(config), MOTCUA_LAB_HOME=str(HOME), ANSIBLE_FORCE_COLOR="0")
@@ -83,16 +93,20 @@ def playbook(inv: Path, config: Path) -> tuple[float, dict[str, dict[str, int]],
         "-e",
         '{"counter_monitoring_check_settings": {}}',
     ]
-    started = time.monotonic()
+    started, cpu_started, own_started = time.monotonic(), machine_cpu(), resource.getrusage(resource.RUSAGE_CHILDREN)
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600, check=False)
     seconds = time.monotonic() - started
+    own = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # The controller: ansible-playbook and every process it waited for (workers, mitogen's, ssh).
+    controller = (own.ru_utime - own_started.ru_utime) + (own.ru_stime - own_started.ru_stime)
+    cpu = {"machine": machine_cpu() - cpu_started, "controller": controller}
     rows = {
         match.group(1): {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", match.group(2))}
         for match in re.finditer(r"^(\S+)\s+:\s+(ok=.*)$", result.stdout, re.M)
     }
     if result.returncode != 0:
         raise SystemExit(f"bench: counters.yml failed:\n{result.stdout[-3000:]}{result.stderr[-2000:]}")
-    return seconds, rows, result.stdout
+    return seconds, rows, result.stdout, cpu
 
 
 def changed(rows: dict[str, dict[str, int]]) -> int:
@@ -112,22 +126,25 @@ def measure(size: int, reruns: int, stock: bool, tmp: Path) -> dict[str, object]
         started = lab.up()
         assert started["counters"] == size, started
         say(f"{size} counters: first provisioning")
-        first, _, _ = playbook(inv, ROOT / "ansible.cfg")
-        tuned = []
+        first, _, _, _ = playbook(inv, ROOT / "ansible.cfg")
+        tuned, cpus = [], []
         for n in range(reruns):
             say(f"{size} counters: no-change re-run {n + 1}/{reruns} (project ansible.cfg)")
-            seconds, rows, _ = playbook(inv, ROOT / "ansible.cfg")
+            seconds, rows, _, cpu = playbook(inv, ROOT / "ansible.cfg")
             if changed(rows):
                 raise SystemExit(f"bench: the re-run changed {changed(rows)} things; idempotence is broken")
             tuned.append(seconds)
+            cpus.append(cpu)
+            say(f"  {seconds:.1f} s; CPU: machine {cpu['machine']:.0f} s, controller {cpu['controller']:.0f} s")
         stock_runs = []
         for n in range(reruns if stock else 0):
             say(f"{size} counters: no-change re-run {n + 1}/{reruns} (stock settings)")
-            seconds, rows, _ = playbook(inv, stock_cfg)
+            seconds, rows, _, _ = playbook(inv, stock_cfg)
             stock_runs.append(seconds)
+            say(f"  {seconds:.1f} s")
     finally:
         lab.down()
-    return {"first": first, "tuned": tuned, "stock": stock_runs}
+    return {"first": first, "tuned": tuned, "stock": stock_runs, "cpu": cpus}
 
 
 def fmt(runs: list[float]) -> str:
@@ -154,6 +171,13 @@ def main() -> int:
         print(f"  {f'{size} counters: no-change re-run, project ansible.cfg':<52} {fmt(r['tuned'])}")
         if r["stock"]:
             print(f"  {f'{size} counters: no-change re-run, stock settings':<52} {fmt(r['stock'])}")
+        machine = statistics.median(c["machine"] for c in r["cpu"])
+        controller = statistics.median(c["controller"] for c in r["cpu"])
+        cores = os.cpu_count() or 1
+        print(
+            f"  {f'{size} counters: re-run CPU (median)':<52} {machine:7.1f} s busy of {cores} cores "
+            f"({machine / size:.1f} s per counter), of which the controller {controller:.1f} s"
+        )
     verdicts = []
     if 6 in results:
         six = statistics.median(results[6]["tuned"])
