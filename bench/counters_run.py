@@ -12,8 +12,8 @@ project needs: inventory plugin, roles, modules, collections), to print the tuni
 target >= 2x.
 
 Runs in its own lab home (/var/lib/motcua-lab-bench), stops everything it started, and refuses to
-run while another lab holds the same loopback addresses. Takes over 40 min on 2 cores (2026-12-02:
-the 24 fresh counters alone took ~19 min to provision); `--sizes 6` alone ~12 min.
+run while another lab holds the same loopback addresses. On 2 cores (2026-12-02) `--reruns 2` took
+34 min, of which the 24 fresh counters' first provisioning 16 min; `--sizes 6` alone ~12 min.
 """
 
 from __future__ import annotations
