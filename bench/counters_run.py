@@ -72,8 +72,8 @@ def inventory(directory: Path, sites: list[str], max_counters: int) -> Path:
 def machine_cpu() -> float:
     """CPU seconds the whole machine has spent busy (controller and lab hosts share its cores)."""
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle, iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, _iowait, irq, softirq = fields[:7]  # not steal: the hypervisor's, not ours
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def playbook(inv: Path, config: Path) -> tuple[float, dict[str, dict[str, int]], str, dict[str, float]]:
