@@ -76,7 +76,7 @@ def machine_cpu() -> float:
     return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
-def playbook(inv: Path, config: Path) -> tuple[float, dict[str, dict[str, int]], str, dict[str, float]]:
+def playbook(inv: Path, config: Path) -> tuple[float, dict[str, dict[str, int]], dict[str, float]]:
     # The venv's tools first, whether or not it is activated (make bench sets PATH; a direct run may not).
     bindir = str(Path(sys.executable).parent)
     env = dict(os.environ, ANSIBLE_CONFIG=str(config), MOTCUA_LAB_HOME=str(HOME), ANSIBLE_FORCE_COLOR="0")
@@ -106,7 +106,7 @@ def playbook(inv: Path, config: Path) -> tuple[float, dict[str, dict[str, int]],
     }
     if result.returncode != 0:
         raise SystemExit(f"bench: counters.yml failed:\n{result.stdout[-3000:]}{result.stderr[-2000:]}")
-    return seconds, rows, result.stdout, cpu
+    return seconds, rows, cpu
 
 
 def changed(rows: dict[str, dict[str, int]]) -> int:
@@ -126,11 +126,11 @@ def measure(size: int, reruns: int, stock: bool, tmp: Path) -> dict[str, object]
         started = lab.up()
         assert started["counters"] == size, started
         say(f"{size} counters: first provisioning")
-        first, _, _, _ = playbook(inv, ROOT / "ansible.cfg")
+        first, _, _ = playbook(inv, ROOT / "ansible.cfg")
         tuned, cpus = [], []
         for n in range(reruns):
             say(f"{size} counters: no-change re-run {n + 1}/{reruns} (project ansible.cfg)")
-            seconds, rows, _, cpu = playbook(inv, ROOT / "ansible.cfg")
+            seconds, rows, cpu = playbook(inv, ROOT / "ansible.cfg")
             if changed(rows):
                 raise SystemExit(f"bench: the re-run changed {changed(rows)} things; idempotence is broken")
             tuned.append(seconds)
@@ -139,7 +139,7 @@ def measure(size: int, reruns: int, stock: bool, tmp: Path) -> dict[str, object]
         stock_runs = []
         for n in range(reruns if stock else 0):
             say(f"{size} counters: no-change re-run {n + 1}/{reruns} (stock settings)")
-            seconds, rows, _, _ = playbook(inv, stock_cfg)
+            seconds, _, _ = playbook(inv, stock_cfg)
             stock_runs.append(seconds)
             say(f"  {seconds:.1f} s")
     finally:
