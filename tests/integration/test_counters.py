@@ -435,7 +435,7 @@ def test_an_official_who_leaves_is_locked_reported_and_can_come_back(lab, provis
     h = host(lab, "w26740-pc01")
     h.run(f"touch /home/{leaving.username}/ho-so-dang-lam.pdf")
 
-    # The accounts concern alone (its tag): the other roles have nothing to do with the roster.
+    # The accounts concern alone (its tag): locking, the review report and unlocking are all counter_accounts'.
     result = playbook("--limit", "site_26740", "--tags", "counter_accounts", "-e", f"counter_accounts_roster={roster}")
     assert result.returncode == 0, result.stdout[-4000:]
     status = h.check_output(f"LC_ALL=C passwd -S {leaving.username}").split()
