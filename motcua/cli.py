@@ -416,9 +416,9 @@ def main(argv: list[str] | None = None) -> int:
     from .lab.lab import LabError
     from .netgear.fleet import NetgearError
     from .readiness.cli import ReadinessError
-    from .registry import RegistryError
     from .relocate import MoveError
     from .silences import SilenceError
+    from .validation import InputError
 
     # A tool's own input error, printed under the tool's name.
     tools = {NetgearError: "netgear", CertError: "certs", FleetError: "fleet", ReadinessError: "readiness",
@@ -428,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     except tuple(tools) as exc:
         print(f"motcua {tools[type(exc)]}: {exc}", file=sys.stderr)
         return 2
-    except RegistryError as exc:
+    except InputError as exc:
         print(f"motcua: {exc}", file=sys.stderr)
         return 2
     except KeyError as exc:

@@ -33,11 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .registry import Registry
-from .registry.fields import Checker, Field
-from .registry.problems import Problem, RegistryError
-from .registry.source import LineDict, load_yaml
 from .silences import MAX_WINDOW  # a move's window is one silence's
 from .times import TZ, local, window_problem
+from .validation import Checker, Field, InputError, LineDict, Problem, load_yaml
 
 SCHEDULE_NAME = "relocation.yml"
 MOVABLE_ROLES = ("counter", "kiosk")
@@ -245,7 +243,7 @@ def check_schedule(
 def load_schedule(path: str | Path, registry: Registry, now: dt.datetime, lab: bool = False) -> list[Move]:
     moves, problems = check_schedule(path, registry, now, lab)
     if problems:
-        raise RegistryError(problems, what="relocation schedule")
+        raise InputError(problems, what="relocation schedule")
     return moves
 
 

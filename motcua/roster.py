@@ -14,9 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .registry import Registry
-from .registry.fields import Checker, Field
-from .registry.problems import Problem, RegistryError
-from .registry.source import LineDict, load_csv, load_yaml, strip_diacritics, text_problem
+from .validation import (
+    Checker,
+    Field,
+    InputError,
+    LineDict,
+    Problem,
+    load_csv,
+    load_yaml,
+    strip_diacritics,
+    text_problem,
+)
 
 # role code -> (Vietnamese label, Unix group, may use sudo)
 ROLES: dict[str, tuple[str, str, bool]] = {
@@ -182,7 +190,7 @@ def check_roster(
 def load_roster(path: str | Path, registry: Registry, label: str | None = None) -> list[Official]:
     officials, problems = check_roster(path, registry, label)
     if problems:
-        raise RegistryError(problems, what="roster")
+        raise InputError(problems, what="roster")
     return officials
 
 

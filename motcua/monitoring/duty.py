@@ -23,9 +23,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..registry import PHASES, Registry
-from ..registry.fields import Checker, Field
-from ..registry.problems import Problem, RegistryError
-from ..registry.source import LineDict, load_yaml
+from ..validation import Checker, Field, InputError, LineDict, Problem, load_yaml
 from . import rules
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -392,7 +390,7 @@ def check_duty_roster(
 def load_duty_roster(path: str | Path, registry: Registry, label: str | None = None) -> DutyRoster:
     roster, problems = check_duty_roster(path, registry, label)
     if problems or roster is None:
-        raise RegistryError(problems, what="duty roster")
+        raise InputError(problems, what="duty roster")
     return roster
 
 

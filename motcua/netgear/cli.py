@@ -14,7 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from ..inventory import read_inventory_source
-from ..registry import RegistryError
+from ..validation import InputError
 from .config import render_drift
 from .fleet import Access, NetgearError, Outcome, lab_home, select_devices
 
@@ -35,7 +35,7 @@ def _devices(args: argparse.Namespace):
     try:
         source = read_inventory_source(Path(args.inventory))
         registry = source.load()
-    except (ValueError, RegistryError) as exc:
+    except (ValueError, InputError) as exc:
         raise NetgearError(str(exc)) from None
     except KeyError as exc:
         raise NetgearError(f"{args.inventory}: {exc.args[0]}") from None

@@ -13,7 +13,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv4Network
 
 from ..registry import Host, Registry, Site
-from ..registry.source import strip_diacritics
+from ..validation import strip_diacritics
 
 MGMT_ACL = 99  # standard ACL: who may open an SSH session to the gear
 VTY = "line vty 0 4"

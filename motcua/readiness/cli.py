@@ -13,8 +13,8 @@ from pathlib import Path
 
 from ..inventory import read_inventory_source
 from ..parallel import run_each
-from ..registry import RegistryError
 from ..times import TZ
+from ..validation import InputError
 from . import checks
 from .report import LABELS, counts, write_report
 
@@ -43,7 +43,7 @@ def run_readiness(args: argparse.Namespace) -> tuple[list[checks.SiteReadiness],
         raise ReadinessError(f"{roster_path}: roster not found (--roster FILE): the accounts check needs it")
     try:
         officials = load_roster(roster_path, registry)
-    except RegistryError as exc:
+    except InputError as exc:
         raise ReadinessError(str(exc)) from None
     usernames = usernames_by_site(officials)
     try:

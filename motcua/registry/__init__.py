@@ -6,7 +6,7 @@ Everything that needs sites, hosts or addresses imports from here::
     registry = load_registry("inventory/hcmc/registry")
 """
 
-from .loader import FILES, check_registry, load_registry
+from .loader import FILES, RegistryError, check_registry, load_registry
 from .model import (
     PHASES,
     REGIONS,
@@ -17,7 +17,6 @@ from .model import (
     Site,
     Team,
 )
-from .problems import Problem, RegistryError
 
 __all__ = [
     "FILES",
@@ -26,7 +25,6 @@ __all__ = [
     "ROLES",
     "Host",
     "NetworkPlan",
-    "Problem",
     "Registry",
     "RegistryError",
     "Site",

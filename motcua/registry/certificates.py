@@ -30,10 +30,8 @@ from pathlib import Path
 
 import yaml
 
-from .fields import Checker, Field
+from ..validation import Checker, Field, InputError, LineDict, Problem, load_yaml
 from .model import Registry
-from .problems import Problem, RegistryError
-from .source import LineDict, load_yaml
 
 STATUSES = ("requested", "issued", "installed", "revoked")
 TYPES = ("signing", "tls")
@@ -361,7 +359,7 @@ def _leading_comments(text: str) -> list[str]:
 def load_ledger(path: str | Path, registry: Registry, label: str | None = None) -> Ledger:
     ledger, problems = check_ledger(path, registry, label)
     if problems or ledger is None:
-        raise RegistryError(problems, what="certificate ledger")
+        raise InputError(problems, what="certificate ledger")
     return ledger
 
 

@@ -17,10 +17,11 @@ import itertools
 import os
 import re
 from collections import Counter
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
-from .fields import Checker, Field
+from ..validation import Checker, Field, InputError, LineDict, LineList, Problem, load_csv, load_yaml, text_problem
 from .model import (
     ACCESS_VLAN,
     COUNTERS_MAX,
@@ -46,10 +47,15 @@ from .model import (
     host_suffixes,
     make_hosts,
 )
-from .problems import Problem, RegistryError
-from .source import LineDict, load_csv, load_yaml, text_problem
 
 FILES = ("network.yml", "teams.yml", "sites.yml", "wards.csv")
+
+
+class RegistryError(InputError):
+    """The site registry is invalid; carries every problem found."""
+
+    what = "site registry"
+
 
 # DX Centre host-name stems -> the inventory group they join.
 DX_ROLES = {"mon": "monitoring", "ntp": "ntp"}
@@ -277,113 +283,116 @@ def _check_gear_policy(check: Checker, raw: object) -> GearPolicy | None:
 def _network_plan(
     check: Checker, top: LineDict, values: dict[str, object], problems: list[Problem], before: int
 ) -> tuple[NetworkPlan | None, tuple[str, IPv4Network, tuple[Host, ...]] | None]:
-    section = "network"
-    supernet = values.get("supernet")
-    prefix = values.get("site_prefix")
-    lab = values.get("lab_supernet")
-    if isinstance(supernet, IPv4Network) and isinstance(prefix, int) and prefix <= supernet.prefixlen:
-        check.report(
-            top.line_of("site_prefix"),
-            section,
-            "site_prefix",
-            f"/{prefix} is not smaller than the supernet {supernet}",
-        )
-    if isinstance(lab, IPv4Network):
-        if not lab.subnet_of(LOOPBACK):
-            check.report(top.line_of("lab_supernet"), section, "lab_supernet", f"{lab} is not inside 127.0.0.0/8")
-        elif isinstance(supernet, IPv4Network) and lab.prefixlen != supernet.prefixlen:
-            check.report(
-                top.line_of("lab_supernet"),
-                section,
-                "lab_supernet",
-                f"{lab} must be the same size as the supernet {supernet} (/{supernet.prefixlen})",
-            )
-    ranges: dict[str, tuple[int, int]] = {}
+    """network.yml's plan (supernets, role ranges, VLANs) and the DX Centre's block and hosts."""
+    supernet, prefix = values.get("supernet"), values.get("site_prefix")
+    lab, monitoring = values.get("lab_supernet"), values.get("monitoring_offset")
+    _check_supernets(check, top, supernet, prefix, lab)
     raw_ranges = values.get("ranges")
-    if isinstance(raw_ranges, LineDict):
-        for key in raw_ranges:
-            if key not in _PLAN_ROLES:
-                check.report(
-                    raw_ranges.line_of(key), section, f"ranges.{key}", f"unknown role (known: {', '.join(_PLAN_ROLES)})"
-                )
-        for role in _PLAN_ROLES:
-            item = raw_ranges.get(role)
-            line = raw_ranges.line_of(role)
-            if item is None:
-                check.report(raw_ranges.line, section, f"ranges.{role}", "required field is missing")
-                continue
-            if (
-                not isinstance(item, list)
-                or len(item) != 2
-                or not all(isinstance(x, int) and not isinstance(x, bool) for x in item)
-                or not 1 <= item[0] <= item[1]
-            ):
-                check.report(
-                    line,
-                    section,
-                    f"ranges.{role}",
-                    f"must be [first, last] offsets with 1 <= first <= last, got {item!r}",
-                )
-                continue
-            ranges[role] = (item[0], item[1])
-    vlans = _check_vlans(check, values.get("vlans"), section, "vlans")
+    ranges = _check_ranges(check, raw_ranges) if isinstance(raw_ranges, LineDict) else {}
+    vlans = _check_vlans(check, values.get("vlans"), "network", "vlans")
     if vlans is not None:
         missing = [name for name in GEAR_VLANS if name not in vlans]
         if missing:
-            check.report(
-                top.line_of("vlans"), section, "vlans", f"the site plan needs these VLANs too: {', '.join(missing)}"
-            )
-    monitoring = values.get("monitoring_offset")
+            check.report(top.line_of("vlans"), "network", "vlans",
+                         f"the site plan needs these VLANs too: {', '.join(missing)}")  # fmt: skip
     if isinstance(prefix, int) and ranges:
-        top_offset = 2 ** (32 - prefix) - 2
-        spans = sorted((first, last, f"ranges.{role}") for role, (first, last) in ranges.items())
-        if isinstance(monitoring, int):
-            spans = sorted([*spans, (monitoring, monitoring, "monitoring_offset")])
-        for _first, last, name in spans:
-            if last > top_offset:
-                check.report(
-                    top.line, section, name, f"offset {last} does not fit a /{prefix} (last usable offset {top_offset})"
-                )
-        for (first1, last1, name1), (first2, _last2, name2) in itertools.pairwise(spans):
-            if first2 <= last1:
-                check.report(top.line, section, name2, f"offsets {first2}.. overlap {name1} ({first1}..{last1})")
-        if "counter" in ranges and ranges["counter"][1] - ranges["counter"][0] + 1 < COUNTERS_MAX:
-            check.report(
-                raw_ranges.line_of("counter") if isinstance(raw_ranges, LineDict) else top.line,
-                section,
-                "ranges.counter",
-                f"must hold {COUNTERS_MAX} counters (the registry allows {COUNTERS_MIN}..{COUNTERS_MAX})",
-            )
-    if len(problems) != before or not all(
-        isinstance(v, (IPv4Network, int)) for v in (supernet, prefix, lab, monitoring)
+        _check_offsets(check, top, raw_ranges, prefix, ranges, monitoring)
+    if (
+        len(problems) != before
+        or not isinstance(supernet, IPv4Network)
+        or not isinstance(lab, IPv4Network)
+        or not isinstance(prefix, int)
+        or not isinstance(monitoring, int)
     ):
         return None, None
-    plan = NetworkPlan(
-        supernet,  # type: ignore[arg-type]
-        prefix,  # type: ignore[arg-type]
-        lab,  # type: ignore[arg-type]
-        ranges,
-        monitoring,  # type: ignore[arg-type]
-        vlans or {},
-        int(values.get("access_ports", 24)),  # type: ignore[call-overload]
-    )
-
+    access_ports = values.get("access_ports", 24)
+    plan = NetworkPlan(supernet, prefix, lab, ranges, monitoring, vlans or {},
+                       access_ports if isinstance(access_ports, int) else 24)  # fmt: skip
     dx_raw = values["dx_centre"]
-    dx = check.fields(dx_raw, "dx_centre", "dx_centre.", DX_SPEC)  # type: ignore[arg-type]
-    if len(problems) != before:
-        return plan, None
-    net = dx["net"]
-    if net >= plan.site_count:  # type: ignore[operator]
-        check.report(
-            dx_raw.line_of("net"),
-            "dx_centre",
-            "dx_centre.net",
-            f"{net} is outside 0..{plan.site_count - 1} for {supernet} in /{prefix} blocks",
-        )  # type: ignore[attr-defined]
-        return plan, None
-    subnet = plan.site_subnet(net)  # type: ignore[arg-type]
+    assert isinstance(dx_raw, LineDict)  # checked by NETWORK_SPEC (no problem was reported)
+    return plan, _dx_centre(check, plan, dx_raw, problems, before)
+
+
+def _check_supernets(check: Checker, top: LineDict, supernet: object, prefix: object, lab: object) -> None:
+    """The site prefix fits the supernet; the lab supernet is loopback and of the same size."""
+    section = "network"
+    if isinstance(supernet, IPv4Network) and isinstance(prefix, int) and prefix <= supernet.prefixlen:
+        check.report(top.line_of("site_prefix"), section, "site_prefix",
+                     f"/{prefix} is not smaller than the supernet {supernet}")  # fmt: skip
+    if not isinstance(lab, IPv4Network):
+        return
+    if not lab.subnet_of(LOOPBACK):
+        check.report(top.line_of("lab_supernet"), section, "lab_supernet", f"{lab} is not inside 127.0.0.0/8")
+    elif isinstance(supernet, IPv4Network) and lab.prefixlen != supernet.prefixlen:
+        check.report(top.line_of("lab_supernet"), section, "lab_supernet",
+                     f"{lab} must be the same size as the supernet {supernet} (/{supernet.prefixlen})")  # fmt: skip
+
+
+def _check_ranges(check: Checker, raw_ranges: LineDict) -> dict[str, tuple[int, int]]:
+    """``ranges``: one [first, last] offset pair for every role of the plan."""
+    section = "network"
+    ranges: dict[str, tuple[int, int]] = {}
+    for key in raw_ranges:
+        if key not in _PLAN_ROLES:
+            check.report(raw_ranges.line_of(key), section, f"ranges.{key}",
+                         f"unknown role (known: {', '.join(_PLAN_ROLES)})")  # fmt: skip
+    for role in _PLAN_ROLES:
+        item = raw_ranges.get(role)
+        if item is None:
+            check.report(raw_ranges.line, section, f"ranges.{role}", "required field is missing")
+            continue
+        if (
+            not isinstance(item, list)
+            or len(item) != 2
+            or not all(isinstance(x, int) and not isinstance(x, bool) for x in item)
+            or not 1 <= item[0] <= item[1]
+        ):
+            check.report(raw_ranges.line_of(role), section, f"ranges.{role}",
+                         f"must be [first, last] offsets with 1 <= first <= last, got {item!r}")  # fmt: skip
+            continue
+        ranges[role] = (item[0], item[1])
+    return ranges
+
+
+def _check_offsets(
+    check: Checker, top: LineDict, raw_ranges: object, prefix: int, ranges: dict[str, tuple[int, int]],
+    monitoring: object,
+) -> None:  # fmt: skip
+    """The role ranges and the monitoring offset fit a site block, do not overlap, and hold every counter."""
+    section = "network"
+    top_offset = 2 ** (32 - prefix) - 2
+    spans = sorted((first, last, f"ranges.{role}") for role, (first, last) in ranges.items())
+    if isinstance(monitoring, int):
+        spans = sorted([*spans, (monitoring, monitoring, "monitoring_offset")])
+    for _first, last, name in spans:
+        if last > top_offset:
+            check.report(top.line, section, name,
+                         f"offset {last} does not fit a /{prefix} (last usable offset {top_offset})")  # fmt: skip
+    for (first1, last1, name1), (first2, _last2, name2) in itertools.pairwise(spans):
+        if first2 <= last1:
+            check.report(top.line, section, name2, f"offsets {first2}.. overlap {name1} ({first1}..{last1})")
+    if "counter" in ranges and ranges["counter"][1] - ranges["counter"][0] + 1 < COUNTERS_MAX:
+        line = raw_ranges.line_of("counter") if isinstance(raw_ranges, LineDict) else top.line
+        allowed = f"{COUNTERS_MIN}..{COUNTERS_MAX}"
+        check.report(line, section, "ranges.counter",
+                     f"must hold {COUNTERS_MAX} counters (the registry allows {allowed})")  # fmt: skip
+
+
+def _dx_centre(
+    check: Checker, plan: NetworkPlan, dx_raw: LineDict, problems: list[Problem], before: int
+) -> tuple[str, IPv4Network, tuple[Host, ...]] | None:
+    """The DX Centre's name, block and hosts (``mon01`` -> ``dx-mon01``, role monitoring)."""
+    dx = check.fields(dx_raw, "dx_centre", "dx_centre.", DX_SPEC)
+    net, raw_hosts = dx.get("net"), dx.get("hosts")
+    if len(problems) != before or not isinstance(net, int) or not isinstance(raw_hosts, LineDict):
+        return None
+    if net >= plan.site_count:
+        blocks = f"{plan.supernet} in /{plan.site_prefix} blocks"
+        check.report(dx_raw.line_of("net"), "dx_centre", "dx_centre.net",
+                     f"{net} is outside 0..{plan.site_count - 1} for {blocks}")  # fmt: skip
+        return None
+    subnet = plan.site_subnet(net)
     hosts = []
-    raw_hosts: LineDict = dx["hosts"]  # type: ignore[assignment]
     for name, offset in raw_hosts.items():
         field_name = f"dx_centre.hosts.{name}"
         line = raw_hosts.line_of(name)
@@ -391,21 +400,16 @@ def _network_plan(
             check.report(line, "dx_centre", field_name, "host names must be lower-case letters, digits and '-'")
             continue
         if isinstance(offset, bool) or not isinstance(offset, int) or not 1 <= offset < subnet.num_addresses - 1:
-            check.report(
-                line,
-                "dx_centre",
-                field_name,
-                f"offset must be a number in 1..{subnet.num_addresses - 2}, got {offset!r}",
-            )
+            check.report(line, "dx_centre", field_name,
+                         f"offset must be a number in 1..{subnet.num_addresses - 2}, got {offset!r}")  # fmt: skip
             continue
         address = subnet[offset]
         base = name.rstrip("0123456789") or name
         number = int(name[len(base) :] or 0)
-        role = DX_ROLES.get(base, base)
-        hosts.append(Host(f"dx-{name}", "dx", role, number, address, plan.to_lab(address)))
+        hosts.append(Host(f"dx-{name}", "dx", DX_ROLES.get(base, base), number, address, plan.to_lab(address)))
     if len(problems) != before:
-        return plan, None
-    return plan, (dx["name"], subnet, tuple(hosts))  # type: ignore[return-value]
+        return None
+    return str(dx["name"]), subnet, tuple(hosts)
 
 
 def _check_vlans(check: Checker, raw: object, site: str, field: str) -> dict[str, int] | None:
@@ -481,6 +485,19 @@ def _load_teams(path: Path, label: str, problems: list[Problem]) -> dict[str, Te
     return teams
 
 
+@dataclass
+class _SiteContext:
+    """What every site entry of sites.yml is checked against."""
+
+    defaults: dict[str, object]
+    default_gear: dict[str, int]
+    plan: NetworkPlan | None
+    teams: dict[str, Team] | None
+    wards: dict[str, WardReference] | None
+    team_by_region: dict[str, str]
+    nets: dict[int, str] = field(default_factory=dict)  # site block index -> the site that holds it
+
+
 def _load_sites(
     path: Path,
     label: str,
@@ -497,78 +514,61 @@ def _load_sites(
     if top is None:
         return None
     before = len(problems)
-    sections = check.fields(
-        top,
-        "",
-        "",
-        {
-            "defaults": Field("mapping", required=True),
-            "centres": Field("list", required=True),
-            "wards": Field("list", required=True),
-        },
-    )
-    if "defaults" not in sections:
+    sections = check.fields(top, "", "", {
+        "defaults": Field("mapping", required=True),
+        "centres": Field("list", required=True),
+        "wards": Field("list", required=True),
+    })  # fmt: skip
+    raw_defaults = sections.get("defaults")
+    if not isinstance(raw_defaults, LineDict):
         return None
-    raw_defaults: LineDict = sections["defaults"]  # type: ignore[assignment]
     defaults = check.fields(raw_defaults, "defaults", "defaults.", DEFAULTS_SPEC)
     default_gear = _check_gear(check, defaults.get("gear"), "defaults", "defaults.gear", required=True)
     if len(problems) != before:
         return None
-
     team_by_region = {r: t.id for t in (teams or {}).values() for r in t.regions}
+    context = _SiteContext(defaults, default_gear or {}, plan, teams, wards, team_by_region)
     sites: dict[str, Site] = {}
     first_line: dict[str, int] = {}
-    nets: dict[int, str] = {}
     for kind_key, spec in (("centres", CENTRE_SPEC), ("wards", WARD_SPEC)):
         entries = sections.get(kind_key)
-        if not isinstance(entries, list):
-            continue
-        for index, raw in enumerate(entries):
-            line = entries.line_of(index)  # type: ignore[attr-defined]
-            entry = check.mapping(raw, line, f"{kind_key}[{index}]", "")
-            if entry is None:
-                continue
-            code_raw = entry.get("code")
-            site_label = (
-                f"{code_raw:05d}"
-                if isinstance(code_raw, int) and not isinstance(code_raw, bool)
-                else str(code_raw or f"{kind_key}[{index}]")
-            )
-            mark = len(problems)
-            values = check.fields(entry, site_label, "", spec)
-            code = values.get("code")
-            if code is None:
-                continue
-            if code in first_line:
-                check.report(line, site_label, "code", f"duplicate site code (first at line {first_line[code]})")
-                continue
-            first_line[code] = line  # type: ignore[index]
-            site = _build_site(
-                check,
-                entry,
-                values,
-                kind_key,
-                site_label,
-                line,
-                defaults,
-                default_gear or {},
-                plan,
-                team_by_region,
-                teams,
-                wards,
-                nets,
-            )
-            if site is not None and len(problems) == mark:
-                sites[site.code] = site
+        if isinstance(entries, LineList):
+            for index, raw in enumerate(entries):
+                site = _site_entry(check, context, kind_key, spec, entries.line_of(index), index, raw, first_line)
+                if site is not None:
+                    sites[site.code] = site
     if wards is not None:
-        listed = set(first_line)
-        wards_line = top.line_of("wards")
         for code, ward in wards.items():
-            if code not in listed:
-                check.report(
-                    wards_line, code, "code", f"{ward.name} is in wards.csv but has no entry in the wards list"
-                )
+            if code not in first_line:
+                check.report(top.line_of("wards"), code, "code",
+                             f"{ward.name} is in wards.csv but has no entry in the wards list")  # fmt: skip
     return sites
+
+
+def _site_entry(
+    check: Checker, context: _SiteContext, kind_key: str, spec: dict[str, Field], line: int, index: int,
+    raw: object, first_line: dict[str, int],
+) -> Site | None:  # fmt: skip
+    """One entry of the centres or wards list: its site, or None (with its problems reported)."""
+    entry = check.mapping(raw, line, f"{kind_key}[{index}]", "")
+    if entry is None:
+        return None
+    code_raw = entry.get("code")
+    if isinstance(code_raw, int) and not isinstance(code_raw, bool):
+        site_label = f"{code_raw:05d}"
+    else:
+        site_label = str(code_raw or f"{kind_key}[{index}]")
+    mark = len(check.problems)
+    values = check.fields(entry, site_label, "", spec)
+    code = values.get("code")
+    if not isinstance(code, str):
+        return None
+    if code in first_line:
+        check.report(line, site_label, "code", f"duplicate site code (first at line {first_line[code]})")
+        return None
+    first_line[code] = line
+    site = _build_site(check, context, entry, values, kind_key, code, line)
+    return site if len(check.problems) == mark else None
 
 
 def _check_gear(check: Checker, raw: object, site: str, field: str, required: bool = False) -> dict[str, int] | None:
@@ -584,103 +584,39 @@ def _check_gear(check: Checker, raw: object, site: str, field: str, required: bo
 
 def _build_site(
     check: Checker,
+    context: _SiteContext,
     entry: LineDict,
     values: dict[str, object],
     kind_key: str,
-    code_label: str,
+    code: str,
     line: int,
-    defaults: dict[str, object],
-    default_gear: dict[str, int],
-    plan: NetworkPlan | None,
-    team_by_region: dict[str, str],
-    teams: dict[str, Team] | None,
-    wards: dict[str, WardReference] | None,
-    nets: dict[int, str],
 ) -> Site | None:
-    code: str = values["code"]  # type: ignore[assignment]
-    ward_type: str | None = None
+    plan = context.plan
     if kind_key == "wards":
-        kind = "ward"
-        ref = wards.get(code) if wards is not None else None
-        if wards is not None and ref is None:
-            check.report(entry.line_of("code"), code, "code", "unknown ward code: not in wards.csv")
-            return None
-        name = ref.name if ref else str(values.get("name", code))
-        if "name" in values and ref and values["name"] != ref.name:
-            check.report(
-                entry.line_of("name"), code, "name", f"{values['name']!r} does not match wards.csv ({ref.name!r})"
-            )
-        region = REGION_BY_PROVINCE.get(ref.former_province, "hcm") if ref else "hcm"
-        ward_type = ref.type if ref else None
+        identity = _ward_identity(check, context, entry, values, code)
     else:
-        kind = str(values.get("kind", "regional_centre"))
-        name = str(values.get("name", code))
-        region = str(values.get("region", "hcm"))
-        if code.isdigit():
-            check.report(
-                entry.line_of("code"),
-                code,
-                "code",
-                "centre codes are letters (e.g. 'ttpc'); 5-digit codes are for wards",
-            )
-        ward = values.get("ward")
-        if ward is not None and wards is not None and ward not in wards:
-            check.report(entry.line_of("ward"), code, "ward", f"unknown ward code {ward!r}: not in wards.csv")
-        elif ward is not None and wards is not None and REGION_BY_PROVINCE.get(wards[ward].former_province) != region:  # type: ignore[index]
-            check.report(
-                entry.line_of("region"),
-                code,
-                "region",
-                f"{region!r} does not match the region of ward {ward} ({wards[ward].former_province})",
-            )  # type: ignore[index]
-
-    counters: int = values.get("counters", defaults.get("counters"))  # type: ignore[assignment]
-    gear = dict(default_gear)
+        identity = _centre_identity(check, context, entry, values, code)
+    if identity is None:
+        return None
+    kind, name, region, ward_type = identity
+    counters = values.get("counters", context.defaults.get("counters"))
+    assert isinstance(counters, int)  # checked by the spec; defaults.counters is required
+    gear = dict(context.default_gear)
     gear.update(_check_gear(check, values.get("gear"), code, "gear") or {})
-    phase = str(values.get("phase", defaults.get("phase")))
-
-    team = values.get("team") or team_by_region.get(region)
+    team = values.get("team") or context.team_by_region.get(region)
     # team None: teams.yml has no default for the region, reported there.
-    if teams is not None and team is not None and team not in teams:
-        check.report(entry.line_of("team"), code, "team", f"unknown team {team!r} (teams.yml has: {', '.join(teams)})")
-
-    vlans = dict(plan.vlans) if plan else {}
-    site_vlans = _check_vlans(check, values.get("vlans"), code, "vlans")
-    if site_vlans:
-        for vname in site_vlans:
-            if plan and vname not in plan.vlans:
-                check.report(
-                    values["vlans"].line_of(vname),
-                    code,
-                    f"vlans.{vname}",
-                    f"unknown VLAN (network.yml defines: {', '.join(plan.vlans)})",
-                )  # type: ignore[attr-defined]
-        vlans.update(site_vlans)
-        clash = [vid for vid, n in Counter(vlans.values()).items() if n > 1]
-        if clash:
-            check.report(
-                entry.line_of("vlans"), code, "vlans", f"VLAN id {clash[0]} is used twice at this site after overrides"
-            )
-
+    if context.teams is not None and team is not None and team not in context.teams:
+        check.report(entry.line_of("team"), code, "team",
+                     f"unknown team {team!r} (teams.yml has: {', '.join(context.teams)})")  # fmt: skip
+    vlans = _site_vlans(check, entry, values, code, plan)
     contacts = _check_contacts(check, values.get("contacts"), code)
-
     if plan is None:
         return None
     counts = {GEAR_ROLES[k]: v for k, v in gear.items()}
     counts["counter"] = counters
-    for role, count in counts.items():
-        capacity = plan.capacity(role)
-        if count > capacity:
-            field = "counters" if role == "counter" else f"gear.{_plural(role)}"
-            field_line = entry.line_of("counters" if role == "counter" else "gear")
-            check.report(
-                field_line,
-                code,
-                field,
-                f"{count} does not fit the IP plan (room for {capacity} {ROLES[role][1]} per site)",
-            )
-            return None
-    subnet = _site_subnet(check, entry, values, code, plan, nets)
+    if not _fits_plan(check, entry, code, plan, counts):
+        return None
+    subnet = _site_subnet(check, entry, values, code, plan, context.nets)
     if subnet is None:
         return None
     overrides = _check_overrides(check, entry, values.get("addresses"), code, subnet, counts)
@@ -688,6 +624,7 @@ def _build_site(
     ports = _check_ports(check, entry, values.get("ports"), code, plan, hosts)
     if ports is None:
         return None
+    address, notes = values.get("address"), values.get("notes")
     return Site(
         code=code,
         name=name,
@@ -696,19 +633,89 @@ def _build_site(
         region=region,
         counters=counters,
         gear=gear,
-        phase=phase,
+        phase=str(values.get("phase", context.defaults.get("phase"))),
         team=str(team),
         subnet=subnet,
         lab_subnet=plan.to_lab_network(subnet),
         vlans=vlans,
         contacts=contacts,
-        street_address=values.get("address"),  # type: ignore[arg-type]
-        notes=values.get("notes"),  # type: ignore[arg-type]
+        street_address=address if isinstance(address, str) else None,
+        notes=notes if isinstance(notes, str) else None,
         file=check.file,
         line=line,
         hosts=hosts,
         ports=ports,
     )
+
+
+def _ward_identity(
+    check: Checker, context: _SiteContext, entry: LineDict, values: dict[str, object], code: str
+) -> tuple[str, str, str, str | None] | None:
+    """A ward's kind, name, region and type, from wards.csv (the official list)."""
+    wards = context.wards
+    ref = wards.get(code) if wards is not None else None
+    if wards is not None and ref is None:
+        check.report(entry.line_of("code"), code, "code", "unknown ward code: not in wards.csv")
+        return None
+    if ref is None:  # wards.csv itself is broken: reported there
+        return "ward", str(values.get("name", code)), "hcm", None
+    if "name" in values and values["name"] != ref.name:
+        check.report(entry.line_of("name"), code, "name",
+                     f"{values['name']!r} does not match wards.csv ({ref.name!r})")  # fmt: skip
+    return "ward", ref.name, REGION_BY_PROVINCE.get(ref.former_province, "hcm"), ref.type
+
+
+def _centre_identity(
+    check: Checker, context: _SiteContext, entry: LineDict, values: dict[str, object], code: str
+) -> tuple[str, str, str, None]:
+    """A centre's kind, name and region, and the ward it stands in (checked against wards.csv)."""
+    kind = str(values.get("kind", "regional_centre"))
+    region = str(values.get("region", "hcm"))
+    if code.isdigit():
+        check.report(entry.line_of("code"), code, "code",
+                     "centre codes are letters (e.g. 'ttpc'); 5-digit codes are for wards")  # fmt: skip
+    ward, wards = values.get("ward"), context.wards
+    if isinstance(ward, str) and wards is not None:
+        if ward not in wards:
+            check.report(entry.line_of("ward"), code, "ward", f"unknown ward code {ward!r}: not in wards.csv")
+        elif REGION_BY_PROVINCE.get(province := wards[ward].former_province) != region:
+            check.report(entry.line_of("region"), code, "region",
+                         f"{region!r} does not match the region of ward {ward} ({province})")  # fmt: skip
+    return kind, str(values.get("name", code)), region, None
+
+
+def _site_vlans(
+    check: Checker, entry: LineDict, values: dict[str, object], code: str, plan: NetworkPlan | None
+) -> dict[str, int]:
+    """The plan's VLANs with the site's overrides: only VLANs the plan knows, no id twice."""
+    vlans = dict(plan.vlans) if plan else {}
+    raw = values.get("vlans")
+    site_vlans = _check_vlans(check, raw, code, "vlans")
+    if not site_vlans or not isinstance(raw, LineDict):
+        return vlans
+    for vname in site_vlans:
+        if plan and vname not in plan.vlans:
+            check.report(raw.line_of(vname), code, f"vlans.{vname}",
+                         f"unknown VLAN (network.yml defines: {', '.join(plan.vlans)})")  # fmt: skip
+    vlans.update(site_vlans)
+    clash = [vid for vid, n in Counter(vlans.values()).items() if n > 1]
+    if clash:
+        check.report(entry.line_of("vlans"), code, "vlans",
+                     f"VLAN id {clash[0]} is used twice at this site after overrides")  # fmt: skip
+    return vlans
+
+
+def _fits_plan(check: Checker, entry: LineDict, code: str, plan: NetworkPlan, counts: dict[str, int]) -> bool:
+    """Every role's count fits its range of the IP plan."""
+    for role, count in counts.items():
+        capacity = plan.capacity(role)
+        if count > capacity:
+            field = "counters" if role == "counter" else f"gear.{_plural(role)}"
+            room = f"room for {capacity} {ROLES[role][1]} per site"
+            check.report(entry.line_of("counters" if role == "counter" else "gear"), code, field,
+                         f"{count} does not fit the IP plan ({room})")  # fmt: skip
+            return False
+    return True
 
 
 _PORT = re.compile(r"(sw\d{2})/(\d{1,2})")

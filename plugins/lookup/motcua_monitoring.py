@@ -68,16 +68,18 @@ class LookupModule(LookupBase):
         self.set_options(var_options=variables, direct=kwargs)
         try:
             from motcua.monitoring import duty, rules
-            from motcua.registry import RegistryError, load_registry
+            from motcua.registry import load_registry
+            from motcua.validation import InputError
         except ImportError:
             sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
             from motcua.monitoring import duty, rules
-            from motcua.registry import RegistryError, load_registry
+            from motcua.registry import load_registry
+            from motcua.validation import InputError
         if len(terms) != 1 or terms[0] not in ("rules", "alertmanager"):
             raise AnsibleLookupError("motcua_monitoring takes one term: rules or alertmanager")
         try:
             registry = load_registry(self.get_option("registry")).subset(self.get_option("sites") or None)
-        except (RegistryError, KeyError) as exc:
+        except (InputError, KeyError) as exc:
             raise AnsibleLookupError(str(exc)) from None
         if terms[0] == "rules":
             try:
@@ -95,7 +97,7 @@ class LookupModule(LookupBase):
         try:
             parsed = duty.load_duty_roster(real, registry, label=str(roster))
             return [duty.compile_alertmanager(parsed, self.get_option("settings"))]
-        except RegistryError as exc:
+        except InputError as exc:
             raise AnsibleLookupError(str(exc)) from None
         except (KeyError, TypeError, ValueError) as exc:
             raise AnsibleLookupError(f"alertmanager settings: {exc}") from None

@@ -46,12 +46,14 @@ class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
         self.set_options(var_options=variables, direct=kwargs)
         try:
-            from motcua.registry import RegistryError, load_registry
+            from motcua.registry import load_registry
             from motcua.roster import accounts_by_site, load_roster
+            from motcua.validation import InputError
         except ImportError:
             sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-            from motcua.registry import RegistryError, load_registry
+            from motcua.registry import load_registry
             from motcua.roster import accounts_by_site, load_roster
+            from motcua.validation import InputError
         if len(terms) != 1:
             raise AnsibleLookupError("motcua_roster takes exactly one roster file")
         roster = Path(terms[0])
@@ -61,7 +63,7 @@ class LookupModule(LookupBase):
         try:
             registry = load_registry(self.get_option("registry"))
             officials = load_roster(real, registry, label=str(roster))
-        except RegistryError as exc:
+        except InputError as exc:
             raise AnsibleLookupError(str(exc)) from None
         finally:
             if real != str(roster):

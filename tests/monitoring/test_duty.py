@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from motcua.monitoring import duty
-from motcua.registry import RegistryError
+from motcua.validation import InputError
 from tests.conftest import CORPUS, ROOT
 
 LAB_ROSTER = ROOT / "inventory" / "lab" / "duty.yml"
@@ -159,6 +159,6 @@ def test_a_roster_for_every_site_of_the_city(production_registry, tmp_path):
 
 
 def test_load_raises_with_every_problem(lab_registry):
-    with pytest.raises(RegistryError) as info:
+    with pytest.raises(InputError) as info:
         duty.load_duty_roster(CORPUS / "duty" / "unknown-site.yml", lab_registry)
     assert "duty roster is invalid" in str(info.value)

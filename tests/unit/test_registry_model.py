@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from motcua.registry import Problem, RegistryError, load_registry
-from motcua.registry.source import text_problem
+from motcua.registry import RegistryError, load_registry
+from motcua.validation import Problem, text_problem
 from tests.conftest import PRODUCTION_REGISTRY, ROOT
 
 SHARED_WARDS = ROOT.parent / "shared" / "data" / "wards.csv"

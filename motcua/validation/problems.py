@@ -1,4 +1,4 @@
-"""Validation problems: every one names the file, the site and the field."""
+"""Validation problems: every one names the file, the line, the entry and the field."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, order=True)
 class Problem:
-    """One thing wrong with the registry input.
+    """One thing wrong with an input file (the registry, a roster, a schedule, a ledger).
 
     ``file`` is the path as given to the loader, ``line`` is 1-based (0 when
     the problem is about a whole file), ``site`` is the site code or a
@@ -42,10 +42,13 @@ class Problem:
         }
 
 
-class RegistryError(Exception):
-    """Raised when the registry is invalid; carries every problem found."""
+class InputError(Exception):
+    """An input file is invalid; carries every problem found, so one run reports them all."""
 
-    def __init__(self, problems: list[Problem], what: str = "site registry"):
+    what = "input"
+
+    def __init__(self, problems: list[Problem], what: str | None = None):
+        what = what or self.what
         self.problems = sorted(problems)
         count = len(self.problems)
         noun = "problem" if count == 1 else "problems"
