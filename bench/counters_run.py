@@ -33,7 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from motcua.lab import DEFAULT_CACHE, Lab, LabError  # noqa: E402
+from motcua.access import lab_cache  # noqa: E402
+from motcua.lab import Lab, LabError  # noqa: E402
 
 HOME = Path("/var/lib/motcua-lab-bench")
 TARGET_RERUN_6, TARGET_SCALE, TARGET_TUNING = 60.0, 2.0, 2.0
@@ -118,7 +119,7 @@ def measure(size: int, reruns: int, stock: bool, tmp: Path) -> dict[str, object]
     inv = inventory(tmp / f"inv{size}", sites, max_counters)
     stock_cfg = tmp / "stock.cfg"
     stock_cfg.write_text(STOCK_CFG.format(root=ROOT))
-    lab = Lab(inv, HOME, DEFAULT_CACHE, progress=say)
+    lab = Lab(inv, HOME, lab_cache(), progress=say)
     lab.down()  # whatever an interrupted run left behind
     try:
         shutil.rmtree(HOME / "hosts", ignore_errors=True)  # fresh counter PCs

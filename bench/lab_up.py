@@ -24,7 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from motcua.lab import DEFAULT_CACHE, Lab, LabError  # noqa: E402
+from motcua.access import lab_cache  # noqa: E402
+from motcua.lab import Lab, LabError  # noqa: E402
 from motcua.lab.image import ensure_image, image_path  # noqa: E402
 from motcua.lab.lab import mem_available_mb  # noqa: E402
 from motcua.registry import load_registry  # noqa: E402
@@ -43,8 +44,8 @@ def image_seconds(rebuild: bool) -> tuple[float, str]:
             started = time.monotonic()
             ensure_image(Path(cache), say)
             return time.monotonic() - started, "measured now"
-    rootfs = ensure_image(DEFAULT_CACHE, say)
-    recorded = (image_path(DEFAULT_CACHE) / ".." / "complete").resolve()
+    rootfs = ensure_image(lab_cache(), say)
+    recorded = (image_path(lab_cache()) / ".." / "complete").resolve()
     text = recorded.read_text() if recorded.exists() else ""
     seconds = float(text.split()[2]) if text.startswith("built in") else float("nan")
     return seconds, f"recorded at build ({rootfs.parent.name})"
@@ -71,7 +72,7 @@ def main() -> int:
 
     image_time, image_note = image_seconds(args.rebuild_image)
 
-    default = Lab(ROOT / "inventory" / "lab", HOME, DEFAULT_CACHE, progress=say)
+    default = Lab(ROOT / "inventory" / "lab", HOME, lab_cache(), progress=say)
     ups = []
     try:
         for cycle in range(args.cycles):
@@ -83,7 +84,7 @@ def main() -> int:
         raise SystemExit(f"bench: {exc}") from None
 
     with tempfile.TemporaryDirectory() as tmp:
-        big = Lab(fifty_counter_inventory(Path(tmp)), HOME, DEFAULT_CACHE, progress=say)
+        big = Lab(fifty_counter_inventory(Path(tmp)), HOME, lab_cache(), progress=say)
         before = mem_available_mb()
         say("50 counter PCs: up")
         try:

@@ -111,11 +111,11 @@ def lab():
     Tests that need it fail (never skip) when it cannot run, saying why.
     MOTCUA_LAB_KEEP=1 leaves it up afterwards for inspection.
     """
-    from motcua.lab import DEFAULT_CACHE, Lab, LabError
+    from motcua.lab import Lab, LabError
 
     if os.geteuid() != 0:
         pytest.fail("the lab tests need root (systemd-nspawn, overlay mounts, ports 22/80/443 on loopback)")
-    lab = Lab(ROOT / "inventory" / "lab", home=LAB_HOME, cache=DEFAULT_CACHE)
+    lab = Lab(ROOT / "inventory" / "lab", home=LAB_HOME)
     try:
         lab.up()
     except LabError as exc:

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..inventory import read_inventory_source
+from ..access import read_inventory_source
 from . import ops
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -216,7 +216,10 @@ def cmd_record(args: argparse.Namespace) -> int:
     results = json.loads(Path(args.results).read_text()) if args.results != "-" else json.load(sys.stdin)
     if not isinstance(results, list):
         raise ops.CertError("record takes a JSON list of {key, token_serial?, installed?}")
-    ledger, changes = ops.record(ledger, results)
+    try:
+        ledger, changes = ops.record(ledger, results)
+    except ValueError as exc:  # the playbook's results contradict the ledger (another token)
+        raise ops.CertError(str(exc)) from None
     print(json.dumps({"changed": bool(changes), "changes": changes}, ensure_ascii=False))
     return 0
 

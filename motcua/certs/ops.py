@@ -28,7 +28,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from ..inventory import InventorySource
+from ..access import InventorySource
+from ..errors import ToolError
 from ..registry import Registry
 from ..registry.certificates import Certificate, Ledger, load_ledger, write_ledger
 
@@ -59,7 +60,7 @@ EXPORT_HEADERS = (
 )
 
 
-class CertError(Exception):
+class CertError(ToolError):
     """A problem with the command's input: printed as is, exit 2."""
 
 

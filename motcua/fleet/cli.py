@@ -7,20 +7,16 @@ import json
 import sys
 from pathlib import Path
 
-from ..inventory import read_inventory_source
+from ..access import PcAccess, Target, names, read_inventory_source
 from ..parallel import Outcome, run_each
 from . import tools
 
 
-def _split(value: str | None) -> list[str] | None:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else None
-
-
-def _targets(args: argparse.Namespace) -> tuple[list[tools.Target], tools.Access]:
+def _targets(args: argparse.Namespace) -> tuple[list[Target], PcAccess]:
     source = read_inventory_source(Path(args.inventory))
     registry = source.load()
-    targets = tools.select_targets(registry, source.lab, _split(args.hosts), _split(args.sites), _split(args.roles))
-    return targets, tools.Access.for_inventory(source, args.timeout)
+    targets = tools.select_targets(registry, source.lab, names(args.hosts), names(args.sites), names(args.roles))
+    return targets, PcAccess.for_inventory(source, args.timeout)
 
 
 def _summary(outcomes: list[Outcome], what: str) -> int:

@@ -1,49 +1,32 @@
 """Fleet tools for the people on duty: diagnostic bundles and allow-listed remediations (fabric).
 
 Hosts come from an inventory's registry, the same model the inventory plugin
-serves: one counter, a whole site, or every counter of some role. Access:
-
-- a lab inventory uses the lab's own key and known_hosts (root, as Ansible does there);
-- production reads ``MOTCUA_FLEET_USER`` (default ``dxsupport``, the remote-support
-  group's account), ``MOTCUA_FLEET_KEY_FILE`` (else the SSH agent) and
-  ``MOTCUA_FLEET_KNOWN_HOSTS`` (default ``~/.ssh/known_hosts``); commands that need
-  root run through ``sudo -n``.
-
-Host keys are always checked (an unknown key is refused, never added). Every
-command is bounded by the timeout; one host's failure is that host's, never the run's.
+serves: one counter, a whole site, or every counter of some role; credentials are
+:class:`motcua.access.PcAccess`'s (host keys always checked). Every command is
+bounded by the timeout; one host's failure is that host's, never the run's.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import os
-import shlex
 import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import paramiko
-from fabric import Config, Connection
+from fabric import Connection
 
-from ..inventory import InventorySource
+from ..access import PcAccess, Target, select_hosts
+from ..errors import ToolError
 from ..registry import Registry
 
 PC_ROLES = ("counter", "kiosk")
 COUNTER_EXPORTER_PORT = 9110
 
 
-class FleetError(Exception):
-    """A problem with the command's input: printed as is, exit 2."""
-
-
-@dataclass(frozen=True)
-class Target:
-    name: str
-    site: str
-    role: str
-    address: str
+class FleetError(ToolError):
+    """A fleet command refused its input."""
 
 
 @dataclass(frozen=True)
@@ -117,48 +100,6 @@ DIAG_COMMANDS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class Access:
-    user: str
-    key_file: Path | None
-    known_hosts: Path
-    timeout: float
-
-    @classmethod
-    def for_inventory(cls, source: InventorySource, timeout: float = 30.0, env: dict | None = None) -> Access:
-        env = dict(os.environ if env is None else env)
-        if source.lab:
-            from ..lab.lab import Lab
-            from ..netgear.fleet import lab_home
-
-            lab = Lab(source.config_file.parent, home=lab_home(env))
-            return cls("root", lab.key, lab.ssh_dir / "known_hosts", timeout)
-        key = env.get("MOTCUA_FLEET_KEY_FILE")
-        known = Path(env.get("MOTCUA_FLEET_KNOWN_HOSTS") or Path.home() / ".ssh" / "known_hosts")
-        return cls(env.get("MOTCUA_FLEET_USER") or "dxsupport", Path(key) if key else None, known, timeout)
-
-    def connect(self, target: Target) -> Connection:
-        if not self.known_hosts.is_file():
-            raise FleetError(f"known_hosts file {self.known_hosts} not found: host keys are always checked")
-        kwargs: dict[str, object] = {
-            "banner_timeout": self.timeout,
-            "auth_timeout": self.timeout,
-            "look_for_keys": False,
-            "allow_agent": self.key_file is None,
-        }
-        if self.key_file:
-            kwargs["key_filename"] = str(self.key_file)
-        config = Config(overrides={"load_ssh_configs": False, "run": {"hide": True, "warn": True}})
-        conn = Connection(target.address, user=self.user, connect_timeout=self.timeout, connect_kwargs=kwargs,
-                          config=config)  # fmt: skip
-        conn.client.load_host_keys(str(self.known_hosts))
-        conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        return conn
-
-    def root(self, command: str) -> str:
-        return command if self.user == "root" else f"sudo -n sh -c {shlex.quote(command)}"
-
-
 def select_targets(
     registry: Registry,
     lab: bool,
@@ -169,37 +110,20 @@ def select_targets(
     """Counter PCs (and kiosks) by host, site or role; unknown names are refused before any connection."""
     if not (hosts or sites or roles):
         raise FleetError("choose hosts: --hosts NAME[,NAME], --sites CODE[,CODE] or --roles counter|kiosk")
-    unknown_sites = set(sites or []) - set(registry.sites)
-    if unknown_sites:
-        raise FleetError(f"unknown site(s): {', '.join(sorted(unknown_sites))}")
     bad_roles = set(roles or []) - set(PC_ROLES)
     if bad_roles:
         raise FleetError(f"role(s) {', '.join(sorted(bad_roles))}: the fleet tools reach {' and '.join(PC_ROLES)} PCs")
-    out = []
-    for site in registry.sites.values():
-        for host in site.hosts:
-            if host.role not in PC_ROLES:
-                continue
-            if hosts and host.name not in hosts:
-                continue
-            if sites and site.code not in sites:
-                continue
-            if roles and host.role not in roles:
-                continue
-            if not (hosts or roles) and host.role != "counter":
-                continue  # a site means its counters unless kiosks are asked for
-            out.append(Target(host.name, site.code, host.role, str(host.lab_address if lab else host.address)))
-    unknown = set(hosts or []) - {t.name for t in out}
-    if unknown:
-        raise FleetError(f"not a counter or kiosk PC of this inventory: {', '.join(sorted(unknown))}")
-    return out
+    # A site means its counters unless kiosks are asked for.
+    site_roles = None if (hosts or roles) else ("counter",)
+    return select_hosts(registry, lab, roles or PC_ROLES, "counter or kiosk PC", hosts=hosts, sites=sites,
+                        site_roles=site_roles)  # fmt: skip
 
 
 def _run(conn: Connection, command: str, timeout: float):
     return conn.run(command, timeout=timeout, in_stream=False)
 
 
-def remedy(target: Target, access: Access, name: str) -> dict[str, object]:
+def remedy(target: Target, access: PcAccess, name: str) -> dict[str, object]:
     """Run one allow-listed remediation and its check; raise if either fails (the host's failure)."""
     action = REMEDIES[name]
     with access.connect(target) as conn:
@@ -215,7 +139,7 @@ def remedy(target: Target, access: Access, name: str) -> dict[str, object]:
     return {"action": name, "output": done.stdout.strip()[-500:], "check": check.stdout.strip()[-300:]}
 
 
-def collect(target: Target, access: Access) -> dict[str, object]:
+def collect(target: Target, access: PcAccess) -> dict[str, object]:
     """Every diagnostic command's output (a failing command is recorded, not fatal)."""
     files: dict[str, str] = {}
     summary: dict[str, object] = {}

@@ -27,14 +27,13 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
-from ..inventory import LEDGER_NAME, read_inventory_source
+from ..access import GEAR_USER, LEDGER_NAME, AccessError, LabPaths, lab_cache, lab_home, read_inventory_source
+from ..errors import ToolError
 from ..netgear.secrets import type9_hash
-from ..registry import Registry, load_registry
+from ..registry import Registry, UnknownSiteError, load_registry
 from . import ca, counters, image
 from .procs import Proc, alive, port_in_use, spawn, stop, wait_for_banner, wait_for_port
 
-DEFAULT_HOME = Path(os.environ.get("MOTCUA_LAB_HOME", "/var/lib/motcua-lab"))
-DEFAULT_CACHE = Path(os.environ.get("MOTCUA_LAB_CACHE", "/var/cache/motcua-lab"))
 LOOPBACK = IPv4Network("127.0.0.0/8")
 # The dossier stand-in sits at this offset of the DX Centre's lab block (127.79.0.20).
 DOSSIER_OFFSET = 20
@@ -48,10 +47,9 @@ HOST_KINDS = ("counter", "server")  # containers: counter PCs and the DX Centre'
 MB_PER_COUNTER = 40
 MEMORY_SHARE = 0.5
 MAX_COUNTERS = 200
-GEAR_USER = "dxadmin"
 
 
-class LabError(Exception):
+class LabError(ToolError):
     """A lab operation was refused or failed; the message says why."""
 
 
@@ -124,19 +122,20 @@ def read_inventory_config(inventory: Path) -> tuple[Path, list[str] | None, int 
     """The registry, sites and counter cap a lab inventory's plugin config names."""
     try:
         source = read_inventory_source(inventory)
-    except ValueError as exc:
-        raise LabError(str(exc)) from exc
+    except AccessError as exc:
+        raise LabError(str(exc)) from None
     if not source.lab:
         raise LabError(f"{source.config_file}: address_space must be 'lab': the lab only ever uses loopback addresses")
     return source.registry_dir, source.sites, source.max_counters
 
 
-def make_plan(inventory: Path, home: Path = DEFAULT_HOME) -> LabPlan:
+def make_plan(inventory: Path, home: Path | None = None) -> LabPlan:
+    home = lab_home() if home is None else home
     registry_dir, sites, max_counters = read_inventory_config(inventory)
     try:
         registry = load_registry(registry_dir).subset(sites, max_counters)
-    except KeyError as exc:
-        raise LabError(f"{inventory}: {exc.args[0]}") from exc
+    except UnknownSiteError as exc:
+        raise LabError(f"{inventory}: {exc}") from None
     hosts, gear = [], []
     for site in registry.sites.values():
         for host in site.hosts:
@@ -212,23 +211,24 @@ class Lab:
     def __init__(
         self,
         inventory: Path,
-        home: Path = DEFAULT_HOME,
-        cache: Path = DEFAULT_CACHE,
+        home: Path | None = None,
+        cache: Path | None = None,
         progress=None,
     ):
         self.inventory = Path(inventory).resolve()
-        self.home = Path(home)
-        self.cache = Path(cache)
+        self.home = lab_home() if home is None else Path(home)
+        self.cache = lab_cache() if cache is None else Path(cache)
+        self.paths = LabPaths(self.home)
         self.progress = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
 
     # ---- paths
     @property
     def ssh_dir(self) -> Path:
-        return self.home / "ssh"
+        return self.paths.ssh_dir
 
     @property
     def key(self) -> Path:
-        return self.ssh_dir / "id_ed25519"
+        return self.paths.key
 
     @property
     def apt_cache(self) -> Path:

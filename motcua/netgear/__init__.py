@@ -1,7 +1,8 @@
-"""Network gear (routers and switches of every site): intent, drift, backup, restore.
+"""Network gear (routers and switches of every site): drift, backup, verify, restore.
 
-``intent`` derives each device's configuration from the registry; ``config``
-parses IOS text and compares it with the intent; ``fleet`` reaches the
-devices; ``ops`` are the operations behind ``motcua netgear`` and the safe
-change in ``playbooks/network.yml``.
+Each device's intent is compiled from the registry by :mod:`motcua.inventory.gear`
+(the inventory serves it to the playbook too); ``config`` parses IOS text and
+compares it with the intent; ``devices`` selects the devices of a command;
+``ops`` are the operations behind ``motcua netgear`` and the safe change in
+``playbooks/network.yml``. Credentials: :class:`motcua.access.GearAccess`.
 """

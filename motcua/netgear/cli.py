@@ -13,33 +13,24 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from ..inventory import read_inventory_source
-from ..validation import InputError
+from ..access import GearAccess, LabPaths, lab_home, names, read_inventory_source
+from ..parallel import Outcome
 from .config import render_drift
-from .fleet import Access, NetgearError, Outcome, lab_home, select_devices
+from .devices import NetgearError, select_devices
 
 
 def default_backup_dir(lab: bool) -> Path:
     if os.environ.get("MOTCUA_NETGEAR_BACKUP_DIR"):
         return Path(os.environ["MOTCUA_NETGEAR_BACKUP_DIR"])
     if lab:
-        return lab_home() / "netgear-backups"
+        return LabPaths(lab_home()).netgear_backups
     return Path("/var/backups/motcua/netgear")
 
 
-def _split(value: str | None) -> list[str] | None:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else None
-
-
 def _devices(args: argparse.Namespace):
-    try:
-        source = read_inventory_source(Path(args.inventory))
-        registry = source.load()
-    except (ValueError, InputError) as exc:
-        raise NetgearError(str(exc)) from None
-    except KeyError as exc:
-        raise NetgearError(f"{args.inventory}: {exc.args[0]}") from None
-    devices = select_devices(registry, source.lab, _split(args.hosts), _split(args.sites))
+    source = read_inventory_source(Path(args.inventory))
+    registry = source.load()
+    devices = select_devices(registry, source.lab, names(args.hosts), names(args.sites))
     if not devices:
         raise NetgearError("no router or switch selected")
     return source, devices
@@ -47,7 +38,7 @@ def _devices(args: argparse.Namespace):
 
 def _setup(args: argparse.Namespace):
     source, devices = _devices(args)
-    return source, devices, Access.for_inventory(source, timeout=args.timeout)
+    return source, devices, GearAccess.for_inventory(source, timeout=args.timeout)
 
 
 def _failures(outcomes: list[Outcome]) -> list[str]:

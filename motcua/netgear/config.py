@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .intent import MGMT_ACL, VTY
+from ..inventory.gear import MGMT_ACL, VTY
 
 # Lines IOS prints that are not configuration, or change by themselves.
 VOLATILE = re.compile(

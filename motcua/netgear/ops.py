@@ -15,13 +15,15 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..access import GearAccess
+from ..parallel import Outcome, run_each
 from .config import Drift, drift, normalised, rollback_commands
-from .fleet import Access, Device, Outcome, run_each
+from .devices import Device
 
 SHOW_RUN = "show running-config"
 
 
-def connect(device: Device, access: Access):
+def connect(device: Device, access: GearAccess):
     from netmiko import ConnectHandler
 
     conn = ConnectHandler(**access.netmiko_params(device))
@@ -77,7 +79,7 @@ def previous_backup(root: Path, site: str, name: str, before: Path) -> Path | No
 
 
 def backup(
-    devices: list[Device], access: Access, root: Path, reason: str = "on-demand", workers: int = 32,
+    devices: list[Device], access: GearAccess, root: Path, reason: str = "on-demand", workers: int = 32,
     progress: bool = True,
 ) -> BackupRun:  # fmt: skip
     """Save every device's running config into ``root/<date>/<time>-<reason>/<site>/<name>.cfg``.
@@ -160,7 +162,7 @@ def read_drift(conn, device: Device) -> list[Drift]:
     return drift(device.intent, running_config(conn)) + snmp_drift(device, parsed(conn, "show snmp user"))
 
 
-def device_drift(device: Device, access: Access) -> list[Drift]:
+def device_drift(device: Device, access: GearAccess) -> list[Drift]:
     conn = connect(device, access)
     try:
         return read_drift(conn, device)
@@ -168,7 +170,7 @@ def device_drift(device: Device, access: Access) -> list[Drift]:
         conn.disconnect()
 
 
-def diff(devices: list[Device], access: Access, workers: int = 32, progress: bool = True) -> list[Outcome]:
+def diff(devices: list[Device], access: GearAccess, workers: int = 32, progress: bool = True) -> list[Outcome]:
     """Every device's drift (``Outcome.value``: a list of Drift; empty when compliant)."""
     return run_each(devices, lambda d: device_drift(d, access), workers, label="diff", progress=progress)
 
@@ -176,7 +178,7 @@ def diff(devices: list[Device], access: Access, workers: int = 32, progress: boo
 # ---------------------------------------------------------------- verify
 
 
-def verify_device(device: Device, access: Access) -> list[str]:
+def verify_device(device: Device, access: GearAccess) -> list[str]:
     """Log in afresh and check the state the plan asks for; the problems found (none: verified).
 
     VLANs from `show vlan`, access ports and trunks from `show interfaces status`,
@@ -215,7 +217,7 @@ def verify_device(device: Device, access: Access) -> list[str]:
     return problems
 
 
-def verify(devices: list[Device], access: Access, workers: int = 32, progress: bool = True) -> list[Outcome]:
+def verify(devices: list[Device], access: GearAccess, workers: int = 32, progress: bool = True) -> list[Outcome]:
     return run_each(devices, lambda d: verify_device(d, access), workers, label="verify", progress=progress)
 
 
@@ -234,7 +236,7 @@ def backup_file(source: Path, device: Device) -> Path:
     return path
 
 
-def restore_device(device: Device, access: Access, source: Path) -> dict:
+def restore_device(device: Device, access: GearAccess, source: Path) -> dict:
     """Put a device back to a backup: the undoing commands, saved, then compared line by line."""
     path = backup_file(source, device)
     target = path.read_text()
@@ -259,6 +261,6 @@ def restore_device(device: Device, access: Access, source: Path) -> dict:
 
 
 def restore(
-    devices: list[Device], access: Access, source: Path, workers: int = 32, progress: bool = True
+    devices: list[Device], access: GearAccess, source: Path, workers: int = 32, progress: bool = True
 ) -> list[Outcome]:
     return run_each(devices, lambda d: restore_device(d, access, source), workers, label="restore", progress=progress)

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from ..fleet.tools import COUNTER_EXPORTER_PORT, FETCH, Access, Target
+from ..access import PcAccess, Target
+from ..fleet.tools import COUNTER_EXPORTER_PORT, FETCH
 from ..registry import Registry
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -130,7 +131,7 @@ def probe_script(target: Target, expected: Expected) -> str:
     ])  # fmt: skip
 
 
-def _sections(text: str) -> dict[str, list[str]]:
+def sections(text: str) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     current = None
     for line in text.splitlines():
@@ -159,7 +160,7 @@ def _value(samples: dict, name: str, default: float | None = None, **labels: str
 
 def judge_counter(name: str, output: str, expected: Expected, now: float) -> list[Result]:
     """The counter's results from its probe's output."""
-    parts = _sections(output)
+    parts = sections(output)
     results: list[Result] = [Result("reachable", OK, "", name)]
 
     services = dict(line.split(" ", 1) for line in parts.get("services", []) if " " in line)
@@ -282,7 +283,7 @@ def settle_tokens(site: SiteReadiness) -> None:
             r.detail = f"chứng thư số của đơn vị ở {holders[0]} / the site's certificate is on {holders[0]}"
 
 
-def probe_counter(target: Target, access: Access, expected: Expected, now: float | None = None) -> list[Result]:
+def probe_counter(target: Target, access: PcAccess, expected: Expected, now: float | None = None) -> list[Result]:
     """Every counter check of one counter; an unreachable counter fails them all."""
     try:
         with access.connect(target) as conn:

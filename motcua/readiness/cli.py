@@ -11,7 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from ..inventory import read_inventory_source
+from ..access import GearAccess, PcAccess, names, read_inventory_source
+from ..errors import ToolError
 from ..parallel import run_each
 from ..times import TZ
 from ..validation import InputError
@@ -19,22 +20,18 @@ from . import checks
 from .report import LABELS, counts, write_report
 
 
-class ReadinessError(Exception):
-    """A problem with the command's input: printed as is, exit 2."""
-
-
-def _split(value: str | None) -> list[str] | None:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+class ReadinessError(ToolError):
+    """Readiness refused its input (nothing was checked)."""
 
 
 def run_readiness(args: argparse.Namespace) -> tuple[list[checks.SiteReadiness], dict]:
     from ..fleet import tools
-    from ..roster import load_roster, usernames_by_site
+    from ..rosters.officials import load_roster, usernames_by_site
 
     inventory = Path(args.inventory)
     source = read_inventory_source(inventory)
     registry = source.load()
-    codes = _split(args.sites) or [c for c, s in registry.sites.items() if s.hosts_by_role("counter")]
+    codes = names(args.sites) or [c for c, s in registry.sites.items() if s.hosts_by_role("counter")]
     unknown = sorted(set(codes) - set(registry.sites))
     if unknown:
         raise ReadinessError(f"unknown site(s): {', '.join(unknown)}")
@@ -46,11 +43,8 @@ def run_readiness(args: argparse.Namespace) -> tuple[list[checks.SiteReadiness],
     except InputError as exc:
         raise ReadinessError(str(exc)) from None
     usernames = usernames_by_site(officials)
-    try:
-        targets = tools.select_targets(registry, source.lab, sites=codes)
-    except tools.FleetError as exc:
-        raise ReadinessError(str(exc)) from None
-    access = tools.Access.for_inventory(source, args.timeout)
+    targets = tools.select_targets(registry, source.lab, sites=codes)
+    access = PcAccess.for_inventory(source, args.timeout)
     expected = {code: checks.expected_for(registry, code, usernames) for code in codes}
     now = time.time() if args.now is None else args.now
     outcomes = run_each(
@@ -75,8 +69,7 @@ def run_readiness(args: argparse.Namespace) -> tuple[list[checks.SiteReadiness],
             site.results.append(checks.Result("reachable", checks.FAIL, "không có máy quầy / no counter PC", None))
     if not args.no_gear:
         from ..netgear import ops
-        from ..netgear.fleet import Access as GearAccess
-        from ..netgear.fleet import select_devices
+        from ..netgear.devices import select_devices
 
         devices = select_devices(registry, source.lab, sites=codes)
         gear = ops.diff(devices, GearAccess.for_inventory(source, timeout=args.timeout), args.workers,

@@ -8,6 +8,7 @@ Everything that needs sites, hosts or addresses imports from here::
 
 from .loader import FILES, RegistryError, check_registry, load_registry
 from .model import (
+    ADDRESS_SPACES,
     PHASES,
     REGIONS,
     ROLES,
@@ -16,9 +17,11 @@ from .model import (
     Registry,
     Site,
     Team,
+    UnknownSiteError,
 )
 
 __all__ = [
+    "ADDRESS_SPACES",
     "FILES",
     "PHASES",
     "REGIONS",
@@ -29,6 +32,7 @@ __all__ = [
     "RegistryError",
     "Site",
     "Team",
+    "UnknownSiteError",
     "check_registry",
     "load_registry",
 ]

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import yaml
 
+from ..errors import ToolError
 from ..validation import Checker, Field, InputError, LineDict, Problem, load_yaml
 from .model import Registry
 
@@ -68,6 +69,13 @@ _CERT_SERIAL = re.compile(r"^[0-9a-f]{2,64}$")
 _DNS = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 # Characters that RFC 4514 would need escaped in a DN, and that CA request forms refuse.
 _DN_SPECIAL = set(',+"\\<>;=#')
+
+
+class UnknownCertificateError(ToolError, KeyError):
+    """A certificate key that the ledger does not hold (a KeyError too: a lookup that failed)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
 
 
 @dataclass(frozen=True)
@@ -157,7 +165,8 @@ class Ledger:
         for cert in self.certificates:
             if cert.key == key:
                 return cert
-        raise KeyError(f"{self.path}: no certificate {key!r} (known: {', '.join(c.key for c in self.certificates)})")
+        known = ", ".join(c.key for c in self.certificates)
+        raise UnknownCertificateError(f"{self.path}: no certificate {key!r} (known: {known})")
 
     def for_sites(self, sites: list[str] | None) -> list[Certificate]:
         return [c for c in self.certificates if not sites or c.site in sites]

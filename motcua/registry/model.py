@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
+from ..errors import ToolError
+
 # Former provinces merged into the city on 1 July 2025, as spelled in wards.csv.
 REGIONS: dict[str, str] = {
     "hcm": "TP Hồ Chí Minh",
@@ -26,6 +28,9 @@ REGION_BY_PROVINCE = {name: code for code, name in REGIONS.items()}
 WARD_TYPES: dict[str, str] = {"phuong": "Phường", "xa": "Xã", "dac_khu": "Đặc khu"}
 
 PHASES = ("pre-production", "cut-over", "hypercare", "steady")
+
+# Every host has a production address and a lab twin on loopback (network.yml lab_supernet).
+ADDRESS_SPACES = ("production", "lab")
 
 SITE_KINDS = ("ward", "city_centre", "regional_centre")
 
@@ -67,6 +72,13 @@ ACCESS_VLAN: dict[str, str] = {
 }
 # VLANs every site's gear carries (network.yml must define them).
 GEAR_VLANS = ("counters", "peripherals", "wifi", "management")
+
+
+class UnknownSiteError(ToolError, KeyError):
+    """Site codes that the registry does not have (a KeyError too: a lookup that failed)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
 
 
 @dataclass(frozen=True)
@@ -274,7 +286,7 @@ class Registry:
         if codes:
             unknown = [c for c in codes if c not in self.sites]
             if unknown:
-                raise KeyError(f"unknown site code(s): {', '.join(unknown)}")
+                raise UnknownSiteError(f"unknown site code(s): {', '.join(unknown)}")
             chosen = {c: self.sites[c] for c in self.sites if c in set(codes)}
         else:
             chosen = dict(self.sites)

@@ -43,7 +43,7 @@ options:
     description: (alertmanager) The duty roster file.
     type: str
   settings:
-    description: (alertmanager) smtp, telegram, webhooks, pace - see motcua.monitoring.duty.compile_alertmanager.
+    description: (alertmanager) smtp, telegram, webhooks, pace - see motcua.monitoring.alertmanager.
     type: dict
     default: {}
 """
@@ -67,13 +67,15 @@ class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
         self.set_options(var_options=variables, direct=kwargs)
         try:
-            from motcua.monitoring import duty, rules
+            from motcua.monitoring import alertmanager, rules
             from motcua.registry import load_registry
+            from motcua.rosters import duty
             from motcua.validation import InputError
         except ImportError:
             sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-            from motcua.monitoring import duty, rules
+            from motcua.monitoring import alertmanager, rules
             from motcua.registry import load_registry
+            from motcua.rosters import duty
             from motcua.validation import InputError
         if len(terms) != 1 or terms[0] not in ("rules", "alertmanager"):
             raise AnsibleLookupError("motcua_monitoring takes one term: rules or alertmanager")
@@ -96,7 +98,7 @@ class LookupModule(LookupBase):
         real = self._loader.get_real_file(str(roster), decrypt=True)
         try:
             parsed = duty.load_duty_roster(real, registry, label=str(roster))
-            return [duty.compile_alertmanager(parsed, self.get_option("settings"))]
+            return [alertmanager.compile_alertmanager(parsed, self.get_option("settings"))]
         except InputError as exc:
             raise AnsibleLookupError(str(exc)) from None
         except (KeyError, TypeError, ValueError) as exc:

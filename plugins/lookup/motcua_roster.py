@@ -47,12 +47,12 @@ class LookupModule(LookupBase):
         self.set_options(var_options=variables, direct=kwargs)
         try:
             from motcua.registry import load_registry
-            from motcua.roster import accounts_by_site, load_roster
+            from motcua.rosters.officials import accounts_by_site, load_roster
             from motcua.validation import InputError
         except ImportError:
             sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
             from motcua.registry import load_registry
-            from motcua.roster import accounts_by_site, load_roster
+            from motcua.rosters.officials import accounts_by_site, load_roster
             from motcua.validation import InputError
         if len(terms) != 1:
             raise AnsibleLookupError("motcua_roster takes exactly one roster file")

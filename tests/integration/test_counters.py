@@ -21,7 +21,7 @@ import testinfra
 
 from motcua.lab import make_plan
 from motcua.lab.dossier import write_fault
-from motcua.roster import load_roster
+from motcua.rosters.officials import load_roster
 from tests.conftest import CORPUS, LAB_HOME, ROOT, counter_metrics, recap, run
 from tests.exporters.conftest import promtool_check
 

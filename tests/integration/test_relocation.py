@@ -22,7 +22,7 @@ import pytest
 
 from motcua.lab import make_plan
 from motcua.lab.dossier import write_fault
-from motcua.relocation import TZ
+from motcua.times import TZ
 from tests.conftest import LAB_HOME, ROOT, alertmanager_api, recap, run
 from tests.conftest import lab_ssh as ssh
 

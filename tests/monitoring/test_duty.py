@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from motcua.monitoring import duty
+from motcua.monitoring.alertmanager import compile_alertmanager
+from motcua.rosters import duty
 from motcua.validation import InputError
 from tests.conftest import CORPUS, ROOT
 
@@ -56,7 +57,7 @@ def compiled(tmp_path_factory, lab_registry):
     roster = duty.load_duty_roster(LAB_ROSTER, lab_registry)
     tmp = tmp_path_factory.mktemp("am")
     (tmp / "motcua.tmpl").write_text(TEMPLATES.read_text(encoding="utf-8"), encoding="utf-8")
-    config = duty.compile_alertmanager(roster, {**SETTINGS, "templates_glob": str(tmp / "*.tmpl")})
+    config = compile_alertmanager(roster, {**SETTINGS, "templates_glob": str(tmp / "*.tmpl")})
     path = tmp / "alertmanager.yml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return roster, config, path

@@ -7,7 +7,7 @@ from io import BytesIO
 
 import pytest
 
-from motcua.bundle import PACKAGE, bundle_bytes
+from motcua.monitoring.bundle import PACKAGE, bundle_bytes
 from motcua_exporters.core.config import ConfigError, Section, parse_duration
 from motcua_exporters.core.exposition import Board, Family
 from motcua_exporters.core.web import split_address

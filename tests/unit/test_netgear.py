@@ -16,8 +16,10 @@ from motcua.netgear.config import (
     render_drift,
     rollback_commands,
 )
-from motcua.netgear.fleet import Access, NetgearError, select_devices
-from motcua.netgear.intent import device_intent
+from motcua.access import AccessError
+from motcua.access import GearAccess as Access
+from motcua.netgear.devices import select_devices
+from motcua.inventory.gear import device_intent
 from motcua.netgear.secrets import TYPE9, type9_hash
 from plugins.filter.motcua_netgear import site_batches
 from tests.conftest import ROOT
@@ -156,10 +158,10 @@ def test_type9_hashes_have_the_ios_form():
 
 
 def test_production_credentials_come_from_the_environment(tmp_path):
-    from motcua.inventory import read_inventory_source
+    from motcua.access import read_inventory_source
 
     source = read_inventory_source(ROOT / "inventory" / "hcmc")
-    with pytest.raises(NetgearError, match="MOTCUA_GEAR_USER, MOTCUA_GEAR_ENABLE_SECRET, MOTCUA_GEAR_KEY_FILE"):
+    with pytest.raises(AccessError, match="MOTCUA_GEAR_USER, MOTCUA_GEAR_ENABLE_SECRET, MOTCUA_GEAR_KEY_FILE"):
         Access.for_inventory(source, env={})
     known = tmp_path / "known_hosts"
     known.write_text("")
@@ -172,7 +174,7 @@ def test_production_credentials_come_from_the_environment(tmp_path):
 
 
 def test_unknown_hosts_and_sites_are_refused(lab_registry):
-    with pytest.raises(NetgearError, match="not a router or switch of this inventory: w26740-pc01"):
+    with pytest.raises(AccessError, match="not a router or switch of this inventory: w26740-pc01"):
         select_devices(lab_registry, True, hosts=["w26740-pc01"])
-    with pytest.raises(NetgearError, match="unknown site"):
+    with pytest.raises(AccessError, match="unknown site"):
         select_devices(lab_registry, True, sites=["99999"])

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from motcua import relocate
+from motcua.relocation import move as relocate
 from motcua.cli import main
-from motcua.relocation import TZ
+from motcua.times import TZ
 from tests.conftest import ALERTMANAGER_URL, ROOT, alertmanager_api
 
 SCRIPT = ROOT / "roles" / "counter_relocation" / "files" / "motcua-relocation-backup"
@@ -182,7 +182,7 @@ def test_the_moves_silence_is_made_once_and_covers_old_and_new_names(tmp_path, a
 
 
 def relocate_moves(path: Path):
-    from motcua.inventory import read_inventory_source
+    from motcua.access import read_inventory_source
     from motcua.relocation import load_schedule
 
     source = read_inventory_source(ROOT / "inventory" / "lab")

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from motcua.cli import main
-from motcua.relocation import TZ, check_schedule
+from motcua.relocation import check_schedule
+from motcua.times import TZ
 from tests.conftest import CORPUS
 
 BAD = CORPUS / "relocation"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from motcua.roster import accounts_by_site, check_roster, default_username
+from motcua.rosters.officials import accounts_by_site, check_roster, default_username
 from tests.conftest import CORPUS, ROOT
 
 BAD = CORPUS / "roster"

@@ -9,7 +9,8 @@ import time
 import pytest
 
 from motcua.cli import main
-from motcua.silences import TZ, SilenceError, check_window
+from motcua.silences import SilenceError, check_window
+from motcua.times import TZ
 from tests.conftest import ALERTMANAGER_URL as URL
 from tests.conftest import alertmanager_api as api
 

@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .registry import Registry
-from .validation import (
+from ..registry import Registry
+from ..validation import (
     Checker,
     Field,
     InputError,

@@ -13,7 +13,7 @@ import io
 import zipfile
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "exporters" / "motcua_exporters"
+PACKAGE = Path(__file__).resolve().parents[2] / "exporters" / "motcua_exporters"
 MAIN = b"import sys\nfrom motcua_exporters.__main__ import main\nsys.exit(main())\n"
 EPOCH = (1980, 1, 1, 0, 0, 0)
 

@@ -20,16 +20,11 @@ Groups::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import yaml
+from ..registry import Host, Registry, Site
+from ..registry.model import ADDRESS_SPACES, PHASES, REGIONS, ROLES
+from .gear import device_intent
 
-from .netgear.intent import device_intent
-from .registry import Host, Registry, Site, load_registry
-from .registry.model import PHASES, REGIONS, ROLES
-
-ADDRESS_SPACES = ("production", "lab")
-LEDGER_NAME = "certificates.yml"
 GEAR_ROLES = ("router", "switch")
 
 # Variables every network device needs for cisco.ios over network_cli.
@@ -184,55 +179,3 @@ def build_inventory(registry: Registry, address_space: str = "production") -> In
             if host.role in GEAR_ROLES:
                 inv.hostvars[host.name]["motcua_netgear"] = device_intent(registry, host, lab)
     return inv
-
-
-@dataclass(frozen=True)
-class InventorySource:
-    """What an inventory's plugin config (``motcua.yml``) names."""
-
-    config_file: Path
-    registry_dir: Path
-    address_space: str
-    sites: list[str] | None
-    max_counters: int | None
-    certificates: Path | None = None  # the certificate ledger (motcua/registry/certificates.py)
-
-    @property
-    def lab(self) -> bool:
-        return self.address_space == "lab"
-
-    def load(self) -> Registry:
-        """The registry subset this inventory holds (RegistryError, KeyError for an unknown site)."""
-        return load_registry(self.registry_dir).subset(self.sites, self.max_counters)
-
-
-def read_inventory_source(inventory: Path) -> InventorySource:
-    """Read an inventory directory's (or file's) motcua_registry config; ValueError names the file."""
-    config_file = inventory / "motcua.yml" if inventory.is_dir() else inventory
-    try:
-        config = yaml.safe_load(config_file.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"{config_file}: cannot read the inventory config: {exc}") from exc
-    if not isinstance(config, dict) or config.get("plugin") != "motcua_registry":
-        raise ValueError(f"{config_file}: not a motcua_registry inventory config")
-    space = config.get("address_space", "production")
-    if space not in ADDRESS_SPACES:
-        raise ValueError(f"{config_file}: address_space must be one of {', '.join(ADDRESS_SPACES)}, got {space!r}")
-    sites = [str(s) for s in config.get("sites") or []] or None
-    ledger = config.get("certificates")
-    if ledger:
-        certificates: Path | None = config_file.parent / str(ledger)
-    elif space == "lab":  # the lab's ledger changes as the lab runs: it lives in the lab home (seeded by lab up)
-        from .netgear.fleet import lab_home
-
-        certificates = lab_home() / "certificates" / LEDGER_NAME
-    else:
-        certificates = None
-    return InventorySource(
-        config_file,
-        config_file.parent / str(config.get("registry", "")),
-        space,
-        sites,
-        config.get("max_counters"),
-        certificates,
-    )

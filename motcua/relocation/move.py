@@ -28,19 +28,23 @@ import shutil
 import socket
 import tarfile
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .registry import Registry
-from .relocation import HostMove, Move
-from .silences import Alertmanager, check_window, matchers, silence
-from .times import TZ
+from ..access import PcAccess, Target
+from ..errors import ToolError
+from ..readiness import checks
+from ..readiness.report import write_report
+from ..registry import Registry
+from ..silences import Alertmanager, check_window, matchers, silence
+from ..times import TZ
+from .schedule import HostMove, Move
 
 SSH_PORT = 22
 _MANIFEST_LINE = re.compile(r"^(\\?)([0-9a-f]{64}) [ *](.+)$")
 
 
-class MoveError(Exception):
+class MoveError(ToolError):
     """A step of a move was refused or failed; the message says why and what to do."""
 
 
@@ -259,24 +263,22 @@ def identity_script(new: HostMove, network_file: str) -> str:
 
 def judge_identity(h: HostMove, output: str, machine_id: str | None) -> list:
     """Is it the PC that left, under its new name and with the IP plan's address staged?"""
-    from .readiness.checks import FAIL, Result, _sections
-
-    parts = _sections(output)
+    parts = checks.sections(output)
     out = []
     got_id = (parts.get("machine-id") or [""])[0].strip()
     if machine_id and got_id != machine_id:
         detail = (f"một máy khác trả lời / another PC answers at {h.new_address} "
                   f"(machine-id {got_id[:8]}…, expected {machine_id[:8]}… of {h.name})")  # fmt: skip
-        out.append(Result("reachable", FAIL, detail, h.new_name))
+        out.append(checks.Result("reachable", checks.FAIL, detail, h.new_name))
     hostname = (parts.get("hostname") or [""])[0].strip()
     if hostname != h.new_name:
-        out.append(Result("provisioned", FAIL, f"tên máy / hostname {hostname!r}, cần / expected {h.new_name}",
-                          h.new_name))  # fmt: skip
+        detail = f"tên máy / hostname {hostname!r}, cần / expected {h.new_name}"
+        out.append(checks.Result("provisioned", checks.FAIL, detail, h.new_name))
     staged = [line.split()[1] for line in parts.get("network", []) if len(line.split()) > 1]
     if f"{h.plan_address}/{h.prefix}" not in staged:
-        out.append(Result("provisioned", FAIL, f"cấu hình mạng / network config: {', '.join(staged) or 'no address'}, "
-                          f"IP plan: {h.plan_address}/{h.prefix}",
-                          h.new_name))  # fmt: skip
+        detail = (f"cấu hình mạng / network config: {', '.join(staged) or 'no address'}, "
+                  f"IP plan: {h.plan_address}/{h.prefix}")  # fmt: skip
+        out.append(checks.Result("provisioned", checks.FAIL, detail, h.new_name))
     return out
 
 
@@ -295,10 +297,7 @@ def verify_move(
     The site's signing certificate is one per site (``golive_check.yml`` judges it): a moved PC's
     token is reported, never failed here.
     """
-    from .fleet.tools import Access, Target
-    from .readiness import checks
-
-    access = Access.for_inventory(source, timeout)
+    access = PcAccess.for_inventory(source, timeout)
     expected = checks.expected_for(registry, move.target, officials)
     deadline = time.monotonic() + wait
     while True:
@@ -322,6 +321,40 @@ def verify_move(
         if not failed or time.monotonic() >= deadline:
             return site
         time.sleep(5)
+
+
+@dataclass
+class Verification:
+    """What :func:`verify_and_record` found and did: the site's checks, the report, the silences, the record."""
+
+    passed: bool
+    site: checks.SiteReadiness
+    report: dict[str, Path]
+    silences: list[str]  # expired early when passed, else kept until the move's end
+    result: dict[str, object]
+
+
+def verify_and_record(
+    move: Move,
+    registry: Registry,
+    source,
+    officials: dict[str, list[str]],
+    store: Path,
+    am: Alertmanager,
+    wait: float,
+    network_file: str,
+    timeout: float = 30.0,
+) -> Verification:
+    """The move's last step: verify the PCs at the new site, write the report, then expire the move's
+    silence early if every check passed (else keep it to the window's end), and record the result."""
+    site = verify_move(move, registry, source, officials, store, wait, network_file, timeout)
+    passed = not any(r.status == checks.FAIL for r in site.results)
+    now = time.time()
+    created = dt.datetime.fromtimestamp(now, TZ).isoformat(timespec="seconds")
+    report = write_report(store / move.id / "verification", [site], created, now, f"relocation {move.id}")
+    silences = expire_silences(am, move) if passed else [str(s["id"]) for s in move_silences(am, move)]
+    result = record_result(store, move, site, silences, passed)
+    return Verification(passed, site, report, silences, result)
 
 
 def record_result(store: Path, move: Move, site, silence_ids: list[str], passed: bool) -> dict[str, object]:

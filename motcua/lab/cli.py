@@ -1,0 +1,176 @@
+"""``motcua lab``: the simulated ward network on this machine (root)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from ..access import lab_cache, lab_home, read_inventory_source
+from ..certs import ops
+from . import Lab, ca
+from .dossier import write_fault as dossier_fault
+from .gear.server import write_fault as gear_fault
+
+
+def _lab(args: argparse.Namespace) -> Lab:
+    return Lab(Path(args.inventory), Path(args.home), Path(args.cache))
+
+
+def cmd_lab_up(args: argparse.Namespace) -> int:
+    lab = _lab(args)
+    lab.up()
+    _print_status(lab.status())
+    return 0
+
+
+def cmd_lab_down(args: argparse.Namespace) -> int:
+    _lab(args).down(purge=args.purge)
+    return 0
+
+
+def _print_status(rows: list[dict[str, object]]) -> None:
+    width = max([len("name"), *(len(str(row["name"])) for row in rows)])
+    print(f"{'kind':<11} {'name':<{width}} {'address':<22} {'state':<21} pid")
+    for row in rows:
+        kind, name, address, state = (str(row[k]) for k in ("kind", "name", "address", "state"))
+        print(f"{kind:<11} {name:<{width}} {address:<22} {state:<21} {row['pid'] or ''}")
+
+
+def cmd_lab_status(args: argparse.Namespace) -> int:
+    rows = _lab(args).status()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif not rows:
+        print("lab: not up")
+    else:
+        _print_status(rows)
+    return 0 if rows and all(r["state"] in ("up", "reserved", "vacant") for r in rows) else 3
+
+
+def cmd_lab_fault(args: argparse.Namespace) -> int:
+    lab = _lab(args)
+    fault = None if args.fault == "clear" else args.fault
+    if args.target == "dossier":
+        result = dossier_fault(lab.home / "dossier" / "faults.json", fault, args.value, args.path)
+        print(f"dossier: {result or 'no fault'}")
+    elif args.target == "gear":
+        if not args.device:
+            print("motcua lab fault gear: --device NAME is required", file=sys.stderr)
+            return 2
+        result = gear_fault(lab.home / "gear" / "faults.json", args.device, fault, args.value, args.once)
+        print(f"{args.device}: {result or 'no fault'}")
+    else:
+        if not args.device or args.fault not in ("down", "clear"):
+            print("motcua lab fault counter: --device NAME and down|clear", file=sys.stderr)
+            return 2
+        print(lab.stop_host(args.device) if fault else "run `motcua lab up` to start stopped hosts again")
+    return 0
+
+
+def cmd_lab_desk(args: argparse.Namespace) -> int:
+    lab = _lab(args)
+    if args.lab_command == "move":
+        print(lab.move(args.host, args.to))
+    elif args.lab_command == "vacate":
+        print(lab.vacate(args.host))
+    else:
+        print(lab.reinstate(args.host))
+    return 0
+
+
+def cmd_lab_sign(args: argparse.Namespace) -> int:
+    """The lab's national-CA stand-in issues what the ledger has requested (the CA's side of the flow)."""
+    source = read_inventory_source(Path(args.inventory))
+    _registry, ledger = ops.load(source)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    signed = 0
+    for cert in ledger.certificates:
+        csr = ledger.csr_path(cert)
+        if cert.status != "requested" or not csr.is_file() or (args.sites and cert.site not in args.sites.split(",")):
+            continue
+        pem = ca.sign_request(ledger.store / "ca", csr.read_bytes(), days=args.days, usage=cert.type)
+        target = out / f"{cert.site}-{cert.label}.pem"
+        target.write_bytes(pem)
+        print(f"{target}: {cert.key}, valid {args.days:g} days")
+        signed += 1
+    if not signed:
+        print("no request to sign (status requested, with its CSR in the store)")
+    return 0
+
+
+def cmd_lab_notifications(args: argparse.Namespace) -> int:
+    items = _lab(args).notifications()[-args.last :]
+    if args.json:
+        print(json.dumps(items, ensure_ascii=False, indent=2))
+        return 0
+    for item in items:
+        when = datetime.fromtimestamp(float(item["time"])).strftime("%H:%M:%S")  # type: ignore[arg-type]
+        if item["kind"] == "webhook":
+            payload = item["payload"]
+            names = sorted({a["labels"].get("alertname", "?") for a in payload.get("alerts", [])})  # type: ignore[union-attr]
+            what = f"{payload.get('status')}: {', '.join(names)}"  # type: ignore[union-attr]
+            print(f"{when} webhook  {item['receiver']}: {what}")
+        elif item["kind"] == "telegram":
+            first = str(item.get("text") or "").splitlines()[:1]
+            print(f"{when} telegram chat {item['chat_id']}: {first[0] if first else ''}")
+        else:
+            print(f"{when} e-mail   {', '.join(item['to'])}: {item['subject']}")  # type: ignore[arg-type]
+    if not items:
+        print("no notifications yet (the lab's Alertmanager sends them here: playbooks/monitoring.yml)")
+    return 0
+
+
+def add_parser(sub) -> None:
+    home, cache = lab_home(), lab_cache()
+
+    lab = sub.add_parser("lab", help="the simulated ward network on this machine (root)")
+    lab_sub = lab.add_subparsers(dest="lab_command", required=True)
+    for name, func, text in (
+        ("up", cmd_lab_up, "bring the lab up (harmless when it is up; restarts what is down)"),
+        ("down", cmd_lab_down, "stop everything the lab started and unmount its overlays"),
+        ("status", cmd_lab_status, "each host and service with its address and state"),
+        ("fault", cmd_lab_fault, "break something on purpose (training, tests)"),
+        ("notifications", cmd_lab_notifications, "what the lab's Alertmanager sent (e-mail, Telegram, webhooks)"),
+        ("sign-requests", cmd_lab_sign, "the lab's national-CA stand-in issues the ledger's requests into a folder"),
+        ("move", cmd_lab_desk, "carry a counter PC to a vacant desk: its disk boots there on the new address"),
+        ("vacate", cmd_lab_desk, "free a counter desk for a PC that moves in (its own PC is set aside)"),
+        ("reinstate", cmd_lab_desk, "put a vacant desk's set-aside PC back"),
+    ):
+        p = lab_sub.add_parser(name, help=text)
+        p.add_argument("--inventory", default="inventory/lab", help="lab inventory (default: inventory/lab)")
+        p.add_argument("--home", default=str(home), help=f"lab state (default: $MOTCUA_LAB_HOME or {home})")
+        p.add_argument(
+            "--cache", default=str(cache), help=f"image and package cache (default: $MOTCUA_LAB_CACHE or {cache})"
+        )
+        p.set_defaults(func=func)
+        if name == "down":
+            p.add_argument(
+                "--purge", action="store_true", help="also delete the hosts' changes (fresh hosts next time)"
+            )
+        if name in ("status", "notifications"):
+            p.add_argument("--json", action="store_true")
+        if name == "notifications":
+            p.add_argument("--last", type=int, default=30, help="how many (default: 30)")
+        if name == "sign-requests":
+            p.add_argument("--out", required=True, help="folder for the issued certificates (PEM with the CA)")
+            p.add_argument("--days", type=float, default=730, help="validity in days (default: 730)")
+            p.add_argument("--sites", help="comma-separated site codes (default: all)")
+        if name in ("move", "vacate", "reinstate"):
+            p.add_argument("host", help="counter PC (desk) name, e.g. w26740-pc02")
+        if name == "move":
+            p.add_argument("to", help="the vacant desk it moves to, e.g. ttpv-pc02")
+        if name == "fault":
+            p.add_argument("target", choices=("dossier", "gear", "counter"))
+            p.add_argument(
+                "fault",
+                help="dossier: down, slow, http500, wrong-content, expired-cert, untrusted-cert, reset, hang; "
+                "gear: refuse-login, drop-mid-change, slow; counter: down; any: clear",
+            )
+            p.add_argument("--device", help="gear or counter host name, e.g. w26740-sw01")
+            p.add_argument("--value", type=float, help="seconds for slow; config lines before drop-mid-change")
+            p.add_argument("--path", help="dossier: limit the fault to this path, e.g. /api/health")
+            p.add_argument("--once", action="store_true", help="gear: clear the fault after it fired once")
