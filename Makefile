@@ -17,7 +17,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 help:
 	@echo "make demo   - bring the lab up, smoke-test it, provision its counter PCs, the wards' certificates, the monitoring host and the gear (leaves the lab up)"
 	@echo "make test   - every lint and test (.ci/run runs exactly this)"
-	@echo "make lint   - ruff, yamllint, ansible-lint"
+	@echo "make lint   - ruff, yamllint, import-linter (layer contracts), ansible-test sanity (motcua.ops), ansible-lint"
 	@echo "make pytest - the test suite only"
 	@echo "make bench  - benchmarks (print figures; not part of make test)"
 	@echo "make venv   - create .venv with the pinned packages"
@@ -67,6 +67,8 @@ lint: venv
 	ruff check .
 	ruff format --check .
 	yamllint --strict .
+	lint-imports
+	scripts/collection-sanity
 	ansible-lint
 
 pytest: venv

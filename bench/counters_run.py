@@ -40,15 +40,12 @@ HOME = Path("/var/lib/motcua-lab-bench")
 TARGET_RERUN_6, TARGET_SCALE, TARGET_TUNING = 60.0, 2.0, 2.0
 # 6 counters: three wards, two each. 24: the lab's four sites, six each.
 SIZES = {6: (["26740", "25747", "26732"], 2), 24: (["ttpv", "26740", "25747", "26732"], 6)}
-# Stock Ansible: only what is needed to find the project's plugins, roles and collections.
+# Stock Ansible: only what is needed to find the project's roles and collections.
 STOCK_CFG = """[defaults]
-inventory_plugins = {root}/plugins/inventory
-lookup_plugins = {root}/plugins/lookup
-library = {root}/plugins/modules
 roles_path = {root}/roles
 collections_path = {root}/collections
 [inventory]
-enable_plugins = motcua_registry
+enable_plugins = motcua.ops.registry
 """
 
 
@@ -60,7 +57,7 @@ def inventory(directory: Path, sites: list[str], max_counters: int) -> Path:
     """A lab inventory of these sites, sharing the lab's group_vars."""
     directory.mkdir(parents=True)
     (directory / "motcua.yml").write_text(
-        "plugin: motcua_registry\n"
+        "plugin: motcua.ops.registry\n"
         f"registry: {ROOT / 'inventory' / 'hcmc' / 'registry'}\n"
         "address_space: lab\n"
         f"sites: [{', '.join(repr(code) for code in sites)}]\n"

@@ -55,7 +55,7 @@ def fifty_counter_inventory(directory: Path) -> Path:
     registry = load_registry(ROOT / "inventory" / "hcmc" / "registry")
     wards = [s.code for s in registry.ward_sites][:25]
     (directory / "motcua.yml").write_text(
-        "plugin: motcua_registry\n"
+        "plugin: motcua.ops.registry\n"
         f"registry: {ROOT / 'inventory' / 'hcmc' / 'registry'}\n"
         "address_space: lab\n"
         f"sites: [{', '.join(repr(c) for c in wards)}]\n"

@@ -128,14 +128,14 @@ class InventorySource:
 
 
 def read_inventory_source(inventory: Path, env: dict[str, str] | None = None) -> InventorySource:
-    """Read an inventory directory's (or file's) motcua_registry config; AccessError names the file."""
+    """Read an inventory directory's (or file's) motcua.ops.registry config; AccessError names the file."""
     config_file = inventory / "motcua.yml" if inventory.is_dir() else inventory
     try:
         config = yaml.safe_load(config_file.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise AccessError(f"{config_file}: cannot read the inventory config: {exc}") from None
-    if not isinstance(config, dict) or config.get("plugin") != "motcua_registry":
-        raise AccessError(f"{config_file}: not a motcua_registry inventory config")
+    if not isinstance(config, dict) or config.get("plugin") != "motcua.ops.registry":
+        raise AccessError(f"{config_file}: not a motcua.ops.registry inventory config")
     space = config.get("address_space", "production")
     if space not in ADDRESS_SPACES:
         raise AccessError(f"{config_file}: address_space must be one of {', '.join(ADDRESS_SPACES)}, got {space!r}")

@@ -1,6 +1,6 @@
 """Ansible inventory built from the registry.
 
-The inventory plugin (plugins/inventory/motcua_registry.py) and
+The inventory plugin (motcua.ops.registry, in collections/) and
 ``motcua inventory`` both call :func:`build_inventory`, so the groups and
 variables are defined once, here.
 

@@ -101,7 +101,7 @@ def write_inventory(tmp_path: Path, registry: Path, **options: str) -> Path:
     inventory = tmp_path / "inventory"
     inventory.mkdir()
     shutil.copytree(registry, inventory / "registry")
-    lines = ["plugin: motcua_registry", "registry: registry"] + [f"{k}: {v}" for k, v in options.items()]
+    lines = ["plugin: motcua.ops.registry", "registry: registry"] + [f"{k}: {v}" for k, v in options.items()]
     (inventory / "motcua.yml").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return inventory
 
@@ -153,7 +153,7 @@ def test_a_subset_without_a_centre_still_has_every_group(tmp_path: Path):
 
 
 def test_plugin_documentation_renders():
-    result = run(["ansible-doc", "-t", "inventory", "motcua_registry"])
+    result = run(["ansible-doc", "-t", "inventory", "motcua.ops.registry"])
     assert result.returncode == 0, result.stderr
     assert "address_space" in result.stdout
 

@@ -260,7 +260,7 @@ def test_cli(capsys, store, monkeypatch, tmp_path):
     inventory = tmp_path / "inv"
     inventory.mkdir()
     (inventory / "motcua.yml").write_text(
-        f"plugin: motcua_registry\nregistry: {ROOT / 'inventory' / 'hcmc' / 'registry'}\n"
+        f"plugin: motcua.ops.registry\nregistry: {ROOT / 'inventory' / 'hcmc' / 'registry'}\n"
         f"address_space: lab\nsites: ['26740', '25747', '26732']\ncertificates: {store['ledger'].path}\n"
     )
     bad = _issue(store, "26740/signing", issuer="rogue")

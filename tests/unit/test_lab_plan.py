@@ -40,14 +40,14 @@ def test_production_inventory_is_refused_as_a_lab():
 
 
 def test_unknown_site_is_refused(tmp_path):
-    config = inventory(tmp_path, f"plugin: motcua_registry\nregistry: {ROOT}/inventory/hcmc/registry\n"
+    config = inventory(tmp_path, f"plugin: motcua.ops.registry\nregistry: {ROOT}/inventory/hcmc/registry\n"
                                  "address_space: lab\nsites: ['99999']\n")  # fmt: skip
     with pytest.raises(LabError, match="unknown site code"):
         make_plan(config, tmp_path)
 
 
 def test_a_lab_larger_than_the_limit_is_refused(tmp_path):
-    config = inventory(tmp_path, f"plugin: motcua_registry\nregistry: {ROOT}/inventory/hcmc/registry\n"
+    config = inventory(tmp_path, f"plugin: motcua.ops.registry\nregistry: {ROOT}/inventory/hcmc/registry\n"
                                  "address_space: lab\n")  # fmt: skip
     plan = make_plan(config, tmp_path)  # every site, all 1,464 counters
     with pytest.raises(LabError, match="the limit is 200 counter PCs per lab"):
@@ -55,7 +55,7 @@ def test_a_lab_larger_than_the_limit_is_refused(tmp_path):
 
 
 def test_a_lab_larger_than_memory_is_refused(tmp_path, monkeypatch):
-    config = inventory(tmp_path, f"plugin: motcua_registry\nregistry: {ROOT}/inventory/hcmc/registry\n"
+    config = inventory(tmp_path, f"plugin: motcua.ops.registry\nregistry: {ROOT}/inventory/hcmc/registry\n"
                                  "address_space: lab\nsites: [ttpv]\nmax_counters: 60\n")  # fmt: skip
     plan = make_plan(config, tmp_path)
     monkeypatch.setattr(lab_module, "mem_available_mb", lambda: 2000.0)  # a 2 GB machine

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from ansible_collections.motcua.ops.plugins.filter.site_batches import site_batches
 
+from motcua.access import AccessError
+from motcua.access import GearAccess as Access
+from motcua.inventory.gear import device_intent
 from motcua.lab.gear.device import Device
 from motcua.lab.gear.session import Session
 from motcua.netgear.config import (
@@ -16,12 +20,8 @@ from motcua.netgear.config import (
     render_drift,
     rollback_commands,
 )
-from motcua.access import AccessError
-from motcua.access import GearAccess as Access
 from motcua.netgear.devices import select_devices
-from motcua.inventory.gear import device_intent
 from motcua.netgear.secrets import TYPE9, type9_hash
-from plugins.filter.motcua_netgear import site_batches
 from tests.conftest import ROOT
 
 SECRET = "lab-enable"  # noqa: S105 - a throwaway secret of a simulated device

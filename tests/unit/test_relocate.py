@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from motcua.relocation import move as relocate
 from motcua.cli import main
+from motcua.relocation import move as relocate
 from motcua.times import TZ
 from tests.conftest import ALERTMANAGER_URL, ROOT, alertmanager_api
 

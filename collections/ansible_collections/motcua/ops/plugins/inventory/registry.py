@@ -1,16 +1,9 @@
-"""Ansible inventory plugin: hosts and groups from the motcua site registry."""
+"""motcua.ops.registry: hosts and groups from the motcua site registry (the project's one model of it)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-from ansible.errors import AnsibleParserError
-from ansible.plugins.inventory import BaseInventoryPlugin
-from ansible.template import trust_as_template
-
 DOCUMENTATION = r"""
-name: motcua_registry
+name: registry
 short_description: Inventory of HCMC one-stop shops from the motcua site registry
 description:
   - Reads the site registry (network.yml, teams.yml, sites.yml, wards.csv) with the
@@ -23,7 +16,7 @@ options:
   plugin:
     description: Name of the plugin.
     required: true
-    choices: [motcua_registry]
+    choices: [motcua.ops.registry]
   registry:
     description: Registry directory, relative to this config file.
     type: str
@@ -53,9 +46,26 @@ options:
 
 EXAMPLES = r"""
 # inventory/hcmc/motcua.yml
-plugin: motcua_registry
+plugin: motcua.ops.registry
 registry: registry
 """
+
+from pathlib import Path
+
+from ansible.errors import AnsibleParserError
+from ansible.plugins.inventory import BaseInventoryPlugin
+from ansible.template import trust_as_template
+
+try:  # the project's Python package, installed in the venv beside ansible-core
+    from motcua.inventory import build_inventory
+    from motcua.registry import RegistryError, UnknownSiteError, load_registry
+except ImportError as exc:
+    MOTCUA_IMPORT_ERROR: ImportError | None = exc
+else:
+    MOTCUA_IMPORT_ERROR = None
+
+
+_NO_PACKAGE = "the motcua package is not importable ({err}): run `make venv` and the .venv's ansible-* commands"
 
 
 def _trusted(value):
@@ -75,43 +85,26 @@ def _trusted(value):
     return value
 
 
-def _import_model():
-    try:
-        from motcua.inventory import build_inventory
-        from motcua.registry import RegistryError, load_registry
-    except ImportError:
-        # Running from a checkout without `pip install -e .`: the package sits
-        # two levels above this plugin folder.
-        sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-        try:
-            from motcua.inventory import build_inventory
-            from motcua.registry import RegistryError, load_registry
-        except ImportError as exc:
-            raise AnsibleParserError(
-                f"motcua_registry: cannot import the motcua package ({exc}); run `make venv` and use .venv/bin/ansible*"
-            ) from exc
-    return build_inventory, RegistryError, load_registry
-
-
 class InventoryModule(BaseInventoryPlugin):
-    NAME = "motcua_registry"
+    NAME = "motcua.ops.registry"
 
     def verify_file(self, path):
         return super().verify_file(path) and path.endswith(("motcua.yml", "motcua.yaml"))
 
     def parse(self, inventory, loader, path, cache=True):
         super().parse(inventory, loader, path, cache)
+        if MOTCUA_IMPORT_ERROR is not None:
+            raise AnsibleParserError(f"motcua.ops.registry: {_NO_PACKAGE.format(err=MOTCUA_IMPORT_ERROR)}")
         self._read_config_data(path)
-        build_inventory, registry_error, load_registry = _import_model()
 
         registry_dir = Path(path).parent / self.get_option("registry")
         try:
             registry = load_registry(registry_dir)
             registry = registry.subset(self.get_option("sites") or None, self.get_option("max_counters"))
-        except registry_error as exc:
+        except RegistryError as exc:
             raise AnsibleParserError(str(exc)) from None
-        except KeyError as exc:
-            raise AnsibleParserError(f"{path}: option sites: {exc.args[0]}") from None
+        except UnknownSiteError as exc:
+            raise AnsibleParserError(f"{path}: option sites: {exc}") from None
         built = build_inventory(registry, self.get_option("address_space"))
 
         for name in built.groups:

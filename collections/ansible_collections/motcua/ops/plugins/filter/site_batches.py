@@ -5,7 +5,7 @@ from __future__ import annotations
 from ansible.errors import AnsibleFilterError
 
 DOCUMENTATION = r"""
-name: motcua_site_batches
+name: site_batches
 short_description: Batch sizes (for C(serial)) that keep every site's devices in one batch
 description:
   - Given the play's hosts and the inventory's C(groups), returns the list of batch sizes, each
@@ -32,9 +32,9 @@ def site_batches(hosts, groups, sites=5):
     try:
         sites = int(sites)
     except (TypeError, ValueError):
-        raise AnsibleFilterError(f"motcua_site_batches: sites must be a number, got {sites!r}") from None
+        raise AnsibleFilterError(f"motcua.ops.site_batches: sites must be a number, got {sites!r}") from None
     if sites < 1:
-        raise AnsibleFilterError(f"motcua_site_batches: sites must be at least 1, got {sites}")
+        raise AnsibleFilterError(f"motcua.ops.site_batches: sites must be at least 1, got {sites}")
     site_of = {}
     for name, members in groups.items():
         if name.startswith("site_"):
@@ -46,7 +46,8 @@ def site_batches(hosts, groups, sites=5):
         if site != current:
             if current is not None and site in seen:
                 raise AnsibleFilterError(
-                    f"motcua_site_batches: {host} sorts apart from the rest of {site} (names must start with the site)"
+                    f"motcua.ops.site_batches: {host} sorts apart from the rest of {site} "
+                    "(names must start with the site)"
                 )
             seen.append(site)
             current = site
@@ -58,4 +59,4 @@ def site_batches(hosts, groups, sites=5):
 
 class FilterModule:
     def filters(self):
-        return {"motcua_site_batches": site_batches}
+        return {"site_batches": site_batches}

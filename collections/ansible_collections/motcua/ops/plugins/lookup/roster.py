@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-from ansible.errors import AnsibleLookupError
-from ansible.plugins.lookup import LookupBase
-
 DOCUMENTATION = r"""
-name: motcua_roster
+name: roster
 short_description: Officials' accounts per site from a roster file, validated against the registry
 description:
   - Reads a roster (YAML with a C(staff) list, or CSV with C(staff_id,full_name,site,role[,username]))
@@ -32,7 +26,7 @@ options:
 EXAMPLES = r"""
 - name: Accounts of this host's site
   ansible.builtin.set_fact:
-    _accounts: "{{ lookup('motcua_roster', roster_file, registry=motcua_registry_dir)[motcua_site] | default([]) }}"
+    _accounts: "{{ lookup('motcua.ops.roster', roster_file, registry=motcua_registry_dir)[motcua_site] | default([]) }}"
 """
 
 RETURN = r"""
@@ -41,21 +35,31 @@ _raw:
   type: list
 """
 
+from pathlib import Path
+
+from ansible.errors import AnsibleLookupError
+from ansible.plugins.lookup import LookupBase
+
+try:  # the project's Python package, installed in the venv beside ansible-core
+    from motcua.registry import load_registry
+    from motcua.rosters.officials import accounts_by_site, load_roster
+    from motcua.validation import InputError
+except ImportError as exc:
+    MOTCUA_IMPORT_ERROR: ImportError | None = exc
+else:
+    MOTCUA_IMPORT_ERROR = None
+
 
 class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
+        if MOTCUA_IMPORT_ERROR is not None:
+            raise AnsibleLookupError(
+                f"motcua.ops.roster: the motcua package is not importable ({MOTCUA_IMPORT_ERROR}): "
+                "run `make venv` and the .venv's ansible-* commands"
+            )
         self.set_options(var_options=variables, direct=kwargs)
-        try:
-            from motcua.registry import load_registry
-            from motcua.rosters.officials import accounts_by_site, load_roster
-            from motcua.validation import InputError
-        except ImportError:
-            sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-            from motcua.registry import load_registry
-            from motcua.rosters.officials import accounts_by_site, load_roster
-            from motcua.validation import InputError
         if len(terms) != 1:
-            raise AnsibleLookupError("motcua_roster takes exactly one roster file")
+            raise AnsibleLookupError("motcua.ops.roster takes exactly one roster file")
         roster = Path(terms[0])
         if not roster.exists():
             raise AnsibleLookupError(f"roster file {roster} not found")

@@ -6,6 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: cups_queue
 short_description: Manage one CUPS print queue
+author: motcua-ops developers, HCMC Digital Transformation Centre (@motcua-ops)
 description:
   - Creates, updates or removes a CUPS queue with C(lpadmin), reading its current state with
     C(lpoptions) and C(lpstat) so that a run with nothing to change changes nothing.
@@ -81,7 +82,7 @@ def run(module: AnsibleModule, args: list[str], check: bool = True) -> str:
 def model_name(module: AnsibleModule, model: str) -> str:
     """The make-and-model string CUPS records for a driver from `lpinfo -m`."""
     for line in run(module, ["lpinfo", "-m"]).splitlines():
-        found, _, text = line.partition(" ")
+        found, _sep, text = line.partition(" ")
         if found == model:
             return text.strip()
     module.fail_json(msg=f"queue {module.params['name']}: driver {model!r} is not installed (see `lpinfo -m`)")
@@ -89,7 +90,7 @@ def model_name(module: AnsibleModule, model: str) -> str:
 
 
 def current(module: AnsibleModule, name: str) -> dict[str, object] | None:
-    rc, out, _ = module.run_command(["lpoptions", "-p", name], environ_update=ENV)
+    rc, out, _err = module.run_command(["lpoptions", "-p", name], environ_update=ENV)
     if rc != 0 or not out.strip():
         return None
     options = dict(item.split("=", 1) for item in shlex.split(out) if "=" in item)

@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-from ansible.errors import AnsibleLookupError
-from ansible.plugins.lookup import LookupBase
-
 DOCUMENTATION = r"""
-name: motcua_monitoring
+name: monitoring
 short_description: Alert rules and Alertmanager routing from the site registry and the duty roster
 description:
   - C(rules) returns the Prometheus rules file (as a mapping) - the site-information series of every
@@ -51,7 +45,7 @@ options:
 EXAMPLES = r"""
 - name: Rules
   ansible.builtin.copy:
-    content: "{{ lookup('motcua_monitoring', 'rules', registry=motcua_registry_dir) | to_nice_yaml }}"
+    content: "{{ lookup('motcua.ops.monitoring', 'rules', registry=motcua_registry_dir) | to_nice_yaml }}"
     dest: /etc/prometheus/rules.d/motcua.yml
     mode: "0644"
 """
@@ -62,23 +56,32 @@ _raw:
   type: list
 """
 
+from pathlib import Path
+
+from ansible.errors import AnsibleLookupError
+from ansible.plugins.lookup import LookupBase
+
+try:  # the project's Python package, installed in the venv beside ansible-core
+    from motcua.monitoring import alertmanager, rules
+    from motcua.registry import load_registry
+    from motcua.rosters import duty
+    from motcua.validation import InputError
+except ImportError as exc:
+    MOTCUA_IMPORT_ERROR: ImportError | None = exc
+else:
+    MOTCUA_IMPORT_ERROR = None
+
 
 class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
+        if MOTCUA_IMPORT_ERROR is not None:
+            raise AnsibleLookupError(
+                f"motcua.ops.monitoring: the motcua package is not importable ({MOTCUA_IMPORT_ERROR}): "
+                "run `make venv` and the .venv's ansible-* commands"
+            )
         self.set_options(var_options=variables, direct=kwargs)
-        try:
-            from motcua.monitoring import alertmanager, rules
-            from motcua.registry import load_registry
-            from motcua.rosters import duty
-            from motcua.validation import InputError
-        except ImportError:
-            sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-            from motcua.monitoring import alertmanager, rules
-            from motcua.registry import load_registry
-            from motcua.rosters import duty
-            from motcua.validation import InputError
         if len(terms) != 1 or terms[0] not in ("rules", "alertmanager"):
-            raise AnsibleLookupError("motcua_monitoring takes one term: rules or alertmanager")
+            raise AnsibleLookupError("motcua.ops.monitoring takes one term: rules or alertmanager")
         try:
             registry = load_registry(self.get_option("registry")).subset(self.get_option("sites") or None)
         except (InputError, KeyError) as exc:
