@@ -96,7 +96,7 @@ def telegram(since: int, status: str) -> list[dict]:
 def settle(faults: Path) -> None:
     write_fault(faults, None)
     wait_for(lambda: query("prometheus_notifications_alertmanagers_discovered >= 1"), 60, "Alertmanager discovered")
-    wait_for(lambda: query('dossier_probe_success{job="dossier"} == 1'), 60, "the portal up")
+    wait_for(lambda: query('motcua_dossier_probe_success{job="dossier"} == 1'), 60, "the portal up")
     wait_for(lambda: not query('ALERTS{alertname="DossierSystemDown"}'), 300, "no dossier alert")
 
 
@@ -123,7 +123,7 @@ def single_failed_probe(faults: Path, watch: float) -> tuple[bool, int]:
     settle(faults)
 
     def last_run() -> float:
-        result = query('dossier_probe_last_run_timestamp_seconds{job="dossier", target="portal"}')
+        result = query('motcua_dossier_probe_last_run_timestamp_seconds{job="dossier", target="portal"}')
         return float(result[0]["value"][1]) if result else 0.0
 
     before = last_run()
@@ -133,7 +133,7 @@ def single_failed_probe(faults: Path, watch: float) -> tuple[bool, int]:
     write_fault(faults, "down")
     wait_for(lambda: last_run() > seen, 60, "the one failing probe")
     write_fault(faults, None)
-    failures = len(query('dossier_probe_success{job="dossier"} == 0'))
+    failures = len(query('motcua_dossier_probe_success{job="dossier"} == 0'))
     say(f"  one failed probe (seen by Prometheus: {'yes' if failures else 'not yet'}); watching {watch:.0f} s")
     deadline = time.monotonic() + watch
     pending_max = 0

@@ -90,7 +90,7 @@ def run_ours(work: Path, urls: list[str], seconds: float) -> dict[str, float]:
         assert wait_for_port(host, int(port), 10), (work / "ours.log").read_text()
         say(f"ours: warming up one interval ({INTERVAL:g} s)")
         time.sleep(INTERVAL + 1)
-        before_probes = metric(get(f"http://{OURS}/metrics"), "dossier_exporter_probes_total")
+        before_probes = metric(get(f"http://{OURS}/metrics"), "motcua_dossier_exporter_probes_total")
         before_cpu = cpu_seconds(proc.pid)
         latencies, rss = [], []
         deadline = time.monotonic() + seconds
@@ -103,9 +103,9 @@ def run_ours(work: Path, urls: list[str], seconds: float) -> dict[str, float]:
                 say(f"ours: {len(latencies)} scrapes, {deadline - time.monotonic():.0f} s left")
             time.sleep(0.5)
         cpu = cpu_seconds(proc.pid) - before_cpu
-        probes = metric(text, "dossier_exporter_probes_total") - before_probes
-        series = sum(1 for line in text.splitlines() if line.startswith("dossier_probe_success{"))
-        overruns = metric(text, "dossier_exporter_schedule_overruns_total")
+        probes = metric(text, "motcua_dossier_exporter_probes_total") - before_probes
+        series = sum(1 for line in text.splitlines() if line.startswith("motcua_dossier_probe_success{"))
+        overruns = metric(text, "motcua_dossier_exporter_schedule_overruns_total")
     finally:
         stop([proc])
     latencies.sort()

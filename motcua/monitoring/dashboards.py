@@ -66,6 +66,11 @@ def _thresholds(*steps: tuple[str, float | None]) -> dict[str, object]:
 
 UP_DOWN = _thresholds(("red", None), ("green", 1))
 ZERO_GOOD = _thresholds(("green", None), ("red", 1))
+# A site's readiness verdict (a state set) as one number for a table cell: 2 ready, 1 attention, 0 not ready.
+READINESS_LEVEL = (
+    'max by (site) (motcua_readiness_site_verdict{verdict="green"}) * 2'
+    ' + max by (site) (motcua_readiness_site_verdict{verdict="amber"})'
+)
 
 
 def _dashboard(uid: str, title: str, panels: _Panels, variables: list[dict[str, object]], refresh: str = "30s"):
@@ -96,7 +101,7 @@ def _dashboard(uid: str, title: str, panels: _Panels, variables: list[dict[str, 
 
 def city_overview() -> dict[str, object]:
     p = _Panels()
-    p.stat("Hệ thống giải quyết TTHC / Dossier system", 'min(dossier_probe_success{job="dossier"})', 6, UP_DOWN)
+    p.stat("Hệ thống giải quyết TTHC / Dossier system", 'min(motcua_dossier_probe_success{job="dossier"})', 6, UP_DOWN)
     p.stat(
         "Điểm mất kết nối / Sites offline",
         'count(max by (site) (probe_success{job="gear", role="router"}) == 0) or vector(0)',
@@ -113,8 +118,8 @@ def city_overview() -> dict[str, object]:
             ('max by (site) (probe_success{job="gear", role="router"})', "reachable"),
             ('sum by (site) (up{job="node"}) / count by (site) (up{job="node"})', "counters_up"),
             ('count by (site) (ALERTS{alertstate="firing", scope="site"})', "alerts"),
-            # playbooks/golive_check.yml: 2 ready, 1 attention, 0 not ready (docs/readiness.md).
-            ("max by (site) (motcua_site_readiness)", "readiness"),
+            # playbooks/golive_check.yml's verdict (docs/readiness.md) as 2 ready, 1 attention, 0 not ready.
+            (READINESS_LEVEL, "readiness"),
         ],
         24,
         14,
@@ -153,11 +158,16 @@ def ward_drilldown() -> dict[str, object]:
     sel = 'site="$site"'
     p.stat("Router", f'max(probe_success{{job="gear", role="router", {sel}}})', 4, UP_DOWN)
     p.stat("Máy quầy hoạt động / Counters up", f'sum(up{{job="node", {sel}}}) or vector(0)', 5)
-    p.stat("Vào được hệ thống / Portal reachable", f'min(counter_portal_success{{job="counter", {sel}}})', 5, UP_DOWN)
+    p.stat(
+        "Vào được hệ thống / Portal reachable",
+        f'min(motcua_counter_portal_success{{job="counter", {sel}}})',
+        5,
+        UP_DOWN,
+    )
     p.stat(
         "Chứng thư số còn (ngày) / Certificate days left",
-        f"min((counter_token_certificate_not_after_timestamp_seconds{{{sel}}} - time()) / 86400)"
-        f' or min((certificate_not_after_timestamp_seconds{{job="certificate", {sel}}} - time()) / 86400)',
+        f"min((motcua_counter_token_certificate_not_after_timestamp_seconds{{{sel}}} - time()) / 86400)"
+        f' or min((motcua_certificate_not_after_timestamp_seconds{{job="certificate", {sel}}} - time()) / 86400)',
         5,
         _thresholds(("red", None), ("orange", 7), ("green", 30)),
     )
@@ -167,10 +177,10 @@ def ward_drilldown() -> dict[str, object]:
         "Máy quầy / Counter PCs",
         [
             (f'up{{job="node", {sel}}}', "up"),
-            (f'counter_tokens{{job="counter", {sel}}}', "tokens"),
-            (f'counter_scanners{{job="counter", {sel}}}', "scanners"),
-            (f'counter_portal_success{{job="counter", {sel}}}', "portal"),
-            (f'counter_clock_offset_seconds{{job="counter", {sel}}}', "clock"),
+            (f'motcua_counter_tokens{{job="counter", {sel}}}', "tokens"),
+            (f'motcua_counter_scanners{{job="counter", {sel}}}', "scanners"),
+            (f'motcua_counter_portal_success{{job="counter", {sel}}}', "portal"),
+            (f'motcua_counter_clock_offset_seconds{{job="counter", {sel}}}', "clock"),
         ],
         24,
         8,
@@ -180,8 +190,8 @@ def ward_drilldown() -> dict[str, object]:
         "timeseries",
         "Máy in / Printers: jobs, stuck",
         [
-            (f'counter_printer_jobs{{job="counter", {sel}}}', "{{instance}} {{printer}}"),
-            (f'counter_printer_stuck_jobs{{job="counter", {sel}}}', "{{instance}} {{printer}} stuck"),
+            (f'motcua_counter_printer_jobs{{job="counter", {sel}}}', "{{instance}} {{printer}}"),
+            (f'motcua_counter_printer_stuck_jobs{{job="counter", {sel}}}', "{{instance}} {{printer}} stuck"),
         ],
         12,
         8,
@@ -189,14 +199,14 @@ def ward_drilldown() -> dict[str, object]:
     p.add(
         "timeseries",
         "Thời gian truy cập hệ thống từ quầy / Portal from the counters (s)",
-        [(f'counter_portal_duration_seconds{{job="counter", {sel}}}', "{{instance}}")],
+        [(f'motcua_counter_portal_duration_seconds{{job="counter", {sel}}}', "{{instance}}")],
         12,
         8,
     )
     p.add(
         "timeseries",
         "Độ lệch đồng hồ / Clock offset (s)",
-        [(f'counter_clock_offset_seconds{{job="counter", {sel}}}', "{{instance}}")],
+        [(f'motcua_counter_clock_offset_seconds{{job="counter", {sel}}}', "{{instance}}")],
         12,
         8,
     )
@@ -210,7 +220,8 @@ def ward_drilldown() -> dict[str, object]:
                 "{{instance}} /",
             ),
             (
-                f'counter_scans_free_bytes{{job="counter", {sel}}} / counter_scans_size_bytes{{job="counter", {sel}}}',
+                f'motcua_counter_scans_free_bytes{{job="counter", {sel}}}'
+                f' / motcua_counter_scans_size_bytes{{job="counter", {sel}}}',
                 "{{instance}} scans",
             ),
         ],
@@ -233,28 +244,28 @@ def dossier_system() -> dict[str, object]:
     p = _Panels()
     p.stat(
         "Sẵn sàng / Availability ($__range)",
-        'avg(avg_over_time(dossier_probe_success{job="dossier"}[$__range]))',
+        'avg(avg_over_time(motcua_dossier_probe_success{job="dossier"}[$__range]))',
         8,
         _thresholds(("red", None), ("orange", 0.99), ("green", 0.999)),
     )
     p.stat(
         "Chứng chỉ TLS còn (ngày) / TLS certificate days left",
-        'min((dossier_probe_tls_not_after_timestamp_seconds{job="dossier"} - time()) / 86400)',
+        'min((motcua_dossier_probe_tls_not_after_timestamp_seconds{job="dossier"} - time()) / 86400)',
         8,
         _thresholds(("red", None), ("orange", 7), ("green", 21)),
     )
-    p.stat("Hồ sơ quá hạn / Overdue dossiers", 'sum(dossier_agency_overdue{job="dossier"})', 8)
+    p.stat("Hồ sơ quá hạn / Overdue dossiers", 'sum(motcua_dossier_agency_overdue{job="dossier"})', 8)
     p.add(
         "timeseries",
         "Truy cập được / Up",
-        [('dossier_probe_success{job="dossier"}', "{{target}}")],
+        [('motcua_dossier_probe_success{job="dossier"}', "{{target}}")],
         12,
         8,
     )
     p.add(
         "timeseries",
         "Thời gian phản hồi theo giai đoạn / Latency by phase (s)",
-        [('dossier_probe_phase_duration_seconds{job="dossier"}', "{{target}} {{phase}}")],
+        [('motcua_dossier_probe_phase_duration_seconds{job="dossier"}', "{{target}} {{phase}}")],
         12,
         8,
         options={"tooltip": {"mode": "multi"}},
@@ -263,21 +274,21 @@ def dossier_system() -> dict[str, object]:
     p.add(
         "timeseries",
         "Thời gian phản hồi / Latency (s)",
-        [('dossier_probe_duration_seconds{job="dossier"}', "{{target}}")],
+        [('motcua_dossier_probe_duration_seconds{job="dossier"}', "{{target}}")],
         12,
         8,
     )
     p.add(
         "timeseries",
         "Hồ sơ tiếp nhận mỗi giờ / Dossiers received per hour",
-        [('sum(increase(dossier_agency_received_total{job="dossier"}[1h]))', "received")],
+        [('sum(increase(motcua_dossier_agency_received_total{job="dossier"}[1h]))', "received")],
         12,
         8,
     )
     p.add(
         "table",
         "Lỗi gần nhất / Current failures",
-        [('dossier_probe_failure_info{job="dossier"} == 1', "")],
+        [('motcua_dossier_probe_failure{job="dossier"} == 1', "")],
         24,
         6,
     )

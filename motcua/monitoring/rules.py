@@ -60,7 +60,7 @@ ALERTS: tuple[Alert, ...] = (
     # ---- the dossier system, city-wide (probed from the DX Centre)
     Alert(
         "DossierSystemDown",
-        'dossier_probe_success{job="dossier"} == 0',
+        'motcua_dossier_probe_success{job="dossier"} == 0',
         "fast",
         "critical",
         SCOPE_SYSTEM,
@@ -70,7 +70,7 @@ ALERTS: tuple[Alert, ...] = (
     ),
     Alert(
         "DossierSystemSlow",
-        'dossier_probe_duration_seconds{job="dossier"} > 3 and on (instance, target) dossier_probe_success{job="dossier"} == 1',
+        'motcua_dossier_probe_duration_seconds{job="dossier"} > 3 and on (instance, target) motcua_dossier_probe_success{job="dossier"} == 1',
         "medium",
         "warning",
         SCOPE_SYSTEM,
@@ -80,7 +80,7 @@ ALERTS: tuple[Alert, ...] = (
     ),
     Alert(
         "DossierTLSCertificateExpiring",
-        '(dossier_probe_tls_not_after_timestamp_seconds{job="dossier"} - time()) < 21 * 86400',
+        '(motcua_dossier_probe_tls_not_after_timestamp_seconds{job="dossier"} - time()) < 21 * 86400',
         "long",
         "warning",
         SCOPE_SYSTEM,
@@ -111,8 +111,8 @@ ALERTS: tuple[Alert, ...] = (
     ),
     Alert(
         "DossierUnreachableFromSite",
-        f'count by ({_BY_SITE}) (counter_portal_success{{job="counter"}} == 0)'
-        f' / count by ({_BY_SITE}) (counter_portal_success{{job="counter"}}) >= 0.5',
+        f'count by ({_BY_SITE}) (motcua_counter_portal_success{{job="counter"}} == 0)'
+        f' / count by ({_BY_SITE}) (motcua_counter_portal_success{{job="counter"}}) >= 0.5',
         "medium",
         "warning",
         SCOPE_SITE,
@@ -145,8 +145,8 @@ ALERTS: tuple[Alert, ...] = (
     ),
     Alert(
         "PrinterStopped",
-        'counter_printer_state{job="counter", state="stopped"} == 1'
-        ' or counter_printer_accepting_jobs{job="counter"} == 0',
+        'motcua_counter_printer_state{job="counter", state="stopped"} == 1'
+        ' or motcua_counter_printer_accepting_jobs{job="counter"} == 0',
         "medium",
         "warning",
         SCOPE_SITE,
@@ -156,7 +156,7 @@ ALERTS: tuple[Alert, ...] = (
     ),
     Alert(
         "PrinterJobsStuck",
-        'counter_printer_stuck_jobs{job="counter"} > 0',
+        'motcua_counter_printer_stuck_jobs{job="counter"} > 0',
         "medium",
         "warning",
         SCOPE_SITE,
@@ -166,7 +166,7 @@ ALERTS: tuple[Alert, ...] = (
     ),
     Alert(
         "ScannerMissing",
-        'counter_scanners{job="counter"} == 0',
+        'motcua_counter_scanners{job="counter"} == 0',
         "long",
         "warning",
         SCOPE_SITE,
@@ -176,7 +176,7 @@ ALERTS: tuple[Alert, ...] = (
     ),
     Alert(
         "TokenMissing",
-        'counter_tokens{job="counter"} == 0',
+        'motcua_counter_tokens{job="counter"} == 0',
         "medium",
         "warning",
         SCOPE_SITE,
@@ -186,7 +186,7 @@ ALERTS: tuple[Alert, ...] = (
     ),
     Alert(
         "CounterCheckFailing",
-        'counter_check_success{job="counter"} == 0',
+        'motcua_counter_check_success{job="counter"} == 0',
         "long",
         "warning",
         SCOPE_SITE,
@@ -196,7 +196,7 @@ ALERTS: tuple[Alert, ...] = (
     ),
     Alert(
         "ClockSkew",
-        'abs(counter_clock_offset_seconds{job="counter"}) > 1',
+        'abs(motcua_counter_clock_offset_seconds{job="counter"}) > 1',
         "medium",
         "warning",
         SCOPE_SITE,
@@ -206,7 +206,7 @@ ALERTS: tuple[Alert, ...] = (
     ),
     Alert(
         "ClockNotSynchronised",
-        'counter_clock_synchronized{job="counter"} == 0',
+        'motcua_counter_clock_synchronized{job="counter"} == 0',
         "long",
         "warning",
         SCOPE_SITE,
@@ -228,7 +228,7 @@ ALERTS: tuple[Alert, ...] = (
     ),
     Alert(
         "ScanStorageNearlyFull",
-        'counter_scans_free_bytes{job="counter"} / counter_scans_size_bytes{job="counter"} < 0.10',
+        'motcua_counter_scans_free_bytes{job="counter"} / motcua_counter_scans_size_bytes{job="counter"} < 0.10',
         "long",
         "warning",
         SCOPE_SITE,
@@ -239,8 +239,8 @@ ALERTS: tuple[Alert, ...] = (
     # ---- the ward's signing certificate (certificate exporter, and the token on each counter)
     Alert(
         "WardCertificateExpiresIn30Days",
-        f'((certificate_not_after_timestamp_seconds{{job="certificate"}} - time()) < 30 * 86400 >= 7 * 86400) {_JOIN_SITE}'
-        ' or (counter_token_certificate_not_after_timestamp_seconds{job="counter"} - time()) < 30 * 86400 >= 7 * 86400',
+        f'((motcua_certificate_not_after_timestamp_seconds{{job="certificate"}} - time()) < 30 * 86400 >= 7 * 86400) {_JOIN_SITE}'
+        ' or (motcua_counter_token_certificate_not_after_timestamp_seconds{job="counter"} - time()) < 30 * 86400 >= 7 * 86400',
         "long",
         "warning",
         SCOPE_SITE,
@@ -250,8 +250,8 @@ ALERTS: tuple[Alert, ...] = (
     ),
     Alert(
         "WardCertificateExpiresIn7Days",
-        f'((certificate_not_after_timestamp_seconds{{job="certificate"}} - time()) < 7 * 86400 >= 0) {_JOIN_SITE}'
-        ' or (counter_token_certificate_not_after_timestamp_seconds{job="counter"} - time()) < 7 * 86400 >= 0',
+        f'((motcua_certificate_not_after_timestamp_seconds{{job="certificate"}} - time()) < 7 * 86400 >= 0) {_JOIN_SITE}'
+        ' or (motcua_counter_token_certificate_not_after_timestamp_seconds{job="counter"} - time()) < 7 * 86400 >= 0',
         "long",
         "critical",
         SCOPE_SITE,
@@ -261,8 +261,8 @@ ALERTS: tuple[Alert, ...] = (
     ),
     Alert(
         "WardCertificateExpired",
-        f'((certificate_not_after_timestamp_seconds{{job="certificate"}} - time()) < 0) {_JOIN_SITE}'
-        ' or (counter_token_certificate_not_after_timestamp_seconds{job="counter"} - time()) < 0',
+        f'((motcua_certificate_not_after_timestamp_seconds{{job="certificate"}} - time()) < 0) {_JOIN_SITE}'
+        ' or (motcua_counter_token_certificate_not_after_timestamp_seconds{job="counter"} - time()) < 0',
         "fast",
         "critical",
         SCOPE_SITE,
@@ -272,7 +272,7 @@ ALERTS: tuple[Alert, ...] = (
     ),
     Alert(
         "CertificateSourceUnreadable",
-        f'(certificate_source_up{{job="certificate"}} == 0) {_JOIN_SITE}',
+        f'(motcua_certificate_source_up{{job="certificate"}} == 0) {_JOIN_SITE}',
         "medium",
         "warning",
         SCOPE_SITE,

@@ -210,15 +210,15 @@ def judge_counter(name: str, output: str, expected: Expected, now: float) -> lis
 def _printer(samples: dict, expected: Expected, host: str) -> Result:
     problems, warnings = [], []
     for queue in expected.printers:
-        state = next((lab["state"] for lab, v in samples.get("counter_printer_state", [])
+        state = next((lab["state"] for lab, v in samples.get("motcua_counter_printer_state", [])
                       if lab.get("printer") == queue and v == 1), None)  # fmt: skip
         if state is None:
             problems.append(f"{queue}: không có hàng đợi / no queue")
         elif state == "stopped":
             problems.append(f"{queue}: đã dừng / stopped")
-        elif _value(samples, "counter_printer_accepting_jobs", 0, printer=queue) != 1:
+        elif _value(samples, "motcua_counter_printer_accepting_jobs", 0, printer=queue) != 1:
             problems.append(f"{queue}: không nhận lệnh in / not accepting jobs")
-        elif (_value(samples, "counter_printer_stuck_jobs", 0, printer=queue) or 0) > 0:
+        elif (_value(samples, "motcua_counter_printer_stuck_jobs", 0, printer=queue) or 0) > 0:
             warnings.append(f"{queue}: có lệnh in bị kẹt / stuck jobs")
     if not expected.printers:
         return Result("printer", OK, "không có máy in / no printer at this site", host)
@@ -228,16 +228,16 @@ def _printer(samples: dict, expected: Expected, host: str) -> Result:
 
 
 def _scanner(samples: dict, expected: Expected, host: str) -> Result:
-    found = int(_value(samples, "counter_scanners", 0) or 0)
+    found = int(_value(samples, "motcua_counter_scanners", 0) or 0)
     if expected.scanners and found == 0:
         return Result("scanner", FAIL, "không thấy máy quét / no scanner found (SANE)", host)
     return Result("scanner", OK, f"{found}", host)
 
 
 def _token(samples: dict, now: float, host: str) -> Result:
-    if (_value(samples, "counter_tokens", 0) or 0) < 1:
+    if (_value(samples, "motcua_counter_tokens", 0) or 0) < 1:
         return Result("token", FAIL, "không thấy USB token / no token present", host, holds_certificate=False)
-    certs = samples.get("counter_token_certificate_not_after_timestamp_seconds", [])
+    certs = samples.get("motcua_counter_token_certificate_not_after_timestamp_seconds", [])
     dates = [(lab.get("subject", ""), v) for lab, v in certs]
     if not dates:
         return Result("token", FAIL, "token chưa có chứng thư số / no certificate on the token", host,
@@ -254,17 +254,17 @@ def _token(samples: dict, now: float, host: str) -> Result:
 
 
 def _dossier(samples: dict, host: str) -> Result:
-    if _value(samples, "counter_portal_success", 0) == 1:
+    if _value(samples, "motcua_counter_portal_success", 0) == 1:
         return Result("dossier", OK, "", host)
-    reasons = [lab.get("reason", "") for lab, v in samples.get("counter_portal_failure_info", []) if v == 1]
+    reasons = [lab.get("reason", "") for lab, v in samples.get("motcua_counter_portal_failure", []) if v == 1]
     detail = ", ".join(r for r in reasons if r) or "unknown"
     return Result("dossier", FAIL, f"không truy cập được / unreachable from the counter: {detail}", host)
 
 
 def _clock(samples: dict, host: str) -> Result:
-    if _value(samples, "counter_clock_synchronized", 0) != 1:
+    if _value(samples, "motcua_counter_clock_synchronized", 0) != 1:
         return Result("clock", FAIL, "đồng hồ chưa đồng bộ / not synchronised (chrony)", host)
-    offset = abs(_value(samples, "counter_clock_offset_seconds", 0.0) or 0.0)
+    offset = abs(_value(samples, "motcua_counter_clock_offset_seconds", 0.0) or 0.0)
     if offset > CLOCK_MAX_OFFSET:
         return Result("clock", WARN, f"lệch {offset:.2f} s / offset {offset:.2f} s", host)
     return Result("clock", OK, f"{offset:.3f}", host)

@@ -13,7 +13,7 @@ from .checks import CHECKS, FAIL, OK, WARN, SiteReadiness
 COLOURS = {"green": "#1e8e3e", "amber": "#f29900", "red": "#d93025"}
 LABELS = {"green": "Sẵn sàng / ready", "amber": "Cần lưu ý / attention", "red": "Chưa sẵn sàng / not ready"}
 CELL = {OK: "✔", WARN: "!", FAIL: "✘", None: "·"}
-# Metric values of a verdict, for the dashboards: 2 ready, 1 attention, 0 not ready.
+# The verdicts, best first (the report lists the worst first).
 LEVEL = {"green": 2, "amber": 1, "red": 0}
 
 
@@ -42,26 +42,35 @@ def _escape_label(value: str) -> str:
 
 
 def as_metrics(sites: list[SiteReadiness], created_ts: float) -> str:
-    """Prometheus text format, for node exporter's textfile collector on the monitoring host."""
+    """Prometheus text format, for node exporter's textfile collector on the monitoring host.
+
+    The verdict is a state set (one series per verdict, 1 for the site's), the site's name an
+    info series, each check 1/0, and when the checks ran a timestamp.
+    """
     lines = [
-        "# HELP motcua_site_readiness Go-live verdict of the site: 2 ready (green), 1 attention (amber), 0 not ready.",
-        "# TYPE motcua_site_readiness gauge",
+        "# HELP motcua_readiness_site_verdict Go-live verdict of the site: 1 for its verdict (green, amber, red).",
+        "# TYPE motcua_readiness_site_verdict gauge",
     ]
     for s in sites:
-        lines.append(f'motcua_site_readiness{{site="{s.code}",name="{_escape_label(s.name)}"}} {LEVEL[s.verdict]}')
+        lines += [
+            f'motcua_readiness_site_verdict{{site="{s.code}",verdict="{v}"}} {int(s.verdict == v)}' for v in LEVEL
+        ]
+    lines += ["# HELP motcua_readiness_site_info The site the readiness checks judged, with its name.",
+              "# TYPE motcua_readiness_site_info gauge"]  # fmt: skip
+    lines += [f'motcua_readiness_site_info{{site="{s.code}",name="{_escape_label(s.name)}"}} 1' for s in sites]
     lines += [
-        "# HELP motcua_site_readiness_check 1 when the check passed at every host of the site, 0 when it did not.",
-        "# TYPE motcua_site_readiness_check gauge",
+        "# HELP motcua_readiness_check 1 when the check passed at every host of the site, 0 when it did not.",
+        "# TYPE motcua_readiness_check gauge",
     ]
     for s in sites:
         for check in CHECKS:
             status = s.check_status(check)
             if status is not None:
-                lines.append(f'motcua_site_readiness_check{{site="{s.code}",check="{check}"}} {int(status == OK)}')
+                lines.append(f'motcua_readiness_check{{site="{s.code}",check="{check}"}} {int(status == OK)}')
     lines += [
-        "# HELP motcua_site_readiness_timestamp_seconds When the readiness checks ran.",
-        "# TYPE motcua_site_readiness_timestamp_seconds gauge",
-        f"motcua_site_readiness_timestamp_seconds {created_ts:.0f}",
+        "# HELP motcua_readiness_last_run_timestamp_seconds When the readiness checks ran (Unix time).",
+        "# TYPE motcua_readiness_last_run_timestamp_seconds gauge",
+        f"motcua_readiness_last_run_timestamp_seconds {created_ts:.0f}",
     ]
     return "\n".join(lines) + "\n"
 

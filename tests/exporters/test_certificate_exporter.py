@@ -80,7 +80,7 @@ def exporter(start_exporter, material, monkeypatch_module):
     monkeypatch_module.setenv("SOFTHSM2_CONF", material["env"]["SOFTHSM2_CONF"])
     running = start_exporter(SCRIPT, config(material))
     for source in ("ward-26740-pem", "ward-26740-der", "city-p12", "junk", "token-26740", "portal-tls"):
-        running.wait_for(f'certificate_source_up{{source="{source}"')
+        running.wait_for(f'motcua_certificate_source_up{{source="{source}"')
     return running
 
 
@@ -101,23 +101,23 @@ def test_files_token_and_tls_endpoint(exporter, material, dossier_standin):
     ward, city = serial(material["ward"]), serial(material["city"])
     soon = time.time() + 30 * 86400
     for source in ("ward-26740-pem", "ward-26740-der", "token-26740"):
-        assert f'certificate_source_up{{source="{source}",site="26740",' in text
+        assert f'motcua_certificate_source_up{{source="{source}",site="26740",' in text
         after = line_value(
             text,
-            f'certificate_not_after_timestamp_seconds{{source="{source}",site="26740",'
+            f'motcua_certificate_not_after_timestamp_seconds{{source="{source}",site="26740",'
             f'subject="UBND phuong Sai Gon",issuer="UBND phuong Sai Gon",serial="{ward}"}}',
         )
         assert abs(after - soon) < 3600
-    assert 'certificate_source_certificates{source="ward-26740-pem",site="26740",kind="file"} 2' in text
+    assert 'motcua_certificate_source_certificates{source="ward-26740-pem",site="26740",kind="file"} 2' in text
     p12 = f'source="city-p12",site="city",subject="So Tu phap",issuer="So Tu phap",serial="{city}"'
-    assert f"certificate_not_after_timestamp_seconds{{{p12}}}" in text
-    assert 'certificate_source_up{source="token-26740",site="26740",kind="pkcs11"} 1' in text
+    assert f"motcua_certificate_not_after_timestamp_seconds{{{p12}}}" in text
+    assert 'motcua_certificate_source_up{source="token-26740",site="26740",kind="pkcs11"} 1' in text
     # The stand-in's server certificate, issued by the lab CA.
     server = serial(dossier_standin["root"] / "ca" / "server.pem")
     assert f'issuer="motcua-ops lab CA",serial="{server}"}}' in text
-    assert 'certificate_source_up{source="portal-tls",site="city",kind="tls"} 1' in text
+    assert 'motcua_certificate_source_up{source="portal-tls",site="city",kind="tls"} 1' in text
     # A file that holds no certificate is reported, and the others still are.
-    assert 'certificate_source_up{source="junk",site="26740",kind="file"} 0' in text
+    assert 'motcua_certificate_source_up{source="junk",site="26740",kind="file"} 0' in text
     promtool_check(text)
 
 
@@ -125,10 +125,12 @@ def test_expired_certificate_on_the_endpoint_and_an_endpoint_that_is_down(export
     write_fault(dossier_standin["faults"], "expired-cert")
     try:
         text = exporter.wait_for(f'serial="{serial(dossier_standin["root"] / "ca" / "expired.pem")}"}}', timeout=20)
-        prefix = 'certificate_not_after_timestamp_seconds{source="portal-tls"'
+        prefix = 'motcua_certificate_not_after_timestamp_seconds{source="portal-tls"'
         assert line_value(text, prefix) < time.time()
         write_fault(dossier_standin["faults"], "down")
-        text = exporter.wait_for('certificate_source_up{source="portal-tls",site="city",kind="tls"} 0', timeout=20)
+        text = exporter.wait_for(
+            'motcua_certificate_source_up{source="portal-tls",site="city",kind="tls"} 0', timeout=20
+        )
         assert prefix not in text  # nothing stale is left behind
         assert exporter.alive()
     finally:
@@ -167,5 +169,5 @@ def test_an_unexpected_error_in_one_source_leaves_the_others(material, monkeypat
     exporter = CertificateExporter(CertificateConfig([good, bad], interval=60, timeout=5))
     exporter.read_all()  # must not raise
     text = exporter.board.render()
-    assert 'certificate_source_up{source="good",site="26740",kind="file"} 1' in text
-    assert 'certificate_source_up{source="bad",site="26740",kind="file"} 0' in text
+    assert 'motcua_certificate_source_up{source="good",site="26740",kind="file"} 1' in text
+    assert 'motcua_certificate_source_up{source="bad",site="26740",kind="file"} 0' in text

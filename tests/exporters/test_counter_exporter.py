@@ -8,6 +8,7 @@ the dossier stand-in, with a check whose tool is missing.
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pytest
 
@@ -33,18 +34,20 @@ checks:
   token: {{module: /nonexistent/pkcs11.so, interval: 1s}}
 """
     running = start_exporter(SCRIPT, config)
-    running.wait_for("counter_portal_success 1")
-    running.wait_for('counter_check_success{check="token"}')
+    running.wait_for("motcua_counter_portal_success 1")
+    running.wait_for('motcua_counter_check_success{check="token"}')
     return running
 
 
 def test_a_failing_check_is_reported_and_the_others_still_answer(exporter):
     text = exporter.metrics()
-    assert 'counter_check_success{check="token"} 0' in text
-    assert "counter_tokens" not in text.replace("# HELP counter_tokens", "").replace("# TYPE counter_tokens", "")
-    assert 'counter_check_success{check="portal"} 1' in text
-    assert 'counter_check_success{check="scan_storage"} 1' in text
-    assert 'counter_exporter_check_runs_total{check="token",result="failure"}' in text
+    assert 'motcua_counter_check_success{check="token"} 0' in text
+    assert "motcua_counter_tokens" not in text.replace("# HELP motcua_counter_tokens", "").replace(
+        "# TYPE motcua_counter_tokens", ""
+    )
+    assert 'motcua_counter_check_success{check="portal"} 1' in text
+    assert 'motcua_counter_check_success{check="scan_storage"} 1' in text
+    assert 'motcua_counter_exporter_check_runs_total{check="token",result="failure"}' in text
     assert "PKCS#11 module /nonexistent/pkcs11.so is missing" in exporter.log.read_text()
     promtool_check(text)
 
@@ -52,21 +55,22 @@ def test_a_failing_check_is_reported_and_the_others_still_answer(exporter):
 def test_portal_outage_from_this_counter(exporter, dossier_standin):
     write_fault(dossier_standin["faults"], "http500")
     try:
-        text = exporter.wait_for('counter_portal_failure_info{reason="http_status"} 1')
-        assert "counter_portal_http_status_code 500" in text and "counter_portal_success 0" in text
+        text = exporter.wait_for('motcua_counter_portal_failure{reason="http_status"} 1')
+        assert "motcua_counter_portal_http_status_code 500" in text and "motcua_counter_portal_success 0" in text
         # The check itself worked: it is the portal that failed.
-        assert 'counter_check_success{check="portal"} 1' in text
+        assert 'motcua_counter_check_success{check="portal"} 1' in text
     finally:
         write_fault(dossier_standin["faults"], None)
-    exporter.wait_for("counter_portal_success 1")
+    exporter.wait_for("motcua_counter_portal_success 1")
 
 
 def test_check_age_grows_between_runs_of_a_slow_check(exporter):
     ages = []
     for _ in range(2):
         text = exporter.metrics()
-        line = next(x for x in text.splitlines() if x.startswith('counter_check_age_seconds{check="scan_storage"}'))
-        ages.append(float(line.rsplit(" ", 1)[1]))
+        wanted = 'motcua_counter_check_last_run_timestamp_seconds{check="scan_storage"}'
+        line = next(x for x in text.splitlines() if x.startswith(wanted))
+        ages.append(time.time() - float(line.rsplit(" ", 1)[1]))
     assert all(0 <= age < 5 for age in ages)
 
 

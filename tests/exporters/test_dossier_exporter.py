@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import signal
 import time
 from dataclasses import replace
@@ -57,9 +58,9 @@ def exporter(start_exporter, dossier_standin):
     write_fault(dossier_standin["faults"], None)
     running = start_exporter(SCRIPT, config_for(dossier_standin))
     for target in ("portal", "login", "portal-http"):
-        running.wait_for(f'dossier_probe_success{{target="{target}"}} 1')
-    running.wait_for('dossier_probe_success{target="api-health",kind="api"} 1')
-    running.wait_for("dossier_statistics_up 1")
+        running.wait_for(f'motcua_dossier_probe_success{{target="{target}"}} 1')
+    running.wait_for('motcua_dossier_probe_success{target="api-health",kind="api"} 1')
+    running.wait_for("motcua_dossier_statistics_up 1")
     return running
 
 
@@ -71,21 +72,25 @@ def value(text: str, series: str) -> float | None:
 
 
 def test_healthy_targets_statistics_and_promtool(exporter):
-    text = exporter.wait_for('dossier_agency_info{agency="so-tp",name="Sở Tư pháp"} 1')
+    text = exporter.wait_for('motcua_dossier_agency_info{agency="so-tp",name="Sở Tư pháp"} 1')
     for target in ("portal", "login", "portal-http"):
-        assert value(text, f'dossier_probe_success{{target="{target}"}}') == 1
-        assert value(text, f'dossier_probe_http_status_code{{target="{target}"}}') == 200
-        assert value(text, f'dossier_probe_last_success_timestamp_seconds{{target="{target}"}}') > time.time() - 60
-    assert value(text, 'dossier_probe_success{target="api-health",kind="api"}') == 1
-    assert value(text, 'dossier_probe_phase_duration_seconds{target="portal",phase="tls"}') > 0
-    assert value(text, 'dossier_probe_phase_duration_seconds{target="portal-http",phase="tls"}') == 0
+        assert value(text, f'motcua_dossier_probe_success{{target="{target}"}}') == 1
+        assert value(text, f'motcua_dossier_probe_http_status_code{{target="{target}"}}') == 200
+        assert (
+            value(text, f'motcua_dossier_probe_last_success_timestamp_seconds{{target="{target}"}}') > time.time() - 60
+        )
+    assert value(text, 'motcua_dossier_probe_success{target="api-health",kind="api"}') == 1
+    assert value(text, 'motcua_dossier_probe_phase_duration_seconds{target="portal",phase="tls"}') > 0
+    assert value(text, 'motcua_dossier_probe_phase_duration_seconds{target="portal-http",phase="tls"}') == 0
     # The lab certificate is valid for a year or more; plain HTTP has none.
-    assert value(text, 'dossier_probe_tls_not_after_timestamp_seconds{target="portal"}') > time.time() + 300 * 86400
-    assert 'dossier_probe_tls_not_after_timestamp_seconds{target="portal-http"}' not in text
-    assert "dossier_probe_failure_info{" not in text
-    assert value(text, "dossier_statistics_up") == 1
-    assert value(text, 'dossier_agency_received_total{agency="26740"}') >= 1000
-    assert value(text, 'dossier_agency_overdue{agency="so-tp"}') is not None
+    assert (
+        value(text, 'motcua_dossier_probe_tls_not_after_timestamp_seconds{target="portal"}') > time.time() + 300 * 86400
+    )
+    assert 'motcua_dossier_probe_tls_not_after_timestamp_seconds{target="portal-http"}' not in text
+    assert not re.search(r"^motcua_dossier_probe_failure\{.*\} 1$", text, re.M)  # every reason 0
+    assert value(text, "motcua_dossier_statistics_up") == 1
+    assert value(text, 'motcua_dossier_agency_received_total{agency="26740"}') >= 1000
+    assert value(text, 'motcua_dossier_agency_overdue{agency="so-tp"}') is not None
     assert "_created" not in text
     promtool_check(text)
 
@@ -106,40 +111,40 @@ FAULTS = [
 @pytest.mark.parametrize(("fault", "options", "reason", "status"), FAULTS, ids=[f[0] for f in FAULTS])
 def test_each_fault_is_reported_and_metrics_keep_answering(exporter, dossier_standin, fault, options, reason, status):
     write_fault(dossier_standin["faults"], fault, **options)
-    text = exporter.wait_for(f'dossier_probe_failure_info{{target="portal",reason="{reason}"}} 1')
-    assert value(text, 'dossier_probe_success{target="portal"}') == 0
-    assert value(text, 'dossier_probe_http_status_code{target="portal"}') == status
+    text = exporter.wait_for(f'motcua_dossier_probe_failure{{target="portal",reason="{reason}"}} 1')
+    assert value(text, 'motcua_dossier_probe_success{target="portal"}') == 0
+    assert value(text, 'motcua_dossier_probe_http_status_code{target="portal"}') == status
     if fault == "wrong-content":
-        assert 'dossier_probe_failure_info{target="api-health",kind="api",reason="json"} 1' in text
-        exporter.wait_for("dossier_statistics_up 0", timeout=15)
+        assert 'motcua_dossier_probe_failure{target="api-health",kind="api",reason="json"} 1' in text
+        exporter.wait_for("motcua_dossier_statistics_up 0", timeout=15)
     if fault == "expired-cert":
         # The certificate is read even though it fails verification, so the alert can say when it expired.
-        assert value(text, 'dossier_probe_tls_not_after_timestamp_seconds{target="portal"}') < time.time()
+        assert value(text, 'motcua_dossier_probe_tls_not_after_timestamp_seconds{target="portal"}') < time.time()
     if fault in ("expired-cert", "untrusted-cert"):
-        assert value(text, 'dossier_probe_success{target="portal-http"}') == 1  # plain HTTP is unaffected
+        assert value(text, 'motcua_dossier_probe_success{target="portal-http"}') == 1  # plain HTTP is unaffected
     # While the target misbehaves the exporter serves at once, every time.
     for _ in range(5):
         status_code, page = exporter.get("/metrics", timeout=5)
-        assert status_code == 200 and "dossier_probe_success" in page
+        assert status_code == 200 and "motcua_dossier_probe_success" in page
     promtool_check(page)
     assert exporter.alive()
     write_fault(dossier_standin["faults"], None)
-    exporter.wait_for('dossier_probe_success{target="portal"} 1')
-    assert 'dossier_probe_failure_info{target="portal"' not in exporter.metrics()
+    exporter.wait_for('motcua_dossier_probe_success{target="portal"} 1')
+    assert not re.search(r'^motcua_dossier_probe_failure\{target="portal",.*\} 1$', exporter.metrics(), re.M)
 
 
 def test_probe_endpoint_from_this_vantage_point(exporter, dossier_standin):
     status, text = exporter.get("/probe?target=api-health")
-    assert status == 200 and value(text, "dossier_probe_success") == 1
+    assert status == 200 and value(text, "motcua_dossier_probe_success") == 1
     promtool_check(text)
     # A URL under probe.allow_urls, checked like a configured target (module=).
     status, text = exporter.get(f"/probe?target={dossier_standin['https']}/dang-nhap&module=login")
-    assert status == 200 and value(text, "dossier_probe_success") == 1
+    assert status == 200 and value(text, "motcua_dossier_probe_success") == 1
     status, text = exporter.get(f"/probe?target={dossier_standin['https']}/&module=login")
-    assert value(text, "dossier_probe_success") == 0 and 'reason="body"' in text
+    assert value(text, "motcua_dossier_probe_success") == 0 and 'reason="body"' in text
     # Without module=, the URL is trusted through the config's tls.ca_file (the lab CA), not the system store.
     status, text = exporter.get(f"/probe?target={dossier_standin['https']}/api/health")
-    assert status == 200 and value(text, "dossier_probe_success") == 1, text
+    assert status == 200 and value(text, "motcua_dossier_probe_success") == 1, text
     # The scrape's own timeout bounds the probe.
     write_fault(dossier_standin["faults"], "hang")
     status, text = exporter.get("/probe?target=portal", headers={"X-Prometheus-Scrape-Timeout-Seconds": "1.5"})
@@ -175,7 +180,7 @@ def test_tls_and_basic_auth(start_exporter, dossier_standin, tmp_path):
     assert running.get("/metrics", context=context, headers={"Authorization": f"Basic {wrong}"})[0] == 401
     good = {"Authorization": "Basic " + base64.b64encode(b"prometheus:s3cret-for-test").decode()}
     status, text = running.get("/metrics", context=context, headers=good)
-    assert status == 200 and "dossier_exporter_targets 4" in text
+    assert status == 200 and "motcua_dossier_exporter_targets 4" in text
     with pytest.raises(OSError):  # plain HTTP to a TLS listener gets nothing usable
         replace(running, base=running.base.replace("https", "http")).get("/metrics", timeout=3)
 
@@ -185,9 +190,9 @@ def test_reload_applies_a_good_config_and_keeps_running_on_a_bad_one(start_expor
     running = start_exporter(SCRIPT, config_for(dossier_standin))
     running.config.write_text(config_for(dossier_standin, extra_target=extra))
     os.kill(running.proc.pid, signal.SIGHUP)
-    running.wait_for('dossier_probe_success{target="health-http"} 1')
+    running.wait_for('motcua_dossier_probe_success{target="health-http"} 1')
     running.config.write_text("targets: []\n")
     os.kill(running.proc.pid, signal.SIGHUP)
     text = running.wait_for("motcua_exporter_config_last_reload_successful 0")
-    assert "dossier_exporter_targets 5" in text and running.alive()
+    assert "motcua_dossier_exporter_targets 5" in text and running.alive()
     assert "reload refused, keeping the running config" in running.log.read_text()

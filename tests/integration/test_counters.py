@@ -170,15 +170,18 @@ def test_counter_exporter_checks_every_counter(lab, provisioned, counters, produ
         h = host(lab, counter.name)
         unit = h.service("motcua-counter-exporter")
         assert unit.is_running and unit.is_enabled
-        text = counter_metrics(counter, 'counter_check_success{check="scanners"}')
+        text = counter_metrics(counter, 'motcua_counter_check_success{check="scanners"}')
         for check in COUNTER_CHECKS:
-            assert f'counter_check_success{{check="{check}"}} 1' in text, (counter.name, check)
-        assert f"counter_printers {len(site_printers(production_registry, counter))}\n" in text
-        assert 'counter_scanner_info{device="test:0"' in text
-        assert "counter_tokens 1\n" in text and f'counter_token_certificates{{token="motcua-{counter.site}"}}' in text
-        assert "counter_portal_success 1\n" in text and "counter_portal_http_status_code 200\n" in text
-        assert "counter_clock_stratum " in text  # chrony answered (the lab has no NTP server to sync to)
-        assert 'counter_scans_free_bytes{path="/srv/motcua/scans"}' in text
+            assert f'motcua_counter_check_success{{check="{check}"}} 1' in text, (counter.name, check)
+        assert f"motcua_counter_printers {len(site_printers(production_registry, counter))}\n" in text
+        assert 'motcua_counter_scanner_info{device="test:0"' in text
+        assert (
+            "motcua_counter_tokens 1\n" in text
+            and f'motcua_counter_token_certificates{{token="motcua-{counter.site}"}}' in text
+        )
+        assert "motcua_counter_portal_success 1\n" in text and "motcua_counter_portal_http_status_code 200\n" in text
+        assert "motcua_counter_clock_stratum " in text  # chrony answered (the lab has no NTP server to sync to)
+        assert 'motcua_counter_scans_free_bytes{path="/srv/motcua/scans"}' in text
         assert "_created" not in text
         promtool_check(text)
         # Its own user, outside the officials' group: it measures the scans directory but cannot read it.
@@ -214,20 +217,20 @@ def test_counter_exporter_sees_a_stopped_printer_a_token_certificate_and_a_porta
         # on each run, as a real token behind pcscd needs no such step.
         h.check_output("chgrp -R softhsm /var/lib/softhsm/tokens && chmod -R g+rwX /var/lib/softhsm/tokens")
         write_fault(faults, "down")
-        text = counter_metrics(counter, 'counter_portal_failure_info{reason="refused"} 1')
-        counter_metrics(counter, f'counter_printer_state{{printer="{queue}",state="stopped"}} 1')
-        text = counter_metrics(counter, f'counter_printer_jobs{{printer="{queue}"}} 1', timeout=20)
-        assert f'counter_printer_accepting_jobs{{printer="{queue}"}} 1' in text
-        text = counter_metrics(counter, f'counter_token_certificates{{token="motcua-26740"}} {before + 1}')
-        expiry = re.search(r'counter_token_certificate_not_after_timestamp_seconds\{token="motcua-26740",id="01",'
-                           r'subject="UBND phuong Sai Gon"\} (\S+)', text)  # fmt: skip
+        text = counter_metrics(counter, 'motcua_counter_portal_failure{reason="refused"} 1')
+        counter_metrics(counter, f'motcua_counter_printer_state{{printer="{queue}",state="stopped"}} 1')
+        text = counter_metrics(counter, f'motcua_counter_printer_jobs{{printer="{queue}"}} 1', timeout=20)
+        assert f'motcua_counter_printer_accepting_jobs{{printer="{queue}"}} 1' in text
+        text = counter_metrics(counter, f'motcua_counter_token_certificates{{token="motcua-26740"}} {before + 1}')
+        expiry = re.search(r'motcua_counter_token_certificate_not_after_timestamp_seconds'
+                           r'\{token="motcua-26740",id="01",subject="UBND phuong Sai Gon"\} (\S+)', text)  # fmt: skip
         assert expiry and abs(float(expiry.group(1)) - (time.time() + 30 * 86400)) < 3600, text[-3000:]
     finally:
         write_fault(faults, None)
         h.run(f"cancel -a {queue}; cupsenable {queue}")
         h.run(f"{token} --delete-object --type cert --id 01; rm -f /tmp/ward.key /tmp/ward.der")
-    counter_metrics(counter, "counter_portal_success 1")
-    counter_metrics(counter, f'counter_printer_state{{printer="{queue}",state="idle"}} 1')
+    counter_metrics(counter, "motcua_counter_portal_success 1")
+    counter_metrics(counter, f'motcua_counter_printer_state{{printer="{queue}",state="idle"}} 1')
 
 
 def site_printers(registry, counter) -> list[str]:

@@ -56,7 +56,7 @@ def test_diag_bundle_of_a_site(site, tmp_path):
     assert "SoftHSM" in files[f"{host}/token.txt"]
     assert "Reference ID" in files[f"{host}/clock.txt"]
     assert "HTTP 200" in files[f"{host}/dossier.txt"]  # the dossier system, as the counter reaches it
-    assert "counter_portal_success" in files[f"{host}/exporter.txt"]  # the counter exporter's own view
+    assert "motcua_counter_portal_success" in files[f"{host}/exporter.txt"]  # the counter exporter's own view
     assert "systemd" in files[f"{host}/journal.txt"]
 
 

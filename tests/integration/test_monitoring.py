@@ -169,7 +169,9 @@ def test_targets_from_the_inventory_with_site_labels(monitored):
     assert len(query("motcua_site_info")) == 4
     wait_for(lambda: len(query('probe_success{job="gear"} == 1')) == 12, 30, "every lab device probed")
     # The lab's NTP servers keep every counter's chrony synchronised (no ClockNotSynchronised in the lab).
-    wait_for(lambda: len(query('counter_clock_synchronized{job="counter"} == 1')) == 8, 120, "every counter in sync")
+    wait_for(
+        lambda: len(query('motcua_counter_clock_synchronized{job="counter"} == 1')) == 8, 120, "every counter in sync"
+    )
 
 
 def test_second_run_changes_nothing(monitored, roster_file):
@@ -255,7 +257,7 @@ def test_dossier_outage_reaches_the_on_duty_person_and_resolves(lab, monitored, 
     wait_for(
         lambda: query("prometheus_notifications_alertmanagers_discovered >= 1"), 30, "Prometheus to find Alertmanager"
     )
-    wait_for(lambda: query('dossier_probe_success{job="dossier"} == 1'), 30, "the portal to be up")
+    wait_for(lambda: query('motcua_dossier_probe_success{job="dossier"} == 1'), 30, "the portal to be up")
     wait_for(lambda: not query('ALERTS{alertname="DossierSystemDown"}'), 60, "no dossier alert before the fault")
     start = len(notifications())
 

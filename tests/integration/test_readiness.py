@@ -94,7 +94,7 @@ def faults(lab, counters):
             counter_metrics(c, 'subject="readiness ', timeout=90)
             # A lab just up: chrony takes a few polls of the lab's NTP servers to synchronise.
             counter_metrics(c, "\ncounter_clock_synchronized 1", timeout=240)  # the sample, not its HELP
-        counter_metrics(broken, f'counter_printer_state{{printer="{queue}",state="stopped"}} 1', timeout=90)
+        counter_metrics(broken, f'motcua_counter_printer_state{{printer="{queue}",state="stopped"}} 1', timeout=90)
         yield {"broken": broken, "expiring": expiring, "queue": queue}
     finally:
         ssh(lab, broken.name, f"cupsenable {queue}")
@@ -137,8 +137,9 @@ def test_csv_and_metrics(report, faults):
     # The copy on the monitoring host, served by its node_exporter for the dashboards.
     with urllib.request.urlopen(TEXTFILE_METRICS, timeout=10) as resp:
         page = resp.read().decode()
-    assert f'motcua_site_readiness{{name="Phường Sài Gòn",site="{BROKEN}"}} 0' in page, page[-2000:]
-    assert f'motcua_site_readiness_check{{check="token",site="{EXPIRING}"}} 0' in page
+    assert f'motcua_readiness_site_verdict{{site="{BROKEN}",verdict="red"}} 1' in page, page[-2000:]
+    assert f'motcua_readiness_site_info{{name="Phường Sài Gòn",site="{BROKEN}"}} 1' in page
+    assert f'motcua_readiness_check{{check="token",site="{EXPIRING}"}} 0' in page
 
 
 def test_the_html_grid_renders_in_headless_chromium(report, tmp_path):

@@ -22,31 +22,31 @@ def metrics(
     printer_state="idle", accepting=1, stuck=0, scanners=1, tokens=1, cert_days=400, portal=1, synced=1, offset=0.01
 ):
     lines = [
-        "# HELP counter_printers Printer queues.",
-        "# TYPE counter_printers gauge",
-        "counter_printers 1",
-        "# TYPE counter_printer_state gauge",
-        *(f'counter_printer_state{{printer="w26740-pr01",state="{s}"}} {int(s == printer_state)}'
+        "# HELP motcua_counter_printers Printer queues.",
+        "# TYPE motcua_counter_printers gauge",
+        "motcua_counter_printers 1",
+        "# TYPE motcua_counter_printer_state gauge",
+        *(f'motcua_counter_printer_state{{printer="w26740-pr01",state="{s}"}} {int(s == printer_state)}'
           for s in ("idle", "processing", "stopped")),
-        "# TYPE counter_printer_accepting_jobs gauge",
-        f'counter_printer_accepting_jobs{{printer="w26740-pr01"}} {accepting}',
-        "# TYPE counter_printer_stuck_jobs gauge",
-        f'counter_printer_stuck_jobs{{printer="w26740-pr01"}} {stuck}',
-        "# TYPE counter_scanners gauge",
-        f"counter_scanners {scanners}",
-        "# TYPE counter_tokens gauge",
-        f"counter_tokens {tokens}",
-        "# TYPE counter_token_certificate_not_after_timestamp_seconds gauge",
-        *([f'counter_token_certificate_not_after_timestamp_seconds{{token="motcua-26740",id="01",'
+        "# TYPE motcua_counter_printer_accepting_jobs gauge",
+        f'motcua_counter_printer_accepting_jobs{{printer="w26740-pr01"}} {accepting}',
+        "# TYPE motcua_counter_printer_stuck_jobs gauge",
+        f'motcua_counter_printer_stuck_jobs{{printer="w26740-pr01"}} {stuck}',
+        "# TYPE motcua_counter_scanners gauge",
+        f"motcua_counter_scanners {scanners}",
+        "# TYPE motcua_counter_tokens gauge",
+        f"motcua_counter_tokens {tokens}",
+        "# TYPE motcua_counter_token_certificate_not_after_timestamp_seconds gauge",
+        *([f'motcua_counter_token_certificate_not_after_timestamp_seconds{{token="motcua-26740",id="01",'
            f'subject="UBND phuong Sai Gon"}} {NOW + cert_days * DAY}'] if cert_days is not None else []),
-        "# TYPE counter_portal_success gauge",
-        f"counter_portal_success {portal}",
-        "# TYPE counter_portal_failure_info gauge",
-        f'counter_portal_failure_info{{reason="refused"}} {1 - portal}',
-        "# TYPE counter_clock_synchronized gauge",
-        f"counter_clock_synchronized {synced}",
-        "# TYPE counter_clock_offset_seconds gauge",
-        f"counter_clock_offset_seconds {offset}",
+        "# TYPE motcua_counter_portal_success gauge",
+        f"motcua_counter_portal_success {portal}",
+        "# TYPE motcua_counter_portal_failure gauge",
+        f'motcua_counter_portal_failure{{reason="refused"}} {1 - portal}',
+        "# TYPE motcua_counter_clock_synchronized gauge",
+        f"motcua_counter_clock_synchronized {synced}",
+        "# TYPE motcua_counter_clock_offset_seconds gauge",
+        f"motcua_counter_clock_offset_seconds {offset}",
     ]  # fmt: skip
     return "\n".join(lines) + "\n"
 
@@ -193,9 +193,11 @@ def test_report_files(tmp_path):
     assert [r[2] for r in rows[1:]] == ["green", "amber", "red"]
     assert "w26732-pc01: Máy in / printer: w26740-pr01: đã dừng / stopped" in rows[3][-1]
     prom = as_metrics(data, NOW)
-    assert 'motcua_site_readiness{site="26732",name="Phường Bến Thành"} 0' in prom
-    assert 'motcua_site_readiness_check{site="26732",check="printer"} 0' in prom
-    assert 'motcua_site_readiness_check{site="26740",check="switch"} 1' in prom
+    assert 'motcua_readiness_site_verdict{site="26732",verdict="red"} 1' in prom
+    assert 'motcua_readiness_site_verdict{site="26732",verdict="green"} 0' in prom
+    assert 'motcua_readiness_site_info{site="26732",name="Phường Bến Thành"} 1' in prom
+    assert 'motcua_readiness_check{site="26732",check="printer"} 0' in prom
+    assert 'motcua_readiness_check{site="26740",check="switch"} 1' in prom
     page = as_html(data, "2027-01-01T08:00:00+07:00", "lab inventory")
     assert page.index('data-site="26732"') < page.index('data-site="25747"') < page.index('data-site="26740"')
     assert "Chưa sẵn sàng / not ready" in page and "Máy in / printer — w26740-pr01: đã dừng / stopped" in page

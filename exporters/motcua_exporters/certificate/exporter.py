@@ -19,27 +19,31 @@ from .sources import Source, SourceError
 log = logging.getLogger("certificate")
 
 FAMILIES = (
-    Family("certificate_source_up", "gauge", "1 if the source could be read at the last attempt."),
-    Family("certificate_source_certificates", "gauge", "Certificates found in the source."),
-    Family("certificate_source_last_read_timestamp_seconds", "gauge", "When the source was last read (Unix time)."),
+    Family("motcua_certificate_source_up", "gauge", "1 if the source could be read at the last attempt."),
+    Family("motcua_certificate_source_certificates", "gauge", "Certificates found in the source."),
     Family(
-        "certificate_not_after_timestamp_seconds",
+        "motcua_certificate_source_last_read_timestamp_seconds", "gauge", "When the source was last read (Unix time)."
+    ),
+    Family(
+        "motcua_certificate_not_after_timestamp_seconds",
         "gauge",
         "When the certificate expires (Unix time), with its subject, issuer and serial.",
     ),
-    Family("certificate_not_before_timestamp_seconds", "gauge", "When the certificate became valid (Unix time)."),
+    Family(
+        "motcua_certificate_not_before_timestamp_seconds", "gauge", "When the certificate became valid (Unix time)."
+    ),
 )
 
 
 def source_samples(source: Source, found: list | None, finished: float) -> dict[str, list]:
     base = {"source": source.name, "site": source.site, "kind": source.kind}
     samples: dict[str, list] = {
-        "certificate_source_up": [(base, float(found is not None))],
-        "certificate_source_last_read_timestamp_seconds": [(base, round(finished, 3))],
+        "motcua_certificate_source_up": [(base, float(found is not None))],
+        "motcua_certificate_source_last_read_timestamp_seconds": [(base, round(finished, 3))],
     }
     if found is None:
         return samples
-    samples["certificate_source_certificates"] = [(base, float(len(found)))]
+    samples["motcua_certificate_source_certificates"] = [(base, float(len(found)))]
     after, before = [], []
     for cert in found:
         labels = {
@@ -52,8 +56,8 @@ def source_samples(source: Source, found: list | None, finished: float) -> dict[
         not_before, not_after = certs.dates(cert)
         after.append((labels, not_after))
         before.append((labels, not_before))
-    samples["certificate_not_after_timestamp_seconds"] = after
-    samples["certificate_not_before_timestamp_seconds"] = before
+    samples["motcua_certificate_not_after_timestamp_seconds"] = after
+    samples["motcua_certificate_not_before_timestamp_seconds"] = before
     return samples
 
 

@@ -357,7 +357,9 @@ def result_families(prefix: str) -> tuple[Family, ...]:
         ),
         Family(f"{prefix}_http_status_code", "gauge", "HTTP status of the last answer; 0 if there was none."),
         Family(
-            f"{prefix}_failure_info", "gauge", "1, labelled with why the last probe failed; absent after a success."
+            f"{prefix}_failure",
+            "gauge",
+            "Why the last probe failed: 1 for its reason, 0 for every other reason; all 0 after a success.",
         ),
     )
 
@@ -370,6 +372,6 @@ def result_samples(result: ProbeResult, prefix: str, base: dict[str, str]) -> di
         f"{prefix}_phase_duration_seconds": [({**base, "phase": p}, round(result.phases[p], 6)) for p in PHASES],
         f"{prefix}_http_status_code": [(base, float(result.status))],
     }
-    if not result.success:
-        samples[f"{prefix}_failure_info"] = [({**base, "reason": result.reason}, 1.0)]
+    failed = "" if result.success else result.reason
+    samples[f"{prefix}_failure"] = [({**base, "reason": r}, 1.0 if r == failed else 0.0) for r in REASONS]
     return samples

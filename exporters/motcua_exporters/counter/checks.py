@@ -88,22 +88,26 @@ class Printers(Check):
                 except ValueError as exc:
                     raise CheckError(f"lpstat -o: {exc}") from None
         samples: Samples = {
-            "counter_printers": [({}, float(len(printers)))],
-            "counter_printer_state": [],
-            "counter_printer_accepting_jobs": [],
-            "counter_printer_jobs": [],
-            "counter_printer_stuck_jobs": [],
-            "counter_printer_oldest_job_age_seconds": [],
+            "motcua_counter_printers": [({}, float(len(printers)))],
+            "motcua_counter_printer_state": [],
+            "motcua_counter_printer_accepting_jobs": [],
+            "motcua_counter_printer_jobs": [],
+            "motcua_counter_printer_stuck_jobs": [],
+            "motcua_counter_printer_oldest_job_age_seconds": [],
         }
         for name, state in sorted(printers.items()):
             label = {"printer": name}
             for candidate in PRINTER_STATES:
-                samples["counter_printer_state"].append(({**label, "state": candidate}, float(state == candidate)))
-            samples["counter_printer_accepting_jobs"].append((label, float(accepting.get(name, False))))
+                samples["motcua_counter_printer_state"].append(
+                    ({**label, "state": candidate}, float(state == candidate))
+                )
+            samples["motcua_counter_printer_accepting_jobs"].append((label, float(accepting.get(name, False))))
             ages = jobs[name]
-            samples["counter_printer_jobs"].append((label, float(len(ages))))
-            samples["counter_printer_stuck_jobs"].append((label, float(sum(a >= self.stuck_after for a in ages))))
-            samples["counter_printer_oldest_job_age_seconds"].append((label, round(max(ages, default=0.0), 1)))
+            samples["motcua_counter_printer_jobs"].append((label, float(len(ages))))
+            samples["motcua_counter_printer_stuck_jobs"].append(
+                (label, float(sum(a >= self.stuck_after for a in ages)))
+            )
+            samples["motcua_counter_printer_oldest_job_age_seconds"].append((label, round(max(ages, default=0.0), 1)))
         return samples
 
 
@@ -117,8 +121,8 @@ class Scanners(Check):
         out = command(["scanimage", "-f", "%d|%v|%m%n"], self.timeout)
         devices = sorted({tuple(line.split("|", 2)) for line in out.splitlines() if line.count("|") == 2})
         return {
-            "counter_scanners": [({}, float(len(devices)))],
-            "counter_scanner_info": [({"device": d, "vendor": v, "model": m}, 1.0) for d, v, m in devices[:20]],
+            "motcua_counter_scanners": [({}, float(len(devices)))],
+            "motcua_counter_scanner_info": [({"device": d, "vendor": v, "model": m}, 1.0) for d, v, m in devices[:20]],
         }
 
 
@@ -136,9 +140,9 @@ class Token(Check):
         except pkcs11.ToolError as exc:
             raise CheckError(str(exc)) from None
         samples: Samples = {
-            "counter_tokens": [({}, float(len(found)))],
-            "counter_token_certificates": [({"token": label}, float(len(certs))) for label, certs in per_token],
-            "counter_token_certificate_not_after_timestamp_seconds": [],
+            "motcua_counter_tokens": [({}, float(len(found)))],
+            "motcua_counter_token_certificates": [({"token": label}, float(len(certs))) for label, certs in per_token],
+            "motcua_counter_token_certificate_not_after_timestamp_seconds": [],
         }
         for _label, certs in per_token:
             for item in certs:
@@ -147,7 +151,7 @@ class Token(Check):
                     "id": item.object_id,
                     "subject": certs_module.common_name(item.cert.subject),
                 }
-                samples["counter_token_certificate_not_after_timestamp_seconds"].append(
+                samples["motcua_counter_token_certificate_not_after_timestamp_seconds"].append(
                     (labels, certs_module.dates(item.cert)[1])
                 )
         return samples
@@ -162,7 +166,7 @@ class Portal(Check):
 
     def run(self) -> Samples:
         assert self.spec is not None
-        return result_samples(asyncio.run(probe(self.spec)), "counter_portal", {})
+        return result_samples(asyncio.run(probe(self.spec)), "motcua_counter_portal", {})
 
 
 # --- clock --------------------------------------------------------------------
@@ -181,9 +185,9 @@ class Clock(Check):
         synchronised = leap != "Not synchronised" and stratum > 0
         return {
             # chronyc reports how far the system clock is from NTP time; positive: the clock is fast.
-            "counter_clock_offset_seconds": [({}, offset)],
-            "counter_clock_synchronized": [({}, float(synchronised))],
-            "counter_clock_stratum": [({}, float(stratum))],
+            "motcua_counter_clock_offset_seconds": [({}, offset)],
+            "motcua_counter_clock_synchronized": [({}, float(synchronised))],
+            "motcua_counter_clock_stratum": [({}, float(stratum))],
         }
 
 
@@ -195,12 +199,12 @@ class ScanStorage(Check):
     paths: tuple[str, ...] = ("/srv/motcua/scans",)
 
     def run(self) -> Samples:
-        samples: Samples = {"counter_scans_free_bytes": [], "counter_scans_size_bytes": []}
+        samples: Samples = {"motcua_counter_scans_free_bytes": [], "motcua_counter_scans_size_bytes": []}
         for path in self.paths:
             try:
                 stat = os.statvfs(path)
             except OSError as exc:
                 raise CheckError(f"{path}: {exc.strerror}") from None
-            samples["counter_scans_free_bytes"].append(({"path": path}, float(stat.f_bavail * stat.f_frsize)))
-            samples["counter_scans_size_bytes"].append(({"path": path}, float(stat.f_blocks * stat.f_frsize)))
+            samples["motcua_counter_scans_free_bytes"].append(({"path": path}, float(stat.f_bavail * stat.f_frsize)))
+            samples["motcua_counter_scans_size_bytes"].append(({"path": path}, float(stat.f_blocks * stat.f_frsize)))
         return samples

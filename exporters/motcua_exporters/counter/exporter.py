@@ -19,39 +19,45 @@ from .checks import Check, CheckError
 log = logging.getLogger("counter")
 
 FAMILIES = (
-    Family("counter_printers", "gauge", "Print queues configured in CUPS."),
-    Family("counter_printer_state", "gauge", "1 for the queue's current state: idle, processing or stopped."),
-    Family("counter_printer_accepting_jobs", "gauge", "1 if the queue accepts new jobs."),
-    Family("counter_printer_jobs", "gauge", "Jobs waiting or printing in the queue."),
-    Family("counter_printer_stuck_jobs", "gauge", "Jobs older than printers.stuck_after that have not printed."),
-    Family("counter_printer_oldest_job_age_seconds", "gauge", "Age of the oldest unfinished job; 0 if none."),
-    Family("counter_scanners", "gauge", "Scanners SANE finds."),
-    Family("counter_scanner_info", "gauge", "1 per scanner SANE finds, with its device name, vendor and model."),
-    Family("counter_tokens", "gauge", "PKCS#11 tokens present (the ward's USB token for signing)."),
-    Family("counter_token_certificates", "gauge", "Certificates on the token."),
+    Family("motcua_counter_printers", "gauge", "Print queues configured in CUPS."),
+    Family("motcua_counter_printer_state", "gauge", "1 for the queue's current state: idle, processing or stopped."),
+    Family("motcua_counter_printer_accepting_jobs", "gauge", "1 if the queue accepts new jobs."),
+    Family("motcua_counter_printer_jobs", "gauge", "Jobs waiting or printing in the queue."),
+    Family("motcua_counter_printer_stuck_jobs", "gauge", "Jobs older than printers.stuck_after that have not printed."),
+    Family("motcua_counter_printer_oldest_job_age_seconds", "gauge", "Age of the oldest unfinished job; 0 if none."),
+    Family("motcua_counter_scanners", "gauge", "Scanners SANE finds."),
+    Family("motcua_counter_scanner_info", "gauge", "1 per scanner SANE finds, with its device name, vendor and model."),
+    Family("motcua_counter_tokens", "gauge", "PKCS#11 tokens present (the ward's USB token for signing)."),
+    Family("motcua_counter_token_certificates", "gauge", "Certificates on the token."),
     Family(
-        "counter_token_certificate_not_after_timestamp_seconds",
+        "motcua_counter_token_certificate_not_after_timestamp_seconds",
         "gauge",
         "When a certificate on the token expires (Unix time).",
     ),
-    *result_families("counter_portal"),
-    Family("counter_clock_offset_seconds", "gauge", "How far the clock is from NTP time, by chrony (positive: fast)."),
-    Family("counter_clock_synchronized", "gauge", "1 if chrony is synchronised to a time source."),
-    Family("counter_clock_stratum", "gauge", "chrony's NTP stratum (0: none)."),
-    Family("counter_scans_free_bytes", "gauge", "Free space, for the officials, where scans are kept."),
-    Family("counter_scans_size_bytes", "gauge", "Size of the file system where scans are kept."),
+    *result_families("motcua_counter_portal"),
+    Family(
+        "motcua_counter_clock_offset_seconds",
+        "gauge",
+        "How far the clock is from NTP time, by chrony (positive: fast).",
+    ),
+    Family("motcua_counter_clock_synchronized", "gauge", "1 if chrony is synchronised to a time source."),
+    Family("motcua_counter_clock_stratum", "gauge", "chrony's NTP stratum (0: none)."),
+    Family("motcua_counter_scans_free_bytes", "gauge", "Free space, for the officials, where scans are kept."),
+    Family("motcua_counter_scans_size_bytes", "gauge", "Size of the file system where scans are kept."),
 )
-CHECK_SUCCESS = Family("counter_check_success", "gauge", "1 if the check's last run answered; 0 if it failed.")
-CHECK_DURATION = Family("counter_check_duration_seconds", "gauge", "How long the check's last run took.")
-CHECK_AGE = Family("counter_check_age_seconds", "gauge", "Seconds since the check last ran: its results are this old.")
-RUNS = Counter("counter_exporter_check_runs_total", "Check runs, by check and result.", ["check", "result"])
+CHECK_SUCCESS = Family("motcua_counter_check_success", "gauge", "1 if the check's last run answered; 0 if it failed.")
+CHECK_DURATION = Family("motcua_counter_check_duration_seconds", "gauge", "How long the check's last run took.")
+CHECK_LAST_RUN = Family(
+    "motcua_counter_check_last_run_timestamp_seconds", "gauge", "When the check last ran (Unix time): its results' age."
+)
+RUNS = Counter("motcua_counter_exporter_check_runs_total", "Check runs, by check and result.", ["check", "result"])
 
 
 class CounterExporter:
     def __init__(self, checks: list[Check]):
         self.checks = checks
         self.board = Board(FAMILIES)
-        self._status: dict[str, tuple[bool, float, float]] = {}  # name -> (ok, duration, finished monotonic)
+        self._status: dict[str, tuple[bool, float, float]] = {}  # name -> (ok, duration, finished: Unix time)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -95,8 +101,7 @@ class CounterExporter:
         else:
             ok = True
             self.board.put(check.name, samples)
-        finished = time.monotonic()
-        self._status[check.name] = (ok, finished - started, finished)
+        self._status[check.name] = (ok, time.monotonic() - started, time.time())
         RUNS.labels(check.name, "success" if ok else "failure").inc()
         return ok
 
@@ -110,12 +115,11 @@ class CounterExporter:
         return {"/metrics": self.metrics}
 
     def metrics(self, _request: Request) -> Response:
-        now = time.monotonic()
         status = dict(self._status)
         names = sorted(status)
         meta = (
             render_family(CHECK_SUCCESS, [({"check": n}, float(status[n][0])) for n in names])
             + render_family(CHECK_DURATION, [({"check": n}, round(status[n][1], 6)) for n in names])
-            + render_family(CHECK_AGE, [({"check": n}, round(now - status[n][2], 3)) for n in names])
+            + render_family(CHECK_LAST_RUN, [({"check": n}, round(status[n][2], 3)) for n in names])
         )
         return Response(200, self_metrics() + meta + self.board.render(), CONTENT_TYPE)

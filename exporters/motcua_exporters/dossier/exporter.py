@@ -21,54 +21,59 @@ from .config import DossierConfig, Target
 log = logging.getLogger("dossier")
 
 PROBE_FAMILIES = (
-    *result_families("dossier_probe"),
+    *result_families("motcua_dossier_probe"),
     Family(
-        "dossier_probe_tls_not_after_timestamp_seconds",
+        "motcua_dossier_probe_tls_not_after_timestamp_seconds",
         "gauge",
         "When the TLS certificate the target presented expires (Unix time), also when it failed verification.",
     ),
     Family(
-        "dossier_probe_last_success_timestamp_seconds",
+        "motcua_dossier_probe_last_success_timestamp_seconds",
         "gauge",
         "When a probe of the target last succeeded (Unix time); 0 if none has since the exporter started.",
     ),
     Family(
-        "dossier_probe_last_run_timestamp_seconds", "gauge", "When the last probe of the target finished (Unix time)."
+        "motcua_dossier_probe_last_run_timestamp_seconds",
+        "gauge",
+        "When the last probe of the target finished (Unix time).",
     ),
 )
 STATS_FAMILIES = (
-    Family("dossier_statistics_up", "gauge", "1 if the last read of the statistics API worked."),
+    Family("motcua_dossier_statistics_up", "gauge", "1 if the last read of the statistics API worked."),
     Family(
-        "dossier_statistics_last_success_timestamp_seconds",
+        "motcua_dossier_statistics_last_success_timestamp_seconds",
         "gauge",
         "When the statistics API was last read (Unix time).",
     ),
-    Family("dossier_statistics_agencies_dropped", "gauge", "Agencies left out because of statistics.max_agencies."),
-    Family("dossier_agency_info", "gauge", "1 per agency, with its name."),
     Family(
-        "dossier_agency_received_total",
+        "motcua_dossier_statistics_agencies_dropped", "gauge", "Agencies left out because of statistics.max_agencies."
+    ),
+    Family("motcua_dossier_agency_info", "gauge", "1 per agency, with its name."),
+    Family(
+        "motcua_dossier_agency_received_total",
         "counter",
         "Dossiers received by the agency (as counted by the dossier system).",
     ),
-    Family("dossier_agency_resolved_on_time_total", "counter", "Dossiers the agency resolved on time."),
-    Family("dossier_agency_resolved_late_total", "counter", "Dossiers the agency resolved late."),
-    Family("dossier_agency_overdue", "gauge", "Open dossiers of the agency that are past their due date."),
+    Family("motcua_dossier_agency_resolved_on_time_total", "counter", "Dossiers the agency resolved on time."),
+    Family("motcua_dossier_agency_resolved_late_total", "counter", "Dossiers the agency resolved late."),
+    Family("motcua_dossier_agency_overdue", "gauge", "Open dossiers of the agency that are past their due date."),
 )
 
-PROBES = Counter("dossier_exporter_probes_total", "Background probes run, by result.", ["result"])
+PROBES = Counter("motcua_dossier_exporter_probes_total", "Background probes run, by result.", ["result"])
 OVERRUNS = Counter(
-    "dossier_exporter_schedule_overruns_total", "Probe rounds that started a full interval late (exporter overloaded)."
+    "motcua_dossier_exporter_schedule_overruns_total",
+    "Probe rounds that started a full interval late (exporter overloaded).",
 )
-TARGETS = Gauge("dossier_exporter_targets", "Targets in the running config.")
+TARGETS = Gauge("motcua_dossier_exporter_targets", "Targets in the running config.")
 
 
 def target_samples(result: ProbeResult, base: dict[str, str], last_success: float | None) -> dict[str, list]:
-    samples = result_samples(result, "dossier_probe", base)
+    samples = result_samples(result, "motcua_dossier_probe", base)
     if result.tls_not_after is not None:
-        samples["dossier_probe_tls_not_after_timestamp_seconds"] = [(base, result.tls_not_after)]
+        samples["motcua_dossier_probe_tls_not_after_timestamp_seconds"] = [(base, result.tls_not_after)]
     if last_success is not None:
-        samples["dossier_probe_last_success_timestamp_seconds"] = [(base, round(last_success, 3))]
-        samples["dossier_probe_last_run_timestamp_seconds"] = [(base, round(result.finished, 3))]
+        samples["motcua_dossier_probe_last_success_timestamp_seconds"] = [(base, round(last_success, 3))]
+        samples["motcua_dossier_probe_last_run_timestamp_seconds"] = [(base, round(result.finished, 3))]
     return samples
 
 
@@ -160,14 +165,16 @@ class DossierExporter:
                 log.warning("statistics API %s: %s", adapter.spec.url, problem or result.reason)
             kept = rows[: adapter.max_agencies]
             samples: dict[str, list] = {
-                "dossier_statistics_up": [({}, 1.0 if result.success else 0.0)],
-                "dossier_statistics_last_success_timestamp_seconds": [({}, round(last_ok, 3))],
-                "dossier_statistics_agencies_dropped": [({}, float(len(rows) - len(kept)))],
-                "dossier_agency_info": [({"agency": a.code, "name": a.name}, 1.0) for a in kept],
-                "dossier_agency_received_total": [({"agency": a.code}, a.received) for a in kept],
-                "dossier_agency_resolved_on_time_total": [({"agency": a.code}, a.resolved_on_time) for a in kept],
-                "dossier_agency_resolved_late_total": [({"agency": a.code}, a.resolved_late) for a in kept],
-                "dossier_agency_overdue": [({"agency": a.code}, a.overdue) for a in kept],
+                "motcua_dossier_statistics_up": [({}, 1.0 if result.success else 0.0)],
+                "motcua_dossier_statistics_last_success_timestamp_seconds": [({}, round(last_ok, 3))],
+                "motcua_dossier_statistics_agencies_dropped": [({}, float(len(rows) - len(kept)))],
+                "motcua_dossier_agency_info": [({"agency": a.code, "name": a.name}, 1.0) for a in kept],
+                "motcua_dossier_agency_received_total": [({"agency": a.code}, a.received) for a in kept],
+                "motcua_dossier_agency_resolved_on_time_total": [
+                    ({"agency": a.code}, a.resolved_on_time) for a in kept
+                ],
+                "motcua_dossier_agency_resolved_late_total": [({"agency": a.code}, a.resolved_late) for a in kept],
+                "motcua_dossier_agency_overdue": [({"agency": a.code}, a.overdue) for a in kept],
             }
             self.stats.put("statistics", samples)
             await asyncio.sleep(config.statistics_interval)
