@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PRODUCTION_REGISTRY = ROOT / "inventory" / "hcmc" / "registry"
@@ -27,6 +28,13 @@ def production_registry():
     from motcua.registry import load_registry
 
     return load_registry(PRODUCTION_REGISTRY)
+
+
+@pytest.fixture(scope="session")
+def lab_registry(production_registry):
+    """The lab's sites (inventory/lab/motcua.yml) from the production registry."""
+    sites = yaml.safe_load((ROOT / "inventory" / "lab" / "motcua.yml").read_text())["sites"]
+    return production_registry.subset([str(s) for s in sites])
 
 
 # The dossier stand-in the unit and exporter tests share: its own loopback address and

@@ -198,7 +198,8 @@ def test_the_certificate_exporter_watches_the_wards_certificates(lab, installed)
         if 'source="26740-signing"' in text:
             break
         time.sleep(2)
-    line = next(ln for ln in text.splitlines() if ln.startswith("motcua_certificate_not_after") and "26740-signing" in ln)
+    line = next(ln for ln in text.splitlines()
+                if ln.startswith("motcua_certificate_not_after") and "26740-signing" in ln)  # fmt: skip
     assert 'site="26740"' in line and 'subject="Ủy ban nhân dân phường Sài Gòn"' in line
 
 
