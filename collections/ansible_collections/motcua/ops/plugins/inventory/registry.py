@@ -55,17 +55,7 @@ from pathlib import Path
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin
 from ansible.template import trust_as_template
-
-try:  # the project's Python package, installed in the venv beside ansible-core
-    from motcua.inventory import build_inventory
-    from motcua.registry import RegistryError, UnknownSiteError, load_registry
-except ImportError as exc:
-    MOTCUA_IMPORT_ERROR: ImportError | None = exc
-else:
-    MOTCUA_IMPORT_ERROR = None
-
-
-_NO_PACKAGE = "the motcua package is not importable ({err}): run `make venv` and the .venv's ansible-* commands"
+from ansible_collections.motcua.ops.plugins.plugin_utils import project
 
 
 def _trusted(value):
@@ -93,19 +83,18 @@ class InventoryModule(BaseInventoryPlugin):
 
     def parse(self, inventory, loader, path, cache=True):
         super().parse(inventory, loader, path, cache)
-        if MOTCUA_IMPORT_ERROR is not None:
-            raise AnsibleParserError(f"motcua.ops.registry: {_NO_PACKAGE.format(err=MOTCUA_IMPORT_ERROR)}")
+        project.require("motcua.ops.registry", AnsibleParserError)
         self._read_config_data(path)
 
         registry_dir = Path(path).parent / self.get_option("registry")
         try:
-            registry = load_registry(registry_dir)
+            registry = project.registry.load_registry(registry_dir)
             registry = registry.subset(self.get_option("sites") or None, self.get_option("max_counters"))
-        except RegistryError as exc:
+        except project.registry.RegistryError as exc:
             raise AnsibleParserError(str(exc)) from None
-        except UnknownSiteError as exc:
+        except project.registry.UnknownSiteError as exc:
             raise AnsibleParserError(f"{path}: option sites: {exc}") from None
-        built = build_inventory(registry, self.get_option("address_space"))
+        built = project.inventory.build_inventory(registry, self.get_option("address_space"))
 
         for name in built.groups:
             self.inventory.add_group(name)

@@ -56,56 +56,34 @@ _raw:
   type: list
 """
 
-from pathlib import Path
-
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
-
-try:  # the project's Python package, installed in the venv beside ansible-core
-    from motcua.monitoring import alertmanager, rules
-    from motcua.registry import load_registry
-    from motcua.rosters import duty
-    from motcua.validation import InputError
-except ImportError as exc:
-    MOTCUA_IMPORT_ERROR: ImportError | None = exc
-else:
-    MOTCUA_IMPORT_ERROR = None
+from ansible_collections.motcua.ops.plugins.plugin_utils import project
 
 
 class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
-        if MOTCUA_IMPORT_ERROR is not None:
-            raise AnsibleLookupError(
-                f"motcua.ops.monitoring: the motcua package is not importable ({MOTCUA_IMPORT_ERROR}): "
-                "run `make venv` and the .venv's ansible-* commands"
-            )
+        project.require("motcua.ops.monitoring", AnsibleLookupError)
         self.set_options(var_options=variables, direct=kwargs)
         if len(terms) != 1 or terms[0] not in ("rules", "alertmanager"):
             raise AnsibleLookupError("motcua.ops.monitoring takes one term: rules or alertmanager")
         try:
-            registry = load_registry(self.get_option("registry")).subset(self.get_option("sites") or None)
-        except (InputError, KeyError) as exc:
+            registry = project.registry.load_registry(self.get_option("registry"))
+            registry = registry.subset(self.get_option("sites") or None)
+        except (project.validation.InputError, project.registry.UnknownSiteError) as exc:
             raise AnsibleLookupError(str(exc)) from None
         if terms[0] == "rules":
             try:
-                return [
-                    rules.rule_groups(
-                        registry, self.get_option("durations"), runbook_base=self.get_option("runbook_base")
-                    )
-                ]
+                durations, runbooks = self.get_option("durations"), self.get_option("runbook_base")
+                return [project.rules.rule_groups(registry, durations, runbook_base=runbooks)]
             except ValueError as exc:
                 raise AnsibleLookupError(str(exc)) from None
         roster = self.get_option("roster")
-        if not roster or not Path(roster).exists():
-            raise AnsibleLookupError(f"duty roster file {roster} not found")
-        real = self._loader.get_real_file(str(roster), decrypt=True)
-        try:
-            parsed = duty.load_duty_roster(real, registry, label=str(roster))
-            return [alertmanager.compile_alertmanager(parsed, self.get_option("settings"))]
-        except InputError as exc:
-            raise AnsibleLookupError(str(exc)) from None
-        except (KeyError, TypeError, ValueError) as exc:
-            raise AnsibleLookupError(f"alertmanager settings: {exc}") from None
-        finally:
-            if real != str(roster):
-                self._loader.cleanup_tmp_file(real)
+        with project.decrypted(self._loader, roster, "duty roster file", AnsibleLookupError) as real:
+            try:
+                parsed = project.duty.load_duty_roster(real, registry, label=str(roster))
+                return [project.alertmanager.compile_alertmanager(parsed, self.get_option("settings"))]
+            except project.validation.InputError as exc:
+                raise AnsibleLookupError(str(exc)) from None
+            except (KeyError, TypeError, ValueError) as exc:
+                raise AnsibleLookupError(f"alertmanager settings: {exc}") from None

@@ -35,41 +35,21 @@ _raw:
   type: list
 """
 
-from pathlib import Path
-
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
-
-try:  # the project's Python package, installed in the venv beside ansible-core
-    from motcua.registry import load_registry
-    from motcua.rosters.officials import accounts_by_site, load_roster
-    from motcua.validation import InputError
-except ImportError as exc:
-    MOTCUA_IMPORT_ERROR: ImportError | None = exc
-else:
-    MOTCUA_IMPORT_ERROR = None
+from ansible_collections.motcua.ops.plugins.plugin_utils import project
 
 
 class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
-        if MOTCUA_IMPORT_ERROR is not None:
-            raise AnsibleLookupError(
-                f"motcua.ops.roster: the motcua package is not importable ({MOTCUA_IMPORT_ERROR}): "
-                "run `make venv` and the .venv's ansible-* commands"
-            )
+        project.require("motcua.ops.roster", AnsibleLookupError)
         self.set_options(var_options=variables, direct=kwargs)
         if len(terms) != 1:
             raise AnsibleLookupError("motcua.ops.roster takes exactly one roster file")
-        roster = Path(terms[0])
-        if not roster.exists():
-            raise AnsibleLookupError(f"roster file {roster} not found")
-        real = self._loader.get_real_file(str(roster), decrypt=True)
-        try:
-            registry = load_registry(self.get_option("registry"))
-            officials = load_roster(real, registry, label=str(roster))
-        except InputError as exc:
-            raise AnsibleLookupError(str(exc)) from None
-        finally:
-            if real != str(roster):
-                self._loader.cleanup_tmp_file(real)
-        return [accounts_by_site(officials)]
+        with project.decrypted(self._loader, terms[0], "roster file", AnsibleLookupError) as real:
+            try:
+                registry = project.registry.load_registry(self.get_option("registry"))
+                officials = project.officials.load_roster(real, registry, label=str(terms[0]))
+            except project.validation.InputError as exc:
+                raise AnsibleLookupError(str(exc)) from None
+        return [project.officials.accounts_by_site(officials)]
