@@ -35,24 +35,10 @@ $(STAMP): pyproject.toml constraints.txt | host
 
 venv: $(STAMP)
 
+# The steps are motcua/lab/demo.py's (printed as they run; each one's log in <lab home>/demo/);
+# tests/integration/test_demo.py runs the same steps on the tests' lab.
 demo: venv
-	motcua validate
-	motcua lab up
-	ansible-playbook -i inventory/lab playbooks/lab_smoke.yml
-	ansible-playbook -i inventory/lab playbooks/counters.yml
-	ansible-playbook -i inventory/lab playbooks/certificates.yml --tags certificates_request
-	motcua certs export
-	motcua lab sign-requests --out /var/lib/motcua-lab/certificates/issued
-	motcua certs import /var/lib/motcua-lab/certificates/issued/*.pem
-	ansible-playbook -i inventory/lab playbooks/certificates.yml
-	ansible-playbook -i inventory/lab playbooks/monitoring.yml
-	ansible-playbook -i inventory/lab playbooks/network.yml
-	ansible-playbook -i inventory/lab playbooks/golive_check.yml --limit site_26740,site_25747,site_26732
-	@echo
-	@echo "Go-live readiness of the lab's wards: readiness/readiness.html (docs/readiness.md)."
-	@echo "The lab stays up for practice: 'motcua lab status', 'ssh -F /var/lib/motcua-lab/ssh/config w26740-pc01',"
-	@echo "Prometheus http://127.79.0.10:9090/, Alertmanager http://127.79.0.10:9093/, 'motcua lab notifications',"
-	@echo "'make lab-down' to stop it. Training guide: docs/lab.md"
+	motcua lab demo
 
 lab-up: venv
 	motcua lab up

@@ -8,8 +8,9 @@ Prints, for 6 and for 24 lab counter PCs (fresh hosts, the package pool warm):
   - the CPU a re-run keeps busy: the whole machine's (/proc/stat; the lab's counters run on the
     controller's cores) and the controller's own (ansible-playbook and the processes it waited for)
 and, on the 6 counters, the same no-change re-run with stock Ansible settings (only the paths the
-project needs: inventory plugin, roles, modules, collections), to print the tuning's ratio;
-target >= 2x.
+project needs: roles, collections), to print the tuning's ratio, target >= 2x; and with the
+project's settings but Ansible's own linear strategy instead of mitogen's (ANSIBLE_STRATEGY=linear,
+the one-setting fallback), to print what mitogen alone is worth.
 
 Runs in its own lab home (/var/lib/motcua-lab-bench), stops everything it started, and refuses to
 run while another lab holds the same loopback addresses. On 2 cores (2026-12-02) `--reruns 2` took
@@ -74,10 +75,10 @@ def machine_cpu() -> float:
     return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
-def playbook(inv: Path, config: Path) -> tuple[float, dict[str, dict[str, int]], dict[str, float]]:
+def playbook(inv: Path, config: Path, **extra: str) -> tuple[float, dict[str, dict[str, int]], dict[str, float]]:
     # The venv's tools first, whether or not it is activated (make bench sets PATH; a direct run may not).
     bindir = str(Path(sys.executable).parent)
-    env = dict(os.environ, ANSIBLE_CONFIG=str(config), MOTCUA_LAB_HOME=str(HOME), ANSIBLE_FORCE_COLOR="0")
+    env = dict(os.environ, ANSIBLE_CONFIG=str(config), MOTCUA_LAB_HOME=str(HOME), ANSIBLE_FORCE_COLOR="0", **extra)
     env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '')}"
     command = [
         f"{bindir}/ansible-playbook",
@@ -134,15 +135,21 @@ def measure(size: int, reruns: int, stock: bool, tmp: Path) -> dict[str, object]
             tuned.append(seconds)
             cpus.append(cpu)
             say(f"  {seconds:.1f} s; CPU: machine {cpu['machine']:.0f} s, controller {cpu['controller']:.0f} s")
-        stock_runs = []
+        stock_runs, linear_runs = [], []
         for n in range(reruns if stock else 0):
+            say(f"{size} counters: no-change re-run {n + 1}/{reruns} (project settings, strategy linear)")
+            seconds, rows, _ = playbook(inv, ROOT / "ansible.cfg", ANSIBLE_STRATEGY="linear")
+            if changed(rows):
+                raise SystemExit(f"bench: the linear re-run changed {changed(rows)} things")
+            linear_runs.append(seconds)
+            say(f"  {seconds:.1f} s")
             say(f"{size} counters: no-change re-run {n + 1}/{reruns} (stock settings)")
             seconds, _, _ = playbook(inv, stock_cfg)
             stock_runs.append(seconds)
             say(f"  {seconds:.1f} s")
     finally:
         lab.down()
-    return {"first": first, "tuned": tuned, "stock": stock_runs, "cpu": cpus}
+    return {"first": first, "tuned": tuned, "stock": stock_runs, "linear": linear_runs, "cpu": cpus}
 
 
 def fmt(runs: list[float]) -> str:
@@ -167,6 +174,8 @@ def main() -> int:
     for size, r in results.items():
         print(f"  {f'{size} counters: first provisioning':<52} {r['first']:7.1f} s")
         print(f"  {f'{size} counters: no-change re-run, project ansible.cfg':<52} {fmt(r['tuned'])}")
+        if r["linear"]:
+            print(f"  {f'{size} counters: no-change re-run, project settings, linear':<52} {fmt(r['linear'])}")
         if r["stock"]:
             print(f"  {f'{size} counters: no-change re-run, stock settings':<52} {fmt(r['stock'])}")
         machine = statistics.median(c["machine"] for c in r["cpu"])
@@ -185,6 +194,12 @@ def main() -> int:
             ratio = statistics.median(results[6]["stock"]) / six
             verdicts.append(ratio >= TARGET_TUNING)
             print(f"  tuning: stock / project = {ratio:.2f}x, target >= {TARGET_TUNING:.0f}x")
+        if results[6]["linear"]:
+            linear = statistics.median(results[6]["linear"])
+            print(
+                f"  mitogen alone: project with linear / project with mitogen = {linear / six:.2f}x "
+                f"(stock / project with linear = {statistics.median(results[6]['stock']) / linear:.2f}x)"
+            )
     if 6 in results and 24 in results:
         scale = statistics.median(results[24]["tuned"]) / statistics.median(results[6]["tuned"])
         verdicts.append(scale <= TARGET_SCALE)

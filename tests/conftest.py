@@ -125,12 +125,31 @@ def lab():
         pytest.fail("the lab tests need root (systemd-nspawn, overlay mounts, ports 22/80/443 on loopback)")
     lab = Lab(ROOT / "inventory" / "lab", home=LAB_HOME)
     try:
+        lab.down()  # hosts booted now, as after `make demo`'s `lab up`, never a previous session's
         lab.up()
     except LabError as exc:
         pytest.fail(f"the lab did not come up: {exc}\n(an operator's lab on the same addresses? `motcua lab down`)")
     yield lab
     if not os.environ.get("MOTCUA_LAB_KEEP"):
         lab.down()
+
+
+@pytest.fixture(scope="session")
+def demo(lab, tmp_path_factory):
+    """`make demo`'s steps (motcua/lab/demo.py), in order, on the tests' lab just brought up, with an empty
+    fact cache as a fresh clone has: {step name: StepResult}. Every lab test starts from what the demo
+    leaves (counters provisioned, certificates installed, the monitoring host and the gear configured)
+    and puts back what it changes."""
+    from motcua.lab import demo as lab_demo
+
+    env = ansible_env(ANSIBLE_CACHE_PLUGIN_CONNECTION=str(tmp_path_factory.mktemp("fresh-fact-cache")))
+    try:
+        results = lab_demo.run(lab_demo.steps("inventory/lab", LAB_HOME), LAB_HOME / "demo", env=env, cwd=ROOT,
+                               echo=False)  # fmt: skip
+    except lab_demo.DemoError as exc:
+        failed = exc.results[-1]  # type: ignore[attr-defined]
+        pytest.fail(f"make demo's steps on a lab just brought up: {exc}\n{failed.output[-6000:]}")
+    return {r.step.name: r for r in results}
 
 
 def lab_ssh(lab, host: str, command: str, check: bool = True) -> str:

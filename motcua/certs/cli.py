@@ -125,9 +125,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+CERT_SUFFIXES = (".pem", ".crt", ".cer", ".der")
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     _source, _registry, ledger = _load(args)
-    files = [Path(f) for f in args.files]
+    files = []
+    for given in map(Path, args.files):  # a folder stands for the certificates in it (as the CA returns them)
+        files += sorted(f for f in given.iterdir() if f.suffix in CERT_SUFFIXES) if given.is_dir() else [given]
+    if not files:
+        raise ops.CertError(f"no certificate ({', '.join(CERT_SUFFIXES)}) in {', '.join(args.files)}")
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise ops.CertError(f"no such file: {', '.join(missing)}")
@@ -253,7 +260,8 @@ def add_parser(sub) -> None:
         if name == "renew":
             p.add_argument("--dry-run", action="store_true", help="only list what would be renewed")
         if name == "import":
-            p.add_argument("files", nargs="+", help="issued certificates (PEM or DER; a PEM may carry its chain)")
+            text = "issued certificates (PEM or DER; a PEM may carry its chain), or folders of them"
+            p.add_argument("files", nargs="+", help=text)
             p.add_argument("--cert", metavar="SITE/ID", help="the ledger entry the one file is for (default: by key)")
         if name == "record":
             p.add_argument("results", help="JSON file, or - for stdin")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..access import lab_cache, lab_home, read_inventory_source
 from ..certs import ops
-from . import Lab, ca
+from . import Lab, ca, demo
 from .dossier import write_fault as dossier_fault
 from .gear.server import write_fault as gear_fault
 
@@ -124,6 +124,26 @@ def cmd_lab_notifications(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lab_demo(args: argparse.Namespace) -> int:
+    """`make demo`: every step on the lab, then where to look."""
+    home = Path(args.home)
+    log_dir = home / "demo"
+    try:
+        results = demo.run(
+            demo.steps(args.inventory, home), log_dir, env={**demo.demo_env(), "MOTCUA_LAB_HOME": str(home)}
+        )
+    except demo.DemoError as exc:
+        print(demo.summary(exc.results), file=sys.stderr)  # type: ignore[attr-defined]
+        raise
+    paths = Lab(Path(args.inventory), home).paths
+    print(f"\nThe demo's steps (logs in {log_dir}):\n{demo.summary(results)}\n")
+    print("Go-live readiness of the lab's wards: readiness/readiness.html (docs/readiness.md).")
+    print(f"The lab stays up for practice: 'motcua lab status', 'ssh -F {paths.ssh_config} w26740-pc01',")
+    print("Prometheus http://127.79.0.10:9090/, Alertmanager http://127.79.0.10:9093/, 'motcua lab notifications',")
+    print("'make lab-down' to stop it. Training guide: docs/lab.md")
+    return 0
+
+
 def add_parser(sub) -> None:
     home, cache = lab_home(), lab_cache()
 
@@ -131,6 +151,7 @@ def add_parser(sub) -> None:
     lab_sub = lab.add_subparsers(dest="lab_command", required=True)
     for name, func, text in (
         ("up", cmd_lab_up, "bring the lab up (harmless when it is up; restarts what is down)"),
+        ("demo", cmd_lab_demo, "make demo: lab up, smoke test, counters, certificates, monitoring, gear, readiness"),
         ("down", cmd_lab_down, "stop everything the lab started and unmount its overlays"),
         ("status", cmd_lab_status, "each host and service with its address and state"),
         ("fault", cmd_lab_fault, "break something on purpose (training, tests)"),

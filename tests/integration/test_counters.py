@@ -1,6 +1,6 @@
 """Counter PC provisioning (playbooks/counters.yml) on every lab counter.
 
-One provisioning run for the module, then: testinfra checks of every item on
+The provisioning run is `make demo`'s (the session fixture `demo`), then: testinfra checks of every item on
 every counter, a second run that changes nothing, check mode that reports
 nothing, a deliberate drift that check mode reports exactly, the roster's
 life cycle (an official leaves: locked, files kept, reported; comes back:
@@ -49,10 +49,11 @@ def changed_tasks(result: subprocess.CompletedProcess[str], host_name: str) -> l
 
 
 @pytest.fixture(scope="module")
-def provisioned(lab):
-    result = playbook()
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
-    assert "All 8 counters provisioned." in result.stdout
+def provisioned(demo):
+    """The demo's run of this playbook: the counters' first provisioning on a fresh lab."""
+    result = demo["counters"]
+    assert result.returncode == 0, result.output[-6000:]
+    assert "All 8 counters provisioned." in result.output
     return result
 
 
