@@ -133,8 +133,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     files = []
     for given in map(Path, args.files):  # a folder stands for the certificates in it (as the CA returns them)
         files += sorted(f for f in given.iterdir() if f.suffix in CERT_SUFFIXES) if given.is_dir() else [given]
-    if not files:
-        raise ops.CertError(f"no certificate ({', '.join(CERT_SUFFIXES)}) in {', '.join(args.files)}")
+    if not files:  # only folders were given, and they hold nothing: a batch the CA returned empty
+        print(f"no certificate ({', '.join(CERT_SUFFIXES)}) in {', '.join(args.files)}: nothing to import")
+        return 0
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise ops.CertError(f"no such file: {', '.join(missing)}")

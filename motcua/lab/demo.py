@@ -46,9 +46,14 @@ class StepResult:
     output: str = field(repr=False, default="")
 
 
-def steps(inventory: str = "inventory/lab", home: Path | None = None) -> list[Step]:
-    """The demo, in order. Paths are the lab home's (MOTCUA_LAB_HOME)."""
-    issued = LabPaths(home or lab_home()).certificates / "issued"
+def steps(inventory: str = "inventory/lab", home: Path | None = None, batch: str | None = None) -> list[Step]:
+    """The demo, in order. Paths are the lab home's (MOTCUA_LAB_HOME).
+
+    The national-CA stand-in issues into a folder of this run (``batch``, default now), which the
+    import step then reads: what the CA returned this time, never an earlier run's certificates.
+    """
+    batch = batch or time.strftime("%Y%m%d-%H%M%S")
+    issued = LabPaths(home or lab_home()).certificates / "issued" / batch
     play = ("ansible-playbook", "-i", inventory)
     return [
         Step("validate", ("motcua", "validate"), "the production registry validates"),

@@ -277,6 +277,28 @@ def test_cli(capsys, store, monkeypatch, tmp_path):
     assert listed["signing@26740"]["status"] == "issued" and 19 < listed["signing@26740"]["days_left"] < 21
 
 
+def test_cli_imports_a_folder_of_issued_certificates(capsys, store, tmp_path):
+    """A folder stands for the certificates in it, as the CA returns a batch; an empty batch is nothing to do."""
+    from motcua.cli import main
+
+    inventory = tmp_path / "inv"
+    inventory.mkdir()
+    (inventory / "motcua.yml").write_text(
+        f"plugin: motcua.ops.registry\nregistry: {ROOT / 'inventory' / 'hcmc' / 'registry'}\n"
+        f"address_space: lab\nsites: ['26740', '25747', '26732']\ncertificates: {store['ledger'].path}\n"
+    )
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    assert main(["certs", "import", "-i", str(inventory), str(batch)]) == 0
+    assert "nothing to import" in capsys.readouterr().out
+    shutil.copy(_issue(store, "26740/signing"), batch / "26740-signing-1.pem")
+    (batch / "README.txt").write_text("not a certificate: left alone\n")
+    assert main(["certs", "import", "-i", str(inventory), str(batch)]) == 0
+    out = capsys.readouterr().out
+    assert "26740-signing-1.pem: 26740/signing: accepted" in out and "1 accepted, 0 refused" in out
+    assert main(["certs", "import", "-i", str(inventory), str(tmp_path / "missing.pem")]) == 2
+
+
 # ---- the token tool on a real SoftHSM2 token
 
 
