@@ -308,7 +308,7 @@ def _check_entry(check: Checker, raw: object, line: int, registry: Registry) -> 
         elif len(text) > 64:
             check.report(line, who, name, f"is {len(text)} characters; a certificate name takes at most 64")
     token_serial = values.get("token_serial")
-    if token_serial is not None and not _TOKEN_SERIAL.match(str(token_serial)):
+    if token_serial is not None and not _TOKEN_SERIAL.fullmatch(str(token_serial)):
         check.report(line, who, "token_serial", f"{token_serial!r} is not a token serial (4-32 letters, digits, '-')")
     if kind == "tls" and token_serial is not None:
         check.report(line, who, "token_serial", "a TLS certificate's key is a file on its host, not on a token")
@@ -318,7 +318,7 @@ def _check_entry(check: Checker, raw: object, line: int, registry: Registry) -> 
     if kind == "signing" and dns:
         check.report(line, who, "dns", "a signing certificate carries no DNS names")
     for name in dns:
-        if not _DNS.match(name):
+        if not _DNS.fullmatch(name):
             check.report(line, who, "dns", f"{name!r} is not a DNS name (lower-case)")
     not_after = None
     if "not_after" in values:
@@ -331,7 +331,7 @@ def _check_entry(check: Checker, raw: object, line: int, registry: Registry) -> 
         if kind == "signing" and token_serial is None:
             check.report(line, who, "token_serial", f"a signing certificate with status {status} names its token")
     serial = values.get("serial")
-    if serial is not None and not _CERT_SERIAL.match(str(serial)):
+    if serial is not None and not _CERT_SERIAL.fullmatch(str(serial)):
         check.report(line, who, "serial", f"{serial!r} is not a certificate serial (lower-case hex)")
     if len(check.problems) != before:
         return None

@@ -6,8 +6,11 @@ import argparse
 import json
 import sys
 from collections import Counter
+from pathlib import Path
 
 from . import ADDRESS_SPACES, PHASES, REGIONS, Registry, check_registry
+from .loader import ward_codes
+from .official import MISMATCH_FIELD, RECORD_NAME, accept
 
 DEFAULT_REGISTRY = "inventory/hcmc/registry"
 
@@ -79,6 +82,26 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_accept_wards(args: argparse.Namespace) -> int:
+    """Record wards.csv as the official list, after a decision changed it (everything else must validate)."""
+    codes, problems = ward_codes(args.registry)
+    _registry, others = check_registry(args.registry)
+    problems += [p for p in others if p.field != MISMATCH_FIELD and p not in problems]
+    if problems:
+        print(f"{args.registry}: not accepted, {len(problems)} other problem(s) first:", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    try:
+        record = accept(Path(args.registry), args.note, codes)
+    except ValueError as exc:
+        print(f"motcua accept-wards: {exc}", file=sys.stderr)
+        return 2
+    print(f"{Path(args.registry) / RECORD_NAME}: the official list is now {record['count']} units "
+          f"({record['accepted']}: {record['note']})")  # fmt: skip
+    return 0
+
+
 def registry_or_report(path: str) -> Registry | None:
     """The valid registry at ``path``; None after printing every problem (exit 1)."""
     registry, problems = check_registry(path)
@@ -105,3 +128,11 @@ def add_parser(sub) -> None:
     p.add_argument("--address-space", choices=ADDRESS_SPACES, default="production")
     p.add_argument("--sites", help="comma-separated site codes (default: all)")
     p.set_defaults(func=cmd_summary)
+
+    text = "record wards.csv as the official list after a decision changed it (the note says which)"
+    p = sub.add_parser("accept-wards", help=text, description=text)
+    add_registry_arg(p)
+    p.add_argument(
+        "--note", required=True, help='the decision and its date, e.g. "Nghị quyết 1685/NQ-UBTVQH15, 16/6/2025"'
+    )
+    p.set_defaults(func=cmd_accept_wards)

@@ -22,6 +22,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 from ..validation import Checker, Field, InputError, LineDict, LineList, Problem, load_csv, load_yaml, text_problem
+from ..validation.fields import device_text_problem
 from .model import (
     ACCESS_VLAN,
     COUNTERS_MAX,
@@ -47,8 +48,9 @@ from .model import (
     host_suffixes,
     make_hosts,
 )
+from .official import RECORD_NAME, check_record
 
-FILES = ("network.yml", "teams.yml", "sites.yml", "wards.csv")
+FILES = ("network.yml", "teams.yml", "sites.yml", "wards.csv", RECORD_NAME)
 
 
 class RegistryError(InputError):
@@ -74,10 +76,10 @@ NETWORK_SPEC = {
     "gear": Field("mapping", required=True),
 }
 GEAR_POLICY_SPEC = {
-    "domain": Field("text", required=True),
+    "domain": Field("domain", required=True),
     "users": Field("list", required=True),
     "snmp": Field("mapping", required=True),
-    "banner": Field("text", required=True),
+    "banner": Field("text", required=True, multiline=True),
 }
 GEAR_USER_SPEC = {
     "name": Field("ident", required=True),
@@ -85,7 +87,7 @@ GEAR_USER_SPEC = {
 }
 GEAR_SNMP_SPEC = {"user": Field("ident", required=True), "group": Field("ident", required=True)}
 DX_SPEC = {
-    "name": Field("text", required=True),
+    "name": Field("text", required=True, device=True),  # the gear's snmp-server contact
     "net": Field("int", required=True, minimum=0),
     "hosts": Field("mapping", required=True),
 }
@@ -117,7 +119,7 @@ DEFAULTS_SPEC = {
 WARD_SPEC = {"code": Field("code", required=True), "name": Field("text"), **SITE_COMMON}
 CENTRE_SPEC = {
     "code": Field("code", required=True),
-    "name": Field("text", required=True),
+    "name": Field("text", required=True, device=True),  # the gear's snmp-server location
     "kind": Field("text", required=True, choices=("city_centre", "regional_centre")),
     "region": Field("text", required=True, choices=tuple(REGIONS)),
     "ward": Field("code"),
@@ -143,6 +145,8 @@ def check_registry(directory: str | os.PathLike[str]) -> tuple[Registry | None, 
     label = {name: _label(root / name) for name in FILES}
 
     wards = _load_wards(root / "wards.csv", label["wards.csv"], problems)
+    if wards is not None:
+        check_record(root, label[RECORD_NAME], label["wards.csv"], list(wards), problems)
     plan, dx, gear = _load_network(root / "network.yml", label["network.yml"], problems)
     teams = _load_teams(root / "teams.yml", label["teams.yml"], problems)
     sites = _load_sites(root / "sites.yml", label["sites.yml"], plan, teams, wards, problems)
@@ -173,6 +177,14 @@ def load_registry(directory: str | os.PathLike[str]) -> Registry:
     return registry
 
 
+def ward_codes(directory: str | os.PathLike[str]) -> tuple[list[str], list[Problem]]:
+    """The codes of wards.csv in file order, and the problems of the file itself (for accept-wards)."""
+    root = Path(directory)
+    problems: list[Problem] = []
+    wards = _load_wards(root / "wards.csv", _label(root / "wards.csv"), problems)
+    return list(wards or {}), problems
+
+
 def _label(path: Path) -> str:
     """Paths in messages: relative to the working directory when that is shorter."""
     try:
@@ -201,7 +213,7 @@ def _load_wards(path: Path, label: str, problems: list[Problem]) -> dict[str, Wa
             check.report(line, site, "code", f"duplicate ward code (first at line {wards[code].line})")
             continue
         name = row.get("name") or ""
-        problem = text_problem(name) if name else "must not be empty"
+        problem = (text_problem(name) or device_text_problem(name)) if name else "must not be empty"
         if problem:
             check.report(line, site, "name", problem)
         if row.get("type") not in WARD_TYPES:
@@ -861,9 +873,9 @@ def _check_contacts(check: Checker, raw: object, code: str) -> tuple[Contact, ..
             continue
         values = check.fields(entry, code, prefix, CONTACT_SPEC)
         phone, email = values.get("phone"), values.get("email")
-        if phone is not None and not _PHONE.match(str(phone)):
+        if phone is not None and not _PHONE.fullmatch(str(phone)):
             check.report(entry.line_of("phone"), code, f"{prefix}phone", f"{phone!r} is not a phone number")
-        if email is not None and not _EMAIL.match(str(email)):
+        if email is not None and not _EMAIL.fullmatch(str(email)):
             check.report(entry.line_of("email"), code, f"{prefix}email", f"{email!r} is not an e-mail address")
         if phone is None and email is None:
             check.report(entry.line, code, f"{prefix}phone", "a contact needs a phone or an e-mail")

@@ -179,7 +179,7 @@ def read_manifest(path: Path) -> dict[str, str]:
     """``sha256sum`` output: relative path -> digest. Malformed lines are refused."""
     out: dict[str, str] = {}
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        m = _MANIFEST_LINE.match(line)
+        m = _MANIFEST_LINE.fullmatch(line)
         if not m:
             raise MoveError(f"{path}:{number}: not a sha256sum line: {line[:80]!r}")
         name = m.group(3)

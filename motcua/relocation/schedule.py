@@ -148,7 +148,7 @@ def _check_move(
     before = len(check.problems)
     values = check.fields(entry, who, "", MOVE_SPEC)
     move_id = str(values.get("id", ""))
-    if move_id and not _ID.match(move_id):
+    if move_id and not _ID.fullmatch(move_id):
         check.report(line, who, "id", "move IDs are 1-48 letters, digits, '-' or '_'")
     elif move_id in seen_ids:
         check.report(line, who, "id", f"duplicate move ID (first at line {seen_ids[move_id]})")

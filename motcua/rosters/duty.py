@@ -135,7 +135,7 @@ def _minutes(hh: str, mm: str) -> int | None:
 
 def parse_hours(text: str) -> tuple[int, int] | None:
     """'07:30-17:00' -> (450, 1020); '19:00-07:00' (overnight) -> (1140, 1860); None if malformed."""
-    match = _HOURS.match(text.strip())
+    match = _HOURS.fullmatch(text.strip())
     if not match:
         return None
     start, end = _minutes(*match.group(1, 2)), _minutes(*match.group(3, 4))
@@ -187,11 +187,11 @@ class _Reader:
         values = {k: self.text(v, entry.line_of(k), who, k) for k, v in raw_values.items()}
         pid, name = values.get("id"), values.get("name")
         ok = pid is not None and name is not None
-        if pid is not None and not _PERSON_ID.match(pid):
+        if pid is not None and not _PERSON_ID.fullmatch(pid):
             self.report(entry.line_of("id"), who, "id", "ids are 2-32 lower-case letters, digits, '.', '_' or '-'")
             ok = False
         email, chat, phone = values.get("email"), values.get("telegram_chat_id"), values.get("phone")
-        if email is not None and not _EMAIL.match(email):
+        if email is not None and not _EMAIL.fullmatch(email):
             self.report(entry.line_of("email"), who, "email", f"{email!r} is not an e-mail address")
             ok = False
         chat_id = None
@@ -252,7 +252,7 @@ class _Reader:
             text = self.text(item, line, who, "dates")
             if text is None:
                 return None
-            match = _DATES.match(text)
+            match = _DATES.fullmatch(text)
             first = _parse_date(match.group(1)) if match else None
             last = _parse_date(match.group(2)) if match and match.group(2) else first
             if first is None or last is None or last < first:

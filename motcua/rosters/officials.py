@@ -47,6 +47,17 @@ ENTRY_SPEC = {
     "role": Field("text", required=True),
     "username": Field("ident"),
 }
+# Accounts an official's may never be: with the accounts role's exclusive groups and the review
+# that locks whoever left, a roster naming one of them would change or lock it. Debian 12's
+# base accounts (UID < 1000), those of the packages the counter roles install, and the DX
+# Centre's support and service accounts; names with '_' or 'systemd-' are system ones too
+# (the username pattern already refuses '_').
+RESERVED_USERNAMES = frozenset({
+    "root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy",
+    "backup", "list", "irc", "gnats", "nobody", "messagebus", "sshd", "avahi", "colord", "saned",
+    "pulse", "rtkit", "geoclue", "usbmux", "tss", "prometheus", "dnsmasq", "polkitd", "cups", "statd",
+    "dxsupport", "motcuaexporter", "admin", "administrator", "ansible", "support",
+})  # fmt: skip
 _STAFF_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,31}$")
 _USERNAME = re.compile(r"^[a-z][a-z0-9]{1,30}$")
 
@@ -130,6 +141,9 @@ def check_roster(
                 staff = top.get("staff")
                 if isinstance(staff, list):
                     rows = [(staff.line_of(i), item) for i, item in enumerate(staff)]  # type: ignore[attr-defined]
+    if not rows and not problems:  # an empty roster would lock every official of every counter
+        problems.append(Problem(label, 0, "", "staff", "no official is listed: a roster names every official "
+                                "who keeps an account (an empty one would lock them all)"))  # fmt: skip
     check = Checker(label, problems, kind="staff")
     officials: list[Official] = []
     seen_ids: dict[str, int] = {}
@@ -147,7 +161,7 @@ def check_roster(
         name = str(values["full_name"])
         site = str(values["site"])
         role = _role_code(str(values["role"]))
-        if not _STAFF_ID.match(staff_id):
+        if not _STAFF_ID.fullmatch(staff_id):
             check.report(line, who, "staff_id", "staff IDs are 2-32 letters, digits, '.', '_' or '-'")
         elif staff_id in seen_ids:
             check.report(line, who, "staff_id", f"duplicate staff ID (first at line {seen_ids[staff_id]})")
@@ -166,10 +180,13 @@ def check_roster(
         elif len(words) < 2 or not all(w.replace("-", "").isalpha() for w in words) or name != " ".join(words):
             check.report(line, who, "full_name", f"{name!r} is not a full name (family and given name, letters only)")
         username = str(values.get("username") or default_username(name))
-        if not _USERNAME.match(username):
+        if not _USERNAME.fullmatch(username):
             check.report(
                 line, who, "username", f"{username!r} is not a valid user name (lower-case letters and digits)"
             )
+        elif username in RESERVED_USERNAMES or username.startswith("systemd"):
+            check.report(line, who, "username", f"{username!r} is a system or service account of the counter PCs: "
+                                                "an official's account needs a name of its own")  # fmt: skip
         elif (site, username) in seen_users:
             check.report(
                 line,

@@ -7,18 +7,47 @@ first error and one run lists them all.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import ipaddress
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from .problems import Problem
-from .source import LineDict, LineList, text_problem
+from .source import LineDict, LineList, shown, strip_diacritics, text_problem
 
 MISSING = object()
+# What text may hold, once its diacritics are stripped, where it goes into a router's or a
+# switch's configuration: IOS reads '?' as a request for help, '!' and '#' start comments.
+DEVICE_TEXT = re.compile(r"[A-Za-z0-9 \-_.,()/'&+:]*")
+_DOMAIN_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def device_text_problem(value: str) -> str | None:
+    """What keeps ``value`` (diacritics stripped) out of a device's configuration, or None."""
+    plain = strip_diacritics(value)
+    bad = sorted({ch for ch in plain if not DEVICE_TEXT.fullmatch(ch)})
+    if bad:
+        return (f"goes into the network gear's configuration, which takes letters, digits, spaces and "
+                f"-_.,()/'&+: only; found {''.join(bad)!r}")  # fmt: skip
+    return None
+
+
+def domain_problem(value: str) -> str | None:
+    """What keeps ``value`` from being a DNS domain name (lower case, two labels or more), or None."""
+    labels = value.split(".")
+    if len(value) > 253 or len(labels) < 2 or not all(_DOMAIN_LABEL.fullmatch(label) for label in labels):
+        return (f"{shown(value)} is not a domain name: lower-case labels of letters, digits and '-', "
+                "separated by dots, e.g. hcmc.gov.vn")  # fmt: skip
+    return None
 
 
 def type_name(value: object) -> str:
+    if isinstance(value, dt.datetime):
+        return "a date and time (quote it to write text)"
+    if isinstance(value, dt.date):
+        return "a date (quote it to write text)"
     if value is None:
         return "nothing (null)"
     if isinstance(value, bool):
@@ -38,11 +67,13 @@ def type_name(value: object) -> str:
 class Field:
     """How to check one key of a mapping."""
 
-    kind: str  # int, text, ident, cidr, mapping, list, code; any (the caller checks the value)
+    kind: str  # int, text, ident, domain, cidr, mapping, list, code; any (the caller checks the value)
     required: bool = False
     minimum: int | None = None
     maximum: int | None = None
     choices: tuple[str, ...] = ()
+    multiline: bool = False  # text: line breaks allowed (a login banner)
+    device: bool = False  # text: written into routers' and switches' configuration (DEVICE_TEXT)
 
 
 class Checker:
@@ -106,30 +137,34 @@ class Checker:
 
     def _int(self, raw: object, field: Field, line: int, site: str, name: str) -> object:
         if isinstance(raw, bool) or not isinstance(raw, int):
-            self.report(line, site, name, f"must be a whole number, got {type_name(raw)} {raw!r}")
+            self.report(line, site, name, f"must be a whole number, got {type_name(raw)} {shown(raw)}")
             return MISSING
-        low = field.minimum if field.minimum is not None else raw
-        high = field.maximum if field.maximum is not None else raw
-        if not low <= raw <= high:
+        low, high = field.minimum, field.maximum
+        if low is not None and high is not None and not low <= raw <= high:
             self.report(line, site, name, f"{raw} is outside {low}..{high}")
-            return MISSING
-        return raw
+        elif low is not None and raw < low:
+            self.report(line, site, name, f"{raw} is too small: at least {low}")
+        elif high is not None and raw > high:
+            self.report(line, site, name, f"{raw} is too large: at most {high}")
+        else:
+            return int(raw)
+        return MISSING
 
     def _text(self, raw: object, field: Field, line: int, site: str, name: str) -> object:
         if not isinstance(raw, str):
-            self.report(line, site, name, f"must be text, got {type_name(raw)} {raw!r}")
+            self.report(line, site, name, f"must be text, got {type_name(raw)} {shown(raw)}")
             return MISSING
         if not raw.strip():
             self.report(line, site, name, "must not be empty")
             return MISSING
-        problem = text_problem(raw)
+        problem = text_problem(raw, multiline=field.multiline) or (device_text_problem(raw) if field.device else None)
         if problem:
             self.report(line, site, name, problem)
             return MISSING
         if field.choices and raw not in field.choices:
             hint = difflib.get_close_matches(raw, field.choices, n=1, cutoff=0.6)
             suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
-            self.report(line, site, name, f"{raw!r} is not one of {', '.join(field.choices)}{suggestion}")
+            self.report(line, site, name, f"{shown(raw)} is not one of {', '.join(field.choices)}{suggestion}")
             return MISSING
         return raw
 
@@ -141,9 +176,19 @@ class Checker:
         if not (text[0].isascii() and text[0].isalpha()) or not all(
             ch.isascii() and (ch.isalnum() or ch in "-_") for ch in text
         ):
-            self.report(line, site, name, f"{text!r} must be ASCII letters, digits, '-' or '_'")
+            self.report(line, site, name, f"{shown(text)} must be ASCII letters, digits, '-' or '_'")
             return MISSING
         return text
+
+    def _domain(self, raw: object, field: Field, line: int, site: str, name: str) -> object:
+        value = self._text(raw, field, line, site, name)
+        if value is MISSING:
+            return MISSING
+        problem = domain_problem(str(value))
+        if problem:
+            self.report(line, site, name, problem)
+            return MISSING
+        return value
 
     def _cidr(self, raw: object, field: Field, line: int, site: str, name: str) -> object:
         if not isinstance(raw, str):
@@ -152,7 +197,7 @@ class Checker:
         try:
             return ipaddress.IPv4Network(raw)
         except ValueError as exc:
-            self.report(line, site, name, f"{raw!r} is not an IPv4 network ({exc})")
+            self.report(line, site, name, f"{shown(raw)} is not an IPv4 network ({exc})")
             return MISSING
 
     def _mapping(self, raw: object, field: Field, line: int, site: str, name: str) -> object:
@@ -184,6 +229,6 @@ class Checker:
             line,
             site,
             name,
-            f"{raw!r} is not a site code (5-digit ward code, or up to 10 lower-case letters/digits for a centre)",
+            f"{shown(raw)} is not a site code (5-digit ward code, or up to 10 lower-case letters/digits for a centre)",
         )
         return MISSING

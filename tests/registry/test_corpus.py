@@ -46,7 +46,7 @@ def apply_case(case: dict, registry: Path) -> None:
         if edit.get("delete"):
             path.unlink()
             continue
-        text = path.read_text(encoding="utf-8")
+        text = edit["content"] if "content" in edit else path.read_text(encoding="utf-8")
         for old, new in edit.get("replace", []):
             assert old in text, f"case is stale: {old!r} is not in base {name}"
             text = text.replace(old, new, 1)

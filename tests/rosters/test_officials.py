@@ -25,6 +25,16 @@ CASES = {
         (3, "SG-0001", "staff_id", "duplicate staff ID (first at line 2)"),
         (4, "SG-0003", "site", "unknown site '99999'"),
     ],
+    # An empty roster would lock every official of every counter.
+    "empty.yml": [(0, "", "", "the file is empty (or holds only comments)")],
+    "empty.csv": [(0, "", "staff", "no official is listed")],
+    "header-only.csv": [(0, "", "staff", "no official is listed")],
+    "system-account.yml": [
+        (3, "SG-0001", "username", "'root' is a system or service account of the counter PCs"),
+        (4, "SG-0002", "username", "'dxsupport' is a system or service account"),
+    ],
+    "control-char-name.yml": [(3, "SG-0001", "full_name", "control character (U+000A line feed) at character 9")],
+    "alias-bomb.yml": [(2, "", "", "YAML aliases expand to")],
 }
 
 
@@ -63,7 +73,8 @@ def test_bad_roster_is_refused_with_file_and_line(case, production_registry):
     assert officials == []
     rendered = [str(p) for p in problems]
     for line, staff, field, message in CASES[case]:
-        expected = f"{BAD / case}:{line}: staff {staff}: field {field}: "
+        expected = f"{BAD / case}" + (f":{line}" if line else "") + (f": staff {staff}" if staff else "")
+        expected += (f": field {field}" if field else "") + ": "
         assert any(r.startswith(expected) and message in r for r in rendered), (expected, message, rendered)
 
 
