@@ -24,6 +24,7 @@ the line, the move and the field; all are reported in one run.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -257,7 +258,12 @@ def _host_moves(
 
 
 def _check_overlaps(check: Checker, moves: list[Move]) -> None:
-    """One host in two moves at once, or one new identity given twice in overlapping windows."""
+    """Each identity (a registry name, the desk it stands for) belongs to one PC at a time.
+
+    In overlapping windows: one PC in two moves, one new identity given twice, or a desk that a
+    PC leaves while another PC becomes it. Over the whole schedule: a second PC may take an
+    identity only after a move has carried the first one away from it.
+    """
     for i, a in enumerate(moves):
         for b in moves[i + 1 :]:
             if not (a.start < b.end and b.start < a.end):
@@ -267,11 +273,24 @@ def _check_overlaps(check: Checker, moves: list[Move]) -> None:
                 check.report(b.line, b.id, "start",
                              f"{', '.join(shared)} also move(s) in {a.id} (line {a.line}) and the windows overlap "
                              f"({a.start.isoformat()} to {a.end.isoformat()})")  # fmt: skip
-            taken = sorted({h.new_name for h in a.hosts} & {h.new_name for h in b.hosts})
-            if taken:
-                check.report(b.line, b.id, "to_hosts",
-                             f"{', '.join(taken)} is also the new identity of a PC in {a.id} (line {a.line}) "
-                             "in an overlapping window")  # fmt: skip
+            crossing = sorted(({h.name for h in a.hosts} & {h.new_name for h in b.hosts})
+                              | ({h.new_name for h in a.hosts} & {h.name for h in b.hosts}))  # fmt: skip
+            if crossing:
+                check.report(b.line, b.id, "start",
+                             f"{', '.join(crossing)} is left by one PC while another becomes it in {a.id} "
+                             f"(line {a.line}) and the windows overlap: the desk must be free first")  # fmt: skip
+    arrivals: dict[str, list[Move]] = {}
+    for move in sorted(moves, key=lambda m: m.start):
+        for h in move.hosts:
+            arrivals.setdefault(h.new_name, []).append(move)
+    for identity, takers in arrivals.items():
+        for first, second in itertools.pairwise(takers):
+            left = any(identity in {h.name for h in m.hosts} and first.end <= m.start and m.end <= second.start
+                       for m in moves)  # fmt: skip
+            if not left:
+                check.report(second.line, second.id, "to_hosts",
+                             f"{identity} is also the new identity of a PC in {first.id} (line {first.line}), "
+                             "and no move between them carries that PC away: one PC per identity")  # fmt: skip
 
 
 def load_schedule(path: str | Path, registry: Registry, now: dt.datetime, lab: bool = False) -> list[Move]:

@@ -7,9 +7,17 @@ import sys
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from ..errors import ToolError
 from ..registry.cli import add_registry_arg, registry_or_report
 from .duty import SYSTEM, check_duty_roster
 from .officials import accounts_by_site, check_roster
+
+
+def _local_time(value: str) -> datetime:
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date and time like 2025-07-02T08:00") from None
 
 
 def cmd_roster_validate(args: argparse.Namespace) -> int:
@@ -39,9 +47,12 @@ def cmd_duty(args: argparse.Namespace) -> int:
             print(f"  {problem}", file=sys.stderr)
         return 1
     if args.who:
-        when = (
-            datetime.fromisoformat(args.at) if args.at else datetime.now(ZoneInfo(roster.timezone)).replace(tzinfo=None)
-        )
+        if args.who != SYSTEM and args.who not in registry.sites:
+            raise ToolError(f"--who {args.who}: not a site of the registry (a site code, or {SYSTEM})")
+        zone = ZoneInfo(roster.timezone)
+        when = args.at or datetime.now(zone)
+        if when.tzinfo is not None:  # a time with an offset: the roster's local time then
+            when = when.astimezone(zone).replace(tzinfo=None)
         site = None if args.who == SYSTEM else args.who
         people = roster.on_duty(site, when)
         for person in people or [roster.lead]:
@@ -68,5 +79,5 @@ def add_parser(sub) -> None:
     add_registry_arg(p)
     p.add_argument("--sites", help="comma-separated site codes the roster must cover (default: all)")
     p.add_argument("--who", metavar="SITE", help="a site code, or 'system' for the dossier system")
-    p.add_argument("--at", help="local time, e.g. 2025-07-02T08:00 (default: now)")
+    p.add_argument("--at", type=_local_time, help="local time, e.g. 2025-07-02T08:00, or with an offset (default: now)")
     p.set_defaults(func=cmd_duty)

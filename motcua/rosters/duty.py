@@ -20,8 +20,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..registry import Registry
-from ..validation import Checker, Field, InputError, LineDict, Problem, load_yaml
+from ..validation import Checker, Field, InputError, LineDict, Problem, load_yaml, shown, text_problem, type_name
 
+CITY_TIMEZONE = "Asia/Ho_Chi_Minh"
+CITY_OFFSET = timedelta(hours=7)
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 # Hồ Chí Minh City's one-stop shops: Monday to Friday all day, Saturday morning.
 DEFAULT_OPENING_HOURS = {"monday-friday": "07:30-17:00", "saturday": "07:30-11:30"}
@@ -41,8 +43,10 @@ TOP_SPEC = {
     "lead": Field("text", required=True),
     "people": Field("list", required=True),
     "shifts": Field("list", required=True),
+    "allow_other_timezone": Field("any"),  # true: a time zone whose offset is not the city's UTC+7, on purpose
 }
-WINDOW_SPEC = {"start": Field("text", required=True), "end": Field("text", required=True)}
+# A date, quoted or not (YAML reads an unquoted 2025-07-01 as a date).
+WINDOW_SPEC = {"start": Field("any", required=True), "end": Field("any", required=True)}
 # Keys and presence are checked by Checker.fields; the values by _Reader (a
 # number is as good as text for a phone or a chat id; scope and dates may be lists).
 PERSON_SPEC = {
@@ -170,11 +174,17 @@ class _Reader:
 
     def text(self, raw: object, line: int, who: str, fld: str) -> str | None:
         if isinstance(raw, bool) or raw is None or isinstance(raw, list | dict):
-            self.report(line, who, fld, f"must be text, got {raw!r}")
+            self.report(line, who, fld, f"must be text, got {type_name(raw)} {shown(raw)}")
             return None
+        if isinstance(raw, date | datetime):  # an unquoted 2025-07-01: YAML reads a date, which is what we want
+            return raw.isoformat()
         value = str(raw).strip()
         if not value:
             self.report(line, who, fld, "must not be empty")
+            return None
+        problem = text_problem(str(raw))
+        if problem:
+            self.report(line, who, fld, problem)
             return None
         return value
 
@@ -196,10 +206,11 @@ class _Reader:
             ok = False
         chat_id = None
         if chat is not None:
-            if re.fullmatch(r"-?\d{1,20}", chat):
+            if re.fullmatch(r"-?\d{1,19}", chat) and -(2**63) <= int(chat) < 2**63:
                 chat_id = int(chat)
             else:
-                self.report(entry.line_of("telegram_chat_id"), who, "telegram_chat_id", "must be a number")
+                self.report(entry.line_of("telegram_chat_id"), who, "telegram_chat_id",
+                            f"{shown(chat)} is not a Telegram chat id (a whole number that fits 64 bits)")  # fmt: skip
                 ok = False
         if "email" not in entry and "telegram_chat_id" not in entry:
             self.report(line, who, "email", "no way to reach this person: give an email or a telegram_chat_id")
@@ -300,14 +311,24 @@ def check_duty_roster(
             )
         else:
             window = (start, end)
-    tz = str(values.get("timezone", "Asia/Ho_Chi_Minh"))
+    tz = str(values.get("timezone", CITY_TIMEZONE))
     try:
-        ZoneInfo(tz)
+        zone = ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
-        r.report(top.line_of("timezone"), "", "timezone", f"unknown time zone {tz!r}")
+        r.report(top.line_of("timezone"), "", "timezone", f"unknown time zone {shown(tz)}")
+    else:
+        offset = datetime(2025, 7, 1, 12, tzinfo=zone).utcoffset()
+        if offset != CITY_OFFSET and values.get("allow_other_timezone") is not True:
+            hours = (offset or timedelta()).total_seconds() / 3600
+            r.report(top.line_of("timezone"), "", "timezone",
+                     f"{tz} is UTC{hours:+g}, not the city's UTC+7 (in Etc/GMT names the sign is reversed: "
+                     f"Etc/GMT-7 is UTC+7); use {CITY_TIMEZONE}, or set allow_other_timezone: true")  # fmt: skip
     # --- opening hours
     opening: dict[int, tuple[int, int]] = {}
     raw_opening = values.get("opening_hours", DEFAULT_OPENING_HOURS)
+    if not raw_opening:  # no opening hours would check no site's cover at all
+        r.report(top.line_of("opening_hours"), "", "opening_hours",
+                 "names no day: every site's cover is checked against the one-stop shops' opening hours")  # fmt: skip
     for key, hours_text in raw_opening.items():
         at = raw_opening.line_of(key) if isinstance(raw_opening, LineDict) else 0
         days = parse_weekdays(str(key))

@@ -12,7 +12,7 @@ schedule and the certificate ledger are each a model over these.
 
 from .fields import MISSING, Checker, Field, type_name
 from .problems import InputError, Problem
-from .source import LineDict, LineList, load_csv, load_yaml, read_text, strip_diacritics, text_problem
+from .source import LineDict, LineList, load_csv, load_yaml, read_text, shown, strip_diacritics, text_problem
 
 __all__ = [
     "MISSING",
@@ -25,6 +25,7 @@ __all__ = [
     "load_csv",
     "load_yaml",
     "read_text",
+    "shown",
     "strip_diacritics",
     "text_problem",
     "type_name",

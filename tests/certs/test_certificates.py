@@ -38,6 +38,9 @@ CASES = {
     "unknown-key.yml": [(4, "26740/signing", "holdr", "did you mean 'holder'?")],
     "mojibake-holder.yml": [(4, "26740/signing", "holder", "probably 'Phạm Thị Hoa'")],
     "not-a-list.yml": [(2, "", "certificates", "must be a list")],
+    "empty.yml": [(0, "", "", "the file is empty (or holds only comments)")],
+    "alias-bomb.yml": [(2, "", "", "YAML aliases expand to")],
+    "newline-in-holder.yml": [(4, "26740/signing", "holder", "control character (U+000A line feed)")],
 }
 NOW = dt.datetime.now(dt.UTC)
 TOKEN_TOOL = ROOT / "roles" / "ward_certificates" / "files" / "motcua-cert-token"
@@ -50,7 +53,8 @@ def test_bad_ledger_is_refused_with_file_line_and_field(case, production_registr
     assert ledger is None
     rendered = [str(p) for p in problems]
     for line, who, field, message in CASES[case]:
-        where = f"{BAD / case}:{line}: " + (f"certificate {who}: " if who else "") + f"field {field}: "
+        where = f"{BAD / case}" + (f":{line}" if line else "") + ": " + (f"certificate {who}: " if who else "")
+        where += f"field {field}: " if field else ""
         assert any(r.startswith(where) and message in r for r in rendered), (where, message, rendered)
 
 

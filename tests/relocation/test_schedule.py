@@ -31,6 +31,14 @@ CASES = {
     "same-site.yml": [(6, "tp-1", "to", "the same site as from (26740)")],
     "unknown-key.yml": [(9, "tp-1", "responsable", "did you mean 'responsible'?")],
     "same-new-identity.yml": [(11, "tdm-1", "to_hosts", "ttpv-pc09 is also the new identity of a PC in tp-1")],
+    "desk-left-while-taken.yml": [
+        (11, "out-1", "start", "ttpv-pc09 is left by one PC while another becomes it in tp-1")
+    ],
+    "same-identity-different-days.yml": [
+        (11, "tdm-1", "to_hosts", "ttpv-pc09 is also the new identity of a PC in tp-1 (line 3), and no move between")
+    ],
+    "empty.yml": [(0, "", "", "the file is empty (or holds only comments)")],
+    "alias-bomb.yml": [(2, "", "", "YAML aliases expand to")],
 }
 GOOD = """---
 moves:
@@ -66,7 +74,8 @@ def test_bad_schedule_is_refused_with_file_line_move_and_field(case, production_
     assert moves == []
     rendered = [str(p) for p in problems]
     for line, who, field, message in CASES[case]:
-        where = f"{BAD / case}:{line}: move {who}: field {field}: "
+        where = f"{BAD / case}" + (f":{line}" if line else "") + (f": move {who}" if who else "")
+        where += (f": field {field}" if field else "") + ": "
         assert any(r.startswith(where) and message in r for r in rendered), (where, message, rendered)
 
 

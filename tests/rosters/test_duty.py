@@ -163,3 +163,17 @@ def test_load_raises_with_every_problem(lab_registry):
     with pytest.raises(InputError) as info:
         duty.load_duty_roster(CORPUS / "duty" / "unknown-site.yml", lab_registry)
     assert "duty roster is invalid" in str(info.value)
+
+
+def test_who_refuses_an_unknown_site_and_reads_a_time_with_an_offset(capsys):
+    from motcua.cli import main
+
+    args = ["duty", str(LAB_ROSTER), "--sites", "ttpv,26740,25747,26732"]
+    assert main([*args, "--who", "99999"]) == 2
+    assert "motcua duty: --who 99999: not a site of the registry" in capsys.readouterr().err
+    # 01:00 UTC is 08:00 in the city: the day shift of the week of 7 July.
+    assert main([*args, "--who", "26740", "--at", "2025-07-09T01:00:00+00:00"]) == 0
+    assert capsys.readouterr().out.startswith("Nguyễn Văn An (an.nv)")
+    with pytest.raises(SystemExit):
+        main([*args, "--who", "26740", "--at", "tomorrow morning"])
+    assert "'tomorrow morning' is not a date and time" in capsys.readouterr().err
