@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from ..access import read_inventory_source
+from ..durable import write_atomic
 from . import ops
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,8 +120,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         print("nothing to export: no certificate is waiting for registration (status requested)")
         return 0
     out = Path(args.out) if args.out else ledger.store / "exports" / f"{_now(args):%Y-%m-%d}-dang-ky-chung-thu-so.csv"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8", newline="")
+    write_atomic(out, text)
     print(f"{out}: {rows} requests / yêu cầu cấp chứng thư số")
     return 0
 
@@ -129,7 +129,7 @@ CERT_SUFFIXES = (".pem", ".crt", ".cer", ".der")
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    _source, _registry, ledger = _load(args)
+    source = read_inventory_source(Path(args.inventory))
     files = []
     for given in map(Path, args.files):  # a folder stands for the certificates in it (as the CA returns them)
         files += sorted(f for f in given.iterdir() if f.suffix in CERT_SUFFIXES) if given.is_dir() else [given]
@@ -141,7 +141,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise ops.CertError(f"no such file: {', '.join(missing)}")
     if args.cert and len(files) != 1:
         raise ops.CertError("--cert names the certificate of one file; give one file")
-    ledger, results = ops.import_files(ledger, files, _now(args), args.cert)
+    with ops.changing(source) as (_registry, ledger):
+        ledger, results = ops.import_files(ledger, files, _now(args), args.cert)
     refused = [r for r in results if not r.ok]
     for result in results:
         who = result.cert.key if result.cert else "?"
@@ -196,7 +197,9 @@ def cmd_renew(args: argparse.Namespace) -> int:
         print(f"renew {cert.key}: generation {cert.generation} -> {cert.generation + 1} (ends {ends})")
     if args.dry_run:
         return 0
-    ledger = ops.mark_renewal(ledger, chosen)
+    with ops.changing(source) as (_registry, ledger):  # what expires, read again under the lock
+        chosen = ledger.expiring(now, args.days, _sites(args))
+        ledger = ops.mark_renewal(ledger, chosen)
     argv = [
         str(Path(sys.executable).with_name("ansible-playbook")),
         "-i",
@@ -220,14 +223,15 @@ def cmd_renew(args: argparse.Namespace) -> int:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    _source, _registry, ledger = _load(args)
+    source = read_inventory_source(Path(args.inventory))
     results = json.loads(Path(args.results).read_text()) if args.results != "-" else json.load(sys.stdin)
     if not isinstance(results, list):
         raise ops.CertError("record takes a JSON list of {key, token_serial?, installed?}")
-    try:
-        ledger, changes = ops.record(ledger, results)
-    except ValueError as exc:  # the playbook's results contradict the ledger (another token)
-        raise ops.CertError(str(exc)) from None
+    with ops.changing(source) as (_registry, ledger):
+        try:
+            ledger, changes = ops.record(ledger, results)
+        except ValueError as exc:  # the playbook's results contradict the ledger (another token)
+            raise ops.CertError(str(exc)) from None
     print(json.dumps({"changed": bool(changes), "changes": changes}, ensure_ascii=False))
     return 0
 

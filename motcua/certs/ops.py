@@ -21,6 +21,8 @@ import hashlib
 import io
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -29,9 +31,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ..access import InventorySource
+from ..durable import write_atomic
 from ..errors import ToolError
 from ..registry import Registry
-from ..registry.certificates import Certificate, Ledger, load_ledger, write_ledger
+from ..registry.certificates import Certificate, Ledger, ledger_lock, load_ledger, write_ledger
 
 CLOCK_SKEW = dt.timedelta(minutes=5)
 # Where the monitoring host keeps copies of the sites' certificates for the certificate exporter.
@@ -69,6 +72,15 @@ def load(source: InventorySource) -> tuple[Registry, Ledger]:
     if source.certificates is None:
         raise CertError(f"{source.config_file}: this inventory names no certificate ledger (key `certificates`)")
     return registry, load_ledger(source.certificates, registry)
+
+
+@contextmanager
+def changing(source: InventorySource) -> Iterator[tuple[Registry, Ledger]]:
+    """The registry and the ledger read under the ledger's lock, for one read-modify-write of it."""
+    if source.certificates is None:
+        raise CertError(f"{source.config_file}: this inventory names no certificate ledger (key `certificates`)")
+    with ledger_lock(source.certificates):
+        yield load(source)
 
 
 def escape_dn(value: str) -> str:
@@ -394,8 +406,7 @@ def import_files(
         stored = ledger.cert_path(cert)
         if stored.is_file() and stored.read_bytes() == pem and cert.status in ("issued", "installed"):
             continue  # the same certificate again: nothing to do
-        stored.parent.mkdir(parents=True, exist_ok=True)
-        stored.write_bytes(pem)
+        write_atomic(stored, pem)
         issuer = leaf.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)
         updated.append(
             replace(

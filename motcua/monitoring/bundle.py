@@ -13,6 +13,8 @@ import io
 import zipfile
 from pathlib import Path
 
+from ..durable import write_atomic
+
 PACKAGE = Path(__file__).resolve().parents[2] / "exporters" / "motcua_exporters"
 MAIN = b"import sys\nfrom motcua_exporters.__main__ import main\nsys.exit(main())\n"
 EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -37,8 +39,5 @@ def write_bundle(output: Path) -> bool:
     data = bundle_bytes()
     if output.exists() and output.read_bytes() == data:
         return False
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(output)
+    write_atomic(output, data)
     return True

@@ -16,6 +16,8 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..durable import write_atomic
+
 SCHEMA_VERSION = 39
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 # What Grafana puts in place of its variables; the tests substitute the same.
@@ -312,7 +314,7 @@ def write(directory: Path) -> list[Path]:
     for name, text in render().items():
         path = directory / name
         if not path.exists() or path.read_text(encoding="utf-8") != text:
-            path.write_text(text, encoding="utf-8")
+            write_atomic(path, text)
             written.append(path)
     return written
 

@@ -14,6 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from ..access import GearAccess, LabPaths, lab_home, names, read_inventory_source
+from ..durable import write_atomic
 from ..parallel import Outcome
 from .config import render_drift
 from .devices import NetgearError, select_devices
@@ -174,9 +175,7 @@ def cmd_render(args: argparse.Namespace) -> int:
             path = out / f"{device.name}-{part}.cfg"
             text = render_config(device.intent, part)
             if not path.exists() or path.read_text() != text:
-                tmp = path.with_suffix(".tmp")
-                tmp.write_text(text)
-                tmp.replace(path)
+                write_atomic(path, text)
             written.setdefault(device.name, {})[part] = str(path)
     if args.json:
         _emit_json(written)

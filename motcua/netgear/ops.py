@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..access import GearAccess
+from ..durable import sync_directory, write_atomic
 from ..parallel import Outcome, run_each
 from .config import Drift, drift, normalised, rollback_commands
 from .devices import Device
@@ -97,9 +98,7 @@ def backup(
         finally:
             conn.disconnect()
         target = run_dir / device.site / f"{device.name}.cfg"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.touch(mode=0o600)  # configs hold password hashes
-        target.write_text(text)
+        write_atomic(target, text, mode=0o600)  # configs hold password hashes
         entry: dict = {"file": str(target.relative_to(run_dir)), "sha256": hashlib.sha256(text.encode()).hexdigest()}
         previous = previous_backup(root, device.site, device.name, run_dir)
         if previous is not None:
@@ -112,7 +111,7 @@ def backup(
             entry["previous"] = str(previous.relative_to(root))
             entry["changed_lines"] = sum(1 for line in diff[2:] if line[:1] in "+-")
             if diff:
-                (target.with_suffix(".diff")).write_text("\n".join(diff) + "\n")
+                write_atomic(target.with_suffix(".diff"), "\n".join(diff) + "\n", mode=0o600)
         else:
             entry["changed_lines"] = None  # first backup of this device
         return entry
@@ -125,12 +124,13 @@ def backup(
             o.device.name: {"site": o.device.site, **(o.value if o.ok else {"error": o.error})} for o in outcomes
         },
     }
-    (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+    write_atomic(run_dir / "manifest.json", json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
     latest = root / "latest"
     tmp = root / ".latest.tmp"
     tmp.unlink(missing_ok=True)
     tmp.symlink_to(run_dir.relative_to(root))
     tmp.replace(latest)
+    sync_directory(root)
     return BackupRun(run_dir, outcomes)
 
 

@@ -8,6 +8,7 @@ import io
 import json
 from pathlib import Path
 
+from ..durable import write_atomic
 from .checks import CHECKS, FAIL, OK, WARN, SiteReadiness
 
 COLOURS = {"green": "#1e8e3e", "amber": "#f29900", "red": "#d93025"}
@@ -150,10 +151,7 @@ def write_report(out_dir: Path, sites: list[SiteReadiness], created: str, create
     written = {}
     for kind, (name, text) in files.items():
         path = out_dir / name
-        tmp = path.with_name(f".{name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.chmod(0o644)
-        tmp.replace(path)
+        write_atomic(path, text)
         written[kind] = str(path)
     return written
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import yaml
 
+from ..durable import locked, write_atomic
 from ..errors import ToolError
 from ..validation import Checker, Field, InputError, LineDict, Problem, load_yaml
 from .model import Registry
@@ -402,7 +403,13 @@ def _relative(path: Path, base: Path) -> str:
 
 
 def write_ledger(ledger: Ledger) -> None:
-    """Rewrite the ledger file in its canonical form, atomically."""
-    tmp = ledger.path.with_name(ledger.path.name + ".tmp")
-    tmp.write_text(render_ledger(ledger), encoding="utf-8")
-    tmp.replace(ledger.path)
+    """Rewrite the ledger file in its canonical form, atomically and durably.
+
+    Whoever reads the ledger to change it holds :func:`ledger_lock` from the read to this write.
+    """
+    write_atomic(ledger.path, render_ledger(ledger))
+
+
+def ledger_lock(path: Path):
+    """The ledger's lock (a context manager): one read-modify-write of the ledger at a time."""
+    return locked(path)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from ..durable import write_atomic
 from ..validation import Checker, Field, LineDict, Problem, load_yaml
 
 RECORD_NAME = "wards.official.yml"
@@ -105,7 +106,5 @@ def accept(directory: Path, note: str, codes: list[str], today: dt.date | None =
         '# list: update wards.csv, then `motcua accept-wards --note "<the decision, its date>"`.\n'
         + yaml.safe_dump(record, allow_unicode=True, sort_keys=False, width=120)
     )
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, text)
     return record

@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..access import PcAccess, Target
+from ..durable import write_atomic
 from ..errors import ToolError
 from ..readiness import checks
 from ..readiness.report import write_report
@@ -61,10 +62,7 @@ def find(moves: list[Move], move_id: str, path: Path) -> Move:
 
 
 def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, text, mode=0o600)
 
 
 def answers(address: str, port: int = SSH_PORT, timeout: float = 2.0) -> bool:
