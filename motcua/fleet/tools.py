@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
 import time
 from dataclasses import dataclass
@@ -162,7 +163,9 @@ def write_bundle(out_dir: Path, scope: str, results: list, stamp: str | None = N
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"diag-{scope}-{stamp}.tar.gz"
     summary = {}
-    with tarfile.open(path, "w:gz") as tar:
+    # 0600 from the first byte: journals name people and hosts.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
         for outcome in results:
             target = outcome.device
             entry: dict[str, object] = {"site": target.site, "address": target.address, "ok": outcome.ok}
@@ -174,7 +177,6 @@ def write_bundle(out_dir: Path, scope: str, results: list, stamp: str | None = N
                 entry["error"] = outcome.error
             summary[target.name] = entry
         _add(tar, "summary.json", json.dumps(summary, ensure_ascii=False, indent=2).encode())
-    path.chmod(0o600)  # journals name people and hosts
     return path
 
 

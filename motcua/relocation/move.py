@@ -190,6 +190,12 @@ def read_manifest(path: Path) -> dict[str, str]:
     return out
 
 
+def _private(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo:
+    """tarfile's "data" filter, and officials' files and citizens' scans readable by their owner only."""
+    safe = tarfile.data_filter(member, path)
+    return safe.replace(mode=(safe.mode or 0) & 0o700, deep=False)
+
+
 def verify_backup(host_dir: Path) -> tuple[dict[str, object], bool]:
     """Unpack ``data.tar.gz`` into ``files/`` and re-read every file against ``manifest.sha256``.
 
@@ -211,11 +217,15 @@ def verify_backup(host_dir: Path) -> tuple[dict[str, object], bool]:
     tmp = host_dir / ".files.tmp"
     if tmp.exists():
         shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp.mkdir(parents=True, mode=0o700)
     try:
-        with tarfile.open(archive, "r:gz") as tar:
-            members = tar.getmembers()
-            tar.extractall(tmp, filter="data")  # refuses absolute paths, '..', devices, links out
+        previous_umask = os.umask(0o077)  # the folders tar makes on its own too (parents not in the archive)
+        try:
+            with tarfile.open(archive, "r:gz") as tar:
+                members = tar.getmembers()
+                tar.extractall(tmp, filter=_private)  # noqa: S202 - the data filter: no absolute paths, '..', devices, links out
+        finally:
+            os.umask(previous_umask)
     except (tarfile.TarError, OSError) as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise MoveError(f"{archive}: cannot be read: {exc}") from None

@@ -53,6 +53,11 @@ def test_a_backup_is_re_read_against_the_pcs_manifest_and_recorded_once(tmp_path
         data / "nguyenvanan" / "Scans" / "hồ sơ 0001.pdf"
     ).read_bytes()
     assert (restored / "nguyenvanan" / "Scans" / "line\nbreak.txt").is_file()
+    # Officials' files and citizens' scans: for the DX Centre's operators only, in the store.
+    unpacked = [host_dir / "files", *(host_dir / "files").rglob("*")]
+    assert {oct(p.stat().st_mode & 0o777) for p in unpacked if p.is_dir()} == {"0o700"}
+    assert {oct(p.stat().st_mode & 0o077) for p in unpacked if p.is_file()} == {"0o0"}
+    assert oct((host_dir / "verified.json").stat().st_mode & 0o777) == "0o600"
     again, changed = relocate.verify_backup(host_dir)
     assert not changed and again == done
 
