@@ -72,3 +72,78 @@ def test_bundle_is_reproducible_and_holds_every_module():
     modules = sorted(f"motcua_exporters/{p.relative_to(PACKAGE).as_posix()}" for p in PACKAGE.rglob("*.py"))
     assert names == ["__main__.py", *modules]
     assert not any("__pycache__" in name for name in names)
+
+
+SLOW_ADDRESS = "127.81.0.7:19110"  # the tests' own loopback address
+
+
+@pytest.fixture
+def http_server(monkeypatch):
+    """An exporter's HTTP server on loopback with a quick head deadline and few connection slots."""
+    from motcua_exporters.core import web
+
+    monkeypatch.setattr(web._Handler, "head_deadline", 1.5)
+    monkeypatch.setattr(web._Server, "max_connections", 24)
+    server = web.ExporterServer("test", SLOW_ADDRESS, {"/metrics": lambda _r: web.Response(200, "up 1\n")})
+    server.start()
+    yield server
+    server.stop()
+
+
+def slow_clients(port: int, count: int) -> list:
+    """Connections that send a request head a byte at a time (slowloris), never finishing it."""
+    import socket
+
+    socks = []
+    for _ in range(count):
+        sock = socket.create_connection(("127.81.0.7", port), timeout=5)
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        socks.append(sock)
+    return socks
+
+
+def test_slow_clients_cannot_hold_the_server(http_server):
+    import threading
+    import time
+    import urllib.request
+
+    socks = slow_clients(http_server.port, 60)  # more than the slots
+    try:
+        for sock in socks[:10]:
+            sock.sendall(b"a")  # still dribbling
+        started = time.monotonic()
+        workers = [t for t in threading.enumerate() if "process_request_thread" in t.name]
+        assert len(workers) <= 24, f"{len(workers)} connection threads for 24 slots"
+        # Cut off at the head deadline: every slow connection is closed by the server.
+        deadline = time.monotonic() + 5
+        for sock in socks:
+            sock.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                assert sock.recv(1) == b"", "a slow client got an answer"
+            except (ConnectionResetError, BrokenPipeError):
+                pass
+            except TimeoutError:
+                pytest.fail("a slow client still held its connection after the head deadline")
+        assert time.monotonic() - started < 5
+        # Meanwhile and after, /metrics answers at once.
+        with urllib.request.urlopen(f"http://127.81.0.7:{http_server.port}/metrics", timeout=3) as resp:
+            assert resp.status == 200 and resp.read() == b"up 1\n"
+    finally:
+        for sock in socks:
+            sock.close()
+    # The threads are gone: nothing was left holding a slot.
+    time.sleep(0.5)
+    assert len([t for t in threading.enumerate() if "process_request_thread" in t.name]) == 0
+
+
+def test_metrics_answer_while_slow_clients_wait(http_server):
+    import urllib.request
+
+    socks = slow_clients(http_server.port, 12)  # fewer than the slots: /metrics has one free
+    try:
+        for _ in range(3):
+            with urllib.request.urlopen(f"http://127.81.0.7:{http_server.port}/metrics", timeout=2) as resp:
+                assert resp.status == 200
+    finally:
+        for sock in socks:
+            sock.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from pathlib import Path
 
 import pytest
 
@@ -80,3 +81,35 @@ def test_lpstat_dates_in_the_c_locale():
     assert parse_c_date(line_date) == dt.datetime(2026, 11, 24, 1, 0, 3).timestamp()
     with pytest.raises(ValueError):
         parse_c_date("Thg 11 24 01:00:03 2026")  # a Vietnamese-locale date is refused, not misread
+
+
+def test_a_reload_never_leaves_an_old_check_running(monkeypatch):
+    """A check still running when a reload stops it (longer than stop() waits) ends with its generation."""
+    import threading
+
+    from motcua_exporters.counter import exporter as counter_exporter
+    from motcua_exporters.counter.checks import Check
+
+    class Slow(Check):
+        def __init__(self, delay: float):
+            super().__init__("portal", 0.05, 10.0)
+            self.delay, self.runs = delay, 0
+
+        def run(self):
+            self.runs += 1
+            time.sleep(self.delay)
+            return {}
+
+    old, new = Slow(6.0), Slow(0.01)
+    running = counter_exporter.CounterExporter([old])
+    running.start()
+    time.sleep(0.3)  # the old check is in its first (6 s) run
+    monkeypatch.setattr(counter_exporter.config_module, "load", lambda _path: [new])
+    running.reload(Path("/nonexistent/counter-exporter.yml"))  # stop() gives up waiting after 5 s
+    time.sleep(2)  # the old run has ended by now
+    try:
+        assert old.runs == 1, "the old check ran again after the reload"
+        assert new.runs > 10
+        assert len([t for t in threading.enumerate() if t.name == "check portal" and t.is_alive()]) == 1
+    finally:
+        running.stop()

@@ -14,6 +14,7 @@ The web config file has the shape of the Prometheus exporter-toolkit's
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import html
 import logging
@@ -150,6 +151,31 @@ def split_address(listen: str) -> tuple[str, int]:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "motcua-exporter"
+    # Every read and write of a connection gives up after this long (an idle keep-alive too).
+    timeout = 10.0
+    # A request's line and headers must arrive within this long in all: a client that sends them
+    # a byte at a time (slowloris) is cut off instead of holding a thread.
+    head_deadline = 10.0
+
+    def handle_one_request(self) -> None:
+        timer = threading.Timer(self.head_deadline, self._cut_off)
+        timer.daemon = True
+        self._head_timer = timer
+        timer.start()
+        try:
+            super().handle_one_request()
+        finally:
+            timer.cancel()
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()  # reads the headers too
+        self._head_timer.cancel()  # the head is in: the route's own time does not count against it
+        return parsed
+
+    def _cut_off(self) -> None:
+        log.debug("%s: no request head within %.0f s; closing", self.address_string(), self.head_deadline)
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
 
     def log_message(self, fmt: str, *args: object) -> None:
         log.debug("%s %s", self.address_string(), fmt % args)
@@ -193,11 +219,27 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 64
+    # At most this many connections at once, one thread each; more are closed as they arrive.
+    max_connections = 64
 
     def __init__(self, address: tuple[str, int], tls: ssl.SSLContext | None):
         self.tls = tls
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self._slots = threading.BoundedSemaphore(self.max_connections)
         super().__init__(address, _Handler)
+
+    def process_request(self, request, client_address) -> None:
+        if not self._slots.acquire(blocking=False):
+            log.warning("%s connections open: closing one from %s", self.max_connections, client_address[0])
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def get_request(self):
         sock, addr = self.socket.accept()

@@ -66,8 +66,11 @@ class CounterExporter:
         return cls(config_module.load(path))
 
     def start(self) -> None:
+        # Each generation of threads has its own stop event: a check still running when a reload
+        # stops its generation ends with it, instead of seeing the next generation's event.
+        stop = self._stop
         for check in self.checks:
-            thread = threading.Thread(target=self._loop, args=(check,), name=f"check {check.name}", daemon=True)
+            thread = threading.Thread(target=self._loop, args=(check, stop), name=f"check {check.name}", daemon=True)
             thread.start()
             self._threads.append(thread)
 
@@ -86,30 +89,31 @@ class CounterExporter:
         self.checks = checks
         self.start()
 
-    def run_once(self, check: Check) -> bool:
+    def run_once(self, check: Check, stop: threading.Event | None = None) -> bool:
+        """Run one check and publish its results, unless its generation was stopped meanwhile."""
         started = time.monotonic()
         try:
             samples = check.run()
         except CheckError as exc:
-            ok = False
+            ok, samples = False, {}  # no stale results: the check's age and success say what is known
             log.warning("check %s failed: %s", check.name, exc)
-            self.board.put(check.name, {})  # no stale results: the check's age and success say what is known
         except Exception:
-            ok = False
+            ok, samples = False, {}
             log.exception("check %s failed unexpectedly", check.name)
-            self.board.put(check.name, {})
         else:
             ok = True
-            self.board.put(check.name, samples)
+        if stop is not None and stop.is_set():
+            return ok  # a reload replaced this check: its late result must not come back
+        self.board.put(check.name, samples)
         self._status[check.name] = (ok, time.monotonic() - started, time.time())
         RUNS.labels(check.name, "success" if ok else "failure").inc()
         return ok
 
-    def _loop(self, check: Check) -> None:
-        while not self._stop.is_set():
+    def _loop(self, check: Check, stop: threading.Event) -> None:
+        while not stop.is_set():
             started = time.monotonic()
-            self.run_once(check)
-            self._stop.wait(max(0.0, check.interval - (time.monotonic() - started)))
+            self.run_once(check, stop)
+            stop.wait(max(0.0, check.interval - (time.monotonic() - started)))
 
     def routes(self):
         return {"/metrics": self.metrics}
