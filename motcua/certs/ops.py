@@ -28,6 +28,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ..access import InventorySource
@@ -253,8 +254,24 @@ def _public_der(key: object) -> bytes:
     return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)  # type: ignore[attr-defined]
 
 
-def _verify_chain(ledger: Ledger, leaf: x509.Certificate, bundled: list[x509.Certificate]) -> str | None:
-    """``openssl verify`` of the leaf against the configured root; None when it verifies."""
+# The weakest keys and signatures the ledger accepts: RSA 2048 bits, EC on a 256-bit curve, and
+# SHA-256 or stronger (NIST SP 800-131A Rev. 2 disallows SHA-1 signatures and keys below 112 bits of
+# security). Thông tư 28/2025/TT-BKHCN (from 1 January 2026) sets the national CAs' X.509 v3 profile;
+# its exact minimums were not at hand here: check them and raise these where they are higher.
+MIN_RSA_BITS = 2048
+MIN_EC_BITS = 256
+WEAK_HASHES = frozenset({"md5", "sha1", "sha224"})
+
+# openssl's purpose for each kind of certificate: a TLS server's, and a signing one (S/MIME signing:
+# digitalSignature or nonRepudiation, and emailProtection where an extended key usage is given).
+PURPOSE = {"tls": "sslserver", "signing": "smimesign"}
+
+
+def _verify_chain(
+    ledger: Ledger, leaf: x509.Certificate, bundled: list[x509.Certificate], now: dt.datetime, kind: str
+) -> str | None:
+    """``openssl verify`` of the leaf against the configured root, every certificate of the chain valid now,
+    strict X.509 and the certificate's purpose; None when it verifies."""
     if ledger.trust_root is None or not ledger.trust_root.is_file():
         return f"no root CA configured or found ({ledger.path}: field trust.root)"
     pem = serialization.Encoding.PEM
@@ -263,7 +280,8 @@ def _verify_chain(ledger: Ledger, leaf: x509.Certificate, bundled: list[x509.Cer
         leaf_file.write_bytes(leaf.public_bytes(pem))
         chain = b"".join(c.public_bytes(pem) for c in bundled)
         chain += b"".join(p.read_bytes() for p in ledger.trust_intermediates if p.is_file())
-        argv = ["openssl", "verify", "-no_check_time", "-CAfile", str(ledger.trust_root)]
+        argv = ["openssl", "verify", "-attime", str(int(now.timestamp())), "-x509_strict",
+                "-purpose", PURPOSE.get(kind, "any"), "-CAfile", str(ledger.trust_root)]  # fmt: skip
         if chain:
             chain_file.write_bytes(chain)
             argv += ["-untrusted", str(chain_file)]
@@ -287,6 +305,10 @@ def check_issued(
         certs = _load_certs(data)
     except ValueError as exc:
         out.problems.append(f"not a PEM or DER certificate ({exc})")
+        return out
+    structure = _structure_problem(certs)
+    if structure:
+        out.problems.append(structure)
         return out
     leaf, bundled = certs[0], certs[1:]
     out.leaf = leaf
@@ -320,25 +342,60 @@ def check_issued(
     elif (end - now).days < ledger.renew_days:
         out.warnings.append(f"ends in {(end - now).days} days, within the renewal window ({ledger.renew_days})")
     out.problems.extend(_usage_problems(cert, leaf))
-    chain = _verify_chain(ledger, leaf, bundled)
+    chain = _verify_chain(ledger, leaf, bundled, now, cert.type)
     if chain:
         out.problems.append(chain)
     return out
 
 
-def _usage_problems(cert: Certificate, leaf: x509.Certificate) -> list[str]:
-    problems = []
+def _is_ca(certificate: x509.Certificate) -> bool:
     try:
-        if leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
-            problems.append("this is a CA certificate, not the ward's")
+        return bool(certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
     except x509.ExtensionNotFound:
-        pass
+        return False
+
+
+def _structure_problem(certs: list[x509.Certificate]) -> str | None:
+    """One ward's certificate first, then only its CAs: anything else is refused with what is wrong."""
+    if _is_ca(certs[0]):
+        if any(not _is_ca(c) for c in certs[1:]):
+            return "the first certificate in the file is a CA's: put the ward's certificate first, then its CA"
+        return "the file holds CA certificates only, not a ward's certificate"
+    extra = sum(1 for c in certs[1:] if not _is_ca(c))
+    if extra:
+        return f"the file holds {extra + 1} certificates that are not CAs: one ward's certificate per file"
+    return None
+
+
+def _strength_problems(leaf: x509.Certificate) -> list[str]:
+    """Keys and signatures below the minimums above."""
+    problems = []
+    key = leaf.public_key()
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
+        problems.append(f"an RSA key of {key.key_size} bits: below the {MIN_RSA_BITS} required")
+    elif isinstance(key, ec.EllipticCurvePublicKey) and key.curve.key_size < MIN_EC_BITS:
+        problems.append(f"an EC key on {key.curve.name}: below the {MIN_EC_BITS}-bit curves required")
+    digest = leaf.signature_hash_algorithm
+    if digest is not None and digest.name in WEAK_HASHES:
+        problems.append(f"signed with {digest.name.upper()}: SHA-256 or stronger is required")
+    return problems
+
+
+def _usage_problems(cert: Certificate, leaf: x509.Certificate) -> list[str]:
+    problems = _strength_problems(leaf)
+    serials = leaf.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
+    if len(serials) > 1:
+        names = ", ".join(str(a.value) for a in serials)
+        problems.append(f"the subject names {len(serials)} units ({names}): a certificate is for one unit")
     try:
         usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        problems.append("no key usage: the CA must state what the key may do")
+    else:
         if not usage.digital_signature:
             problems.append("key usage lacks digitalSignature")
-    except x509.ExtensionNotFound:
-        pass
+        if cert.type == "signing" and not usage.content_commitment:
+            problems.append("key usage lacks nonRepudiation: a signature on a document must bind its signer")
     if cert.type == "tls":
         try:
             sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -385,14 +442,39 @@ def match_target(ledger: Ledger, data: bytes, requests: dict[bytes, Certificate]
 def import_files(
     ledger: Ledger, files: list[Path], now: dt.datetime, target: str | None = None
 ) -> tuple[Ledger, list[Checked]]:
-    """Check each file; store the good ones and mark them issued. Returns the new ledger and every verdict."""
-    results, updated = [], []
+    """Check each file; store the good ones and mark them issued. Returns the new ledger and every verdict.
+
+    A file that is not a certificate, or starts with a CA's, says so; two files of one import for one
+    ledger entry are both refused (which one is right is the operator's call).
+    """
+    results: list[Checked] = []
+    updated = []
     requests = None if target else _requests_by_key(ledger)
+    claims: dict[str, list[int]] = {}
+    offered: list[tuple[Path, bytes, Certificate | None]] = []
     for path in files:
         data = path.read_bytes()
+        try:
+            certs = _load_certs(data)
+        except ValueError as exc:
+            results.append(Checked(str(path), None, [f"not a certificate (PEM or DER): {str(exc)[:200]}"]))
+            continue
+        structure = _structure_problem(certs)
+        if structure:
+            results.append(Checked(str(path), None, [structure]))
+            continue
         cert = ledger.get(target) if target else match_target(ledger, data, requests)
         if cert is None:
             results.append(Checked(str(path), None, ["matches no certificate of the ledger (by key or subject)"]))
+            continue
+        claims.setdefault(cert.key, []).append(len(offered))
+        offered.append((path, data, cert))
+    for index, (path, data, cert) in enumerate(offered):
+        assert cert is not None
+        others = [str(offered[i][0]) for i in claims[cert.key] if i != index]
+        if others:
+            results.append(Checked(str(path), cert, [f"{', '.join(others)} of this import is for {cert.key} too: "
+                                                     "give one file per certificate"]))  # fmt: skip
             continue
         if cert.status == "revoked":
             results.append(Checked(str(path), cert, [f"{cert.key} is revoked in the ledger"]))

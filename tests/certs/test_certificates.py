@@ -179,6 +179,144 @@ def test_bad_certificates_are_refused_and_nothing_changes(store, case, message):
     assert not ledger.cert_path(ledger.get("26740/signing")).exists()
 
 
+def _ca_pair(directory: Path, name: str):
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key((directory / f"{name}.key").read_bytes(), None)
+    return key, x509.load_pem_x509_certificate((directory / f"{name}.pem").read_bytes())
+
+
+def _craft(store, key: str, *, public_key=None, subject=None, usage="normal", issuer=None,
+           extra: bytes = b"") -> Path:  # fmt: skip
+    """A certificate for ``key`` made by hand: the lab's issuing CA, or ``issuer`` (key, certificate, chain PEM)."""
+    from cryptography.hazmat.primitives import serialization
+
+    cert = store["ledger"].get(key)
+    csr = x509.load_pem_x509_csr(store["requests"][key][1])
+    ca_key, ca_cert = _ca_pair(store["dir"] / "ca", "issuing")
+    chain = ca_cert.public_bytes(serialization.Encoding.PEM)
+    if issuer is not None:
+        ca_key, ca_cert, chain = issuer
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject or csr.subject)
+        .issuer_name(ca_cert.subject)
+        .public_key(public_key or csr.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - dt.timedelta(days=1))
+        .not_valid_after(NOW + dt.timedelta(days=700))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+    )
+    if usage == "normal":
+        builder = builder.add_extension(x509.KeyUsage(True, cert.type == "signing", False, False, False, False, False,
+                                                      False, False), critical=True)  # fmt: skip
+    elif usage == "no-non-repudiation":
+        builder = builder.add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False),
+                                        critical=True)  # fmt: skip
+    leaf = builder.sign(ca_key, hashes.SHA256())
+    out = store["dir"] / f"crafted-{len(list(store['dir'].glob('crafted-*')))}.pem"
+    out.write_bytes(leaf.public_bytes(serialization.Encoding.PEM) + extra + chain)
+    return out
+
+
+def _expired_intermediate(store):
+    """An issuing CA, signed by the root, that expired yesterday (its leaves are still 'valid' themselves)."""
+    from cryptography.hazmat.primitives import serialization
+
+    root_key, root = _ca_pair(store["dir"] / "ca", "root")
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "Expired Issuing CA")]))
+        .issuer_name(root.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - dt.timedelta(days=800))
+        .not_valid_after(NOW - dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()), critical=False)
+        .sign(root_key, hashes.SHA256())
+    )
+    return key, cert, cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _two_units(store):
+    cert = store["ledger"].get("26740/signing")
+    attrs = [x509.NameAttribute(ops.OID[k], v) for k, v in reversed(cert.subject())]
+    return x509.Name([*attrs, x509.NameAttribute(x509.oid.NameOID.SERIAL_NUMBER, "MDV:26732")])
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("expired-intermediate", "the chain does not verify"),
+        ("two-units", "the subject names 2 units (MDV:26740, MDV:26732): a certificate is for one unit"),
+        ("rsa-1024", "an RSA key of 1024 bits: below the 2048 required"),
+        ("sha1", "signed with SHA1: SHA-256 or stronger is required"),
+        ("no-key-usage", "no key usage: the CA must state what the key may do"),
+        ("no-non-repudiation", "key usage lacks nonRepudiation"),
+        ("two-leaves", "the file holds 2 certificates that are not CAs: one ward's certificate per file"),
+        ("ca-first", "the first certificate in the file is a CA's: put the ward's certificate first"),
+        ("ca-as-leaf", "the file holds CA certificates only, not a ward's certificate"),
+        ("garbage", "not a certificate (PEM or DER)"),
+    ],
+)
+def test_more_bad_certificates_are_refused_with_what_is_wrong(store, case, message):
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    ledger = store["ledger"]
+    if case == "expired-intermediate":
+        issued = _craft(store, "26740/signing", issuer=_expired_intermediate(store))
+    elif case == "two-units":
+        issued = _craft(store, "26740/signing", subject=_two_units(store))
+    elif case == "rsa-1024":
+        weak = rsa.generate_private_key(65537, 1024)  # noqa: S505 - the weak key the import refuses
+        issued = _craft(store, "26740/signing", public_key=weak.public_key())
+    elif case == "sha1":  # cryptography signs with SHA-1 no more: openssl does, as an old CA would
+        csr = store["dir"] / "sha1.csr"
+        csr.write_bytes(store["requests"]["26740/signing"][1])
+        ext = store["dir"] / "sha1.ext"
+        ext.write_text("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,nonRepudiation\n"
+                       "extendedKeyUsage=emailProtection\n")  # fmt: skip
+        ca_dir, issued = store["dir"] / "ca", store["dir"] / "sha1.pem"
+        subprocess.run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca_dir / "issuing.pem"), "-CAkey",
+                        str(ca_dir / "issuing.key"), "-sha1", "-days", "300", "-extfile", str(ext), "-out",
+                        str(issued)], check=True, capture_output=True)  # fmt: skip
+    elif case in ("no-key-usage", "no-non-repudiation"):
+        issued = _craft(store, "26740/signing", usage="none" if case == "no-key-usage" else case)
+    elif case == "two-leaves":
+        other = _issue(store, "26732/signing").read_bytes().split(b"-----END CERTIFICATE-----")[0]
+        issued = _craft(store, "26740/signing", extra=other + b"-----END CERTIFICATE-----\n")
+    elif case in ("ca-first", "ca-as-leaf"):
+        good = _issue(store, "26740/signing").read_bytes()
+        leaf, chain = good.split(b"-----END CERTIFICATE-----\n", 1)
+        issued = store["dir"] / f"{case}.pem"
+        issued.write_bytes(chain + leaf + b"-----END CERTIFICATE-----\n" if case == "ca-first" else chain)
+    else:
+        issued = store["dir"] / "garbage.pem"
+        issued.write_bytes(b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n")
+    before = ledger.path.read_bytes()
+    _ledger, results = ops.import_files(ledger, [issued], NOW)
+    assert not results[0].ok
+    assert any(message in p for p in results[0].problems), results[0].problems
+    assert ledger.path.read_bytes() == before
+    assert not ledger.cert_path(ledger.get("26740/signing")).exists()
+
+
+def test_two_files_for_one_certificate_are_both_refused(store):
+    ledger = store["ledger"]
+    first, second = _issue(store, "26740/signing"), _issue(store, "26740/signing")
+    _ledger, results = ops.import_files(ledger, [first, second], NOW)
+    assert [r.ok for r in results] == [False, False]
+    assert all("of this import is for 26740/signing too: give one file per certificate" in r.problems[0]
+               for r in results)  # fmt: skip
+    assert not ledger.cert_path(ledger.get("26740/signing")).exists()
+
+
 def test_tls_certificate_needs_its_names(store):
     ledger = store["ledger"]
     cert = ledger.get("26740/counter-tls")
