@@ -175,7 +175,7 @@ def main() -> int:
         print(f"  {f'{size} counters: first provisioning':<52} {r['first']:7.1f} s")
         print(f"  {f'{size} counters: no-change re-run, project ansible.cfg':<52} {fmt(r['tuned'])}")
         if r["linear"]:
-            print(f"  {f'{size} counters: no-change re-run, project settings, linear':<52} {fmt(r['linear'])}")
+            print(f"  {f'{size} counters: no-change re-run, project settings, linear':<52}{fmt(r['linear'])}")
         if r["stock"]:
             print(f"  {f'{size} counters: no-change re-run, stock settings':<52} {fmt(r['stock'])}")
         machine = statistics.median(c["machine"] for c in r["cpu"])
