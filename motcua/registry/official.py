@@ -33,6 +33,13 @@ RECORD_SPEC = {
 }
 
 
+class _YamllintDumper(yaml.SafeDumper):
+    """Lists indented under their key, as yamllint's default (and the project's YAML) has them."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -100,11 +107,18 @@ def accept(directory: Path, note: str, codes: list[str], today: dt.date | None =
         "codes": codes,
         "history": history,
     }
+    write(path, record)
+    return record
+
+
+def write(path: Path, record: dict[str, object]) -> None:
+    """Write the record as the project keeps YAML (yamllint-clean), atomically."""
     text = (
+        "---\n"
         "# The official list of the city's commune-level units (wards.csv), as last accepted.\n"
         "# motcua validate refuses a wards.csv that differs from it; after a decision changes the\n"
         '# list: update wards.csv, then `motcua accept-wards --note "<the decision, its date>"`.\n'
-        + yaml.safe_dump(record, allow_unicode=True, sort_keys=False, width=120)
+        + yaml.dump(record, Dumper=_YamllintDumper, allow_unicode=True, sort_keys=False, width=120)
     )
     write_atomic(path, text)
-    return record
+

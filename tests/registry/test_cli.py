@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
+
+import yaml
 
 from motcua.cli import main
-from tests.conftest import PRODUCTION_REGISTRY
+from tests.conftest import PRODUCTION_REGISTRY, ROOT
 
 
 def test_validate_ok(capsys):
@@ -74,3 +77,33 @@ def test_netgear_render_writes_each_part_once(tmp_path, capsys):
     assert base.stat().st_mtime_ns == mtime
     assert main(["netgear", "render", "--sites", "99999", "--dir", str(out)]) == 2
     assert "unknown site(s): 99999" in capsys.readouterr().err
+
+
+def test_accept_wards_records_a_changed_official_list(base_registry, capsys):
+    """A decision adds a unit: validate refuses the new wards.csv until accept-wards records it
+    with a note; the previous record goes into the history and the file stays yamllint-clean."""
+    wards = base_registry / "wards.csv"
+    record = base_registry / "wards.official.yml"
+    wards.write_text(wards.read_text(encoding="utf-8") + "26999,Phường Mới,phuong,TP Hồ Chí Minh\n", encoding="utf-8")
+    sites = base_registry / "sites.yml"
+    sites.write_text(sites.read_text(encoding="utf-8") + "  - {code: 26999, net: 14}\n", encoding="utf-8")
+    assert main(["validate", "--registry", str(base_registry)]) == 1
+    err = capsys.readouterr().err
+    assert "wards.csv" in err and "added 26999" in err and "accept-wards" in err
+
+    before = record.read_bytes()
+    assert main(["accept-wards", "--registry", str(base_registry), "--note", "  "]) == 2
+    assert "--note" in capsys.readouterr().err
+    assert record.read_bytes() == before
+
+    assert main(["accept-wards", "--registry", str(base_registry), "--note", "Nghị quyết 9999/NQ-TEST"]) == 0
+    assert "now 5 units" in capsys.readouterr().out
+    assert main(["validate", "--registry", str(base_registry)]) == 0
+    accepted = yaml.safe_load(record.read_text(encoding="utf-8"))
+    assert accepted["count"] == 5 and accepted["codes"][-1] == "26999"
+    assert accepted["note"] == "Nghị quyết 9999/NQ-TEST"
+    assert [h["count"] for h in accepted["history"]] == [4]
+    lint = subprocess.run(
+        ["yamllint", "--strict", "-c", str(ROOT / ".yamllint"), str(record)], capture_output=True, text=True
+    )
+    assert lint.returncode == 0, lint.stdout
