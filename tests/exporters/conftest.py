@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 import subprocess
@@ -61,10 +62,18 @@ class Running:
         )
 
 
+# promtool's linter reads "counter" in a name as the metric type; in motcua_counter_* it is the
+# counter PC (quầy), the namespace issue #21 named. That one finding, for that namespace only.
+COUNTER_PC_NAME = re.compile(r"^motcua_counter_\w+ metric name should not include type 'counter'$")
+
+
 def promtool_check(text: str) -> None:
     """`promtool check metrics`: exposition format and naming conventions."""
     result = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
+    findings = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    problems = [line for line in findings if not COUNTER_PC_NAME.match(line)]
+    # rc 3: lint findings only (1 would be a text that does not parse).
+    assert result.returncode in ((0, 3) if findings else (0,)) and not problems, result.stdout + result.stderr
 
 
 @pytest.fixture(scope="module")
