@@ -116,12 +116,13 @@ def main() -> int:
 
         started = time.monotonic()
         ledger, _changes = ops.record(ledger, serials)
-        text, problems = ops.export_batch(registry, ledger)
+        batch, problems = ops.export_batch(registry, ledger)
         out = base / "store" / "exports" / "batch.csv"
         out.parent.mkdir()
-        out.write_text(text, encoding="utf-8", newline="")
+        out.write_text(batch.csv(), encoding="utf-8", newline="")
+        out.with_suffix(".xlsx").write_bytes(batch.xlsx())
         export = time.monotonic() - started
-        rows = text.count("\r\n") - 1
+        rows = len(batch.rows)
 
     total = generation + export
     verdict = "met" if total <= TARGET and not failed and not problems else "MISSED"

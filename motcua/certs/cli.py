@@ -109,19 +109,20 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     _source, registry, ledger = _load(args)
-    text, problems = ops.export_batch(registry, ledger, _sites(args))
+    batch, problems = ops.export_batch(registry, ledger, _sites(args))
     if problems:
         print(f"motcua certs export: nothing written; {len(problems)} problem(s):", file=sys.stderr)
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
         return 1
-    rows = text.count("\r\n") - 1
-    if rows == 0:
+    if not batch.rows:
         print("nothing to export: no certificate is waiting for registration (status requested)")
         return 0
     out = Path(args.out) if args.out else ledger.store / "exports" / f"{_now(args):%Y-%m-%d}-dang-ky-chung-thu-so.csv"
-    write_atomic(out, text)
-    print(f"{out}: {rows} requests / yêu cầu cấp chứng thư số")
+    workbook = out.with_suffix(".xlsx")
+    write_atomic(out, batch.csv())
+    write_atomic(workbook, batch.xlsx())
+    print(f"{out}, {workbook.name}: {len(batch.rows)} requests / yêu cầu cấp chứng thư số")
     return 0
 
 
@@ -261,7 +262,9 @@ def add_parser(sub) -> None:
         if name in ("expiring", "renew"):
             p.add_argument("--days", type=int, help="window in days (default: the ledger's renew_days)")
         if name in ("export", "renew"):
-            p.add_argument("--out", help="CSV file (default: <store>/exports/<date>-dang-ky-chung-thu-so.csv)")
+            p.add_argument(
+                "--out", help="CSV file, the XLSX beside it (default: <store>/exports/<date>-dang-ky-chung-thu-so.csv)"
+            )
         if name == "renew":
             p.add_argument("--dry-run", action="store_true", help="only list what would be renewed")
         if name == "import":

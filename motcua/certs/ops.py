@@ -2,7 +2,7 @@
 
 - :func:`plan`: per host, the keys, requests and certificates the playbook
   handles (from the ledger and its store);
-- :func:`export_batch`: the registration batch (CSV with Vietnamese headers)
+- :func:`export_batch`: the registration batch (Vietnamese headers; CSV and XLSX)
   for the CA's request form, every requested certificate with its CSR;
 - :func:`check_issued` / :func:`import_files`: an issued certificate is
   accepted only when its chain verifies against the configured root (real
@@ -15,10 +15,8 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
-import io
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -36,6 +34,7 @@ from ..durable import write_atomic
 from ..errors import ToolError
 from ..registry import Registry
 from ..registry.certificates import Certificate, Ledger, ledger_lock, load_ledger, write_ledger
+from ..spreadsheet import csv_document, xlsx_document
 
 CLOCK_SKEW = dt.timedelta(minutes=5)
 # Where the monitoring host keeps copies of the sites' certificates for the certificate exporter.
@@ -154,7 +153,23 @@ def plan(registry: Registry, ledger: Ledger, sites: list[str] | None = None) -> 
 # ---- registration export
 
 
-def export_batch(registry: Registry, ledger: Ledger, sites: list[str] | None = None) -> tuple[str, list[str]]:
+@dataclass(frozen=True)
+class Batch:
+    """The registration batch: one row per requested certificate (EXPORT_HEADERS' columns)."""
+
+    rows: list[list[str]]
+
+    def csv(self) -> str:
+        """For programs: CSV, every cell a spreadsheet could read as a formula (the CSR's
+        ``-----BEGIN``) behind an apostrophe (motcua.spreadsheet)."""
+        return csv_document(EXPORT_HEADERS, self.rows)
+
+    def xlsx(self) -> bytes:
+        """For people: a workbook whose every cell is text, exactly as in the rows."""
+        return xlsx_document(EXPORT_HEADERS, self.rows, sheet="Đăng ký chứng thư số")
+
+
+def export_batch(registry: Registry, ledger: Ledger, sites: list[str] | None = None) -> tuple[Batch, list[str]]:
     """CSV text (UTF-8 with BOM, so spreadsheet programs read the Vietnamese) and problems.
 
     Every requested certificate (of the chosen sites) with its CSR; a request
@@ -192,11 +207,7 @@ def export_batch(registry: Registry, ledger: Ledger, sites: list[str] | None = N
                 pem.decode().strip(),
             ]
         )
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(EXPORT_HEADERS)
-    writer.writerows(rows)
-    return "\ufeff" + out.getvalue(), problems
+    return Batch(rows), problems
 
 
 def _name_values(name: x509.Name) -> dict[str, str]:

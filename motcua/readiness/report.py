@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import html
-import io
 import json
 from pathlib import Path
 
 from ..durable import write_atomic
+from ..spreadsheet import csv_document
 from .checks import CHECKS, FAIL, OK, WARN, SiteReadiness
 
 COLOURS = {"green": "#1e8e3e", "amber": "#f29900", "red": "#d93025"}
@@ -29,13 +28,13 @@ def as_json(sites: list[SiteReadiness], created: str) -> str:
 
 
 def as_csv(sites: list[SiteReadiness]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["Mã đơn vị / site", "Tên / name", "Kết luận / verdict", *CHECKS, "Lỗi / problems"])
+    """The sites as a spreadsheet's rows (every cell text, a byte-order mark: motcua.spreadsheet)."""
+    rows = []
     for s in sites:
         problems = "; ".join(f"{r.host or s.code}: {CHECKS[r.check]}: {r.detail}".rstrip(": ") for r in s.problems())
-        writer.writerow([s.code, s.name, s.verdict, *(s.check_status(c) or "" for c in CHECKS), problems])
-    return "\ufeff" + out.getvalue()  # a BOM: spreadsheet programs then read the Vietnamese right
+        rows.append([s.code, s.name, s.verdict, *(s.check_status(c) or "" for c in CHECKS), problems])
+    header = ["Mã đơn vị / site", "Tên / name", "Kết luận / verdict", *CHECKS, "Lỗi / problems"]
+    return csv_document(header, rows, lineterminator="\n")
 
 
 def _escape_label(value: str) -> str:

@@ -22,6 +22,7 @@ from motcua.certs import ops
 from motcua.lab import ca
 from motcua.registry.certificates import check_ledger, load_ledger, render_ledger
 from tests.conftest import CORPUS, ROOT
+from tests.spreadsheet.calc import CSV_EVALUATING, calc_cells
 
 BAD = CORPUS / "certificates"
 CASES = {
@@ -334,20 +335,40 @@ def test_tls_certificate_needs_its_names(store):
 
 
 def test_export_lists_every_request_with_its_csr(store):
-    text, problems = ops.export_batch(store["registry"], store["ledger"])
+    batch, problems = ops.export_batch(store["registry"], store["ledger"])
     assert problems == []
+    text = batch.csv()
     assert text.startswith("\ufeff")  # spreadsheets read the Vietnamese as UTF-8
     rows = list(csv.reader(io.StringIO(text[1:])))
     assert rows[0][:3] == ["STT", "Mã đơn vị", "Tên đơn vị"]
     assert [r[1] for r in rows[1:]] == ["25747", "26732", "26740", "26740"]
     saigon = rows[3]
     assert saigon[2] == "Phường Sài Gòn" and saigon[7] == "w26740-pc01"
-    assert saigon[10].startswith("-----BEGIN CERTIFICATE REQUEST-----")
+    # In the CSV behind an apostrophe (a spreadsheet reads a leading '-' as a formula), exact in the rows.
+    assert saigon[10].startswith("'-----BEGIN CERTIFICATE REQUEST-----")
+    assert batch.rows[2][10] == saigon[10][1:] and batch.rows[2][10].startswith("-----BEGIN")
     ledger = store["ledger"]
     ledger.csr_path(ledger.get("26732/signing")).unlink()
-    _text, problems = ops.export_batch(store["registry"], ledger)
+    _batch, problems = ops.export_batch(store["registry"], ledger)
     assert len(problems) == 1 and "certificate 26732/signing: no CSR yet" in problems[0]
     assert "--limit site_26732 --tags certificates_request" in problems[0]
+
+
+def test_the_export_opens_in_libreoffice_with_every_cell_text(store, tmp_path):
+    """The workbook people open: every cell text, each request's PEM exactly (a CSV cell
+    starting with -----BEGIN is a formula to a spreadsheet); the CSV's cells are no formula."""
+    batch, _problems = ops.export_batch(store["registry"], store["ledger"])
+    book, table = tmp_path / "batch.xlsx", tmp_path / "batch.csv"
+    book.write_bytes(batch.xlsx())
+    table.write_text(batch.csv(), encoding="utf-8", newline="")
+    profile = tmp_path / "libreoffice-profile"
+    header, *rows = calc_cells(book, profile)
+    assert [c.text for c in header] == list(ops.EXPORT_HEADERS)
+    assert [[c.text for c in row] for row in rows] == batch.rows
+    assert {(c.type, c.formula) for row in [header, *rows] for c in row if c.text} == {("string", None)}
+    _header, *rows = calc_cells(table, profile, CSV_EVALUATING)
+    assert all(c.formula is None for row in rows for c in row)
+    assert [row[10].text for row in rows] == ["'" + r[10] for r in batch.rows]
 
 
 def test_expiring_and_renewal(store):

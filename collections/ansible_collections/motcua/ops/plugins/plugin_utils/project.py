@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 try:
-    from motcua import inventory, registry, validation
+    from motcua import inventory, registry, spreadsheet, validation
     from motcua.monitoring import alertmanager, rules
     from motcua.rosters import duty, officials
 except ImportError as exc:
@@ -15,7 +15,18 @@ except ImportError as exc:
 else:
     IMPORT_ERROR = None
 
-__all__ = ["alertmanager", "decrypted", "duty", "inventory", "officials", "registry", "require", "rules", "validation"]
+__all__ = [
+    "alertmanager",
+    "decrypted",
+    "duty",
+    "inventory",
+    "officials",
+    "registry",
+    "require",
+    "rules",
+    "spreadsheet",
+    "validation",
+]
 
 
 def require(plugin: str, error: type[Exception]) -> None:
