@@ -6,10 +6,11 @@ it. It imports only the registry, so production code never builds the lab: a lab
 inventory's credentials are files under the lab's home (:class:`LabPaths`), which
 ``motcua lab up`` writes, and everything else comes from the environment:
 
-- counter PCs (fabric): ``MOTCUA_FLEET_USER`` (default ``dxsupport``, the remote-support
-  group's account), ``MOTCUA_FLEET_KEY_FILE`` (else the SSH agent),
-  ``MOTCUA_FLEET_KNOWN_HOSTS`` (default ``~/.ssh/known_hosts``); commands that need root
-  run through ``sudo -n``. The lab: root with the lab key.
+- counter PCs (fabric): ``MOTCUA_FLEET_USER`` (default: the operator's own login, as each
+  support person has an account of their own on the counters), ``MOTCUA_FLEET_KEY_FILE``
+  (else the SSH agent), ``MOTCUA_FLEET_KNOWN_HOSTS`` (default ``~/.ssh/known_hosts``); the
+  only thing run as root is an allow-listed remediation, through ``sudo -n motcua-support
+  ACTION``. The lab: its support person, ``LAB_SUPPORT_USER``, with the lab key.
 - routers and switches (netmiko): ``MOTCUA_GEAR_USER``, ``MOTCUA_GEAR_KEY_FILE`` or
   ``MOTCUA_GEAR_PASSWORD``, ``MOTCUA_GEAR_ENABLE_SECRET``, ``MOTCUA_GEAR_KNOWN_HOSTS``;
   the playbook passes them from the vault. The lab: its gear user, key and enable secret.
@@ -19,8 +20,8 @@ Host keys are always checked: an unknown key is refused, never added.
 
 from __future__ import annotations
 
+import getpass
 import os
-import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ DEFAULT_LAB_HOME = Path("/var/lib/motcua-lab")
 DEFAULT_LAB_CACHE = Path("/var/cache/motcua-lab")
 LEDGER_NAME = "certificates.yml"  # the certificate ledger beside an inventory, or in the lab's home
 GEAR_USER = "dxadmin"  # the lab gear's administrator (production: MOTCUA_GEAR_USER)
+LAB_SUPPORT_USER = "hotro.an"  # the lab's support person on the counters (inventory/lab: counter_remote_support_staff)
 
 
 class AccessError(ToolError):
@@ -216,10 +218,11 @@ class PcAccess:
         env = dict(os.environ if env is None else env)
         if source.lab:
             paths = LabPaths(lab_home(env))
-            return cls("root", paths.key, paths.known_hosts, timeout)
+            return cls(LAB_SUPPORT_USER, paths.key, paths.known_hosts, timeout)
         key = env.get("MOTCUA_FLEET_KEY_FILE")
         known = Path(env.get("MOTCUA_FLEET_KNOWN_HOSTS") or Path.home() / ".ssh" / "known_hosts")
-        return cls(env.get("MOTCUA_FLEET_USER") or "dxsupport", Path(key) if key else None, known, timeout)
+        user = env.get("MOTCUA_FLEET_USER") or getpass.getuser()
+        return cls(user, Path(key) if key else None, known, timeout)
 
     def connect(self, target: Target):
         """A fabric Connection (not yet open) that refuses unknown host keys."""
@@ -242,10 +245,6 @@ class PcAccess:
         conn.client.load_host_keys(str(self.known_hosts))
         conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
         return conn
-
-    def root(self, command: str) -> str:
-        """``command`` as root: as is for root, else through ``sudo -n``."""
-        return command if self.user == "root" else f"sudo -n sh -c {shlex.quote(command)}"
 
 
 @dataclass(frozen=True)

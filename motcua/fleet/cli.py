@@ -12,11 +12,11 @@ from ..parallel import Outcome, run_each
 from . import tools
 
 
-def _targets(args: argparse.Namespace) -> tuple[list[Target], PcAccess]:
+def _targets(args: argparse.Namespace) -> tuple[list[Target], PcAccess, Path]:
     source = read_inventory_source(Path(args.inventory))
     registry = source.load()
     targets = tools.select_targets(registry, source.lab, names(args.hosts), names(args.sites), names(args.roles))
-    return targets, PcAccess.for_inventory(source, args.timeout)
+    return targets, PcAccess.for_inventory(source, args.timeout), tools.run_log_path(source)
 
 
 def _summary(outcomes: list[Outcome], what: str) -> int:
@@ -34,13 +34,15 @@ def _summary(outcomes: list[Outcome], what: str) -> int:
 
 
 def cmd_actions(_args: argparse.Namespace) -> int:
-    for name, remedy in tools.REMEDIES.items():
-        print(f"{name:<16} {remedy.summary}\n{'':<16} runs: {remedy.command}\n{'':<16} check: {remedy.check}")
+    for name, summary in tools.REMEDIES.items():
+        print(
+            f"{name:<16} {summary}\n{'':<16} runs: sudo -n {tools.REMEDY_WRAPPER} {name} (the action, then its check)"
+        )
     return 0
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
-    targets, access = _targets(args)
+    targets, access, log = _targets(args)
     outcomes = run_each(
         targets,
         lambda t: tools.remedy(t, access, args.action),
@@ -48,6 +50,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
         label=args.action,
         progress=not args.quiet,
     )
+    tools.log_run(log, access, f"exec {args.action}", outcomes)
     if args.json:
         json.dump({o.device.name: {"ok": o.ok, "error": o.error, "result": o.value} for o in outcomes}, sys.stdout,
                   ensure_ascii=False, indent=2)  # fmt: skip
@@ -57,10 +60,11 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 
 def cmd_diag(args: argparse.Namespace) -> int:
-    targets, access = _targets(args)
+    targets, access, log = _targets(args)
     outcomes = run_each(
         targets, lambda t: tools.collect(t, access), args.workers, label="diag", progress=not args.quiet
     )
+    tools.log_run(log, access, "diag", outcomes)
     scope = args.hosts.replace(",", "+") if args.hosts and len(targets) == 1 else f"{len(targets)}-hosts"
     if args.sites and not args.hosts:
         scope = "site-" + args.sites.replace(",", "+")

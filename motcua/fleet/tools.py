@@ -8,17 +8,19 @@ bounded by the timeout; one host's failure is that host's, never the run's.
 
 from __future__ import annotations
 
+import datetime as dt
+import getpass
 import io
 import json
 import os
+import shlex
 import tarfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from fabric import Connection
 
-from ..access import PcAccess, Target, select_hosts
+from ..access import InventorySource, PcAccess, Target, lab_home, select_hosts
 from ..errors import ToolError
 from ..registry import Registry
 
@@ -30,44 +32,19 @@ class FleetError(ToolError):
     """A fleet command refused its input."""
 
 
-@dataclass(frozen=True)
-class Remedy:
-    """One allow-listed remediation: what it does (Vietnamese / English), the command, and its check."""
-
-    summary: str
-    command: str
-    check: str
-
-
-# The only commands `motcua fleet exec` runs. Each check must pass for the host to count as fixed.
-REMEDIES: dict[str, Remedy] = {
-    "restart-cups": Remedy(
-        "Khởi động lại dịch vụ in CUPS / restart the CUPS print service",
-        "systemctl restart cups",
-        "systemctl is-active cups",
-    ),
-    "clear-jobs": Remedy(
-        "Xóa các lệnh in bị kẹt / cancel and purge every stuck print job",
-        "cancel -a -x",
-        'test -z "$(lpstat -o)"',
-    ),
-    "enable-printers": Remedy(
-        "Bật lại máy in bị dừng / re-enable stopped printer queues",
-        'for q in $(lpstat -p | awk \'/disabled/ {print $2}\'); do cupsenable "$q" && cupsaccept "$q"; done',
-        "! lpstat -p | grep -q disabled",
-    ),
-    "restart-pcscd": Remedy(
-        "Khởi động lại dịch vụ đọc USB token (pcscd) / restart the token reader service",
-        "systemctl restart pcscd.socket pcscd.service",
-        "systemctl is-active pcscd.socket",
-    ),
-    "resync-clock": Remedy(
-        "Đồng bộ lại đồng hồ (chrony) / poll the time servers now and step the clock",
-        # A chronyd without clock control (a container, as in the lab) cannot step: the check decides.
-        "chronyc -a 'burst 4/4' && sleep 5 && { chronyc -a makestep || echo 'not stepped: no clock control'; }",
-        "chronyc tracking | grep -Eq '^Leap status +: Normal'",
-    ),
+# The only remediations `motcua fleet exec` asks for: each is an action of the counter's own
+# /usr/local/sbin/motcua-support (roles/counter_remote_support), which runs it and its check as
+# root and logs who asked; support staff may run that, with exactly these actions, and nothing else.
+REMEDY_WRAPPER = "/usr/local/sbin/motcua-support"
+REMEDIES: dict[str, str] = {
+    "restart-cups": "Khởi động lại dịch vụ in CUPS / restart the CUPS print service",
+    "clear-jobs": "Xóa các lệnh in bị kẹt / cancel and purge every stuck print job",
+    "enable-printers": "Bật lại máy in bị dừng / re-enable stopped printer queues",
+    "restart-pcscd": "Khởi động lại dịch vụ đọc USB token (pcscd) / restart the token reader service",
+    "resync-clock": "Đồng bộ lại đồng hồ (chrony) / poll the time servers now and step the clock",
 }
+# motcua-support's exit codes.
+_REMEDY_FAILED, _NOT_AN_ACTION, _CHECK_FAILED = 1, 2, 3
 
 # An HTTP GET with the counter's own python3 (counters have no curl): status and time, or the body.
 FETCH = (
@@ -85,7 +62,8 @@ FETCH = (
     "EOF"
 )
 
-# What a diagnostic bundle holds: one file per concern.
+# What a diagnostic bundle holds: one file per concern. Read as the support person, without root
+# (support accounts read the journal through the systemd-journal group).
 DIAG_COMMANDS: dict[str, str] = {
     "system.txt": "hostnamectl; echo; uptime; echo; df -h / /var; echo; free -m; echo; systemctl --failed --no-pager",
     "journal.txt": "journalctl -b --no-pager -o short-iso -n 1500",
@@ -93,9 +71,10 @@ DIAG_COMMANDS: dict[str, str] = {
     "token.txt": "systemctl status pcscd.socket --no-pager; echo; p11-kit list-modules",
     "network.txt": "ip -brief address; echo; ip route; echo; cat /etc/resolv.conf; echo; ss -tln",
     "clock.txt": "timedatectl; echo; chronyc tracking; echo; chronyc sources",
+    # The portal the kiosk opens (its desktop entry is readable by all; the exporter's settings are not).
     "dossier.txt": (
-        'url=$(grep -m1 -o \'https\\?://[^ "]*\' /etc/motcua/counter-exporter.yml); echo "portal: $url"; '
-        + FETCH.format(url='"$url"', what="head")
+        "url=$(grep -m1 -o 'https\\?://[^ \"]*' /usr/share/applications/motcua-dossier.desktop); "
+        'echo "portal: $url"; ' + FETCH.format(url='"$url"', what="head")
     ),
     "exporter.txt": FETCH.format(url=f"http://{{address}}:{COUNTER_EXPORTER_PORT}/metrics", what="body"),
 }
@@ -125,19 +104,46 @@ def _run(conn: Connection, command: str, timeout: float):
 
 
 def remedy(target: Target, access: PcAccess, name: str) -> dict[str, object]:
-    """Run one allow-listed remediation and its check; raise if either fails (the host's failure)."""
-    action = REMEDIES[name]
+    """Run one allow-listed remediation (and its check) on the counter; raise if either fails."""
+    if name not in REMEDIES:
+        raise FleetError(f"{name}: not an allow-listed remediation ({', '.join(REMEDIES)})")
     with access.connect(target) as conn:
-        done = _run(conn, access.root(action.command), access.timeout)
-        if done.return_code != 0:
-            raise RuntimeError(
-                f"{name} failed (exit {done.return_code}): {(done.stderr or done.stdout).strip()[-300:]}"
-            )
-        check = _run(conn, access.root(action.check), access.timeout)
-        if check.return_code != 0:
-            raise RuntimeError(f"{name} ran, but its check failed: {action.check} (exit {check.return_code}) "
-                               f"{(check.stderr or check.stdout).strip()[-300:]}")  # fmt: skip
-    return {"action": name, "output": done.stdout.strip()[-500:], "check": check.stdout.strip()[-300:]}
+        done = _run(conn, f"sudo -n {REMEDY_WRAPPER} {shlex.quote(name)}", access.timeout)
+    said = (done.stdout + done.stderr).strip()[-500:]
+    if done.return_code == _CHECK_FAILED:
+        raise RuntimeError(f"{name} ran, but its check failed: {said}")
+    if done.return_code != 0:
+        raise RuntimeError(f"{name} failed (exit {done.return_code}): {said}")
+    return {"action": name, "output": said}
+
+
+def run_log_path(source: InventorySource, env: dict[str, str] | None = None) -> Path:
+    """Where the controller keeps its log of fleet runs: MOTCUA_FLEET_LOG, the lab's home, or /var/log/motcua."""
+    env = dict(os.environ if env is None else env)
+    if env.get("MOTCUA_FLEET_LOG"):
+        return Path(env["MOTCUA_FLEET_LOG"])
+    if source.lab:
+        return lab_home(env) / "fleet.log"
+    system = Path("/var/log/motcua")
+    return system / "fleet.log" if os.access(system, os.W_OK) else Path.home() / ".local/state/motcua/fleet.log"
+
+
+def log_run(path: Path, access: PcAccess, what: str, outcomes: list) -> None:
+    """One JSON line per fleet run on the controller: when, who (the operator and the account on the
+    counters), what, and each host's result (the counter's own journal has motcua-support's lines)."""
+    entry = {
+        "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "operator": getpass.getuser(),
+        "account": access.user,
+        "what": what,
+        "hosts": {o.device.name: {"ok": o.ok, "error": o.error} for o in outcomes},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+    with os.fdopen(fd, "a", encoding="utf-8") as out:
+        out.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        out.flush()
+        os.fsync(out.fileno())
 
 
 def collect(target: Target, access: PcAccess) -> dict[str, object]:
@@ -148,7 +154,7 @@ def collect(target: Target, access: PcAccess) -> dict[str, object]:
         for name, command in DIAG_COMMANDS.items():
             started = time.monotonic()
             try:
-                done = _run(conn, access.root(command.replace("{address}", target.address)), access.timeout)
+                done = _run(conn, command.replace("{address}", target.address), access.timeout)
                 files[name] = done.stdout + (f"\n--- stderr\n{done.stderr}" if done.stderr.strip() else "")
                 summary[name] = {"exit": done.return_code, "seconds": round(time.monotonic() - started, 2)}
             except Exception as exc:  # a command that timed out: say so in the bundle, go on

@@ -520,18 +520,10 @@ class Lab:
             )
         accounts = self.home / "accounts"
         accounts.mkdir(mode=0o700, parents=True, exist_ok=True)
-        password = accounts / "initial-password"
-        if not password.exists():
-            password.write_text(os.urandom(9).hex() + "\n")
-            password.chmod(0o600)
-            hashed = subprocess.run(
-                ["openssl", "passwd", "-6", "-stdin"],
-                input=password.read_text(),
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.strip()
-            (accounts / "initial-password.sha512").write_text(hashed + "\n")
+        secret = accounts / "initial-secret"  # each official's initial password derives from it
+        if not secret.exists():
+            secret.write_text(os.urandom(24).hex() + "\n")
+            secret.chmod(0o600)
         (self.home / "reports").mkdir(exist_ok=True)
         tokens = self.home / "tokens"
         tokens.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -316,7 +316,7 @@ def verify_move(
             if all(r.status != checks.FAIL for r in results if r.check == "reachable"):
                 try:
                     with access.connect(target) as conn:
-                        done = conn.run(access.root(identity_script(h, network_file)), timeout=timeout,
+                        done = conn.run(identity_script(h, network_file), timeout=timeout,
                                         in_stream=False)  # fmt: skip
                     results += judge_identity(h, done.stdout, _read(store / move.id / h.name / "machine-id"))
                 except Exception as exc:  # any failure of the session is a failed check

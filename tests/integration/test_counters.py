@@ -9,6 +9,8 @@ unlocked), and a bad roster refused before any counter is touched.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import subprocess
@@ -18,7 +20,9 @@ from pathlib import Path
 
 import pytest
 import testinfra
+from ansible_collections.motcua.ops.plugins.filter.initial_password import initial_password
 
+from motcua.access import LAB_SUPPORT_USER
 from motcua.lab import make_plan
 from motcua.lab.dossier import write_fault
 from motcua.rosters.officials import load_roster
@@ -134,18 +138,26 @@ def test_sudo_only_for_administrators(lab, provisioned, officials):
 def test_remote_support_keys_and_group_only(lab, provisioned, counters):
     for counter in counters:
         h = host(lab, counter.name)
-        assert "dxsupport" in h.user("dxsupport").groups
+        assert "dxsupport" in h.user(LAB_SUPPORT_USER).groups  # one account per support person
         sshd = h.check_output("sshd -T")
         assert "passwordauthentication no" in sshd
         allowed = sorted(line.split()[1] for line in sshd.splitlines() if line.startswith("allowgroups "))
         assert allowed == ["dxsupport", "root"]  # root: the lab's Ansible only
-        assert "kbdinteractiveauthentication no" in sshd
-    # The support account logs in with its key.
-    command = ["ssh", "-F", str(lab.ssh_dir / "config"), "-o", "BatchMode=yes", "-l", "dxsupport"]
-    result = subprocess.run(
-        [*command, counters[0].name, "sudo -n true && id -un"], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert result.returncode == 0 and result.stdout.strip() == "dxsupport", result.stderr
+        for setting in ("kbdinteractiveauthentication no", "maxauthtries 3", "allowtcpforwarding no",
+                        "x11forwarding no"):  # fmt: skip
+            assert setting in sshd.splitlines(), setting
+        # Read first: no earlier drop-in can set these before the policy does.
+        assert sorted(h.file("/etc/ssh/sshd_config.d").listdir())[0] == "00-motcua-support.conf"
+    # The support person logs in with their key and may run the allow-listed remediations as root,
+    # through motcua-support, and nothing else.
+    command = ["ssh", "-F", str(lab.ssh_dir / "config"), "-o", "BatchMode=yes", "-l", LAB_SUPPORT_USER]
+    result = subprocess.run([*command, counters[0].name, "id -un; sudo -n true; echo rc=$?; sudo -n -l"],
+                            capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert result.stdout.splitlines()[0] == LAB_SUPPORT_USER, result.stderr
+    assert "rc=1" in result.stdout  # no shell, no arbitrary command as root
+    allowed = [line.strip() for line in result.stdout.splitlines() if "/usr/local/sbin/motcua-support" in line]
+    assert "(root) NOPASSWD: /usr/local/sbin/motcua-support restart-cups" in " ".join(allowed)
+    assert "ALL" not in " ".join(allowed).replace("NOPASSWD", "")
 
 
 def test_node_exporter_on_the_management_address_only(lab, provisioned, counters):
@@ -462,3 +474,71 @@ def test_a_bad_roster_is_refused_before_any_counter_is_touched(lab, provisioned)
     assert f"{bad}:3: staff SG-0001: field role: unknown role 'giám đốc'" in result.stdout
     assert "PLAY [Counter PCs | provision]" not in result.stdout
     assert all(row["changed"] == 0 for row in recap(result).values()), recap(result)
+
+
+def test_an_account_the_role_did_not_make_is_never_taken_over(lab, provisioned, tmp_path):
+    h = host(lab, "w26740-pc01")
+    h.run("useradd --create-home ketoan && usermod -aG lp ketoan")  # made by hand, not by the role
+    try:
+        lines = (ROOT / "inventory" / "lab" / "roster.yml").read_text(encoding="utf-8").splitlines()
+        lines.append(
+            '  - {staff_id: SG-0009, full_name: Kế Toán Viên, site: "26740", role: tiep_nhan, username: ketoan}'
+        )
+        roster = tmp_path / "roster.yml"
+        roster.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        result = playbook("--limit", "w26740-pc01", "--tags", "counter_accounts", "-e",
+                          f"counter_accounts_roster={roster}")  # fmt: skip
+        assert result.returncode != 0
+        assert "ketoan already exist(s) on this counter and were not made by motcua-ops" in " ".join(
+            result.stdout.split()
+        )
+        assert all(row["changed"] == 0 for row in recap(result).values()), recap(result)
+        assert h.user("ketoan").groups == ["ketoan", "lp"]  # untouched
+    finally:
+        h.run("userdel --remove ketoan")
+
+
+def test_locking_most_of_a_sites_officials_needs_asking(lab, provisioned, tmp_path):
+    lines = (ROOT / "inventory" / "lab" / "roster.yml").read_text(encoding="utf-8").splitlines()
+    roster = tmp_path / "roster.yml"
+    roster.write_text("\n".join(line for line in lines if "SG-000" not in line) + "\n", encoding="utf-8")
+    result = playbook("--limit", "site_26740", "--tags", "counter_accounts", "-e", f"counter_accounts_roster={roster}")
+    assert result.returncode != 0
+    said = " ".join(result.stdout.split())
+    assert "the roster would lock 2 of the 2 officials' accounts on this counter" in said
+    assert "-e counter_accounts_allow_mass_removal=true" in said
+    assert all(row["changed"] == 0 for row in recap(result).values()), recap(result)
+
+
+def test_an_initial_password_is_forced_to_change_even_after_an_interrupted_run(lab, provisioned, officials):
+    h = host(lab, "w26740-pc02")
+    clerk = next(o for o in officials if o.staff_id == "SG-0001")
+    admin = next(o for o in officials if o.staff_id == "SG-0002")
+    try:
+        # As if a run stopped after creating the clerk's account: the initial password, not yet to be changed;
+        # the administrator has set a password of their own.
+        h.run(f"chage --lastday $(date +%F) {clerk.username}")
+        h.run(f"usermod -p \"$(openssl passwd -6 'own password 1')\" {admin.username} && chage --lastday $(date +%F) "
+              f"{admin.username}")  # fmt: skip
+        assert "password must be changed" not in h.check_output(f"LC_ALL=C chage -l {clerk.username}")
+        result = playbook("--limit", "w26740-pc02", "--tags", "counter_accounts")
+        assert result.returncode == 0, result.stdout[-4000:]
+        assert "password must be changed" in h.check_output(f"LC_ALL=C chage -l {clerk.username}")
+        assert "password must be changed" not in h.check_output(f"LC_ALL=C chage -l {admin.username}")
+        sheet = LAB_HOME / "reports" / "accounts-handover-w26740-pc02.csv"
+        assert oct(sheet.stat().st_mode & 0o777) == "0o600"
+        text = sheet.read_bytes().decode("utf-8")
+        assert text.startswith("\ufeffTài khoản / username,") and text.endswith("\r\n")  # as spreadsheets write CSV
+        rows = {row[0]: row for row in csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""))}
+        assert rows[clerk.username][:3] == [clerk.username, clerk.full_name, clerk.staff_id]
+        assert admin.username not in rows
+        # Each account's initial password is its own, and it is the one in /etc/shadow.
+        password = rows[clerk.username][-1]
+        shadow = h.check_output(f"getent shadow {clerk.username}").split(":")[1]
+        assert subprocess.run(["openssl", "passwd", "-6", "-salt", shadow.split("$")[2], password],
+                              capture_output=True, text=True, check=True).stdout.strip() == shadow  # fmt: skip
+        again = playbook("--limit", "w26740-pc02", "--tags", "counter_accounts")
+        assert recap(again)["w26740-pc02"]["changed"] == 0
+    finally:  # the lab's hosts keep their state: the administrator back on their initial password, to change
+        initial = initial_password(admin.username, (LAB_HOME / "accounts" / "initial-secret").read_text().strip())
+        h.run(f"usermod -p '{initial['hash']}' {admin.username} && chage --lastday 0 {admin.username}")

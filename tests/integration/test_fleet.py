@@ -11,8 +11,9 @@ import time
 
 import pytest
 
+from motcua.access import LAB_SUPPORT_USER
 from motcua.fleet.tools import DIAG_COMMANDS, REMEDIES
-from tests.conftest import ROOT, run
+from tests.conftest import LAB_HOME, ROOT, run
 from tests.conftest import lab_ssh as ssh
 
 pytestmark = pytest.mark.lab
@@ -25,8 +26,8 @@ def fleet(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def site(lab):
-    """Site 26740's counters provisioned (test_counters does it in a full run; here only if needed)."""
+def site(demo, lab):
+    """Site 26740's counters provisioned (the demo did it; again here only if a test before undid it)."""
     if "exporter" not in ssh(lab, SITE_HOSTS[0], "systemctl is-active motcua-counter-exporter || true") or any(
         ssh(lab, h, "systemctl is-active cups || true").strip() != "active" for h in SITE_HOSTS
     ):
@@ -76,6 +77,11 @@ def test_each_remediation_fixes_and_checks(site, action):
     result = fleet("exec", action, "--hosts", host, "--json")
     assert result.returncode == 0, result.stdout + result.stderr
     assert json.loads(result.stdout)[host]["ok"]
+    # Logged on the counter by motcua-support, with the support person's name, and on the controller.
+    journal = ssh(site, host, "journalctl -t motcua-support --no-pager -n 5 -o cat")
+    assert f"{LAB_SUPPORT_USER}: {action}: done and checked" in journal, journal
+    last = json.loads((LAB_HOME / "fleet.log").read_text(encoding="utf-8").splitlines()[-1])
+    assert last["what"] == f"exec {action}" and last["account"] == LAB_SUPPORT_USER and last["hosts"][host]["ok"]
     if action == "enable-printers":
         assert "disabled" not in ssh(site, host, f"lpstat -p {name}")
     elif action == "clear-jobs":
@@ -108,3 +114,17 @@ def test_bad_choices_are_refused_before_any_connection():
     assert nothing.returncode == 2 and "choose hosts" in nothing.stderr
     not_allowed = fleet("exec", "rm-rf", "--hosts", "w26740-pc01")
     assert not_allowed.returncode == 2 and "invalid choice: 'rm-rf'" in not_allowed.stderr
+
+
+def test_the_counter_refuses_what_is_not_allow_listed(site):
+    """Even past the tool: sudo runs the wrapper with the allow-listed actions only, and nothing
+    else as root; the wrapper itself refuses what is not one of its actions."""
+    as_support = ["ssh", "-F", str(site.ssh_dir / "config"), "-o", "BatchMode=yes", "-l", LAB_SUPPORT_USER,
+                  SITE_HOSTS[0]]  # fmt: skip
+    for command, refused in (("sudo -n /usr/local/sbin/motcua-support rm-rf", "a password is required"),
+                             ("/usr/local/sbin/motcua-support rm-rf", "'rm-rf' is not an action"),
+                             ("sudo -n /bin/sh -c id", "a password is required"),
+                             ("sudo -n systemctl restart cups", "a password is required")):  # fmt: skip
+        done = subprocess.run([*as_support, f"LC_ALL=C {command}"], capture_output=True, text=True, timeout=60,
+                              check=False)  # fmt: skip
+        assert done.returncode != 0 and refused in done.stderr, (command, done.stderr)

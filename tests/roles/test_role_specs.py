@@ -26,3 +26,19 @@ def test_argument_specs_match_defaults(role):
     assert sorted(defaults - set(specs)) == [], f"{role}: defaults without an argument spec"
     assert sorted(set(specs) - defaults) == [], f"{role}: argument specs without a default"
     assert all(name.startswith(f"{role}_") for name in specs), f"{role}: variables must carry the role's prefix"
+
+
+def test_the_counters_wrapper_and_the_fleet_tool_name_the_same_remediations():
+    """motcua fleet exec asks for actions the counter's motcua-support knows and its sudoers allows."""
+    import re
+
+    import yaml
+
+    from motcua.fleet.tools import REMEDIES
+
+    wrapper = (ROOT / "roles" / "counter_remote_support" / "files" / "motcua-support").read_text()
+    actions = re.findall(r"^    ([a-z][a-z-]+)\)$", wrapper, re.M)
+    listed = re.search(r'--list\)\n\s+echo "([^"]+)"', wrapper)
+    allowed = yaml.safe_load((ROOT / "roles" / "counter_remote_support" / "vars" / "main.yml").read_text())
+    assert sorted(actions) == sorted(REMEDIES) == sorted(allowed["_counter_remote_support_remedies"])
+    assert listed and sorted(listed.group(1).split()) == sorted(REMEDIES)
