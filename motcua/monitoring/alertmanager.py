@@ -233,7 +233,8 @@ def compile_alertmanager(roster: DutyRoster, settings: dict[str, object]) -> dic
     }
     return {
         "global": global_cfg,
-        "templates": [str(settings.get("templates_glob", "/etc/prometheus/alertmanager_templates/*.tmpl"))],
+        # Relative to the config file's directory (Alertmanager and amtool resolve it there).
+        "templates": [str(settings.get("templates_glob", "alertmanager_templates/*.tmpl"))],
         "route": route,
         "inhibit_rules": rules.inhibit_rules(),
         "receivers": receivers,

@@ -13,6 +13,7 @@ comes back.
 from __future__ import annotations
 
 import json
+import shutil
 import urllib.parse
 import urllib.request
 from datetime import UTC, datetime, timedelta
@@ -24,7 +25,7 @@ import yaml
 from motcua.lab.dossier import write_fault
 from motcua.lab.procs import poll as wait_for
 from motcua.monitoring import dashboards
-from tests.conftest import CORPUS, run
+from tests.conftest import CORPUS, ROOT, run
 from tests.integration.test_counters import changed_tasks, recap
 
 pytestmark = pytest.mark.lab
@@ -46,6 +47,7 @@ def now_roster(path) -> dict:
     roster = {
         "window": {"start": str(today), "end": str(last)},
         "timezone": zone,
+        "allow_other_timezone": True,  # a zone where it is about noon now, whatever the time here
         "lead": "lead.e2e",
         "people": [
             {"id": "lead.e2e", "name": "Trần Thị Lãnh Đạo", "telegram_chat_id": CHAT["lead.e2e"]},
@@ -224,13 +226,13 @@ def test_configs_pass_promtool_and_amtool_on_the_host(monitored, mon):
         (
             {"monitoring_prometheus_scrape_interval": "15 seconds"},
             "/etc/prometheus/prometheus.yml",
-            "Prometheus | config",
+            "Prometheus | staged copy checked by promtool",
             "prometheus",
         ),
         (
             {"monitoring_alertmanager_webhooks": [{"name": "x", "url": "not a url"}]},
             "/etc/prometheus/alertmanager.yml",
-            "Alertmanager | config checked by amtool",
+            "Alertmanager | staged copy checked by amtool",
             "prometheus-alertmanager",
         ),
     ],
@@ -244,6 +246,96 @@ def test_a_refused_config_leaves_the_running_one(monitored, mon, roster_file, ba
     assert mon.file(file).sha256sum == before
     assert mon.service(unit).is_running
     assert playbook(roster_file).returncode == 0  # back to the good config
+
+
+def staging_left(mon) -> list[str]:
+    """Staging directories the roles left behind (they remove theirs on success and failure)."""
+    return mon.run("find /tmp -maxdepth 1 -name 'motcua-prometheus.*' -o -name 'motcua-alertmanager.*'").stdout.split()
+
+
+@pytest.mark.parametrize(
+    ("role", "source", "broken", "live", "task", "refusal"),
+    [
+        # A notification template Go's text/template cannot parse: it went live before amtool
+        # checked the config (which names it) - and the next restart would have lost every route.
+        (
+            "monitoring_alertmanager",
+            "files/motcua.tmpl",
+            ('{{ define "motcua.subject" -}}', '{{ define "motcua.subject" -}}{{ if }}'),
+            "/etc/prometheus/alertmanager_templates/motcua.tmpl",
+            "Alertmanager | staged copy checked by amtool",
+            "FAILED: template",
+        ),
+        # A target label name Prometheus refuses: file_sd files were never checked, and
+        # Prometheus keeps the file's old targets with no more than a line in its log.
+        (
+            "monitoring_prometheus",
+            "templates/file_sd/site.yml.j2",
+            ("scope: site}", "scope: site, bad-label: x}"),
+            "/etc/prometheus/file_sd/node.yml",
+            "Prometheus | staged copy checked by promtool",
+            '"bad-label" is not a valid label name',
+        ),
+    ],
+    ids=["alertmanager-template", "prometheus-file-sd"],
+)
+def test_a_staged_file_the_check_refuses_never_goes_live(
+    monitored, mon, roster_file, tmp_path, role, source, broken, live, task, refusal
+):
+    """The role renders every file into a staging directory and checks it there as a whole;
+    a refused one stops the run with the live files as they were (a copy of the role with one
+    broken file, found first beside a copy of the playbook)."""
+    playbooks = tmp_path / "playbooks"
+    shutil.copytree(ROOT / "playbooks", playbooks)
+    shutil.copytree(ROOT / "roles" / role, playbooks / "roles" / role)
+    path = playbooks / "roles" / role / source
+    text = path.read_text(encoding="utf-8")
+    assert broken[0] in text, f"stale case: {broken[0]!r} is not in {source}"
+    path.write_text(text.replace(broken[0], broken[1], 1), encoding="utf-8")
+    before = mon.file(live).sha256sum
+    result = run(
+        ["ansible-playbook", "-i", "inventory/lab", str(playbooks / "monitoring.yml"), "--tags", role,
+         "-e", f"monitoring_alertmanager_duty_roster={roster_file}"],
+        timeout=600,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert f"TASK [{role} : {task}]" in result.stdout and refusal in result.stdout, result.stdout[-4000:]
+    assert mon.file(live).sha256sum == before
+    assert "changed: [dx-mon01]" not in result.stdout
+    assert staging_left(mon) == []  # removed on failure too
+    # The check mode run finds the same refusal.
+    result = run(
+        ["ansible-playbook", "-i", "inventory/lab", str(playbooks / "monitoring.yml"), "--tags", role, "--check",
+         "-e", f"monitoring_alertmanager_duty_roster={roster_file}"],
+        timeout=600,
+    )  # fmt: skip
+    assert result.returncode != 0 and refusal in result.stdout
+
+
+def test_a_reload_prometheus_refuses_fails_the_run(monitored, mon, roster_file):
+    """A config promtool passed can still fail to load: here a hand-written rule file dropped
+    into rules.d beside ours. The handler reads prometheus_config_last_reload_successful after
+    the reload and fails the run, saying so, while Prometheus keeps the config it had."""
+    mon.run("printf 'groups:\n  - name: x\n    rules:\n      - alert: X\n        expr: up ==\n' "
+            "> /etc/prometheus/rules.d/hand-written.yml")  # fmt: skip
+    try:
+        result = playbook(
+            roster_file, "--tags", "monitoring_prometheus", "-e", "monitoring_prometheus_scrape_interval=20s"
+        )
+        assert result.returncode != 0
+        assert "RUNNING HANDLER [monitoring_prometheus : Prometheus | the new config is running]" in result.stdout, (
+            result.stdout[-4000:]
+        )
+        assert "Prometheus did not load the new config" in result.stdout, result.stdout[-4000:]
+        assert query("prometheus_config_last_reload_successful")[0]["value"][1] == "0"
+        assert mon.service("prometheus").is_running
+        assert get_json(f"{PROMETHEUS}/api/v1/status/config")["data"]["yaml"].count("scrape_interval: 2s")
+    finally:
+        mon.run("rm -f /etc/prometheus/rules.d/hand-written.yml")
+        result = playbook(roster_file, "--tags", "monitoring_prometheus")
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert "Prometheus | the new config is running" in result.stdout
+    assert query("prometheus_config_last_reload_successful")[0]["value"][1] == "1"
 
 
 def notifications(since: int = 0) -> list[dict]:
