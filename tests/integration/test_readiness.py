@@ -93,7 +93,7 @@ def faults(lab, counters):
         for c in counters:
             counter_metrics(c, 'subject="readiness ', timeout=90)
             # A lab just up: chrony takes a few polls of the lab's NTP servers to synchronise.
-            counter_metrics(c, "\ncounter_clock_synchronized 1", timeout=240)  # the sample, not its HELP
+            counter_metrics(c, "\nmotcua_counter_clock_synchronized 1", timeout=240)  # the sample, not its HELP
         counter_metrics(broken, f'motcua_counter_printer_state{{printer="{queue}",state="stopped"}} 1', timeout=90)
         yield {"broken": broken, "expiring": expiring, "queue": queue}
     finally:
