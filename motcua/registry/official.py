@@ -121,4 +121,3 @@ def write(path: Path, record: dict[str, object]) -> None:
         + yaml.dump(record, Dumper=_YamllintDumper, allow_unicode=True, sort_keys=False, width=120)
     )
     write_atomic(path, text)
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 
 import yaml
@@ -107,3 +108,25 @@ def test_accept_wards_records_a_changed_official_list(base_registry, capsys):
         ["yamllint", "--strict", "-c", str(ROOT / ".yamllint"), str(record)], capture_output=True, text=True
     )
     assert lint.returncode == 0, lint.stdout
+
+
+def test_the_readme_example_of_a_refused_registry_is_true(tmp_path, capsys):
+    """README.md shows `motcua validate` refusing two edits of the production registry: a
+    misspelt key at Phường Sài Gòn and Bến Thành given Sài Gòn's subnet. The same edits give
+    the same messages."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("$ motcua validate\n", 1)[1].split("```", 1)[0].strip().splitlines()
+    registry = tmp_path / "registry"
+    shutil.copytree(PRODUCTION_REGISTRY, registry)
+    sites = registry / "sites.yml"
+    text = sites.read_text(encoding="utf-8")
+    for old, new in (("{code: 26740, net: 77}", "{code: 26740, net: 77, conters: 12}"),
+                     ("{code: 26743, net: 78}", "{code: 26743, net: 77}")):  # fmt: skip
+        assert old in text
+        text = text.replace(old, new)
+    sites.write_text(text, encoding="utf-8")
+    assert main(["validate", "--registry", str(registry)]) == 1
+    said = capsys.readouterr()
+    lines = (said.out + said.err).strip().splitlines()
+    assert lines[0].endswith(block[0].split(": ", 1)[1])  # INVALID, 2 problems:
+    assert [line.split("sites.yml", 1)[1] for line in lines[1:]] == [b.split("sites.yml", 1)[1] for b in block[1:]]
