@@ -16,7 +16,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 help:
 	@echo "make demo   - bring the lab up, smoke-test it, provision its counter PCs, the wards' certificates, the monitoring host and the gear (leaves the lab up)"
-	@echo "make test   - every lint and test (.ci/run runs exactly this)"
+	@echo "make test   - set-up, every lint, the unit and the lab tests, each phase timed (.ci/run runs exactly this)"
 	@echo "make lint   - ruff, yamllint, import-linter (layer contracts), ansible-test sanity (motcua.ops), ansible-lint"
 	@echo "make pytest - the test suite only"
 	@echo "make bench  - benchmarks (print figures; not part of make test)"
@@ -60,7 +60,9 @@ lint: venv
 pytest: venv
 	pytest
 
-test: lint pytest
+# Set-up, lint, unit tests, lab tests; the time of each phase at the end (scripts/test-phases).
+test:
+	@scripts/test-phases
 
 bench: venv
 	$(BIN)/python bench/inventory_render.py
