@@ -27,7 +27,8 @@ host:
 	@scripts/bootstrap-host
 
 $(STAMP): pyproject.toml constraints.txt | host
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@# a venv whose creation was interrupted has python but no pip: it is made again
+	@test -x $(BIN)/pip || $(PYTHON) -m venv --clear $(VENV)
 	@$(BIN)/python -c 'import sys; assert sys.version_info[:2] == (3, 11), "motcua-ops needs Python 3.11 (ansible-core 2.19)"'
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]' -e ./exporters 2>&1 | sed '/is ignored: it is neither a file nor a directory/d'
 	@rm -f $(VENV)/.installed-*
