@@ -1,12 +1,13 @@
 """``python3 -m motcua_exporters NAME [flags]`` (or ``python3 motcua-exporters.pyz NAME``): NAME is
-dossier, counter or certificate. Counter PCs run the exporters this way from one zip file."""
+dossier, counter, certificate or notify (the notification bridge). Counter PCs run the
+exporters this way from one zip file."""
 
 from __future__ import annotations
 
 import importlib
 import sys
 
-EXPORTERS = ("dossier", "counter", "certificate")
+EXPORTERS = ("dossier", "counter", "certificate", "notify")
 
 
 def main(argv: list[str] | None = None) -> int:

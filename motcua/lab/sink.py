@@ -9,7 +9,23 @@ can be read back:
     GET /notifications?since=N    messages after the first N
     POST /webhook/<name>          Alertmanager's webhook payload
     POST /bot<token>/sendMessage  Telegram's Bot API call (answers like Telegram)
+    POST /v4/oa/access_token      Zalo OAuth v4: a refresh token for a new access token (single-use)
+    POST /v3.0/oa/message/cs      Zalo Official Account: a customer-service text message
+    POST /message/template        Zalo ZNS: a template message to a phone number
+    POST /sms/send                an SMS gateway (JSON: {"to", "text", "brandname"}, key in X-Api-Key)
+    POST /faults                  {"channel": zalo|zns|sms|oauth, "fault": NAME, "count": N}: the
+                                  channel's next N requests (0: until cleared) fail so; "fault": "clear"
     SMTP on port 25               any message (Alertmanager's e-mail)
+
+Faults (the providers' documented answers): ``token-expired`` (Zalo error -220: the
+bridge must refresh), ``rate-limited`` (HTTP 429, Retry-After: 1), ``not-following``
+(Zalo error -213: the person does not follow the OA), ``template-rejected`` (ZNS
+error -1124), ``bad-number`` (the SMS gateway's code 99), ``timeout`` (no answer for
+``--fault-delay`` seconds), ``http500``.
+
+The Zalo stand-in checks credentials as Zalo does: the app secret in ``secret_key``,
+a refresh token used once only (the current one is kept beside the log), and an
+access token the stand-in issued.
 
     python -m motcua.lab.sink --address 127.79.0.25 --http-port 80 --smtp-port 25 --log FILE
 """
@@ -28,6 +44,76 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 MAX_BODY = 4 * 1024 * 1024
+LAB_ZALO_APP_ID = "1000000000000000001"
+LAB_ZALO_SECRET = "lab-zalo-app-secret-not-a-secret"  # noqa: S105 - the stand-in's own, loopback only
+LAB_SMS_KEY = "lab-sms-key-not-a-secret"
+ZNS_TEMPLATE = "200001"
+FAULTS = {
+    "zalo": ("token-expired", "rate-limited", "not-following", "timeout", "http500"),
+    "zns": ("token-expired", "rate-limited", "template-rejected", "timeout", "http500"),
+    "sms": ("rate-limited", "bad-number", "timeout", "http500"),
+    "oauth": ("http500", "timeout"),
+}
+
+
+class Faults:
+    """The next N requests of a channel fail in the named way."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.active: dict[str, tuple[str, int]] = {}  # channel -> (fault, remaining; -1 forever)
+
+    def set(self, channel: str, fault: str, count: int) -> None:
+        with self.lock:
+            if fault == "clear":
+                self.active.pop(channel, None)
+            else:
+                self.active[channel] = (fault, count if count > 0 else -1)
+
+    def take(self, channel: str) -> str | None:
+        with self.lock:
+            if channel not in self.active:
+                return None
+            fault, left = self.active[channel]
+            if left > 0:
+                left -= 1
+                if left == 0:
+                    self.active.pop(channel)
+                else:
+                    self.active[channel] = (fault, left)
+            return fault
+
+
+class ZaloAuth:
+    """Tokens as Zalo's OAuth v4 hands them out: refresh tokens used once, access tokens checked."""
+
+    def __init__(self, state: Path, first_refresh: str):
+        self.state = state
+        self.lock = threading.Lock()
+        self.refresh = state.read_text().strip() if state.exists() else first_refresh
+        self.access: set[str] = set()
+        self.counter = 0
+
+    def exchange(self, secret: str, app_id: str, refresh: str) -> tuple[int, dict[str, object]]:
+        with self.lock:
+            if secret != LAB_ZALO_SECRET or app_id != LAB_ZALO_APP_ID:
+                return 200, {"error": -14002, "error_name": "Invalid app", "error_description": "app_id or secret_key"}
+            if refresh != self.refresh:
+                return 200, {"error": -14014, "error_name": "Invalid refresh token",
+                             "error_description": "Refresh token is invalid or has been used"}  # fmt: skip
+            self.counter += 1
+            access, self.refresh = f"lab-access-{self.counter}-{time.time_ns()}", f"lab-refresh-{time.time_ns()}"
+            self.state.write_text(self.refresh + "\n")
+            self.access.add(access)
+            return 200, {"access_token": access, "refresh_token": self.refresh, "expires_in": "90000"}
+
+    def valid(self, token: str) -> bool:
+        with self.lock:
+            return token in self.access
+
+    def expire(self, token: str) -> None:
+        with self.lock:
+            self.access.discard(token)
 
 
 class Store:
@@ -52,19 +138,56 @@ class Store:
             return self.items[n:]
 
 
-def make_handler(store: Store):
+def make_handler(store: Store, faults: Faults | None = None, auth: ZaloAuth | None = None, delay: float = 15.0):
+    faults = faults or Faults()
+
     class Handler(BaseHTTPRequestHandler):
         server_version = "motcua-lab-sink"
+        protocol_version = "HTTP/1.1"
+
+        def _fault(self, channel: str) -> bool:
+            """Answer with the channel's active fault, if any (True: answered)."""
+            fault = faults.take(channel)
+            if fault is None:
+                return False
+            store.add("fault", channel=channel, fault=fault)
+            if fault == "timeout":
+                time.sleep(delay)
+                self._send(504, {"error": "the stand-in waited on purpose"})
+            elif fault == "http500":
+                self._send(500, {"error": "internal error (lab fault)"})
+            elif fault == "rate-limited":
+                self._send(429, {"error": -32, "message": "Rate limit exceeded"}, {"Retry-After": "1"})
+            elif fault == "token-expired":
+                token = self.headers.get("access_token", "")
+                if auth:
+                    auth.expire(token)
+                self._send(200, {"error": -220, "message": "Access token is expired or removed"})
+            elif fault == "not-following":
+                self._send(200, {"error": -213, "message": "User has not followed the OA"})
+            elif fault == "template-rejected":
+                self._send(200, {"error": -1124, "message": "Template is not approved"})
+            elif fault == "bad-number":
+                self._send(200, {"CodeResult": "99", "ErrorMessage": "Invalid phone number"})
+            return True
+
+        def _zalo_token_ok(self) -> bool:
+            if auth is None or auth.valid(self.headers.get("access_token", "")):
+                return True
+            self._send(200, {"error": -216, "message": "Access token is invalid"})
+            return False
 
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-        def _send(self, status: int, body: object) -> None:
+        def _send(self, status: int, body: object, headers: dict[str, str] | None = None) -> None:
             data = json.dumps(body, ensure_ascii=False).encode()
             try:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
                 self.end_headers()
                 self.wfile.write(data)
             except (BrokenPipeError, ConnectionResetError):
@@ -91,7 +214,60 @@ def make_handler(store: Store):
                 self._send(400, {"error": "unreadable body"})
                 return
             path = urlsplit(self.path).path
-            if path.startswith("/webhook/"):
+            if path == "/faults":
+                channel, fault = str(body.get("channel", "")), str(body.get("fault", ""))
+                if channel not in FAULTS or (fault != "clear" and fault not in FAULTS[channel]):
+                    self._send(400, {"error": f"channels and faults: {FAULTS}"})
+                    return
+                faults.set(channel, fault, int(body.get("count", 1)))
+                self._send(200, {"ok": True})
+            elif path == "/v4/oa/access_token":
+                if self._fault("oauth"):
+                    return
+                if auth is None:
+                    self._send(404, {"error": "no Zalo stand-in"})
+                    return
+                self._send(*auth.exchange(self.headers.get("secret_key", ""), str(body.get("app_id", "")),
+                                          str(body.get("refresh_token", ""))))  # fmt: skip
+            elif path == "/v3.0/oa/message/cs":
+                if self._fault("zalo") or not self._zalo_token_ok():
+                    return
+                user = str((body.get("recipient") or {}).get("user_id", ""))
+                text = str((body.get("message") or {}).get("text", ""))
+                if not user.isdigit() or not text or len(text) > 2000:
+                    self._send(200, {"error": -201, "message": "Parameters are invalid"})
+                    return
+                store.add("zalo", to=user, text=text)
+                self._send(200, {"error": 0, "message": "Success",
+                                 "data": {"message_id": f"lab{len(store.items)}", "user_id": user}})  # fmt: skip
+            elif path == "/message/template":
+                if self._fault("zns") or not self._zalo_token_ok():
+                    return
+                phone, template = str(body.get("phone", "")), str(body.get("template_id", ""))
+                params = body.get("template_data") or {}
+                if template != ZNS_TEMPLATE:
+                    self._send(200, {"error": -1124, "message": "Template is not approved"})
+                    return
+                if not (phone.startswith("84") and phone.isdigit() and len(phone) == 11):
+                    self._send(200, {"error": -108, "message": "Phone number is invalid"})
+                    return
+                store.add("zns", to=phone, template_id=template, params=params,
+                          text=" | ".join(f"{k}={v}" for k, v in params.items()))  # fmt: skip
+                sent = {"msg_id": f"lab{len(store.items)}", "sent_time": str(int(time.time() * 1000))}
+                self._send(200, {"error": 0, "message": "Success", "data": sent})
+            elif path == "/sms/send":
+                if self._fault("sms"):
+                    return
+                if self.headers.get("X-Api-Key") != LAB_SMS_KEY:
+                    self._send(401, {"CodeResult": "101", "ErrorMessage": "Authorize failed"})
+                    return
+                phone, text = str(body.get("to", "")), str(body.get("text", ""))
+                if not (phone.startswith("0") and phone.isdigit() and len(phone) == 10):
+                    self._send(200, {"CodeResult": "99", "ErrorMessage": "Invalid phone number"})
+                    return
+                store.add("sms", to=phone, text=text, brandname=body.get("brandname"))
+                self._send(200, {"CodeResult": "100", "SMSID": f"lab{len(store.items)}"})
+            elif path.startswith("/webhook/"):
                 store.add("webhook", receiver=path.removeprefix("/webhook/"), payload=body)
                 self._send(200, {"ok": True})
             elif path.startswith("/bot") and path.endswith("/sendMessage"):
@@ -187,9 +363,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--http-port", type=int, default=80)
     parser.add_argument("--smtp-port", type=int, default=25)
     parser.add_argument("--log", required=True, help="JSON-lines file of every message")
+    parser.add_argument("--zalo-refresh-token", default="lab-refresh-0", help="the first refresh token it accepts")
+    parser.add_argument("--fault-delay", type=float, default=15.0, help="seconds a 'timeout' fault waits")
     args = parser.parse_args(argv)
     store = Store(Path(args.log))
-    http = ThreadingHTTPServer((args.address, args.http_port), make_handler(store))
+    auth = ZaloAuth(Path(args.log).with_name("zalo-refresh-token.current"), args.zalo_refresh_token)
+    handler = make_handler(store, Faults(), auth, args.fault_delay)
+    http = ThreadingHTTPServer((args.address, args.http_port), handler)
+    http.daemon_threads = True
     threading.Thread(target=http.serve_forever, daemon=True).start()
 
     async def smtp() -> None:

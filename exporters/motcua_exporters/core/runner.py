@@ -77,7 +77,8 @@ def run(name: str, args: argparse.Namespace, load: Callable[[Path], Exporter]) -
         return 0
     BUILD.labels(name, __version__).set(1)
     CONFIG_OK.set(1)
-    server = ExporterServer(name, args.listen, exporter.routes(), web)
+    post_routes = getattr(exporter, "post_routes", dict)()
+    server = ExporterServer(name, args.listen, exporter.routes(), web, post_routes)
     server.observe = lambda path, seconds: HTTP_SECONDS.labels(path).observe(seconds)
     try:
         server.start()

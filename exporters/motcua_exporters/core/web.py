@@ -40,6 +40,8 @@ class Request:
     path: str
     query: dict[str, str]
     headers: dict[str, str]
+    method: str = "GET"
+    body: bytes = b""
 
     def scrape_timeout(self, default: float) -> float:
         """Prometheus tells the exporter how long it will wait; a probe must answer before that."""
@@ -204,6 +206,39 @@ class _Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self.do_GET()
 
+    def do_POST(self) -> None:
+        server: ExporterServer = self.server.exporter  # type: ignore[attr-defined]
+        if not server.auth.allows(self.headers.get("Authorization")):
+            self._reply(Response(401, "Unauthorized\n"), {"WWW-Authenticate": 'Basic realm="motcua-exporter"'})
+            return
+        url = urllib.parse.urlsplit(self.path)
+        route = server.post_routes.get(url.path)
+        if route is None:
+            known = url.path in server.routes
+            self._reply(Response(405 if known else 404, "Method not allowed\n" if known else "Not found\n"))
+            return
+        try:
+            length = int(self.headers.get("Content-Length") or "")
+        except ValueError:
+            self._reply(Response(411, "Content-Length required\n"))
+            self.close_connection = True
+            return
+        if length > server.max_body:
+            self._reply(Response(413, f"Body larger than {server.max_body} bytes\n"))
+            self.close_connection = True
+            return
+        body = self.rfile.read(length)
+        query = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query, keep_blank_values=True).items()}
+        request = Request(url.path, query, {k.lower(): v for k, v in self.headers.items()}, "POST", body)
+        started = time.monotonic()
+        try:
+            response = route(request)
+        except Exception:
+            log.exception("handler for POST %s failed", url.path)
+            response = Response(500, "Internal error; see the log\n")
+        server.observe(url.path, time.monotonic() - started)
+        self._reply(response)
+
     def _reply(self, response: Response, extra: dict[str, str] | None = None) -> None:
         data = response.data()
         self.send_response(response.status)
@@ -255,10 +290,20 @@ class _Server(ThreadingHTTPServer):
 class ExporterServer:
     """Serves ``routes`` on ``listen``; ``/`` is a landing page listing them."""
 
-    def __init__(self, name: str, listen: str, routes: dict[str, Route], web: WebConfig | None = None):
+    def __init__(
+        self,
+        name: str,
+        listen: str,
+        routes: dict[str, Route],
+        web: WebConfig | None = None,
+        post_routes: dict[str, Route] | None = None,
+        max_body: int = 4 << 20,
+    ):
         self.name = name
         self.web = web or WebConfig()
         self.routes = dict(routes)
+        self.post_routes = dict(post_routes or {})
+        self.max_body = max_body
         self.routes.setdefault("/", self._landing)
         self.routes.setdefault("/-/healthy", lambda _req: Response(200, "OK\n"))
         self.auth = _Auth(self.web.users)

@@ -1,0 +1,1 @@
+"""motcua-notify: the notification bridge from Alertmanager to Zalo, ZNS and SMS."""

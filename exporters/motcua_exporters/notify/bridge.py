@@ -1,0 +1,239 @@
+"""motcua-notify: Alertmanager's webhooks delivered by Zalo, ZNS and SMS.
+
+``POST /alertmanager`` takes Alertmanager's webhook (version 4). The receiver
+names a person of the duty roster; the notification is queued durably (SQLite)
+and answered at once, then workers deliver it on the person's first channel,
+retrying transient failures with exponential backoff and moving to the next
+channel on a permanent one (or when the retries are spent). What no channel
+could deliver is written to ``dead-letters.jsonl``. The same receiver, group,
+status and alerts within ``dedupe_window`` is delivered once: Alertmanager's
+own retries, and a second Alertmanager's copy, do not page twice.
+
+``GET /m?id=<key>`` is the full text behind a message's link; ``GET /metrics``
+the bridge's own metrics (deliveries by channel and result, latency, queue
+depth, dead letters, token refreshes).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from ..core.exposition import CONTENT_TYPE
+from ..core.runner import self_metrics
+from ..core.web import Request, Response
+from . import config as config_module
+from .channels import (
+    DELIVERED,
+    PERMANENT,
+    Http,
+    OaChannel,
+    Outcome,
+    Rendered,
+    SmsChannel,
+    ZaloApi,
+    ZaloTokens,
+    ZnsChannel,
+)
+from .config import NotifyConfig
+from .message import Notification, page, sms_text, zalo_text, zns_params
+from .store import Job, Store
+
+log = logging.getLogger("notify")
+
+WEBHOOKS = Counter("motcua_notify_webhooks_total", "Alertmanager webhooks received, by result.", ["result"])
+DELIVERIES = Counter(
+    "motcua_notify_deliveries_total",
+    "Delivery attempts by channel and result (delivered, retry, failed: moved on to the next channel).",
+    ["channel", "result"],
+)
+DEAD = Counter("motcua_notify_dead_letters_total", "Notifications no channel could deliver.", ["receiver"])
+LATENCY = Histogram(
+    "motcua_notify_delivery_latency_seconds",
+    "From the webhook's arrival to the provider's acceptance, by channel.",
+    ["channel"],
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900),
+)
+QUEUE = Gauge("motcua_notify_queue_depth", "Deliveries waiting (due or backing off).")
+OLDEST = Gauge("motcua_notify_oldest_pending_age_seconds", "Age of the oldest waiting delivery (0 when none).")
+REFRESHES = Gauge(
+    "motcua_notify_zalo_token_refreshes", "Zalo access-token refreshes since start, by result.", ["result"]
+)
+LAST_DELIVERY = Gauge(
+    "motcua_notify_last_delivery_timestamp_seconds", "When a channel last delivered a message.", ["channel"]
+)
+
+
+class NotifyBridge:
+    def __init__(self, config: NotifyConfig):
+        self.config = config
+        self.store = Store(config.state_dir)
+        self.stopping = threading.Event()
+        self.wake = threading.Condition()
+        self.threads: list[threading.Thread] = []
+        self._configure(config)
+        for channel in ("zalo", "zns", "sms"):
+            for result in ("delivered", "retry", "failed"):
+                DELIVERIES.labels(channel, result)
+        for result in ("accepted", "duplicate", "refused"):
+            WEBHOOKS.labels(result)
+
+    @classmethod
+    def from_file(cls, path: Path) -> NotifyBridge:
+        return cls(config_module.load(path))
+
+    def _configure(self, config: NotifyConfig) -> None:
+        http = Http(config.timeout, config.ca_file)
+        channels: dict[str, object] = {}
+        self.tokens = None
+        if config.zalo:
+            self.tokens = ZaloTokens(config.zalo, http, config.state_dir)
+            api = ZaloApi(config.zalo, self.tokens, http)
+            channels["zalo"] = OaChannel(api)
+            if config.zns:
+                channels["zns"] = ZnsChannel(api, str(config.zns["api_url"]), str(config.zns["template_id"]))
+        if config.sms:
+            channels["sms"] = SmsChannel(config.sms, http)
+        self.channels = channels
+        self.config = config
+
+    # -- lifecycle --------------------------------------------------------
+    def start(self) -> None:
+        for n in range(self.config.workers):
+            thread = threading.Thread(target=self._work, name=f"deliver-{n}", daemon=True)
+            thread.start()
+            self.threads.append(thread)
+        log.info("delivering for %d receivers on %s", len(self.config.recipients), ", ".join(self.channels) or "-")
+
+    def stop(self) -> None:
+        self.stopping.set()
+        with self.wake:
+            self.wake.notify_all()
+        for thread in self.threads:
+            thread.join(timeout=self.config.timeout + 5)
+        self.store.close()
+
+    def reload(self, path: Path) -> None:
+        new = config_module.load(path)  # ConfigError leaves the running config alone
+        if new.state_dir != self.config.state_dir:
+            raise config_module.ConfigError(path, "state_dir", "cannot change while running (restart the bridge)")
+        self._configure(new)
+
+    # -- HTTP -------------------------------------------------------------
+    def routes(self):
+        return {"/metrics": self.metrics, "/m": self.message_page}
+
+    def post_routes(self):
+        return {"/alertmanager": self.webhook}
+
+    def webhook(self, request: Request) -> Response:
+        try:
+            notification = Notification.from_payload(json.loads(request.body))
+        except (ValueError, UnicodeDecodeError) as exc:
+            WEBHOOKS.labels("refused").inc()
+            return Response(400, f"refused: {exc}\n")
+        if notification.receiver not in self.config.recipients:
+            WEBHOOKS.labels("refused").inc()
+            log.error("receiver %r is not in the config's recipients: not delivered", notification.receiver)
+            # 4xx: Alertmanager does not retry what can never succeed.
+            return Response(422, f"unknown receiver {notification.receiver!r}\n")
+        payload = json.loads(request.body)
+        if self.store.add(notification.key, notification.receiver, payload, self.config.dedupe_window):
+            WEBHOOKS.labels("accepted").inc()
+            with self.wake:
+                self.wake.notify()
+            return Response(200, "queued\n")
+        WEBHOOKS.labels("duplicate").inc()
+        return Response(200, "already delivered or queued\n")
+
+    def message_page(self, request: Request) -> Response:
+        payload = self.store.payload(request.query.get("id", ""))
+        if payload is None:
+            return Response(404, "no such message (links are kept for the dedupe window's retention)\n")
+        notification = Notification.from_payload(payload)
+        return Response(200, page(notification, ""), "text/html; charset=utf-8")
+
+    def metrics(self, _request: Request) -> Response:
+        count, oldest = self.store.pending()
+        QUEUE.set(count)
+        OLDEST.set(time.time() - oldest if oldest else 0)
+        if self.tokens:
+            for result, value in self.tokens.refreshes.items():
+                REFRESHES.labels(result).set(value)
+        return Response(200, self_metrics(), CONTENT_TYPE)
+
+    # -- delivery ---------------------------------------------------------
+    def render(self, notification: Notification) -> Rendered:
+        link = f"{self.config.public_url}m?id={notification.key[:16]}"
+        zns = self.config.zns
+        params = zns_params(notification, link, zns.get("template_data", {}), zns.get("lengths", {})) if zns else {}  # type: ignore[arg-type]
+        sms_limit = self.config.sms.max_length if self.config.sms else 160
+        sms = sms_text(notification, link, sms_limit)
+        return Rendered(notification.key, zalo_text(notification, link), sms, params)
+
+    def _work(self) -> None:
+        last_prune = 0.0
+        while not self.stopping.is_set():
+            job = self.store.take()
+            if job is None:
+                with self.wake:
+                    self.wake.wait(timeout=0.5)
+                if time.time() - last_prune > 3600:
+                    last_prune = time.time()
+                    self.store.prune(time.time() - max(self.config.dedupe_window, 86400))
+                continue
+            try:
+                self.deliver(job)
+            except Exception:  # a bug must not stop the worker or lose the job
+                log.exception("delivery %s failed unexpectedly; retrying in a minute", job.id)
+                self.store.again(job, job.channel, job.attempts, time.time() + 60, "internal error")
+
+    def deliver(self, job: Job) -> None:
+        recipient = self.config.recipients.get(job.receiver)
+        if recipient is None:
+            self.store.dead(job, [], f"receiver {job.receiver} is no longer in the config")
+            DEAD.labels(job.receiver).inc()
+            return
+        channels: list[str] = list(recipient["channels"])  # type: ignore[arg-type]
+        notification = Notification.from_payload(job.payload)
+        index = min(job.channel, len(channels) - 1)
+        name = channels[index]
+        channel = self.channels.get(name)
+        outcome = (
+            channel.send(recipient, self.render(notification))  # type: ignore[attr-defined]
+            if channel
+            else Outcome(PERMANENT, f"{name} is not configured")
+        )
+        if outcome.result == DELIVERED:
+            DELIVERIES.labels(name, "delivered").inc()
+            LATENCY.labels(name).observe(max(0.0, time.time() - job.received))
+            LAST_DELIVERY.labels(name).set(time.time())
+            self.store.delivered(job, name, outcome.detail)
+            log.info("%s %s to %s by %s: %s", notification.status, notification.alertname, job.receiver, name,
+                     outcome.detail)  # fmt: skip
+            return
+        attempts = job.attempts + 1
+        if outcome.result != PERMANENT and attempts < self.config.attempts:
+            DELIVERIES.labels(name, "retry").inc()
+            backoff = min(self.config.max_backoff, self.config.initial_backoff * 2 ** (attempts - 1))
+            wait = max(backoff, outcome.retry_after or 0.0)
+            log.warning("%s to %s: %s; attempt %d again in %.1f s", name, job.receiver, outcome.detail,
+                        attempts + 1, wait)  # fmt: skip
+            self.store.again(job, index, attempts, time.time() + wait, outcome.detail)
+            return
+        DELIVERIES.labels(name, "failed").inc()
+        if index + 1 < len(channels):
+            log.warning("%s to %s failed (%s): trying %s", name, job.receiver, outcome.detail, channels[index + 1])
+            self.store.again(job, index + 1, 0, time.time(), outcome.detail)
+            with self.wake:
+                self.wake.notify()
+            return
+        log.error("%s to %s: no channel delivered (%s): dead letter", notification.alertname, job.receiver,
+                  outcome.detail)  # fmt: skip
+        DEAD.labels(job.receiver).inc()
+        self.store.dead(job, channels, outcome.detail)
