@@ -3,8 +3,9 @@
 
 For each pace (production defaults, then the lab's fast settings) the lab's
 monitoring host is provisioned with it, then --runs times: the dossier
-stand-in goes down (its fault switch), and the time until the first Telegram
-message for DossierSystemDown reaches the lab's notification sink is measured;
+stand-in goes down (its fault switch), and the time until the first Zalo
+message for DossierSystemDown (Alertmanager -> motcua-notify -> the Zalo OA
+stand-in in the lab's notification sink) is measured;
 the fault is cleared and the resolved message awaited before the next run.
 
 With production defaults it also checks that one failed probe never notifies:
@@ -84,12 +85,12 @@ def notifications(since: int) -> list[dict]:
     return get_json(f"{SINK}/notifications?since={since}")
 
 
-def telegram(since: int, status: str) -> list[dict]:
+def zalo(since: int, status: str) -> list[dict]:
     marker = "FIRING" if status == "firing" else "RESOLVED"
     return [
         n
         for n in notifications(since)
-        if n["kind"] == "telegram" and "DossierSystemDown" in (n["text"] or "") and marker in n["text"]
+        if n["kind"] == "zalo" and "DossierSystemDown" in (n["text"] or "") and marker in n["text"]
     ]
 
 
@@ -108,13 +109,13 @@ def outage_runs(faults: Path, runs: int, label: str) -> list[float]:
         began = time.time()
         write_fault(faults, "down")
         try:
-            first = wait_for(lambda s=start: telegram(s, "firing"), 300, "the notification")[0]
+            first = wait_for(lambda s=start: zalo(s, "firing"), 300, "the notification")[0]
         finally:
             write_fault(faults, None)
         latency = float(first["time"]) - began
         latencies.append(latency)
-        say(f"  {label}: run {run}/{runs}: outage -> Telegram {latency:.1f} s")
-        wait_for(lambda s=start: telegram(s, "resolved"), 400, "the resolved notification")
+        say(f"  {label}: run {run}/{runs}: outage -> Zalo {latency:.1f} s")
+        wait_for(lambda s=start: zalo(s, "resolved"), 400, "the resolved notification")
     return latencies
 
 
@@ -139,7 +140,7 @@ def single_failed_probe(faults: Path, watch: float) -> tuple[bool, int]:
     pending_max = 0
     while time.monotonic() < deadline:
         pending_max = max(pending_max, len(query('ALERTS{alertname="DossierSystemDown"}')))
-        if telegram(start, "firing") or query('ALERTS{alertname="DossierSystemDown", alertstate="firing"}'):
+        if zalo(start, "firing") or query('ALERTS{alertname="DossierSystemDown", alertstate="firing"}'):
             return False, pending_max
         time.sleep(1)
     return True, pending_max
@@ -166,7 +167,7 @@ def main() -> int:
     finally:
         write_fault(faults, None)
     prod, lab = statistics.median(results["production"]), statistics.median(results["lab"])
-    print("Dossier outage -> first notification (Telegram to the person on duty), lab sink")
+    print("Dossier outage -> first notification (Zalo to the person on duty, through motcua-notify), lab sink")
     print(
         f"  production defaults: median {prod:.1f} s over {len(results['production'])} runs "
         f"(min {min(results['production']):.1f}, max {max(results['production']):.1f}); "

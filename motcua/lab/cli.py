@@ -102,8 +102,38 @@ def cmd_lab_sign(args: argparse.Namespace) -> int:
     return 0
 
 
+CHANNELS = ("zalo", "zns", "sms", "email", "webhook", "telegram")
+
+
+def notification_line(item: dict) -> dict[str, object] | None:
+    """A message the sink received as {time, channel, to, text, status}; None for what is not one (a fault)."""
+    kind = str(item.get("kind"))
+    if kind not in CHANNELS:
+        return None
+    if kind == "webhook":
+        payload = item.get("payload") or {}
+        names = sorted({a.get("labels", {}).get("alertname", "?") for a in payload.get("alerts", [])})
+        to, text, status = item.get("receiver"), ", ".join(names), payload.get("status")
+    elif kind == "email":
+        to, text = ", ".join(item.get("to") or []), str(item.get("subject") or "")
+        status = "resolved" if "RESOLVED" in text else "firing"
+    elif kind == "zns":
+        to, text = item.get("to"), str(item.get("text") or "")
+        status = "resolved" if "ĐÃ KHẮC PHỤC" in text else "firing"
+    else:
+        to, text = item.get("to", item.get("chat_id")), str(item.get("text") or "")
+        status = "resolved" if any(w in text for w in ("RESOLVED", "DA KHAC PHUC")) else "firing"
+    return {"time": item["time"], "channel": kind, "to": to, "text": text, "status": status}
+
+
 def cmd_lab_notifications(args: argparse.Namespace) -> int:
-    items = _lab(args).notifications()[-args.last :]
+    items = _lab(args).notifications()
+    if args.format == "json":  # one JSON object a line, every channel alike
+        lines = [line for line in map(notification_line, items) if line is not None][-args.last :]
+        for line in lines:
+            print(json.dumps(line, ensure_ascii=False))
+        return 0
+    items = [i for i in items if i.get("kind") in CHANNELS][-args.last :]
     if args.json:
         print(json.dumps(items, ensure_ascii=False, indent=2))
         return 0
@@ -114,6 +144,9 @@ def cmd_lab_notifications(args: argparse.Namespace) -> int:
             names = sorted({a["labels"].get("alertname", "?") for a in payload.get("alerts", [])})  # type: ignore[union-attr]
             what = f"{payload.get('status')}: {', '.join(names)}"  # type: ignore[union-attr]
             print(f"{when} webhook  {item['receiver']}: {what}")
+        elif item["kind"] in ("zalo", "zns", "sms"):
+            first = str(item.get("text") or "").splitlines()[:1]
+            print(f"{when} {item['kind']:<8} {item['to']}: {first[0] if first else ''}")
         elif item["kind"] == "telegram":
             first = str(item.get("text") or "").splitlines()[:1]
             print(f"{when} telegram chat {item['chat_id']}: {first[0] if first else ''}")
@@ -155,7 +188,7 @@ def add_parser(sub) -> None:
         ("down", cmd_lab_down, "stop everything the lab started and unmount its overlays"),
         ("status", cmd_lab_status, "each host and service with its address and state"),
         ("fault", cmd_lab_fault, "break something on purpose (training, tests)"),
-        ("notifications", cmd_lab_notifications, "what the lab's Alertmanager sent (e-mail, Telegram, webhooks)"),
+        ("notifications", cmd_lab_notifications, "what the lab's monitoring sent (Zalo, ZNS, SMS, e-mail, webhooks)"),
         ("sign-requests", cmd_lab_sign, "the lab's national-CA stand-in issues the ledger's requests into a folder"),
         ("move", cmd_lab_desk, "carry a counter PC to a vacant desk: its disk boots there on the new address"),
         ("vacate", cmd_lab_desk, "free a counter desk for a PC that moves in (its own PC is set aside)"),
@@ -176,6 +209,8 @@ def add_parser(sub) -> None:
             p.add_argument("--json", action="store_true")
         if name == "notifications":
             p.add_argument("--last", type=int, default=30, help="how many (default: 30)")
+            p.add_argument("--format", choices=("text", "json"), default="text",
+                           help="json: one object a line - time, channel, to, text, status")  # fmt: skip
         if name == "sign-requests":
             p.add_argument("--out", required=True, help="folder for the issued certificates (PEM with the CA)")
             p.add_argument("--days", type=float, default=730, help="validity in days (default: 730)")

@@ -322,6 +322,9 @@ class Lab:
         if purge and hosts_dir.exists():
             shutil.rmtree(hosts_dir)
             shutil.rmtree(self.home / "aside", ignore_errors=True)
+            # The bridge's rotated Zalo token went with dx-mon01's state: the stand-in starts afresh too.
+            (self.home / "notifications" / "zalo-refresh-token.current").unlink(missing_ok=True)
+            (self.home / "notify" / "zalo-refresh-token").unlink(missing_ok=True)
         (self.home / "state.json").unlink(missing_ok=True)
         self.progress(
             f"lab: stopped {len(state.procs)} processes"
@@ -581,7 +584,28 @@ class Lab:
             *("--faults", str(dossier_dir / "faults.json"), "--agencies", str(dossier_dir / "agencies.json")),
         )
 
+    def _notify_credentials(self) -> None:
+        """The provider stand-ins' credentials for the lab's notification bridge (monitoring_exporters_notify).
+
+        The refresh token is the one a fresh Zalo stand-in accepts; both rotate it as Zalo does.
+        """
+        from .sink import LAB_SMS_KEY, LAB_ZALO_SECRET, first_refresh_token
+
+        folder = self.home / "notify"
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        values = {
+            "zalo-app-secret": LAB_ZALO_SECRET,
+            "zalo-refresh-token": first_refresh_token(),
+            "sms-api-key": LAB_SMS_KEY,
+        }
+        for name, value in values.items():
+            path = folder / name
+            if not path.exists():  # the bridge rotates its token in its own state; this one is its first
+                path.write_text(value + "\n")
+                path.chmod(0o600)
+
     def _start_sink(self, plan: LabPlan) -> Proc:
+        self._notify_credentials()
         return self._service(
             "sink",
             "notifications",
@@ -593,7 +617,7 @@ class Lab:
         return self._service("ntp", "ntp", *[arg for a in plan.ntp_addresses for arg in ("--address", a)])
 
     def notifications(self) -> list[dict[str, object]]:
-        """What the lab's monitoring has sent (e-mail, Telegram, webhooks), oldest first."""
+        """What the lab's monitoring has sent (Zalo, ZNS, SMS, e-mail, webhooks), oldest first."""
         path = self.home / "notifications" / "notifications.jsonl"
         if not path.exists():
             return []

@@ -48,6 +48,13 @@ LAB_ZALO_APP_ID = "1000000000000000001"
 LAB_ZALO_SECRET = "lab-zalo-app-secret-not-a-secret"  # noqa: S105 - the stand-in's own, loopback only
 LAB_SMS_KEY = "lab-sms-key-not-a-secret"
 ZNS_TEMPLATE = "200001"
+
+
+def first_refresh_token() -> str:
+    """The refresh token a fresh Zalo stand-in accepts."""
+    return "lab-refresh-0"
+
+
 FAULTS = {
     "zalo": ("token-expired", "rate-limited", "not-following", "timeout", "http500"),
     "zns": ("token-expired", "rate-limited", "template-rejected", "timeout", "http500"),
@@ -363,7 +370,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--http-port", type=int, default=80)
     parser.add_argument("--smtp-port", type=int, default=25)
     parser.add_argument("--log", required=True, help="JSON-lines file of every message")
-    parser.add_argument("--zalo-refresh-token", default="lab-refresh-0", help="the first refresh token it accepts")
+    parser.add_argument(
+        "--zalo-refresh-token", default=first_refresh_token(), help="the first refresh token it accepts"
+    )
     parser.add_argument("--fault-delay", type=float, default=15.0, help="seconds a 'timeout' fault waits")
     args = parser.parse_args(argv)
     store = Store(Path(args.log))

@@ -109,7 +109,9 @@ def compile_alertmanager(roster: DutyRoster, settings: dict[str, object]) -> dic
     ``settings`` (the alertmanager role passes its variables):
       smtp: {smarthost, from, auth_username?, auth_password_file?, require_tls?} or absent (no e-mail)
       telegram: {api_url?, bot_token} or absent (no Telegram)
-      webhooks: [{name, url}] receive every alert (the DX Centre's incident board, a chat bridge)
+      webhooks: [{name, url}] receive every alert (the DX Centre's incident board)
+      bridge: {url} motcua-notify's webhook: each person with channels (Zalo, ZNS, SMS) gets their
+              alerts through it, and the lead's critical ones through an urgent receiver (SMS first)
       pace: {phase | "system" | "default": {group_wait, group_interval, repeat_interval, copy_lead}}
             over DEFAULT_PACE (copy_lead for "system": the lead hears of every city-wide alert,
             not only the critical ones)
@@ -118,6 +120,7 @@ def compile_alertmanager(roster: DutyRoster, settings: dict[str, object]) -> dic
     smtp = settings.get("smtp") or {}
     telegram = settings.get("telegram") or {}
     webhooks = list(settings.get("webhooks") or [])
+    bridge = settings.get("bridge") or {}
     pace = dict(DEFAULT_PACE)
     for phase, values in (settings.get("pace") or {}).items():
         if phase not in DEFAULT_PACE:
@@ -143,8 +146,16 @@ def compile_alertmanager(roster: DutyRoster, settings: dict[str, object]) -> dic
         receivers[0]["webhook_configs"].append({"url": hook["url"], "send_resolved": True, "max_alerts": 50})  # type: ignore[union-attr]
     if not webhooks:
         receivers[0].pop("webhook_configs")
-    for person in [roster.lead, *[p for p in roster.people.values() if p.id != roster.lead.id]]:
-        receiver: dict[str, object] = {"name": person.receiver}
+    people = [
+        (roster.lead, roster.lead.receiver),
+        *[(p, p.receiver) for p in roster.people.values() if p.id != roster.lead.id],
+    ]
+    people.append((roster.lead, roster.lead.urgent_receiver))
+    for person, name in people:
+        receiver: dict[str, object] = {"name": name}
+        if bridge.get("url") and (person.urgent_channels if name == person.urgent_receiver else person.channels):
+            # One webhook call per alert group; the bridge says it once per person and channel.
+            receiver["webhook_configs"] = [{"url": bridge["url"], "send_resolved": True, "max_alerts": 0}]
         if person.email and smtp:
             receiver["email_configs"] = [
                 {
@@ -166,6 +177,7 @@ def compile_alertmanager(roster: DutyRoster, settings: dict[str, object]) -> dic
             ]
         receivers.append(receiver)
     lead = roster.lead.receiver
+    urgent = roster.lead.urgent_receiver
 
     def shift_routes(system: bool) -> list[dict[str, object]]:
         out = []
@@ -193,7 +205,12 @@ def compile_alertmanager(roster: DutyRoster, settings: dict[str, object]) -> dic
         # hears of the dossier system's critical alerts at once in any case.
         "routes": [
             *shift_routes(system=True),
-            {"matchers": [] if system_pace.copy_lead else ['severity="critical"'], "receiver": lead, "continue": True},
+            {"matchers": ['severity="critical"'], "receiver": urgent, "continue": True},
+            *(
+                [{"matchers": ['severity!="critical"'], "receiver": lead, "continue": True}]
+                if system_pace.copy_lead
+                else []
+            ),
             # (the lead has the critical ones already: no second copy outside the window)
             *([] if system_pace.copy_lead else [{**outside_window, "matchers": ['severity!="critical"']}]),
         ],
@@ -224,7 +241,7 @@ def compile_alertmanager(roster: DutyRoster, settings: dict[str, object]) -> dic
             *([{"receiver": "board", "continue": True, "group_wait": "0s"}] if webhooks else []),
             {
                 "matchers": [f'alertname="{rules.ESCALATION_ALERT}"'],
-                "receiver": lead,
+                "receiver": urgent,
                 "group_by": ["alertname", "site", "escalated"],
             },
             system_route,
@@ -248,3 +265,20 @@ def compile_alertmanager(roster: DutyRoster, settings: dict[str, object]) -> dic
             *[_time_interval(s, roster.timezone) for s in roster.shifts],
         ],
     }
+
+
+def bridge_recipients(roster: DutyRoster) -> dict[str, dict[str, object]]:
+    """motcua-notify's ``recipients``: each receiver the bridge serves -> the person and their channels."""
+    out: dict[str, dict[str, object]] = {}
+    people = [(p, p.receiver, p.channels) for p in roster.people.values()]
+    people.append((roster.lead, roster.lead.urgent_receiver, roster.lead.urgent_channels))
+    for person, receiver, channels in people:
+        if not channels:
+            continue
+        entry: dict[str, object] = {"name": person.name, "channels": list(channels)}
+        if person.zalo:
+            entry["zalo"] = person.zalo
+        if person.phone:
+            entry["phone"] = person.phone
+        out[receiver] = entry
+    return out

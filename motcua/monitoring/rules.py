@@ -41,7 +41,8 @@ class Alert:
     pace: str  # a DEFAULT_FOR key
     severity: str  # critical | warning
     scope: str  # system | site
-    role: str  # what it is about: router, switch, counter, printer, scanner, token, exporter, site-link, dossier
+    # What it is about: router, switch, counter, printer, scanner, token, exporter, site-link, dossier, notify.
+    role: str
     summary_vi: str
     summary_en: str
     set_scope: bool = True  # False: the scope label comes from the target (alerts on every job)
@@ -131,6 +132,27 @@ ALERTS: tuple[Alert, ...] = (
         "Máy tính quầy {{ $labels.instance }} tại {{ $labels.ward }} không phản hồi",
         "Counter PC {{ $labels.instance }} at {{ $labels.ward }} is down",
         set_scope=False,
+    ),
+    # ---- the notification bridge (motcua-notify, on the monitoring host)
+    Alert(
+        "NotificationsUndelivered",
+        'increase(motcua_notify_dead_letters_total{job="self"}[15m]) > 0',
+        "fast",
+        "critical",
+        SCOPE_SYSTEM,
+        "notify",
+        "Có thông báo không gửi được qua kênh nào cho {{ $labels.receiver }} (Zalo, ZNS, SMS)",
+        "A notification for {{ $labels.receiver }} could not be delivered on any channel (Zalo, ZNS, SMS)",
+    ),
+    Alert(
+        "NotificationsDelayed",
+        'motcua_notify_oldest_pending_age_seconds{job="self"} > 300',
+        "short",
+        "warning",
+        SCOPE_SYSTEM,
+        "notify",
+        "Thông báo chờ gửi đã hơn {{ $value | humanizeDuration }} (nhà cung cấp lỗi hoặc giới hạn tốc độ)",
+        "Notifications have waited {{ $value | humanizeDuration }} to be delivered (a provider failing or rate-limiting)",
     ),
     Alert(
         "ExporterDown",

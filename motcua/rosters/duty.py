@@ -34,6 +34,12 @@ _HOURS = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 _DATES = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:\.\.(\d{4}-\d{2}-\d{2}))?$")
 _PERSON_ID = re.compile(r"^[a-z][a-z0-9._-]{1,31}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Vietnamese numbers as people write them: 0 and nine digits, or +84 and the same nine.
+_PHONE = re.compile(r"^(?:0|\+84)[1-9]\d{8}$")
+_ZALO_ID = re.compile(r"^\d{6,24}$")  # a Zalo user id (per Official Account): digits
+# The notification bridge's channels (motcua-notify), tried in the person's order.
+BRIDGE_CHANNELS = ("zalo", "zns", "sms")
+CHANNEL_NEEDS = {"zalo": "zalo", "zns": "phone", "sms": "phone"}
 
 TOP_SPEC = {
     "window": Field("mapping", required=True),
@@ -53,8 +59,10 @@ PERSON_SPEC = {
     "id": Field("any", required=True),
     "name": Field("any", required=True),
     "email": Field("any"),
-    "telegram_chat_id": Field("any"),
+    "telegram_chat_id": Field("any"),  # Telegram is blocked in Vietnam since June 2025: kept as an option only
     "phone": Field("any"),
+    "zalo": Field("any"),
+    "channels": Field("any"),
 }
 SHIFT_SPEC = {
     "person": Field("any", required=True),
@@ -73,10 +81,23 @@ class Person:
     telegram_chat_id: int | None
     phone: str | None
     line: int
+    zalo: str | None = None
+    channels: tuple[str, ...] = ()  # the bridge's channels in order (empty: the bridge does not reach them)
 
     @property
     def receiver(self) -> str:
         return f"duty-{self.id}"
+
+    @property
+    def urgent_receiver(self) -> str:
+        """The lead's receiver for critical alerts: SMS first."""
+        return f"urgent-{self.id}"
+
+    @property
+    def urgent_channels(self) -> tuple[str, ...]:
+        if self.phone is None:
+            return self.channels
+        return ("sms", *[c for c in self.channels if c != "sms"])
 
 
 @dataclass(frozen=True)
@@ -194,7 +215,7 @@ class _Reader:
             return None
         who = f"person {entry.get('id', f'at line {line}')}"
         raw_values = self.check.fields(entry, who, "", PERSON_SPEC)
-        values = {k: self.text(v, entry.line_of(k), who, k) for k, v in raw_values.items()}
+        values = {k: self.text(v, entry.line_of(k), who, k) for k, v in raw_values.items() if k != "channels"}
         pid, name = values.get("id"), values.get("name")
         ok = pid is not None and name is not None
         if pid is not None and not _PERSON_ID.fullmatch(pid):
@@ -212,10 +233,52 @@ class _Reader:
                 self.report(entry.line_of("telegram_chat_id"), who, "telegram_chat_id",
                             f"{shown(chat)} is not a Telegram chat id (a whole number that fits 64 bits)")  # fmt: skip
                 ok = False
-        if "email" not in entry and "telegram_chat_id" not in entry:
-            self.report(line, who, "email", "no way to reach this person: give an email or a telegram_chat_id")
+        if phone is not None and not _PHONE.fullmatch(phone):
+            self.report(entry.line_of("phone"), who, "phone",
+                        f"{shown(phone)} is not a Vietnamese number: write 0xxxxxxxxx or +84xxxxxxxxx")  # fmt: skip
             ok = False
-        return Person(pid, name, email, chat_id, phone, line) if ok else None  # type: ignore[arg-type]
+        zalo = values.get("zalo")
+        if zalo is not None and not _ZALO_ID.fullmatch(zalo):
+            self.report(entry.line_of("zalo"), who, "zalo",
+                        f"{shown(zalo)} is not a Zalo user id (the digits the Official Account sees)")  # fmt: skip
+            ok = False
+        channels = self.channels(entry, who, {"zalo": zalo, "phone": phone})
+        if channels is None:
+            ok = False
+        if not any(k in entry for k in ("email", "telegram_chat_id", "zalo", "phone")):
+            self.report(line, who, "email", "no way to reach this person: give a zalo id, a phone or an email")
+            ok = False
+        if not ok:
+            return None
+        return Person(pid, name, email, chat_id, phone, line, zalo, channels)  # type: ignore[arg-type]
+
+    def channels(self, entry: LineDict, who: str, contacts: dict[str, str | None]) -> tuple[str, ...] | None:
+        """The person's channels in order; by default every one their contacts allow (zalo, zns, sms)."""
+        if "channels" not in entry:
+            return tuple(c for c in BRIDGE_CHANNELS if contacts[CHANNEL_NEEDS[c]])
+        raw = entry["channels"]
+        line = entry.line_of("channels")
+        if not isinstance(raw, list) or not raw:
+            self.report(line, who, "channels", f"must be a list of {', '.join(BRIDGE_CHANNELS)}, got {shown(raw)}")
+            return None
+        out: list[str] = []
+        for index, item in enumerate(raw):
+            if item == "telegram":
+                self.report(line, who, f"channels[{index}]", "telegram is set with telegram_chat_id "
+                            "(Alertmanager sends it; blocked in Vietnam), not as a bridge channel")  # fmt: skip
+                return None
+            if item not in BRIDGE_CHANNELS:
+                self.report(line, who, f"channels[{index}]",
+                            f"unknown channel {shown(item)}: known are {', '.join(BRIDGE_CHANNELS)}")  # fmt: skip
+                return None
+            if not contacts[CHANNEL_NEEDS[item]]:
+                self.report(line, who, f"channels[{index}]", f"{item} needs this person's {CHANNEL_NEEDS[item]}")
+                return None
+            if item in out:
+                self.report(line, who, f"channels[{index}]", f"{item} is listed twice")
+                return None
+            out.append(item)
+        return tuple(out)
 
     def scope(self, raw: object, line: int, who: str) -> Scope | None:
         if isinstance(raw, str):

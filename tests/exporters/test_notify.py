@@ -153,7 +153,7 @@ def test_an_alert_reaches_zalo_once_and_its_resolution_follows(sink, bridge):
     resolved["alerts"] = [{**a, "status": "resolved"} for a in body["alerts"]]
     assert send(bridge, resolved)[0] == 200
     later = delivered(sink, "zalo", before, 2)
-    assert later[1]["text"].startswith("✅ ĐÃ KHÔI PHỤC / RESOLVED: DossierDown")
+    assert later[1]["text"].startswith("✅ ĐÃ KHẮC PHỤC / RESOLVED: DossierDown")
     time.sleep(1)
     assert len(messages(sink, "zalo")) == before + 2
     assert metric(bridge, 'motcua_notify_webhooks_total{result="duplicate"}') >= 1

@@ -34,7 +34,8 @@ PLAYBOOK = "playbooks/monitoring.yml"
 MON = "dx-mon01"
 PROMETHEUS = "http://127.79.0.10:9090"
 SINK = "http://127.79.0.25"
-CHAT = {"lead.e2e": 2001, "on.duty": 2002, "off.duty": 2003}
+ZALO = {"lead.e2e": "8470000000000002001", "on.duty": "8470000000000002002", "off.duty": "8470000000000002003"}
+LEAD_PHONE = "0900002001"
 
 
 def now_roster(path) -> dict:
@@ -51,9 +52,9 @@ def now_roster(path) -> dict:
         "allow_other_timezone": True,  # a zone where it is about noon now, whatever the time here
         "lead": "lead.e2e",
         "people": [
-            {"id": "lead.e2e", "name": "Trần Thị Lãnh Đạo", "telegram_chat_id": CHAT["lead.e2e"]},
-            {"id": "on.duty", "name": "Nguyễn Văn Trực", "telegram_chat_id": CHAT["on.duty"]},
-            {"id": "off.duty", "name": "Lê Văn Nghỉ", "telegram_chat_id": CHAT["off.duty"]},
+            {"id": "lead.e2e", "name": "Trần Thị Lãnh Đạo", "zalo": ZALO["lead.e2e"], "phone": LEAD_PHONE},
+            {"id": "on.duty", "name": "Nguyễn Văn Trực", "zalo": ZALO["on.duty"]},
+            {"id": "off.duty", "name": "Lê Văn Nghỉ", "zalo": ZALO["off.duty"]},
             {"id": "ward.duty", "name": "Phạm Thị Phường", "email": "ward.duty@lab.motcua.invalid"},
         ],
         "shifts": [
@@ -138,13 +139,14 @@ def test_services_listen_on_the_management_address_only(monitored, mon):
         (9115, "blackbox"),
         (9111, "dossier"),
         (9112, "certificate"),
+        (9096, "notification bridge"),
         (9100, "node exporter (textfile collector)"),
     ):
         assert f"127.79.0.10:{port} " in listening, name
         assert f"0.0.0.0:{port} " not in listening and f"*:{port} " not in listening, name
     assert ":9094 " not in listening  # Alertmanager's cluster port stays closed
     for unit in ("prometheus", "prometheus-alertmanager", "prometheus-blackbox-exporter", "motcua-dossier-exporter",
-                 "prometheus-node-exporter"):  # fmt: skip
+                 "motcua-notify-exporter", "prometheus-node-exporter"):  # fmt: skip
         assert mon.service(unit).is_running and mon.service(unit).is_enabled, unit
 
 
@@ -385,22 +387,28 @@ def test_dossier_outage_reaches_the_on_duty_person_and_resolves(lab, monitored, 
         assert alert["annotations"]["summary_vi"].startswith("Hệ thống giải quyết TTHC không truy cập được")
         assert alert["annotations"]["runbook_url"].endswith("/dossier-system-down.md")
 
-        def telegram_to(chat):
+        def to(kind, who, status="CẢNH BÁO"):
             return [
                 n
                 for n in notifications(start)
-                if n["kind"] == "telegram" and n["chat_id"] == chat and "DossierSystemDown" in n["text"]
+                if n["kind"] == kind and n["to"] == who and "DossierSystemDown" in n["text"] and status in n["text"]
             ]
 
-        wait_for(lambda: telegram_to(CHAT["on.duty"]), 30, "Telegram to the person on duty")
-        wait_for(lambda: telegram_to(CHAT["lead.e2e"]), 30, "Telegram to the lead (critical)")
-        assert telegram_to(CHAT["on.duty"])[0]["text"].startswith("[CẢNH BÁO/FIRING] DossierSystemDown")
+        # Through the bridge: Zalo to the person on duty, SMS (one segment) to the lead for a critical alert.
+        zalo = wait_for(lambda: to("zalo", ZALO["on.duty"]), 30, "Zalo to the person on duty")
+        assert zalo[0]["text"].startswith("🔴 CẢNH BÁO / FIRING: DossierSystemDown")
+        sms = wait_for(lambda: to("sms", LEAD_PHONE, "CANH BAO"), 30, "SMS to the lead (critical)")
+        assert len(sms[0]["text"]) <= 160 and sms[0]["text"].startswith("MOTCUA CANH BAO: DossierSystemDown")
     finally:
         write_fault(faults, None)
     wait_for(sent("resolved"), 90, "the resolved webhook")
+    wait_for(lambda: to("zalo", ZALO["on.duty"], "ĐÃ KHẮC PHỤC"), 30, "the resolved Zalo message")
+    wait_for(lambda: to("sms", LEAD_PHONE, "DA KHAC PHUC"), 30, "the resolved SMS")
+    # Exactly one of each: Alertmanager's repeats within the bridge's window are not delivered twice.
+    assert len(to("zalo", ZALO["on.duty"])) == 1 and len(to("sms", LEAD_PHONE, "CANH BAO")) == 1
     # Every notification went out from the same Alertmanager process (none crashed on the way).
     assert mon.run("systemctl show -p MainPID --value prometheus-alertmanager").stdout.strip() == alertmanager_pid
-    assert not [n for n in notifications(start) if n["kind"] == "telegram" and n["chat_id"] == CHAT["off.duty"]]
+    assert not [n for n in notifications(start) if n.get("to") == ZALO["off.duty"]]
 
 
 @pytest.mark.parametrize("name", sorted(dashboards.DASHBOARDS))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from motcua.monitoring.alertmanager import compile_alertmanager
+from motcua.monitoring.alertmanager import bridge_recipients, compile_alertmanager
 from motcua.rosters import duty
 from motcua.validation import InputError
 from tests.conftest import CORPUS, ROOT
@@ -21,6 +21,7 @@ SETTINGS = {
     "smtp": {"smarthost": "127.79.0.25:25", "from": "am@lab.motcua.invalid", "require_tls": False},
     "telegram": {"api_url": "http://127.79.0.25", "bot_token": "0:test"},
     "webhooks": [{"name": "board", "url": "http://127.79.0.25/webhook/board"}],
+    "bridge": {"url": "http://127.79.0.10:9096/alertmanager"},
 }
 
 
@@ -85,12 +86,12 @@ def test_amtool_accepts_the_compiled_config(compiled):
             ["alertname=PrinterStopped", "site=25747", "phase=steady", "scope=site"],
             "board,duty-dung.hv,duty-lan.tt,duty-lan.tt",
         ),
-        # The dossier system: the day and night shifts, and the lead for a critical alert.
+        # The dossier system: the day and night shifts, and the lead for a critical alert (urgently: SMS first).
         (
             ["alertname=DossierSystemDown", "scope=system", "severity=critical"],
-            "board,duty-an.nv,duty-binh.lt,duty-binh.lt,duty-lan.tt",
+            "board,duty-an.nv,duty-binh.lt,duty-binh.lt,urgent-lan.tt",
         ),
-        (["alertname=EscalateToLead", "site=26740", "phase=steady"], "board,duty-lan.tt"),
+        (["alertname=EscalateToLead", "site=26740", "phase=steady"], "board,urgent-lan.tt"),
         # A warning about the monitoring itself: the system shifts; the lead only outside the window.
         (
             ["alertname=ExporterDown", "scope=system", "severity=warning"],
@@ -146,10 +147,32 @@ def test_receivers_use_each_persons_contacts(compiled):
     _, config, _ = compiled
     receivers = {r["name"]: r for r in config["receivers"]}
     assert receivers["duty-chi.pm"]["email_configs"][0]["to"] == "chi.pm@lab.motcua.invalid"
-    assert "telegram_configs" not in receivers["duty-chi.pm"]  # no chat id
-    assert receivers["duty-dung.hv"]["telegram_configs"][0]["chat_id"] == 1005
+    assert "telegram_configs" not in receivers["duty-chi.pm"]  # nobody in the lab uses Telegram
     assert "email_configs" not in receivers["duty-dung.hv"]  # no e-mail
+    bridge = [{"url": "http://127.79.0.10:9096/alertmanager", "send_resolved": True, "max_alerts": 0}]
+    assert receivers["duty-dung.hv"]["webhook_configs"] == bridge
+    assert receivers["urgent-lan.tt"]["webhook_configs"] == bridge  # the lead's critical alerts: SMS first
     assert receivers["board"]["webhook_configs"][0]["url"].startswith("http://127.79.0.25/")
+
+
+def test_the_bridge_serves_each_person_in_their_order_and_the_lead_urgently(compiled):
+    roster, _, _ = compiled
+    recipients = bridge_recipients(roster)
+    assert recipients["duty-chi.pm"] == {"name": "Phạm Minh Chi", "channels": ["zns", "sms"], "phone": "0900000004"}
+    assert recipients["duty-an.nv"]["channels"] == ["zalo", "zns", "sms"]  # the default: what the contacts allow
+    assert recipients["duty-binh.lt"]["channels"] == ["zalo"]
+    assert recipients["urgent-lan.tt"]["channels"] == ["sms", "zalo", "zns"]
+
+
+def test_telegram_stays_an_option(lab_registry, tmp_path):
+    """Blocked in Vietnam since June 2025, Telegram is still compiled for a roster that asks for it."""
+    text = LAB_ROSTER.read_text(encoding="utf-8").replace(
+        'phone: "+84900000005"', 'phone: "+84900000005", telegram_chat_id: 1005'
+    )
+    (tmp_path / "duty.yml").write_text(text, encoding="utf-8")
+    roster = duty.load_duty_roster(tmp_path / "duty.yml", lab_registry)
+    receivers = {r["name"]: r for r in compile_alertmanager(roster, SETTINGS)["receivers"]}
+    assert receivers["duty-dung.hv"]["telegram_configs"][0]["chat_id"] == 1005
 
 
 def test_a_roster_for_every_site_of_the_city(production_registry, tmp_path):

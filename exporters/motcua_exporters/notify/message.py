@@ -25,7 +25,7 @@ GSM7 = set(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"
     "¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
-STATUS_VI = {"firing": "CẢNH BÁO", "resolved": "ĐÃ KHÔI PHỤC"}
+STATUS_VI = {"firing": "CẢNH BÁO", "resolved": "ĐÃ KHẮC PHỤC"}
 STATUS_EN = {"firing": "FIRING", "resolved": "RESOLVED"}
 
 
@@ -152,7 +152,7 @@ def zalo_text(n: Notification, link: str) -> str:
 
 def sms_text(n: Notification, link: str, limit: int = SMS_SEGMENT) -> str:
     """One GSM-7 segment: status, alert, site, the Vietnamese summary without marks, the link."""
-    status = "CANH BAO" if n.status == "firing" else "DA KHOI PHUC"
+    status = "CANH BAO" if n.status == "firing" else "DA KHAC PHUC"
     count = len(n.firing())
     head = f"MOTCUA {status}: {n.alertname}" + (f" ({count})" if count > 1 else "")
     if n.site:

@@ -11,10 +11,12 @@ description:
   - C(alertmanager) reads and validates the duty roster against the registry (unknown sites,
     overlapping shifts and uncovered hours fail the lookup, naming file, line and shift) and returns
     the Alertmanager config (as a mapping) - receivers, time intervals, routes, topology inhibition.
+  - C(bridge) reads the roster the same way and returns the notification bridge's recipients
+    (receiver name to person, channels, Zalo id, phone).
   - Vault-encrypted roster files are decrypted through Ansible's loader.
 options:
   _terms:
-    description: C(rules) or C(alertmanager).
+    description: C(rules), C(alertmanager) or C(bridge).
     required: true
   registry:
     description: Site registry directory (the inventory exports it as C(motcua_registry_dir)).
@@ -34,10 +36,10 @@ options:
     type: str
     default: docs/runbooks
   roster:
-    description: (alertmanager) The duty roster file.
+    description: (alertmanager, bridge) The duty roster file.
     type: str
   settings:
-    description: (alertmanager) smtp, telegram, webhooks, pace - see motcua.monitoring.alertmanager.
+    description: (alertmanager) smtp, telegram, webhooks, bridge, pace - see motcua.monitoring.alertmanager.
     type: dict
     default: {}
 """
@@ -65,8 +67,8 @@ class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
         project.require("motcua.ops.monitoring", AnsibleLookupError)
         self.set_options(var_options=variables, direct=kwargs)
-        if len(terms) != 1 or terms[0] not in ("rules", "alertmanager"):
-            raise AnsibleLookupError("motcua.ops.monitoring takes one term: rules or alertmanager")
+        if len(terms) != 1 or terms[0] not in ("rules", "alertmanager", "bridge"):
+            raise AnsibleLookupError("motcua.ops.monitoring takes one term: rules, alertmanager or bridge")
         try:
             registry = project.registry.load_registry(self.get_option("registry"))
             registry = registry.subset(self.get_option("sites") or None)
@@ -82,6 +84,8 @@ class LookupModule(LookupBase):
         with project.decrypted(self._loader, roster, "duty roster file", AnsibleLookupError) as real:
             try:
                 parsed = project.duty.load_duty_roster(real, registry, label=str(roster))
+                if terms[0] == "bridge":
+                    return [project.alertmanager.bridge_recipients(parsed)]
                 return [project.alertmanager.compile_alertmanager(parsed, self.get_option("settings"))]
             except project.validation.InputError as exc:
                 raise AnsibleLookupError(str(exc)) from None
