@@ -4,6 +4,7 @@ stand-ins (motcua.lab.sink: Zalo OAuth, Zalo OA, ZNS, an SMS gateway) on loopbac
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -98,7 +99,7 @@ def payload(receiver: str = "duty-an.nv", status: str = "firing", alerts: int = 
     n = next(SEQ)
     return {
         "version": "4",
-        "receiver": receiver,
+        "receiver": re.sub(r"([.\\+*?()|\[\]{}^$])", r"\\\1", receiver),  # as Alertmanager sends it (QuoteMeta)
         "status": status,
         "groupKey": f'{{}}:{{alertname="{name}", n="{n}"}}',
         "externalURL": "http://127.79.0.10:9093",
@@ -273,3 +274,15 @@ def test_texts_fit_their_channels():
     sms = sms_text(n, "https://mon/m?id=abc")
     assert len(sms) <= 160 and sms.endswith(" https://mon/m?id=abc") and set(sms) <= GSM7
     assert strip_marks("Đặc khu Côn Đảo, phường Thủ Đức") == "Dac khu Con Dao, phuong Thu Duc"
+
+
+def test_a_config_check_writes_nothing(bridge, tmp_path):
+    """The role checks the config as root before the service runs: no state directory may appear."""
+    config = json.loads(json.dumps(bridge["config"]))
+    config["state_dir"] = str(tmp_path / "state")
+    path = tmp_path / "notify.yml"
+    path.write_text(json.dumps(config, ensure_ascii=False))
+    result = subprocess.run([str(BIN / "motcua-notify"), "--config.file", str(path), "--check-config"],
+                            capture_output=True, text=True, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "state").exists()

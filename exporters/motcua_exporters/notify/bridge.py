@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -72,7 +73,7 @@ LAST_DELIVERY = Gauge(
 class NotifyBridge:
     def __init__(self, config: NotifyConfig):
         self.config = config
-        self.store = Store(config.state_dir)
+        self.store: Store | None = None  # opened by start(): a config check writes nothing
         self.stopping = threading.Event()
         self.wake = threading.Condition()
         self.threads: list[threading.Thread] = []
@@ -104,6 +105,11 @@ class NotifyBridge:
 
     # -- lifecycle --------------------------------------------------------
     def start(self) -> None:
+        try:
+            self.store = Store(self.config.state_dir)
+        except (OSError, sqlite3.Error) as exc:
+            log.error("cannot open the queue in %s: %s", self.config.state_dir, exc)
+            raise SystemExit(1) from None
         for n in range(self.config.workers):
             thread = threading.Thread(target=self._work, name=f"deliver-{n}", daemon=True)
             thread.start()
@@ -116,13 +122,19 @@ class NotifyBridge:
             self.wake.notify_all()
         for thread in self.threads:
             thread.join(timeout=self.config.timeout + 5)
-        self.store.close()
+        if self.store:
+            self._store().close()
 
     def reload(self, path: Path) -> None:
         new = config_module.load(path)  # ConfigError leaves the running config alone
         if new.state_dir != self.config.state_dir:
             raise config_module.ConfigError(path, "state_dir", "cannot change while running (restart the bridge)")
         self._configure(new)
+
+    def _store(self) -> Store:
+        if self.store is None:
+            raise RuntimeError("the bridge is not started")
+        return self.store
 
     # -- HTTP -------------------------------------------------------------
     def routes(self):
@@ -143,7 +155,7 @@ class NotifyBridge:
             # 4xx: Alertmanager does not retry what can never succeed.
             return Response(422, f"unknown receiver {notification.receiver!r}\n")
         payload = json.loads(request.body)
-        if self.store.add(notification.key, notification.receiver, payload, self.config.dedupe_window):
+        if self._store().add(notification.key, notification.receiver, payload, self.config.dedupe_window):
             WEBHOOKS.labels("accepted").inc()
             with self.wake:
                 self.wake.notify()
@@ -152,14 +164,14 @@ class NotifyBridge:
         return Response(200, "already delivered or queued\n")
 
     def message_page(self, request: Request) -> Response:
-        payload = self.store.payload(request.query.get("id", ""))
+        payload = self._store().payload(request.query.get("id", ""))
         if payload is None:
             return Response(404, "no such message (links are kept for the dedupe window's retention)\n")
         notification = Notification.from_payload(payload)
         return Response(200, page(notification, ""), "text/html; charset=utf-8")
 
     def metrics(self, _request: Request) -> Response:
-        count, oldest = self.store.pending()
+        count, oldest = self._store().pending()
         QUEUE.set(count)
         OLDEST.set(time.time() - oldest if oldest else 0)
         if self.tokens:
@@ -179,24 +191,24 @@ class NotifyBridge:
     def _work(self) -> None:
         last_prune = 0.0
         while not self.stopping.is_set():
-            job = self.store.take()
+            job = self._store().take()
             if job is None:
                 with self.wake:
                     self.wake.wait(timeout=0.5)
                 if time.time() - last_prune > 3600:
                     last_prune = time.time()
-                    self.store.prune(time.time() - max(self.config.dedupe_window, 86400))
+                    self._store().prune(time.time() - max(self.config.dedupe_window, 86400))
                 continue
             try:
                 self.deliver(job)
             except Exception:  # a bug must not stop the worker or lose the job
                 log.exception("delivery %s failed unexpectedly; retrying in a minute", job.id)
-                self.store.again(job, job.channel, job.attempts, time.time() + 60, "internal error")
+                self._store().again(job, job.channel, job.attempts, time.time() + 60, "internal error")
 
     def deliver(self, job: Job) -> None:
         recipient = self.config.recipients.get(job.receiver)
         if recipient is None:
-            self.store.dead(job, [], f"receiver {job.receiver} is no longer in the config")
+            self._store().dead(job, [], f"receiver {job.receiver} is no longer in the config")
             DEAD.labels(job.receiver).inc()
             return
         channels: list[str] = list(recipient["channels"])  # type: ignore[arg-type]
@@ -213,7 +225,7 @@ class NotifyBridge:
             DELIVERIES.labels(name, "delivered").inc()
             LATENCY.labels(name).observe(max(0.0, time.time() - job.received))
             LAST_DELIVERY.labels(name).set(time.time())
-            self.store.delivered(job, name, outcome.detail)
+            self._store().delivered(job, name, outcome.detail)
             log.info("%s %s to %s by %s: %s", notification.status, notification.alertname, job.receiver, name,
                      outcome.detail)  # fmt: skip
             return
@@ -224,16 +236,16 @@ class NotifyBridge:
             wait = max(backoff, outcome.retry_after or 0.0)
             log.warning("%s to %s: %s; attempt %d again in %.1f s", name, job.receiver, outcome.detail,
                         attempts + 1, wait)  # fmt: skip
-            self.store.again(job, index, attempts, time.time() + wait, outcome.detail)
+            self._store().again(job, index, attempts, time.time() + wait, outcome.detail)
             return
         DELIVERIES.labels(name, "failed").inc()
         if index + 1 < len(channels):
             log.warning("%s to %s failed (%s): trying %s", name, job.receiver, outcome.detail, channels[index + 1])
-            self.store.again(job, index + 1, 0, time.time(), outcome.detail)
+            self._store().again(job, index + 1, 0, time.time(), outcome.detail)
             with self.wake:
                 self.wake.notify()
             return
         log.error("%s to %s: no channel delivered (%s): dead letter", notification.alertname, job.receiver,
                   outcome.detail)  # fmt: skip
         DEAD.labels(job.receiver).inc()
-        self.store.dead(job, channels, outcome.detail)
+        self._store().dead(job, channels, outcome.detail)

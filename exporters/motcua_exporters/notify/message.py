@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import re
 import unicodedata
 from dataclasses import dataclass
 from typing import Any
@@ -68,7 +69,9 @@ class Notification:
         if not isinstance(alerts, list) or not alerts or not all(isinstance(a, dict) for a in alerts):
             raise ValueError("alerts must be a non-empty list of objects")
         return cls(
-            payload["receiver"],
+            # Alertmanager's template data quotes the receiver's name as a regular expression
+            # (regexp.QuoteMeta): "duty-an\\.nv" is the receiver duty-an.nv.
+            re.sub(r"\\(.)", r"\1", payload["receiver"]),
             payload["status"],
             payload["groupKey"],
             tuple(alerts),
