@@ -71,6 +71,7 @@ bench: venv
 	$(BIN)/python bench/counters_run.py
 	$(BIN)/python bench/exporter_probe.py
 	$(BIN)/python bench/alert_latency.py
+	$(BIN)/python bench/notify_burst.py
 	$(BIN)/python bench/netgear_fleet.py
 	$(BIN)/python bench/certs_registration.py
 
