@@ -3,9 +3,11 @@
 
 For each pace (production defaults, then the lab's fast settings) the lab's
 monitoring host is provisioned with it, then --runs times: the dossier
-stand-in goes down (its fault switch), and the time until the first Zalo
-message for DossierSystemDown (Alertmanager -> motcua-notify -> the Zalo OA
-stand-in in the lab's notification sink) is measured;
+stand-in goes down (its fault switch), and the time until the first message
+of the notification bridge for DossierSystemDown (Alertmanager -> motcua-notify
+-> the Zalo or SMS stand-in in the lab's notification sink: Zalo to whoever is
+on duty, SMS to the lead for this critical alert; outside the lab roster's
+window only the lead is paged) is measured;
 the fault is cleared and the resolved message awaited before the next run.
 
 With production defaults it also checks that one failed probe never notifies:
@@ -86,12 +88,29 @@ def notifications(since: int) -> list[dict]:
 
 
 def zalo(since: int, status: str) -> list[dict]:
-    marker = "FIRING" if status == "firing" else "RESOLVED"
+    """The bridge's messages about the outage: Zalo to whoever is on duty, SMS to the lead (critical)."""
+    markers = {"zalo": "FIRING", "sms": "CANH BAO"} if status == "firing" else {"zalo": "RESOLVED", "sms": "DA KHAC"}
     return [
         n
         for n in notifications(since)
-        if n["kind"] == "zalo" and "DossierSystemDown" in (n["text"] or "") and marker in n["text"]
+        if n["kind"] in markers and "DossierSystemDown" in (n["text"] or "") and markers[n["kind"]] in n["text"]
     ]
+
+
+def bridge_latency() -> tuple[float, float] | None:
+    """Mean delivery latency the bridge measured itself (motcua_notify_delivery_latency_seconds), and the count."""
+    try:
+        with urllib.request.urlopen("http://127.79.0.10:9096/metrics", timeout=10) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
+    total = count = 0.0
+    for line in text.splitlines():
+        if line.startswith("motcua_notify_delivery_latency_seconds_sum"):
+            total += float(line.split()[-1])
+        elif line.startswith("motcua_notify_delivery_latency_seconds_count"):
+            count += float(line.split()[-1])
+    return (total / count, count) if count else None
 
 
 def settle(faults: Path) -> None:
@@ -114,7 +133,7 @@ def outage_runs(faults: Path, runs: int, label: str) -> list[float]:
             write_fault(faults, None)
         latency = float(first["time"]) - began
         latencies.append(latency)
-        say(f"  {label}: run {run}/{runs}: outage -> Zalo {latency:.1f} s")
+        say(f"  {label}: run {run}/{runs}: outage -> {first['kind']} {latency:.1f} s")
         wait_for(lambda s=start: zalo(s, "resolved"), 400, "the resolved notification")
     return latencies
 
@@ -167,7 +186,7 @@ def main() -> int:
     finally:
         write_fault(faults, None)
     prod, lab = statistics.median(results["production"]), statistics.median(results["lab"])
-    print("Dossier outage -> first notification (Zalo to the person on duty, through motcua-notify), lab sink")
+    print("Dossier outage -> first notification (through motcua-notify: Zalo or SMS), lab sink")
     print(
         f"  production defaults: median {prod:.1f} s over {len(results['production'])} runs "
         f"(min {min(results['production']):.1f}, max {max(results['production']):.1f}); "
@@ -177,6 +196,11 @@ def main() -> int:
         f"  lab fast settings:   median {lab:.1f} s over {len(results['lab'])} runs "
         f"(min {min(results['lab']):.1f}, max {max(results['lab']):.1f})"
     )
+    own = bridge_latency()
+    if own:
+        verdict = "met" if own[0] <= 5 else "MISSED"
+        print(f"  the bridge's own part (webhook in -> provider accepted, every message since it started): "
+              f"mean {own[0] * 1000:.0f} ms over {own[1]:.0f} deliveries; target <= 5 s: {verdict}")  # fmt: skip
     print(
         f"  one failed probe (production): {'no notification' if quiet else 'NOTIFIED'} within {args.watch:.0f} s "
         f"(alert {'went pending' if pending else 'never pending'}); target: no notification: "
