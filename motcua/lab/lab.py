@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
@@ -405,6 +406,9 @@ class Lab:
         root = self.home / "hosts" / name
         for part in ("upper", "work"):
             shutil.rmtree(root / part, ignore_errors=True)
+        plan = make_plan(self.inventory, self.home)
+        if any(server.name == name for server in plan.servers):
+            self.zalo_grant(plan)  # the monitoring host's bridge: its Zalo token chain went with it
         return f"{name}: reset; `motcua lab up` starts it fresh"
 
     def vacate(self, name: str) -> str:
@@ -603,6 +607,24 @@ class Lab:
             if not path.exists():  # the bridge rotates its token in its own state; this one is its first
                 path.write_text(value + "\n")
                 path.chmod(0o600)
+
+    def zalo_grant(self, plan: LabPlan) -> None:
+        """As an OA administrator does for a rebuilt monitoring host: authorise the app again, and put
+        the new refresh token where the inventory reads it (the lab's stand-in for the vault)."""
+        path = self.home / "notify" / "zalo-refresh-token"
+        try:
+            request = urllib.request.Request(f"http://{plan.sink_address}:{SINK_PORTS['http']}/zalo/grant",
+                                             data=b"{}", headers={"Content-Type": "application/json"})  # fmt: skip
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the lab's sink
+                token = json.loads(response.read())["refresh_token"]
+        except (OSError, ValueError, KeyError):
+            # The sink is down: the chain restarts with the sink (its state goes with a purge).
+            path.unlink(missing_ok=True)
+            (self.home / "notifications" / "zalo-refresh-token.current").unlink(missing_ok=True)
+            return
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.write_text(token + "\n")
+        path.chmod(0o600)
 
     def _start_sink(self, plan: LabPlan) -> Proc:
         self._notify_credentials()

@@ -13,6 +13,7 @@ can be read back:
     POST /v3.0/oa/message/cs      Zalo Official Account: a customer-service text message
     POST /message/template        Zalo ZNS: a template message to a phone number
     POST /sms/send                an SMS gateway (JSON: {"to", "text", "brandname"}, key in X-Api-Key)
+    POST /zalo/grant              a new authorisation: answers a new chain's first refresh token
     POST /faults                  {"channel": zalo|zns|sms|oauth, "fault": NAME, "count": N}: the
                                   channel's next N requests (0: until cleared) fail so; "fault": "clear"
     SMTP on port 25               any message (Alertmanager's e-mail)
@@ -92,27 +93,45 @@ class Faults:
 
 
 class ZaloAuth:
-    """Tokens as Zalo's OAuth v4 hands them out: refresh tokens used once, access tokens checked."""
+    """Tokens as Zalo's OAuth v4 hands them out: refresh tokens used once, access tokens checked.
+
+    Each grant (an OA administrator authorising the app) starts a chain of refresh tokens;
+    every chain's current token is valid, each one once.
+    """
 
     def __init__(self, state: Path, first_refresh: str):
         self.state = state
         self.lock = threading.Lock()
-        self.refresh = state.read_text().strip() if state.exists() else first_refresh
+        saved = state.read_text().split() if state.exists() else []
+        self.refresh: set[str] = set(saved) or {first_refresh}
         self.access: set[str] = set()
         self.counter = 0
+
+    def _save(self) -> None:
+        self.state.write_text("".join(f"{t}\n" for t in sorted(self.refresh)))
+
+    def grant(self) -> str:
+        """A new authorisation: a new chain's first refresh token."""
+        with self.lock:
+            token = f"lab-grant-{time.time_ns()}"
+            self.refresh.add(token)
+            self._save()
+            return token
 
     def exchange(self, secret: str, app_id: str, refresh: str) -> tuple[int, dict[str, object]]:
         with self.lock:
             if secret != LAB_ZALO_SECRET or app_id != LAB_ZALO_APP_ID:
                 return 200, {"error": -14002, "error_name": "Invalid app", "error_description": "app_id or secret_key"}
-            if refresh != self.refresh:
+            if refresh not in self.refresh:
                 return 200, {"error": -14014, "error_name": "Invalid refresh token",
                              "error_description": "Refresh token is invalid or has been used"}  # fmt: skip
             self.counter += 1
-            access, self.refresh = f"lab-access-{self.counter}-{time.time_ns()}", f"lab-refresh-{time.time_ns()}"
-            self.state.write_text(self.refresh + "\n")
+            access, new = f"lab-access-{self.counter}-{time.time_ns()}", f"lab-refresh-{time.time_ns()}"
+            self.refresh.discard(refresh)
+            self.refresh.add(new)
+            self._save()
             self.access.add(access)
-            return 200, {"access_token": access, "refresh_token": self.refresh, "expires_in": "90000"}
+            return 200, {"access_token": access, "refresh_token": new, "expires_in": "90000"}
 
     def valid(self, token: str) -> bool:
         with self.lock:
@@ -228,6 +247,11 @@ def make_handler(store: Store, faults: Faults | None = None, auth: ZaloAuth | No
                     return
                 faults.set(channel, fault, int(body.get("count", 1)))
                 self._send(200, {"ok": True})
+            elif path == "/zalo/grant":  # the lab's OA administrator authorises the app again
+                if auth is None:
+                    self._send(404, {"error": "no Zalo stand-in"})
+                    return
+                self._send(200, {"refresh_token": auth.grant()})
             elif path == "/v4/oa/access_token":
                 if self._fault("oauth"):
                     return

@@ -177,6 +177,20 @@ def test_an_expired_token_is_refreshed_and_the_new_refresh_token_kept(sink, brid
     assert [m["fault"] for m in messages(sink, "fault")][-1] == "token-expired"
 
 
+def test_a_new_grant_in_the_vault_starts_a_new_token_chain(sink, bridge):
+    """A rebuilt host, or a refresh token refused: the operator authorises the app again and puts the
+    new refresh token where the bridge reads it; the bridge starts from it instead of its saved chain."""
+    state = bridge["root"] / "state" / "zalo-token.json"
+    granted = json.loads(call(sink + "zalo/grant", {})[1])["refresh_token"]
+    (bridge["root"] / "refresh-token").write_text(granted + "\n")
+    old_seed = json.loads(state.read_text())["seed"]
+    before = len(messages(sink, "zalo"))
+    fault(sink, "zalo", "token-expired")
+    send(bridge, payload())
+    delivered(sink, "zalo", before)
+    assert json.loads(state.read_text())["seed"] != old_seed
+
+
 def test_rate_limits_and_timeouts_are_retried_on_the_same_channel(sink, bridge):
     retries = metric(bridge, 'motcua_notify_deliveries_total{channel="zalo",result="retry"}')
     before = len(messages(sink, "zalo"))

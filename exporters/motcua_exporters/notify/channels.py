@@ -33,6 +33,7 @@ HTTP 429 and 5xx, timeouts and refused connections are transient everywhere; a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -157,21 +158,30 @@ class ZaloTokens:
             except (ValueError, OSError):
                 log.warning("%s is unreadable: starting from the configured refresh token", self.file)
 
-    def _refresh_token(self) -> str:
+    def _refresh_token(self) -> tuple[str, str]:
+        """The token to refresh with, and the seed (the configured token's hash) its chain began from.
+
+        The configured token starts a chain; the rotated ones are saved here. A configured token
+        that is not this chain's seed is a new grant (the operator authorised the app again, e.g.
+        for a rebuilt host): its chain replaces the saved one.
+        """
+        configured = read_secret(self.settings.refresh_token_file)
+        seed = hashlib.sha256(configured.encode()).hexdigest()
         if self.file.exists():
             try:
                 saved = json.loads(self.file.read_text(encoding="utf-8"))
-                if saved.get("refresh_token"):
-                    return str(saved["refresh_token"])
+                if saved.get("refresh_token") and saved.get("seed") == seed:
+                    return str(saved["refresh_token"]), seed
             except (ValueError, OSError):
                 pass
-        return read_secret(self.settings.refresh_token_file)
+        return configured, seed
 
-    def _save(self, access: str, refresh: str, expires: float) -> None:
+    def _save(self, access: str, refresh: str, expires: float, seed: str) -> None:
         tmp = self.file.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"access_token": access, "refresh_token": refresh, "expires": expires}, fh)
+            state = {"access_token": access, "refresh_token": refresh, "expires": expires, "seed": seed}
+            json.dump(state, fh)
             fh.flush()
             os.fsync(fh.fileno())
         tmp.replace(self.file)
@@ -192,7 +202,7 @@ class ZaloTokens:
     def _refresh(self) -> str | Outcome:
         s = self.settings
         try:
-            secret, refresh = read_secret(s.app_secret_file), self._refresh_token()
+            secret, (refresh, seed) = read_secret(s.app_secret_file), self._refresh_token()
         except OSError as exc:
             self.refreshes["failed"] += 1
             return Outcome(PERMANENT, f"Zalo credentials unreadable: {exc}")
@@ -220,7 +230,7 @@ class ZaloTokens:
         except ValueError:
             expires_in = 3600.0
         self.access, self.expires = str(data["access_token"]), time.time() + expires_in
-        self._save(self.access, str(data["refresh_token"]), self.expires)
+        self._save(self.access, str(data["refresh_token"]), self.expires, seed)
         self.refreshes["ok"] += 1
         log.info("Zalo access token refreshed (valid %.0f s)", expires_in)
         return self.access
