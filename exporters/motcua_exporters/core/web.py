@@ -183,59 +183,47 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("%s %s", self.address_string(), fmt % args)
 
     def do_GET(self) -> None:
-        server: ExporterServer = self.server.exporter  # type: ignore[attr-defined]
-        if not server.auth.allows(self.headers.get("Authorization")):
-            self._reply(Response(401, "Unauthorized\n"), {"WWW-Authenticate": 'Basic realm="motcua-exporter"'})
-            return
-        url = urllib.parse.urlsplit(self.path)
-        route = server.routes.get(url.path)
-        if route is None:
-            self._reply(Response(404, "Not found\n"))
-            return
-        query = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query, keep_blank_values=True).items()}
-        request = Request(url.path, query, {k.lower(): v for k, v in self.headers.items()})
-        started = time.monotonic()
-        try:
-            response = route(request)
-        except Exception:
-            log.exception("handler for %s failed", url.path)
-            response = Response(500, "Internal error; see the exporter's log\n")
-        server.observe(url.path, time.monotonic() - started)
-        self._reply(response)
+        self._handle("GET")
 
     def do_HEAD(self) -> None:
-        self.do_GET()
+        self._handle("GET")
 
     def do_POST(self) -> None:
+        self._handle("POST")
+
+    def _handle(self, method: str) -> None:
+        """Authenticate, find the route for the method, read a POST's body, run the route, time it."""
         server: ExporterServer = self.server.exporter  # type: ignore[attr-defined]
         if not server.auth.allows(self.headers.get("Authorization")):
             self._reply(Response(401, "Unauthorized\n"), {"WWW-Authenticate": 'Basic realm="motcua-exporter"'})
             return
         url = urllib.parse.urlsplit(self.path)
-        route = server.post_routes.get(url.path)
+        route = (server.post_routes if method == "POST" else server.routes).get(url.path)
         if route is None:
-            known = url.path in server.routes
+            known = method == "POST" and url.path in server.routes
             self._reply(Response(405 if known else 404, "Method not allowed\n" if known else "Not found\n"))
             return
-        try:
-            length = int(self.headers.get("Content-Length") or "")
-        except ValueError:
-            self._reply(Response(411, "Content-Length required\n"))
-            self.close_connection = True
-            return
-        if length > server.max_body:
-            self._reply(Response(413, f"Body larger than {server.max_body} bytes\n"))
-            self.close_connection = True
-            return
-        body = self.rfile.read(length)
+        body = b""
+        if method == "POST":
+            try:
+                length = int(self.headers.get("Content-Length") or "")
+            except ValueError:
+                self._reply(Response(411, "Content-Length required\n"))
+                self.close_connection = True
+                return
+            if length > server.max_body:
+                self._reply(Response(413, f"Body larger than {server.max_body} bytes\n"))
+                self.close_connection = True
+                return
+            body = self.rfile.read(length)
         query = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query, keep_blank_values=True).items()}
-        request = Request(url.path, query, {k.lower(): v for k, v in self.headers.items()}, "POST", body)
+        request = Request(url.path, query, {k.lower(): v for k, v in self.headers.items()}, method, body)
         started = time.monotonic()
         try:
             response = route(request)
         except Exception:
-            log.exception("handler for POST %s failed", url.path)
-            response = Response(500, "Internal error; see the log\n")
+            log.exception("handler for %s %s failed", method, url.path)
+            response = Response(500, "Internal error; see the exporter's log\n")
         server.observe(url.path, time.monotonic() - started)
         self._reply(response)
 
