@@ -145,7 +145,8 @@ class NotifyBridge:
 
     def webhook(self, request: Request) -> Response:
         try:
-            notification = Notification.from_payload(json.loads(request.body))
+            payload = json.loads(request.body)
+            notification = Notification.from_payload(payload)
         except (ValueError, UnicodeDecodeError) as exc:
             WEBHOOKS.labels("refused").inc()
             return Response(400, f"refused: {exc}\n")
@@ -154,7 +155,6 @@ class NotifyBridge:
             log.error("receiver %r is not in the config's recipients: not delivered", notification.receiver)
             # 4xx: Alertmanager does not retry what can never succeed.
             return Response(422, f"unknown receiver {notification.receiver!r}\n")
-        payload = json.loads(request.body)
         if self._store().add(notification.key, notification.receiver, payload, self.config.dedupe_window):
             WEBHOOKS.labels("accepted").inc()
             with self.wake:
