@@ -6,6 +6,7 @@ import re
 import socket
 import ssl
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -108,3 +109,15 @@ def tls_client(ca: Path) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=str(ca))
     context.check_hostname = False  # the lab certificate names the stand-in's address, not 127.0.0.1
     return context
+
+
+@pytest.fixture(scope="module")
+def sink(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sink")
+    http, smtp = free_port(), free_port()
+    argv = [sys.executable, "-m", "motcua.lab.sink", "--address", "127.0.0.1", "--http-port", str(http),
+            "--smtp-port", str(smtp), "--log", str(root / "notifications.jsonl"), "--fault-delay", "3"]  # fmt: skip
+    proc = spawn("sink", "sink", argv, root / "sink.log")
+    assert wait_for_port("127.0.0.1", http, 15), (root / "sink.log").read_text()
+    yield f"http://127.0.0.1:{http}/"
+    stop([proc])

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -20,18 +19,6 @@ from motcua_exporters.notify.message import GSM7, Notification, sms_text, strip_
 from .conftest import BIN, free_port, promtool_check
 
 ZALO_ID = "8470000000000000002"
-
-
-@pytest.fixture(scope="module")
-def sink(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sink")
-    http, smtp = free_port(), free_port()
-    argv = [sys.executable, "-m", "motcua.lab.sink", "--address", "127.0.0.1", "--http-port", str(http),
-            "--smtp-port", str(smtp), "--log", str(root / "notifications.jsonl"), "--fault-delay", "3"]  # fmt: skip
-    proc = spawn("sink", "sink", argv, root / "sink.log")
-    assert wait_for_port("127.0.0.1", http, 15), (root / "sink.log").read_text()
-    yield f"http://127.0.0.1:{http}/"
-    stop([proc])
 
 
 def call(url: str, body: object = None, method: str | None = None) -> tuple[int, str]:

@@ -12,6 +12,11 @@ own retries, and a second Alertmanager's copy, do not page twice.
 ``GET /m?id=<key>`` is the full text behind a message's link; ``GET /metrics``
 the bridge's own metrics (deliveries by channel and result, latency, queue
 depth, dead letters, token refreshes).
+
+On a monitoring pair (``cluster``) the bridges do not page twice for one
+notification, and ``POST /heartbeat`` takes the Watchdog: a peer host that goes
+silent is raised as ``MonitoringPeerSilent`` (:mod:`.cluster`). ``GET /seen?key=``
+tells a peer bridge what this one does with a notification.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from .channels import (
     ZaloTokens,
     ZnsChannel,
 )
+from .cluster import Heartbeats, Peers
 from .config import NotifyConfig
 from .message import Notification, page, sms_text, zalo_text, zns_params
 from .store import Job, Store
@@ -101,6 +107,17 @@ class NotifyBridge:
         if config.sms:
             channels["sms"] = SmsChannel(config.sms, http)
         self.channels = channels
+        cluster = config.cluster
+        self.peers = Peers(cluster, http) if cluster and cluster.peers else None
+        old = getattr(self, "heartbeats", None)
+        if cluster and config.heartbeat:
+            if old is not None and old.cluster == cluster:
+                old.settings, old.http = config.heartbeat, http  # a reload keeps what was seen
+            else:
+                old = Heartbeats(cluster, config.heartbeat, http, config.public_url)
+            self.heartbeats: Heartbeats | None = old
+        else:
+            self.heartbeats = None
         self.config = config
 
     # -- lifecycle --------------------------------------------------------
@@ -114,6 +131,9 @@ class NotifyBridge:
             thread = threading.Thread(target=self._work, name=f"deliver-{n}", daemon=True)
             thread.start()
             self.threads.append(thread)
+        thread = threading.Thread(target=self._watch, name="heartbeats", daemon=True)
+        thread.start()
+        self.threads.append(thread)
         log.info("delivering for %d receivers on %s", len(self.config.recipients), ", ".join(self.channels) or "-")
 
     def stop(self) -> None:
@@ -138,10 +158,31 @@ class NotifyBridge:
 
     # -- HTTP -------------------------------------------------------------
     def routes(self):
-        return {"/metrics": self.metrics, "/m": self.message_page}
+        return {"/metrics": self.metrics, "/m": self.message_page, "/seen": self.seen}
 
     def post_routes(self):
-        return {"/alertmanager": self.webhook}
+        return {"/alertmanager": self.webhook, "/heartbeat": self.heartbeat}
+
+    def seen(self, request: Request) -> Response:
+        """For a peer bridge: what this bridge does with a notification key, and its place."""
+        key = request.query.get("key", "")
+        if not key or len(key) > 128:
+            return Response(400, "key is required\n")
+        cluster = self.config.cluster
+        body = {"state": self._store().state_of(key), "position": cluster.position if cluster else 0}
+        return Response(200, json.dumps(body) + "\n", "application/json")
+
+    def heartbeat(self, request: Request) -> Response:
+        if self.heartbeats is None:
+            return Response(404, "no heartbeat is configured on this bridge\n")
+        try:
+            payload = json.loads(request.body)
+            if not isinstance(payload, dict):
+                raise ValueError("the body is not a JSON object")
+        except (ValueError, UnicodeDecodeError) as exc:
+            return Response(400, f"refused: {exc}\n")
+        count = self.heartbeats.receive(payload)
+        return Response(200, f"{count} watchdog(s)\n")
 
     def webhook(self, request: Request) -> Response:
         try:
@@ -155,7 +196,8 @@ class NotifyBridge:
             log.error("receiver %r is not in the config's recipients: not delivered", notification.receiver)
             # 4xx: Alertmanager does not retry what can never succeed.
             return Response(422, f"unknown receiver {notification.receiver!r}\n")
-        if self._store().add(notification.key, notification.receiver, payload, self.config.dedupe_window):
+        delay = self.peers.delay if self.peers else 0.0
+        if self._store().add(notification.key, notification.receiver, payload, self.config.dedupe_window, delay=delay):
             WEBHOOKS.labels("accepted").inc()
             with self.wake:
                 self.wake.notify()
@@ -177,6 +219,8 @@ class NotifyBridge:
         if self.tokens:
             for result, value in self.tokens.refreshes.items():
                 REFRESHES.labels(result).set(value)
+        if self.peers:
+            self.peers.export()
         return Response(200, self_metrics(), CONTENT_TYPE)
 
     # -- delivery ---------------------------------------------------------
@@ -205,7 +249,22 @@ class NotifyBridge:
                 log.exception("delivery %s failed unexpectedly; retrying in a minute", job.id)
                 self._store().again(job, job.channel, job.attempts, time.time() + 60, "internal error")
 
+    def _watch(self) -> None:
+        while not self.stopping.wait(2.0):
+            heartbeats = self.heartbeats
+            if heartbeats is not None:
+                try:
+                    heartbeats.check()
+                except Exception:  # a bug must not stop the watch
+                    log.exception("heartbeat check failed")
+
     def deliver(self, job: Job) -> None:
+        if self.peers and job.attempts == 0 and job.channel == 0:
+            peer = self.peers.settled_by(job.key)
+            if peer is not None:
+                log.info("%s for %s: the peer %s has it in hand; not sent again", job.key[:16], job.receiver, peer)
+                self._store().delivered(job, f"peer:{peer}", f"delivered by {peer}")
+                return
         recipient = self.config.recipients.get(job.receiver)
         if recipient is None:
             self._store().dead(job, [], f"receiver {job.receiver} is no longer in the config")

@@ -19,6 +19,15 @@
     sms: {url: ..., method: POST, encoding: json, to_field: Phone, text_field: Content, phone_format: "0",
           fields: {Brandname: DXHCM}, secret_fields: {ApiKey: /etc/motcua/notify/sms-api-key},
           success: {field: CodeResult, values: ["100"], permanent: ["99"]}}
+    cluster:                              # the monitoring pair: the bridge on each host
+      name: dx-mon01                      # this host (its place in the sorted names sets its delay)
+      peers: {dx-mon02: https://mon02.example:9096/}
+      wait: 5s                            # each place after the first waits this long, then asks the peers
+    heartbeat:                            # the dead man's switch (POST /heartbeat takes the Watchdog)
+      timeout: 3m                         # a peer's Watchdog not seen for this long: the peer is silent
+      alertmanager: https://mon01.example:9093/   # where MonitoringPeerSilent is raised (this host's)
+      runbook_url: https://.../monitoring-peer-silent.md
+      external: {url: https://heartbeat.example/ping/..., method: POST}  # pinged on this host's Watchdog
 """
 
 from __future__ import annotations
@@ -54,6 +63,29 @@ class NotifyConfig:
     zalo: ZaloSettings | None = None
     zns: dict[str, object] = field(default_factory=dict)
     sms: SmsSettings | None = None
+    cluster: ClusterSettings | None = None
+    heartbeat: HeartbeatSettings | None = None
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    name: str
+    peers: dict[str, str]  # name -> the peer bridge's base URL
+    wait: float
+
+    @property
+    def position(self) -> int:
+        """This bridge's place among the pair (sorted names): the first delivers at once."""
+        return sorted([self.name, *self.peers]).index(self.name)
+
+
+@dataclass(frozen=True)
+class HeartbeatSettings:
+    timeout: float
+    alertmanager: str
+    runbook_url: str = ""
+    external_url: str = ""
+    external_method: str = "POST"
 
 
 def _url(section: Section, key: str, default: object = ...) -> str:
@@ -165,6 +197,40 @@ def load(path: str | Path) -> NotifyConfig:
         if sms.method == "GET" and sms.encoding != "query":
             raise section.error("encoding", "a GET request carries its fields in the query: encoding: query")
         section.done()
+    cluster = None
+    section = root.section("cluster", None)
+    if section is not None:
+        name = section.str("name")
+        if not RECEIVER.match(name):
+            raise section.error("name", f"{name!r} is not a host name")
+        peers: dict[str, str] = {}
+        for peer, url in section.mapping("peers").items():
+            if not isinstance(peer, str) or not RECEIVER.match(peer) or peer == name:
+                raise section.error(f"peers.{peer}", "must be another host's name")
+            if not isinstance(url, str) or not re.match(r"^https?://[^/\s]+/", _base(url)):
+                raise section.error(f"peers.{peer}", f"must be the peer bridge's http(s) URL, not {url!r}")
+            peers[peer] = _base(url)
+        cluster = ClusterSettings(name, peers, section.duration("wait", 5.0, minimum=0.0))
+        section.done()
+    heartbeat = None
+    section = root.section("heartbeat", None)
+    if section is not None:
+        if cluster is None:
+            raise section.error(None, "the heartbeat watches the peers named in cluster: configure cluster too")
+        external = section.section("external", None)
+        external_url, external_method = "", "POST"
+        if external is not None:
+            external_url = _url(external, "url")
+            external_method = external.str("method", "POST", choices=("POST", "GET"))
+            external.done()
+        heartbeat = HeartbeatSettings(
+            section.duration("timeout", 180.0, minimum=1.0),
+            _base(_url(section, "alertmanager")),
+            section.str("runbook_url", ""),
+            external_url,
+            external_method,
+        )
+        section.done()
     configured = {"zalo": zalo is not None, "zns": bool(zns), "sms": sms is not None}
     recipients: dict[str, dict[str, object]] = {}
     for name, raw in root.mapping("recipients").items():
@@ -209,7 +275,9 @@ def load(path: str | Path) -> NotifyConfig:
         zalo,
         zns,
         sms,
+        cluster,
+        heartbeat,
     )
 
 
-__all__ = ["CHANNELS", "ConfigError", "NotifyConfig", "load"]
+__all__ = ["CHANNELS", "ClusterSettings", "ConfigError", "HeartbeatSettings", "NotifyConfig", "load"]

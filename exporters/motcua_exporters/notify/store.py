@@ -21,7 +21,7 @@ CREATE TABLE IF NOT EXISTS delivery (
     receiver TEXT NOT NULL,
     payload TEXT NOT NULL,        -- Alertmanager's JSON
     received REAL NOT NULL,
-    state TEXT NOT NULL,          -- pending | delivered | dead
+    state TEXT NOT NULL,          -- pending | sending | delivered | dead
     channel INTEGER NOT NULL DEFAULT 0,   -- index into the person's channels
     attempts INTEGER NOT NULL DEFAULT 0,  -- on the current channel
     next_at REAL NOT NULL,
@@ -57,8 +57,10 @@ class Store:
         # A delivery taken by a worker when the process stopped is due again.
         self.db.execute("UPDATE delivery SET state = 'pending' WHERE state = 'sending'")
 
-    def add(self, key: str, receiver: str, payload: dict, window: float, now: float | None = None) -> bool:
-        """Queue a notification unless the same key was queued within ``window`` seconds."""
+    def add(
+        self, key: str, receiver: str, payload: dict, window: float, now: float | None = None, delay: float = 0.0
+    ) -> bool:
+        """Queue a notification unless the same key was queued within ``window`` seconds; due after ``delay``."""
         now = time.time() if now is None else now
         with self.lock:
             seen = self.db.execute(
@@ -69,7 +71,7 @@ class Store:
             self.db.execute(
                 "INSERT INTO delivery (key, receiver, payload, received, state, next_at) "
                 "VALUES (?, ?, ?, ?, 'pending', ?)",
-                (key, receiver, json.dumps(payload, ensure_ascii=False), now, now),
+                (key, receiver, json.dumps(payload, ensure_ascii=False), now, now + delay),
             )
             return True
 
@@ -118,6 +120,25 @@ class Store:
                 "UPDATE delivery SET state = 'dead', done_at = ?, detail = ? WHERE id = ?",
                 (time.time(), detail, job.id),
             )
+
+    def state_of(self, key: str, now: float | None = None) -> str:
+        """What this bridge does with a key, for a peer bridge that holds the same one (GET /seen).
+
+        ``none`` (never had it), ``waiting`` (queued, not yet tried), ``delivering`` (tried, or being
+        sent), ``delivered`` (a channel took it, or a peer had it), ``dead`` (no channel could).
+        """
+        now = time.time() if now is None else now
+        with self.lock:
+            row = self.db.execute(
+                "SELECT state, attempts, channel, detail FROM delivery WHERE key = ? ORDER BY received DESC LIMIT 1",
+                (key,),
+            ).fetchone()
+        if row is None:
+            return "none"
+        state, attempts, channel, _detail = row
+        if state == "pending":
+            return "waiting" if attempts == 0 and channel == 0 else "delivering"
+        return {"sending": "delivering"}.get(state, state)
 
     def pending(self) -> tuple[int, float | None]:
         """How many deliveries wait, and when the oldest was received."""
