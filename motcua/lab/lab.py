@@ -323,9 +323,10 @@ class Lab:
         if purge and hosts_dir.exists():
             shutil.rmtree(hosts_dir)
             shutil.rmtree(self.home / "aside", ignore_errors=True)
-            # The bridge's rotated Zalo token went with dx-mon01's state: the stand-in starts afresh too.
+            # The bridges' rotated Zalo tokens went with the monitoring hosts' state: the stand-in starts afresh too.
             (self.home / "notifications" / "zalo-refresh-token.current").unlink(missing_ok=True)
-            (self.home / "notify" / "zalo-refresh-token").unlink(missing_ok=True)
+            for token in (self.home / "notify").glob("*/zalo-refresh-token"):
+                token.unlink()
         (self.home / "state.json").unlink(missing_ok=True)
         self.progress(
             f"lab: stopped {len(state.procs)} processes"
@@ -408,7 +409,7 @@ class Lab:
             shutil.rmtree(root / part, ignore_errors=True)
         plan = make_plan(self.inventory, self.home)
         if any(server.name == name for server in plan.servers):
-            self.zalo_grant(plan)  # the monitoring host's bridge: its Zalo token chain went with it
+            self.zalo_grant(plan, name)  # the monitoring host's bridge: its Zalo token chain went with it
         return f"{name}: reset; `motcua lab up` starts it fresh"
 
     def vacate(self, name: str) -> str:
@@ -588,30 +589,33 @@ class Lab:
             *("--faults", str(dossier_dir / "faults.json"), "--agencies", str(dossier_dir / "agencies.json")),
         )
 
-    def _notify_credentials(self) -> None:
-        """The provider stand-ins' credentials for the lab's notification bridge (monitoring_exporters_notify).
+    def _notify_credentials(self, plan: LabPlan) -> list[str]:
+        """The provider stand-ins' credentials for the lab's notification bridges (monitoring_exporters_notify).
 
-        The refresh token is the one a fresh Zalo stand-in accepts; both rotate it as Zalo does.
+        Each monitoring host's bridge has its own Zalo grant (a refresh token chain; both the bridge and
+        the stand-in rotate it as Zalo does): <lab home>/notify/<host>/zalo-refresh-token. Returns the
+        first refresh tokens the stand-in is to accept.
         """
         from .sink import LAB_SMS_KEY, LAB_ZALO_SECRET, first_refresh_token
 
         folder = self.home / "notify"
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        values = {
-            "zalo-app-secret": LAB_ZALO_SECRET,
-            "zalo-refresh-token": first_refresh_token(),
-            "sms-api-key": LAB_SMS_KEY,
-        }
+        values = {"zalo-app-secret": LAB_ZALO_SECRET, "sms-api-key": LAB_SMS_KEY}
+        firsts = [first_refresh_token(server.name) for server in plan.servers]
+        for server, token in zip(plan.servers, firsts, strict=True):
+            values[f"{server.name}/zalo-refresh-token"] = token
         for name, value in values.items():
             path = folder / name
+            path.parent.mkdir(mode=0o700, exist_ok=True)
             if not path.exists():  # the bridge rotates its token in its own state; this one is its first
                 path.write_text(value + "\n")
                 path.chmod(0o600)
+        return firsts
 
-    def zalo_grant(self, plan: LabPlan) -> None:
+    def zalo_grant(self, plan: LabPlan, host: str) -> None:
         """As an OA administrator does for a rebuilt monitoring host: authorise the app again, and put
         the new refresh token where the inventory reads it (the lab's stand-in for the vault)."""
-        path = self.home / "notify" / "zalo-refresh-token"
+        path = self.home / "notify" / host / "zalo-refresh-token"
         try:
             request = urllib.request.Request(f"http://{plan.sink_address}:{SINK_PORTS['http']}/zalo/grant",
                                              data=b"{}", headers={"Content-Type": "application/json"})  # fmt: skip
@@ -627,12 +631,13 @@ class Lab:
         path.chmod(0o600)
 
     def _start_sink(self, plan: LabPlan) -> Proc:
-        self._notify_credentials()
+        firsts = self._notify_credentials(plan)
         return self._service(
             "sink",
             "notifications",
             *("--address", plan.sink_address, "--log", str(self.home / "notifications" / "notifications.jsonl")),
             *("--http-port", str(SINK_PORTS["http"]), "--smtp-port", str(SINK_PORTS["smtp"])),
+            *(arg for token in firsts for arg in ("--zalo-refresh-token", token)),
         )
 
     def _start_ntp(self, plan: LabPlan) -> Proc:

@@ -8,6 +8,7 @@ can be read back:
     GET /notifications            every message so far (JSON list)
     GET /notifications?since=N    messages after the first N
     POST /webhook/<name>          Alertmanager's webhook payload
+    POST /heartbeat/<check>       an external heartbeat service's ping (the bridges' dead man's switch)
     POST /bot<token>/sendMessage  Telegram's Bot API call (answers like Telegram)
     POST /v4/oa/access_token      Zalo OAuth v4: a refresh token for a new access token (single-use)
     POST /v3.0/oa/message/cs      Zalo Official Account: a customer-service text message
@@ -51,9 +52,9 @@ LAB_SMS_KEY = "lab-sms-key-not-a-secret"
 ZNS_TEMPLATE = "200001"
 
 
-def first_refresh_token() -> str:
-    """The refresh token a fresh Zalo stand-in accepts."""
-    return "lab-refresh-0"
+def first_refresh_token(host: str = "") -> str:
+    """The refresh token a fresh Zalo stand-in accepts (one chain per monitoring host's bridge)."""
+    return f"lab-refresh-0-{host}" if host else "lab-refresh-0"
 
 
 FAULTS = {
@@ -99,11 +100,12 @@ class ZaloAuth:
     every chain's current token is valid, each one once.
     """
 
-    def __init__(self, state: Path, first_refresh: str):
+    def __init__(self, state: Path, first_refresh: str | list[str]):
         self.state = state
         self.lock = threading.Lock()
         saved = state.read_text().split() if state.exists() else []
-        self.refresh: set[str] = set(saved) or {first_refresh}
+        firsts = [first_refresh] if isinstance(first_refresh, str) else list(first_refresh)
+        self.refresh: set[str] = set(saved) or set(firsts)
         self.access: set[str] = set()
         self.counter = 0
 
@@ -301,6 +303,10 @@ def make_handler(store: Store, faults: Faults | None = None, auth: ZaloAuth | No
             elif path.startswith("/webhook/"):
                 store.add("webhook", receiver=path.removeprefix("/webhook/"), payload=body)
                 self._send(200, {"ok": True})
+            elif path.startswith("/heartbeat/"):
+                # An external heartbeat service (healthchecks-style): each ping says "still alive".
+                store.add("heartbeat", check=path.removeprefix("/heartbeat/"), payload=body)
+                self._send(200, {"ok": True})
             elif path.startswith("/bot") and path.endswith("/sendMessage"):
                 chat = str(body.get("chat_id", ""))
                 chat_id = int(chat) if chat.lstrip("-").isdigit() else chat
@@ -395,12 +401,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smtp-port", type=int, default=25)
     parser.add_argument("--log", required=True, help="JSON-lines file of every message")
     parser.add_argument(
-        "--zalo-refresh-token", default=first_refresh_token(), help="the first refresh token it accepts"
+        "--zalo-refresh-token",
+        action="append",
+        help="a first refresh token it accepts, one chain each (repeat it; default: the lab's one)",
     )
     parser.add_argument("--fault-delay", type=float, default=15.0, help="seconds a 'timeout' fault waits")
     args = parser.parse_args(argv)
     store = Store(Path(args.log))
-    auth = ZaloAuth(Path(args.log).with_name("zalo-refresh-token.current"), args.zalo_refresh_token)
+    firsts = args.zalo_refresh_token or [first_refresh_token()]
+    auth = ZaloAuth(Path(args.log).with_name("zalo-refresh-token.current"), firsts)
     handler = make_handler(store, Faults(), auth, args.fault_delay)
     http = ThreadingHTTPServer((args.address, args.http_port), handler)
     http.daemon_threads = True

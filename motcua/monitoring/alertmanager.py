@@ -32,6 +32,12 @@ class PhasePace:
     copy_lead: bool  # the DX Centre lead gets every alert too
 
 
+HEARTBEAT_RECEIVER = "heartbeat"
+# How often the Watchdog reaches the bridges (production): with the bridges' heartbeat timeout of 3m,
+# a silent peer is noticed within about 2 minutes of its Watchdog ending (its resolved notification)
+# and at worst 3 minutes after the last repeat.
+HEARTBEAT_PACE = {"group_interval": "30s", "repeat_interval": "1m"}
+
 DEFAULT_PACE = {
     "default": PhasePace("30s", "5m", "4h", False),  # the root route: the webhooks, escalation
     "system": PhasePace("10s", "1m", "1h", False),  # the dossier system, city-wide
@@ -112,6 +118,9 @@ def compile_alertmanager(roster: DutyRoster, settings: dict[str, object]) -> dic
       webhooks: [{name, url}] receive every alert (the DX Centre's incident board)
       bridge: {url} motcua-notify's webhook: each person with channels (Zalo, ZNS, SMS) gets their
               alerts through it, and the lead's critical ones through an urgent receiver (SMS first)
+      heartbeat: {urls: [every bridge's /heartbeat], group_interval?, repeat_interval?} the dead man's switch:
+              the Watchdog of each Prometheus goes to every bridge (never to a person) this often;
+              without urls it goes nowhere
       pace: {phase | "system" | "default": {group_wait, group_interval, repeat_interval, copy_lead}}
             over DEFAULT_PACE (copy_lead for "system": the lead hears of every city-wide alert,
             not only the critical ones)
@@ -121,6 +130,10 @@ def compile_alertmanager(roster: DutyRoster, settings: dict[str, object]) -> dic
     telegram = settings.get("telegram") or {}
     webhooks = list(settings.get("webhooks") or [])
     bridge = settings.get("bridge") or {}
+    heartbeat = {**HEARTBEAT_PACE, **(settings.get("heartbeat") or {})}
+    unknown_keys = set(heartbeat) - {"urls", *HEARTBEAT_PACE}
+    if unknown_keys:
+        raise ValueError(f"heartbeat: unknown setting(s) {', '.join(sorted(unknown_keys))}")
     pace = dict(DEFAULT_PACE)
     for phase, values in (settings.get("pace") or {}).items():
         if phase not in DEFAULT_PACE:
@@ -142,6 +155,13 @@ def compile_alertmanager(roster: DutyRoster, settings: dict[str, object]) -> dic
         global_cfg["telegram_api_url"] = telegram["api_url"]
 
     receivers: list[dict[str, object]] = [{"name": "board", "webhook_configs": []}]
+    watchdog: dict[str, object] = {"name": HEARTBEAT_RECEIVER}
+    if heartbeat.get("urls"):
+        watchdog["webhook_configs"] = [
+            {"url": url, "send_resolved": True, "max_alerts": 0}
+            for url in heartbeat["urls"]  # type: ignore[union-attr]
+        ]
+    receivers.append(watchdog)
     for hook in webhooks:
         receivers[0]["webhook_configs"].append({"url": hook["url"], "send_resolved": True, "max_alerts": 50})  # type: ignore[union-attr]
     if not webhooks:
@@ -237,6 +257,16 @@ def compile_alertmanager(roster: DutyRoster, settings: dict[str, object]) -> dic
         "group_interval": root_pace.group_interval,
         "repeat_interval": root_pace.repeat_interval,
         "routes": [
+            # The Watchdog of each Prometheus (always firing) goes to every bridge's dead man's switch, never
+            # to a person or the board; one group per origin, repeated often: its absence is the signal.
+            {
+                "matchers": [f'alertname="{rules.WATCHDOG}"'],
+                "receiver": HEARTBEAT_RECEIVER,
+                "group_by": ["origin"],
+                "group_wait": "0s",
+                "group_interval": heartbeat["group_interval"],
+                "repeat_interval": heartbeat["repeat_interval"],
+            },
             # Every alert reaches the webhooks (the incident board), then the people.
             *([{"receiver": "board", "continue": True, "group_wait": "0s"}] if webhooks else []),
             {

@@ -111,7 +111,12 @@ def city_overview() -> dict[str, object]:
         ZERO_GOOD,
     )
     p.stat("Máy quầy không phản hồi / Counter PCs down", 'count(up{job="node"} == 0) or vector(0)', 6, ZERO_GOOD)
-    p.stat("Cảnh báo đang phát / Alerts firing", 'count(ALERTS{alertstate="firing"}) or vector(0)', 6, ZERO_GOOD)
+    p.stat(
+        "Cảnh báo đang phát / Alerts firing",
+        'count(ALERTS{alertstate="firing", alertname!="Watchdog"}) or vector(0)',
+        6,
+        ZERO_GOOD,
+    )
     p.add(
         "table",
         "Tình trạng từng điểm / Every site",
@@ -148,7 +153,7 @@ def city_overview() -> dict[str, object]:
     p.add(
         "table",
         "Cảnh báo đang phát / Firing alerts",
-        [('ALERTS{alertstate="firing"}', "")],
+        [('ALERTS{alertstate="firing", alertname!="Watchdog"}', "")],
         24,
         10,
     )

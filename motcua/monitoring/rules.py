@@ -46,6 +46,7 @@ class Alert:
     summary_vi: str
     summary_en: str
     set_scope: bool = True  # False: the scope label comes from the target (alerts on every job)
+    labels: tuple[tuple[str, str], ...] = ()  # more labels (templated like the annotations)
 
     @property
     def slug(self) -> str:
@@ -57,7 +58,34 @@ class Alert:
         return "".join(out).replace("-t-l-s", "-tls")
 
 
+WATCHDOG = "Watchdog"
+# The replica label each Prometheus of the monitoring pair adds (external_labels) and drops from
+# the alerts it sends, so that both copies of an alert are one alert in the Alertmanager cluster.
+REPLICA_LABEL = "monitor"
+
 ALERTS: tuple[Alert, ...] = (
+    # ---- the monitoring itself: the dead man's switch and the pair
+    Alert(
+        WATCHDOG,
+        "vector(1)",
+        "",
+        "none",
+        SCOPE_SYSTEM,
+        "monitoring",
+        "Luôn phát: máy giám sát {{ $externalLabels.monitor }} còn chạy (tín hiệu sống cho máy kia)",
+        "Always firing: monitoring host {{ $externalLabels.monitor }} is alive (the heartbeat its peer watches)",
+        labels=(("origin", "{{ $externalLabels.monitor }}"),),
+    ),
+    Alert(
+        "AlertmanagerClusterDegraded",
+        'max by (instance) (alertmanager_cluster_members{job="self"}) < MONITORING_HOSTS',
+        "short",
+        "warning",
+        SCOPE_SYSTEM,
+        "monitoring",
+        "Alertmanager {{ $labels.instance }} chỉ thấy {{ $value }} thành viên cụm: một máy giám sát đã mất",
+        "Alertmanager {{ $labels.instance }} sees {{ $value }} cluster member(s): a monitoring host is gone",
+    ),
     # ---- the dossier system, city-wide (probed from the DX Centre)
     Alert(
         "DossierSystemDown",
@@ -318,27 +346,50 @@ ALERTS: tuple[Alert, ...] = (
 )
 
 
+# Raised outside Prometheus: by the notification bridge's dead man's switch (motcua-notify, its
+# heartbeat section), in the Alertmanager of the host that still runs. Not a rule; a runbook.
+BRIDGE_ALERTS: tuple[Alert, ...] = (
+    Alert(
+        "MonitoringPeerSilent",
+        "",
+        "",
+        "critical",
+        SCOPE_SYSTEM,
+        "monitoring",
+        "Mất tín hiệu từ máy giám sát {peer}: không còn dự phòng nếu {reporter} hỏng",
+        "Monitoring host {peer} is silent: nothing backs up {reporter} if it fails",
+    ),
+)
+
+
 def alert_names() -> list[str]:
     return [a.name for a in ALERTS]
 
 
-def _alert_rule(alert: Alert, durations: dict[str, str], runbook_base: str) -> dict[str, object]:
+def runbook_url(alert: Alert, runbook_base: str) -> str:
+    return f"{runbook_base.rstrip('/')}/{alert.slug}.md"
+
+
+def _alert_rule(alert: Alert, durations: dict[str, str], runbook_base: str, monitoring_hosts: int) -> dict[str, object]:
     labels = {"severity": alert.severity, "role": alert.role}
     if alert.set_scope:
         labels["scope"] = alert.scope
+    labels.update(alert.labels)
     summary = f"{alert.summary_vi} / {alert.summary_en}"
-    return {
+    rule: dict[str, object] = {
         "alert": alert.name,
-        "expr": alert.expr,
-        "for": durations[alert.pace],
-        "labels": labels,
-        "annotations": {
-            "summary": summary,
-            "summary_vi": alert.summary_vi,
-            "summary_en": alert.summary_en,
-            "runbook_url": f"{runbook_base.rstrip('/')}/{alert.slug}.md",
-        },
+        "expr": alert.expr.replace("MONITORING_HOSTS", str(monitoring_hosts)),
     }
+    if alert.pace:
+        rule["for"] = durations[alert.pace]
+    rule["labels"] = labels
+    rule["annotations"] = {
+        "summary": summary,
+        "summary_vi": alert.summary_vi,
+        "summary_en": alert.summary_en,
+        "runbook_url": runbook_url(alert, runbook_base),
+    }
+    return rule
 
 
 def site_info_rules(registry: Registry) -> list[dict[str, object]]:
@@ -370,10 +421,11 @@ def rule_groups(
     unknown = set(pace) - set(DEFAULT_FOR)
     if unknown:
         raise ValueError(f"unknown alert pace(s): {', '.join(sorted(unknown))} (known: {', '.join(DEFAULT_FOR)})")
+    hosts = sum(1 for host in registry.dx_hosts if host.role == "monitoring")
     return {
         "groups": [
             {"name": "motcua_sites", "rules": site_info_rules(registry)},
-            {"name": "motcua_alerts", "rules": [_alert_rule(a, pace, runbook_base) for a in ALERTS]},
+            {"name": "motcua_alerts", "rules": [_alert_rule(a, pace, runbook_base, hosts) for a in ALERTS]},
         ]
     }
 
@@ -410,6 +462,13 @@ def inhibit_rules() -> list[dict[str, object]]:
                 "equal": ["site"] if role == "router" else ["site", "instance"],
             }
         )
+    out.append(
+        {
+            "source_matchers": ['alertname="MonitoringPeerSilent"'],
+            "target_matchers": ['alertname="AlertmanagerClusterDegraded"'],
+            "equal": [],
+        }
+    )
     out.append(
         {
             "source_matchers": ['alertname="DossierSystemDown"'],

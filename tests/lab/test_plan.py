@@ -27,7 +27,7 @@ def test_default_lab_plan(tmp_path):
     ]  # fmt: skip
     assert {d.name for d in plan.gear} >= {"w26740-rt01", "w26740-sw01", "ttpv-sw04"}
     assert (plan.dossier_address, plan.monitoring_address) == ("127.79.0.20", "127.79.0.10")
-    assert [h.name for h in plan.servers] == ["dx-mon01"] and plan.hosts == [*plan.counters, *plan.servers]
+    assert [h.name for h in plan.servers] == ["dx-mon01", "dx-mon02"] and plan.hosts == [*plan.counters, *plan.servers]
     assert (plan.sink_address, plan.ntp_addresses) == ("127.79.0.25", ["127.79.0.11", "127.79.0.12"])
     loopback = IPv4Network("127.0.0.0/8")
     for address in [*(h.address for h in plan.hosts), *(d.address for d in plan.gear), *plan.ntp_addresses]:

@@ -9,7 +9,7 @@ import shlex
 import pytest
 
 from motcua.cli import build_parser
-from motcua.monitoring.rules import ALERTS, rule_groups
+from motcua.monitoring.rules import ALERTS, BRIDGE_ALERTS, rule_groups
 from tests.conftest import ROOT
 
 RUNBOOKS = ROOT / "docs" / "runbooks"
@@ -28,10 +28,11 @@ def test_every_alert_links_to_its_runbook(production_registry):
     for rule in rules:
         url = rule["annotations"]["runbook_url"]
         assert (ROOT / url).is_file(), f"{rule['alert']}: runbook {url} does not exist"
-    assert {p.name for p in RUNBOOKS.glob("*.md")} == {f"{a.slug}.md" for a in ALERTS} | {"README.md"}
+    every = (*ALERTS, *BRIDGE_ALERTS)
+    assert {p.name for p in RUNBOOKS.glob("*.md")} == {f"{a.slug}.md" for a in every} | {"README.md"}
 
 
-@pytest.mark.parametrize("alert", ALERTS, ids=lambda a: a.name)
+@pytest.mark.parametrize("alert", [*ALERTS, *BRIDGE_ALERTS], ids=lambda a: a.name)
 def test_runbook_has_every_section_in_both_languages(alert):
     text = (RUNBOOKS / f"{alert.slug}.md").read_text(encoding="utf-8")
     assert text.startswith(f"# {alert.name}: ")
@@ -46,7 +47,7 @@ def _commands(text: str) -> list[str]:
     return [line.split("   #")[0].strip() for block in blocks for line in block.splitlines() if line.strip()]
 
 
-@pytest.mark.parametrize("page", [*(a.slug for a in ALERTS), "README"])
+@pytest.mark.parametrize("page", [*(a.slug for a in (*ALERTS, *BRIDGE_ALERTS)), "README"])
 def test_runbook_commands_are_real(page):
     commands = _commands((RUNBOOKS / f"{page}.md").read_text(encoding="utf-8"))
     assert commands, f"{page}.md gives no command to run"

@@ -83,6 +83,7 @@ def test_lab_addresses_are_loopback_with_the_same_offsets(production_registry):
     dx = production_registry.dx_hosts
     assert [(h.name, str(h.lab_address)) for h in dx] == [
         ("dx-mon01", "127.79.0.10"),
+        ("dx-mon02", "127.79.0.13"),
         ("dx-ntp01", "127.79.0.11"),
         ("dx-ntp02", "127.79.0.12"),
     ]

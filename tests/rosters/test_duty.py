@@ -22,6 +22,7 @@ SETTINGS = {
     "telegram": {"api_url": "http://127.79.0.25", "bot_token": "0:test"},
     "webhooks": [{"name": "board", "url": "http://127.79.0.25/webhook/board"}],
     "bridge": {"url": "http://127.79.0.10:9096/alertmanager"},
+    "heartbeat": {"urls": ["http://127.79.0.10:9096/heartbeat", "http://127.79.0.13:9096/heartbeat"]},
 }
 
 
@@ -68,7 +69,7 @@ def test_amtool_accepts_the_compiled_config(compiled):
     _, _, path = compiled
     result = subprocess.run(["amtool", "check-config", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "5 inhibit rules" in result.stdout
+    assert "6 inhibit rules" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -92,6 +93,8 @@ def test_amtool_accepts_the_compiled_config(compiled):
             "board,duty-an.nv,duty-binh.lt,duty-binh.lt,urgent-lan.tt",
         ),
         (["alertname=EscalateToLead", "site=26740", "phase=steady"], "board,urgent-lan.tt"),
+        # The Watchdog (always firing): the bridges' dead man's switch only, never a person or the board.
+        (["alertname=Watchdog", "origin=dx-mon02", "scope=system", "severity=none"], "heartbeat"),
         # A warning about the monitoring itself: the system shifts; the lead only outside the window.
         (
             ["alertname=ExporterDown", "scope=system", "severity=warning"],
@@ -141,6 +144,16 @@ def test_shifts_become_time_intervals_overnight_split_at_midnight(compiled):
         },
     ]
     assert intervals[duty.WINDOW_INTERVAL][0]["days_of_month"] == ["1:14"]
+
+
+def test_the_watchdog_goes_to_every_bridge_resolved_too(compiled):
+    _, config, _ = compiled
+    receivers = {r["name"]: r for r in config["receivers"]}
+    hooks = receivers["heartbeat"]["webhook_configs"]
+    assert [h["url"] for h in hooks] == SETTINGS["heartbeat"]["urls"] and all(h["send_resolved"] for h in hooks)
+    route = config["route"]["routes"][0]
+    assert (route["receiver"], route["group_by"], route["repeat_interval"]) == ("heartbeat", ["origin"], "1m")
+    assert "continue" not in route
 
 
 def test_receivers_use_each_persons_contacts(compiled):

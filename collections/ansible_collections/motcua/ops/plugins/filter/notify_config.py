@@ -30,6 +30,18 @@ options:
     description: The bridge's state directory on the host.
     type: str
     default: /var/lib/motcua-notify
+  cluster:
+    description:
+      - The monitoring pair as this bridge sees it - C(name) (this host), C(peers) (name to the peer bridge's URL),
+        C(wait).
+    type: dict
+    default: {}
+  heartbeat:
+    description:
+      - The dead man's switch - C(timeout), C(alertmanager) (this host's), C(runbook_url),
+        C(external) ({url, method}).
+    type: dict
+    default: {}
 """
 
 EXAMPLES = r"""
@@ -70,12 +82,21 @@ def _set(tree, path, value):
     tree[path[-1]] = value
 
 
-def notify_config(settings, recipients, etc_dir="/etc/motcua/notify", state_dir="/var/lib/motcua-notify"):
+def notify_config(
+    settings, recipients, etc_dir="/etc/motcua/notify", state_dir="/var/lib/motcua-notify", cluster=None, heartbeat=None
+):
     if not isinstance(settings, dict) or not isinstance(recipients, dict):
         raise AnsibleFilterError("motcua.ops.notify_config: settings and recipients must be mappings")
+    for name, value in (("cluster", cluster), ("heartbeat", heartbeat)):
+        if value is not None and not isinstance(value, dict):
+            raise AnsibleFilterError(f"motcua.ops.notify_config: {name} must be a mapping")
     base = copy.deepcopy(settings)
     base["state_dir"] = state_dir
     base["recipients"] = copy.deepcopy(recipients)
+    if cluster:
+        base["cluster"] = copy.deepcopy(cluster)
+    if cluster and heartbeat:
+        base["heartbeat"] = {k: copy.deepcopy(v) for k, v in heartbeat.items() if v not in (None, "", {})}
     host, controller, files = copy.deepcopy(base), copy.deepcopy(base), []
     paths = [(path, name) for path, name in CREDENTIALS if _get(base, path)]
     for field in sorted(_get(base, ("sms", "secret_fields")) or {}):
