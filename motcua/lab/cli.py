@@ -64,7 +64,7 @@ def cmd_lab_fault(args: argparse.Namespace) -> int:
         print(f"{args.device}: {result or 'no fault'}")
     else:
         if not args.device or args.fault not in ("down", "clear"):
-            print("motcua lab fault counter: --device NAME and down|clear", file=sys.stderr)
+            print(f"motcua lab fault {args.target}: --device NAME and down|clear", file=sys.stderr)
             return 2
         print(lab.stop_host(args.device) if fault else "run `motcua lab up` to start stopped hosts again")
     return 0
@@ -220,13 +220,13 @@ def add_parser(sub) -> None:
         if name == "move":
             p.add_argument("to", help="the vacant desk it moves to, e.g. ttpv-pc02")
         if name == "fault":
-            p.add_argument("target", choices=("dossier", "gear", "counter"))
+            p.add_argument("target", choices=("dossier", "gear", "counter", "monitoring"))
             p.add_argument(
                 "fault",
                 help="dossier: down, slow, http500, wrong-content, expired-cert, untrusted-cert, reset, hang; "
-                "gear: refuse-login, drop-mid-change, slow; counter: down; any: clear",
+                "gear: refuse-login, drop-mid-change, slow; counter, monitoring: down (the host stops); any: clear",
             )
-            p.add_argument("--device", help="gear or counter host name, e.g. w26740-sw01")
+            p.add_argument("--device", help="gear, counter or monitoring host name, e.g. w26740-sw01, dx-mon02")
             p.add_argument("--value", type=float, help="seconds for slow; config lines before drop-mid-change")
             p.add_argument("--path", help="dossier: limit the fault to this path, e.g. /api/health")
             p.add_argument("--once", action="store_true", help="gear: clear the fault after it fired once")

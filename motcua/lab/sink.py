@@ -103,14 +103,18 @@ class ZaloAuth:
     def __init__(self, state: Path, first_refresh: str | list[str]):
         self.state = state
         self.lock = threading.Lock()
-        saved = state.read_text().split() if state.exists() else []
+        lines = state.read_text().split() if state.exists() else []
         firsts = [first_refresh] if isinstance(first_refresh, str) else list(first_refresh)
-        self.refresh: set[str] = set(saved) or set(firsts)
+        # Saved: the chains' current tokens, and ("-" before it) each token already used.
+        self.used: set[str] = {t[1:] for t in lines if t.startswith("-")}
+        self.refresh: set[str] = {t for t in lines if not t.startswith("-")} | (set(firsts) - self.used)
         self.access: set[str] = set()
         self.counter = 0
 
     def _save(self) -> None:
-        self.state.write_text("".join(f"{t}\n" for t in sorted(self.refresh)))
+        self.state.write_text(
+            "".join(f"{t}\n" for t in sorted(self.refresh)) + "".join(f"-{t}\n" for t in sorted(self.used))
+        )
 
     def grant(self) -> str:
         """A new authorisation: a new chain's first refresh token."""
@@ -130,6 +134,7 @@ class ZaloAuth:
             self.counter += 1
             access, new = f"lab-access-{self.counter}-{time.time_ns()}", f"lab-refresh-{time.time_ns()}"
             self.refresh.discard(refresh)
+            self.used.add(refresh)
             self.refresh.add(new)
             self._save()
             self.access.add(access)

@@ -32,8 +32,8 @@ options:
     default: /var/lib/motcua-notify
   cluster:
     description:
-      - The monitoring pair as this bridge sees it - C(name) (this host), C(peers) (name to the peer bridge's URL),
-        C(wait).
+      - The monitoring pair as this bridge sees it - C(name) (this host), C(peers) (name to the peer bridge's URL,
+        or a list of host names with C(peer_addresses) and the bridges' C(port)), C(wait).
     type: dict
     default: {}
   heartbeat:
@@ -57,6 +57,7 @@ _value:
 """
 
 import copy
+from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 
@@ -66,6 +67,19 @@ CREDENTIALS = (
     (("zalo", "refresh_token_file"), "zalo-refresh-token"),
     (("sms", "auth", "value_file"), "sms-auth"),
 )
+
+
+def _plain(value):
+    """Plain dicts, lists and scalars. The arguments may be ansible-core's lazily templated containers;
+    deep-copying those copies what they refer to (hostvars, the plugin loaders: ansible-core's loader
+    does not survive that), so they are read into plain data first."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, str):
+        return str(value)
+    return value
 
 
 def _get(tree, path):
@@ -90,13 +104,23 @@ def notify_config(
     for name, value in (("cluster", cluster), ("heartbeat", heartbeat)):
         if value is not None and not isinstance(value, dict):
             raise AnsibleFilterError(f"motcua.ops.notify_config: {name} must be a mapping")
-    base = copy.deepcopy(settings)
+    base = _plain(settings)
     base["state_dir"] = state_dir
-    base["recipients"] = copy.deepcopy(recipients)
+    base["recipients"] = _plain(recipients)
     if cluster:
-        base["cluster"] = copy.deepcopy(cluster)
+        base["cluster"] = _plain(cluster)
+        peers = base["cluster"].get("peers") or {}
+        addresses = base["cluster"].pop("peer_addresses", None)
+        port = base["cluster"].pop("port", None)
+        if isinstance(peers, list):  # host names, with their addresses and the bridges' port
+            if not isinstance(addresses, list) or len(addresses) != len(peers) or not port:
+                raise AnsibleFilterError(
+                    "motcua.ops.notify_config: cluster.peers as a list needs peer_addresses (one each) and port"
+                )
+            peers = {str(name): f"http://{address}:{port}/" for name, address in zip(peers, addresses, strict=True)}
+        base["cluster"]["peers"] = peers
     if cluster and heartbeat:
-        base["heartbeat"] = {k: copy.deepcopy(v) for k, v in heartbeat.items() if v not in (None, "", {})}
+        base["heartbeat"] = {k: v for k, v in _plain(heartbeat).items() if v not in (None, "", {})}
     host, controller, files = copy.deepcopy(base), copy.deepcopy(base), []
     paths = [(path, name) for path, name in CREDENTIALS if _get(base, path)]
     for field in sorted(_get(base, ("sms", "secret_fields")) or {}):
