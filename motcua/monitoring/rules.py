@@ -79,7 +79,8 @@ ALERTS: tuple[Alert, ...] = (
     Alert(
         "AlertmanagerClusterDegraded",
         'max by (instance) (alertmanager_cluster_members{job="self"}) < MONITORING_HOSTS',
-        "short",
+        # Longer than the dead man's switch takes: a host that died is MonitoringPeerSilent (which hides this).
+        "medium",
         "warning",
         SCOPE_SYSTEM,
         "monitoring",

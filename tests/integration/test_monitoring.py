@@ -1,4 +1,4 @@
-"""The monitoring host (playbooks/monitoring.yml) on the lab's dx-mon01, end to end.
+"""The monitoring pair (playbooks/monitoring.yml) on the lab's dx-mon01 and dx-mon02, end to end.
 
 One provisioning run for the module with a duty roster whose shifts are
 written around the current time, then: what listens where, the scrape
@@ -6,14 +6,18 @@ targets and their labels, a second run that changes nothing, check mode that
 reports nothing and then exactly a drift, a bad roster and a config amtool
 refuses both leaving the running config untouched, and the outage path: the
 dossier stand-in goes down -> Prometheus -> Alertmanager -> the webhook and
-the on-duty person's Telegram (not the off-duty one's) -> resolved when it
-comes back.
+the on-duty person's Zalo and the lead's SMS (not the off-duty one's) -> resolved
+when it comes back, once with both monitoring hosts up; the same with one of them
+stopped mid-outage and started again; and the dead man's switch: a stopped
+monitoring host reaches the lead by SMS.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import time
 import urllib.parse
 import urllib.request
 from datetime import UTC, datetime, timedelta
@@ -32,7 +36,9 @@ from tests.integration.test_counters import changed_tasks, recap
 pytestmark = pytest.mark.lab
 PLAYBOOK = "playbooks/monitoring.yml"
 MON = "dx-mon01"
+MON2 = "dx-mon02"
 PROMETHEUS = "http://127.79.0.10:9090"
+ALERTMANAGERS = {MON: "http://127.79.0.10:9093", MON2: "http://127.79.0.13:9093"}
 SINK = "http://127.79.0.25"
 ZALO = {"lead.e2e": "8470000000000002001", "on.duty": "8470000000000002002", "off.duty": "8470000000000002003"}
 LEAD_PHONE = "0900002001"
@@ -141,10 +147,13 @@ def test_services_listen_on_the_management_address_only(monitored, mon):
         (9112, "certificate"),
         (9096, "notification bridge"),
         (9100, "node exporter (textfile collector)"),
+        (9094, "alertmanager cluster (gossip with dx-mon02)"),
     ):
         assert f"127.79.0.10:{port} " in listening, name
         assert f"0.0.0.0:{port} " not in listening and f"*:{port} " not in listening, name
-    assert ":9094 " not in listening  # Alertmanager's cluster port stays closed
+    # (The lab's hosts share the machine's loopback: dx-mon02's sockets show here too, on its own address.)
+    gossip = set(re.findall(r"(\S+):9094 ", mon.run("ss -Hlunp").stdout + listening))
+    assert gossip == {"127.79.0.10", "127.79.0.13"}, gossip
     for unit in ("prometheus", "prometheus-alertmanager", "prometheus-blackbox-exporter", "motcua-dossier-exporter",
                  "motcua-notify-exporter", "prometheus-node-exporter"):  # fmt: skip
         assert mon.service(unit).is_running and mon.service(unit).is_enabled, unit
@@ -409,6 +418,110 @@ def test_dossier_outage_reaches_the_on_duty_person_and_resolves(lab, monitored, 
     # Every notification went out from the same Alertmanager process (none crashed on the way).
     assert mon.run("systemctl show -p MainPID --value prometheus-alertmanager").stdout.strip() == alertmanager_pid
     assert not [n for n in notifications(start) if n.get("to") == ZALO["off.duty"]]
+
+
+def cluster_members(host: str) -> int:
+    try:
+        return len(get_json(f"{ALERTMANAGERS[host]}/api/v2/status")["cluster"]["peers"])
+    except OSError:
+        return 0
+
+
+def answered(expr: str) -> list[dict]:
+    """A query's result; nothing while Prometheus is not answering (a host just started)."""
+    try:
+        return query(expr)
+    except OSError:
+        return []
+
+
+def watchdogs(host: str) -> list[str]:
+    try:
+        alerts = get_json(
+            f"{ALERTMANAGERS[host]}/api/v2/alerts?" + urllib.parse.urlencode({"filter": 'alertname="Watchdog"'})
+        )
+    except OSError:
+        return []
+    return sorted(a["labels"]["origin"] for a in alerts)
+
+
+def messages(start: int, kind: str, who: str, alertname: str, status: str) -> list[dict]:
+    return [
+        n
+        for n in notifications(start)
+        if n["kind"] == kind and n.get("to") == who and alertname in n["text"] and status in n["text"]
+    ]
+
+
+def test_the_alertmanagers_form_one_cluster_and_both_watchdogs_arrive(monitored):
+    wait_for(lambda: cluster_members(MON) == 2 and cluster_members(MON2) == 2, 60, "a cluster of two")
+    for host in ALERTMANAGERS:
+        wait_for(lambda host=host: watchdogs(host) == [MON, MON2], 60, f"both Watchdogs in {host}'s Alertmanager")
+    # Both Prometheus send every alert to both Alertmanagers, without their replica label: one alert each.
+    discovered = query("prometheus_notifications_alertmanagers_discovered")
+    assert discovered and float(discovered[0]["value"][1]) == 2
+    # The Watchdog reaches each bridge from both hosts, and each forwards its own to the external heartbeat.
+    for address in ("127.79.0.10", "127.79.0.13"):
+        with urllib.request.urlopen(f"http://{address}:9096/metrics", timeout=5) as response:
+            text = response.read().decode()
+        seen = dict(
+            re.findall(r'^motcua_notify_heartbeat_last_timestamp_seconds\{origin="([^"]+)"\} (\S+)$', text, re.M)
+        )
+        assert set(seen) == {MON, MON2} and all(float(v) > 0 for v in seen.values()), (address, seen)
+    pings = {n["check"] for n in notifications() if n["kind"] == "heartbeat"}
+    assert pings >= {MON, MON2}
+
+
+def test_one_monitoring_host_stopped_mid_outage_pages_once_and_resolves_once(lab, monitored):
+    """dx-mon01 stops as the dossier system goes down: dx-mon02 alone pages; dx-mon01 comes back during the
+    outage (gossip gives it what was sent) and nothing is sent twice, firing or resolved."""
+    faults = lab.home / "dossier" / "faults.json"
+    wait_for(lambda: cluster_members(MON2) == 2, 60, "a cluster of two")
+    wait_for(lambda: not query('ALERTS{alertname="DossierSystemDown"}'), 60, "no dossier alert before the fault")
+    start = len(notifications())
+    lab.stop_host(MON)
+    write_fault(faults, "http500")  # down for the probes, its port still open for `lab up`
+    try:
+        wait_for(lambda: messages(start, "zalo", ZALO["on.duty"], "DossierSystemDown", "CẢNH BÁO"), 90,
+                 "Zalo from dx-mon02 alone")  # fmt: skip
+        wait_for(lambda: messages(start, "sms", LEAD_PHONE, "DossierSystemDown", "CANH BAO"), 30, "SMS to the lead")
+        lab.up()  # dx-mon01 is back mid-outage
+        wait_for(lambda: cluster_members(MON) == 2 and cluster_members(MON2) == 2, 90, "the cluster whole again")
+        wait_for(lambda: answered('ALERTS{alertname="DossierSystemDown", alertstate="firing"}'), 60,
+                 "dx-mon01's Prometheus firing too")  # fmt: skip
+        time.sleep(15)  # a few group intervals at the lab's pace: time for a duplicate to show
+    finally:
+        write_fault(faults, None)
+    wait_for(lambda: messages(start, "zalo", ZALO["on.duty"], "DossierSystemDown", "ĐÃ KHẮC PHỤC"), 90,
+             "the resolved Zalo message")  # fmt: skip
+    wait_for(lambda: messages(start, "sms", LEAD_PHONE, "DossierSystemDown", "DA KHAC PHUC"), 30, "the resolved SMS")
+    time.sleep(15)
+    for kind, who, statuses in (("zalo", ZALO["on.duty"], ("CẢNH BÁO", "ĐÃ KHẮC PHỤC")),
+                                ("sms", LEAD_PHONE, ("CANH BAO", "DA KHAC PHUC"))):  # fmt: skip
+        for status in statuses:
+            found = messages(start, kind, who, "DossierSystemDown", status)
+            assert len(found) == 1, (kind, status, [n["text"][:80] for n in found])
+
+
+def test_a_stopped_monitoring_host_reaches_the_lead_by_sms(lab, monitored):
+    """The dead man's switch: dx-mon02 stops with nothing else wrong; dx-mon01's bridge no longer hears its
+    Watchdog and raises MonitoringPeerSilent, which reaches the lead by SMS; back up, it resolves."""
+    wait_for(lambda: cluster_members(MON) == 2, 90, "a cluster of two")
+    start = len(notifications())
+    lab.stop_host(MON2)
+    try:
+        sms = wait_for(lambda: messages(start, "sms", LEAD_PHONE, "MonitoringPeerSilent", "CANH BAO"), 90,
+                       "the dead man's switch SMS")  # fmt: skip
+        assert "dx-mon02" in sms[0]["text"] and len(sms[0]["text"]) <= 160
+        alerts = get_json(f"{ALERTMANAGERS[MON]}/api/v2/alerts?" + urllib.parse.urlencode(
+            {"filter": 'alertname="MonitoringPeerSilent"'}))  # fmt: skip
+        assert [(a["labels"]["peer"], a["labels"]["reporter"]) for a in alerts] == [(MON2, MON)]
+    finally:
+        lab.up()
+    wait_for(lambda: messages(start, "sms", LEAD_PHONE, "MonitoringPeerSilent", "DA KHAC PHUC"), 90,
+             "the resolved SMS")  # fmt: skip
+    wait_for(lambda: cluster_members(MON) == 2 and cluster_members(MON2) == 2, 90, "the cluster whole again")
+    assert len(messages(start, "sms", LEAD_PHONE, "MonitoringPeerSilent", "CANH BAO")) == 1
 
 
 @pytest.mark.parametrize("name", sorted(dashboards.DASHBOARDS))

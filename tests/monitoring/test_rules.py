@@ -66,7 +66,7 @@ def test_one_failed_probe_never_pages_at_the_lab_pace(lab_registry, tmp_path):
         lab_registry, tmp_path / "rules.yml", annotations=False, durations=lab_vars["monitoring_prometheus_alert_for"]
     )
     series = (
-        'motcua_dossier_probe_success{job="dossier", instance="dx-mon01", target="portal", scope="system",'
+        'motcua_dossier_probe_success{job="dossier", instance="dx-centre", target="portal", scope="system",'
         ' role="dossier"}'
     )
     interval = lab_vars["monitoring_prometheus_evaluation_interval"]
