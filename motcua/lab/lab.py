@@ -4,8 +4,9 @@ What runs, all on loopback addresses from the registry's lab mapping:
   - counter PCs: systemd-nspawn containers (sshd on the host's own address)
   - network gear: one simulator process serving every router and switch over SSH
   - the dossier system stand-in: HTTPS (lab CA) and HTTP, with fault switches
-  - the monitoring host (dx-mon01): a container like the counter PCs, for
-    Prometheus, Alertmanager and the DX Centre's exporters (playbooks/monitoring.yml)
+  - the monitoring pair (dx-mon01, dx-mon02): containers like the counter PCs, each with
+    Prometheus, Alertmanager (one cluster), the DX Centre's exporters and the notification
+    bridge (playbooks/monitoring.yml)
   - the notification sink: the lab's SMTP server, Telegram API and webhook
     receiver, so no alert the lab sends ever leaves this machine
   - the city's NTP servers (ntp01, ntp02): this machine's clock, read-only

@@ -83,33 +83,46 @@ def matchers(registry: Registry, hosts: list[str], sites: list[str]) -> list[dic
 
 
 def default_url(registry: Registry, lab: bool) -> str:
+    """$MOTCUA_ALERTMANAGER_URL, else every monitoring host's Alertmanager, comma-separated (the pair's
+    cluster shares silences: the first that answers takes it)."""
     if os.environ.get("MOTCUA_ALERTMANAGER_URL"):
         return os.environ["MOTCUA_ALERTMANAGER_URL"].rstrip("/")
-    mon = next((h for h in registry.dx_hosts if h.name.endswith("mon01")), None)
-    if mon is None:
-        raise SilenceError("no monitoring host (mon01) in the registry: give --alertmanager URL")
-    return f"http://{mon.lab_address if lab else mon.address}:{ALERTMANAGER_PORT}"
+    hosts = [h for h in registry.dx_hosts if h.role == "monitoring"]
+    if not hosts:
+        raise SilenceError("no monitoring host in the registry: give --alertmanager URL")
+    return ",".join(f"http://{h.lab_address if lab else h.address}:{ALERTMANAGER_PORT}" for h in hosts)
 
 
 class Alertmanager:
+    """One Alertmanager, or the monitoring pair's (URLs comma-separated): a call goes to the first
+    that answers. The cluster gossips silences, so any member holds what another took."""
+
     def __init__(self, url: str, timeout: float = 10.0):
-        if not url.startswith(("http://", "https://")):
-            raise SilenceError(f"--alertmanager: {url!r} is not an http(s) URL")
-        self.url = url.rstrip("/")
+        urls = [u.strip().rstrip("/") for u in url.split(",") if u.strip()]
+        for one in urls or [url]:
+            if not one.startswith(("http://", "https://")):
+                raise SilenceError(f"--alertmanager: {one!r} is not an http(s) URL")
+        self.urls = urls
+        self.url = urls[0]
         self.timeout = timeout
 
     def _call(self, method: str, path: str, body: object | None = None) -> object:
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"}
-        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)  # noqa: S310
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as resp:  # noqa: S310 - http(s) only (__init__)
-                text = resp.read().decode()
-        except urllib.error.HTTPError as exc:
-            raise SilenceError(f"{self.url}: {method} {path}: HTTP {exc.code}: {exc.read().decode()[:300]}") from None
-        except OSError as exc:
-            raise SilenceError(f"{self.url}: {method} {path}: {exc}") from None
-        return json.loads(text) if text.strip() else None
+        unreachable = []
+        for url in self.urls:
+            request = urllib.request.Request(url + path, data=data, method=method, headers=headers)  # noqa: S310
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as resp:  # noqa: S310 - http(s) only
+                    text = resp.read().decode()
+            except urllib.error.HTTPError as exc:
+                raise SilenceError(f"{url}: {method} {path}: HTTP {exc.code}: {exc.read().decode()[:300]}") from None
+            except OSError as exc:
+                unreachable.append(f"{url}: {method} {path}: {exc}")
+                continue
+            self.url = url
+            return json.loads(text) if text.strip() else None
+        raise SilenceError("; ".join(unreachable))
 
     def create(self, match: list[dict], window: Window, author: str, comment: str) -> str:
         body = {

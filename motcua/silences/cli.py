@@ -81,7 +81,9 @@ def add_parser(sub) -> None:
         q = silence_sub.add_parser(name, help=text, description=text)
         q.add_argument("-i", "--inventory", default="inventory/lab", help="inventory (default: inventory/lab)")
         q.add_argument(
-            "--alertmanager", help="Alertmanager URL (default: $MOTCUA_ALERTMANAGER_URL, else mon01's :9093)"
+            "--alertmanager",
+            help="Alertmanager URL, or several comma-separated (default: $MOTCUA_ALERTMANAGER_URL, else every "
+            "monitoring host's :9093, the first that answers)",
         )
         q.set_defaults(func=func)
         if name == "add":
