@@ -12,11 +12,14 @@ the fault is cleared and the resolved message awaited before the next run.
 
 With production defaults it also checks that one failed probe never notifies:
 the fault is set for exactly one probe of the dossier exporter, then nothing
-may be sent for two minutes.
+may be sent for two minutes; and it measures the dead man's switch: dx-mon02 is
+stopped (--dms-runs times) and the time until the lead's SMS MonitoringPeerSilent
+(from dx-mon01's bridge) is taken, then dx-mon02 is started again.
 
 Prints medians per pace; targets: production median <= 90 s, no notification
-for a single failed probe. Needs the operator's lab up (`motcua lab up`; the
-counters need not be provisioned). Leaves the monitoring host at the lab pace.
+for a single failed probe, dead man's switch SMS <= 5 min. Needs the operator's
+lab up (`motcua lab up`; the counters need not be provisioned). Takes about 25
+minutes. Leaves the monitoring pair at the lab pace.
 """
 
 from __future__ import annotations
@@ -50,7 +53,15 @@ PRODUCTION = {
     "monitoring_exporters_dossier_interval": "15s",
     "monitoring_exporters_dossier_timeout": "5s",
     "monitoring_alertmanager_phase_pace": {},
+    # The pair and the dead man's switch (the roles' defaults).
+    "monitoring_prometheus_alert_resend_delay": "30s",
+    "monitoring_alertmanager_peer_timeout": "15s",
+    "monitoring_alertmanager_heartbeat": {},
+    "monitoring_exporters_notify_cluster_wait": "5s",
+    "monitoring_exporters_notify_heartbeat_timeout": "3m",
 }
+LEAD_PHONE = "0900000001"  # the lab roster's lead (inventory/lab/duty.yml)
+TARGET_DMS_S = 300.0
 
 
 def say(message: str) -> None:
@@ -165,22 +176,71 @@ def single_failed_probe(faults: Path, watch: float) -> tuple[bool, int]:
     return True, pending_max
 
 
+def lab_cli(*args: str) -> None:
+    env = {**os.environ, "MOTCUA_LAB_HOME": str(LAB_HOME)}
+    result = subprocess.run([str(ROOT / ".venv/bin/motcua"), "lab", *args], cwd=ROOT, env=env,
+                            capture_output=True, text=True, check=False)  # fmt: skip
+    if result.returncode != 0:
+        raise SystemExit(f"motcua lab {' '.join(args)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+
+
+def cluster_whole() -> bool:
+    try:
+        return all(
+            len(get_json(f"http://{address}:9093/api/v2/status")["cluster"]["peers"]) == 2
+            for address in ("127.79.0.10", "127.79.0.13")
+        )
+    except OSError:
+        return False
+
+
+def peer_silent_sms(since: int, status: str) -> list[dict]:
+    marker = "CANH BAO" if status == "firing" else "DA KHAC PHUC"
+    return [
+        n
+        for n in notifications(since)
+        if n["kind"] == "sms" and n["to"] == LEAD_PHONE and "MonitoringPeerSilent" in n["text"] and marker in n["text"]
+    ]
+
+
+def dead_mans_switch(runs: int) -> list[float]:
+    """dx-mon02 stops with nothing else wrong: the time until the lead's SMS from dx-mon01's bridge."""
+    latencies = []
+    for run in range(1, runs + 1):
+        wait_for(cluster_whole, 300, "the Alertmanager cluster whole")
+        time.sleep(90)  # a few Watchdog repeats at the production pace: the bridges' view is current
+        start = len(notifications(0))
+        began = time.time()
+        lab_cli("fault", "monitoring", "down", "--device", "dx-mon02")
+        try:
+            first = wait_for(lambda s=start: peer_silent_sms(s, "firing"), 600, "the dead man's switch SMS")[0]
+        finally:
+            lab_cli("up")
+        latency = float(first["time"]) - began
+        latencies.append(latency)
+        say(f"  dead man's switch: run {run}/{runs}: dx-mon02 stopped -> the lead's SMS {latency:.1f} s")
+        wait_for(lambda s=start: peer_silent_sms(s, "resolved"), 600, "the resolved SMS")
+    return latencies
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="outages per pace (default 3)")
     parser.add_argument("--lab-runs", type=int, default=5, help="outages at the lab pace (default 5)")
     parser.add_argument("--watch", type=float, default=120.0, help="seconds to watch after one failed probe")
+    parser.add_argument("--dms-runs", type=int, default=2, help="monitoring host stops (default 2)")
     args = parser.parse_args()
     faults = LAB_HOME / "dossier" / "faults.json"
     if not (LAB_HOME / "state.json").exists():
         raise SystemExit(f"the lab is not up in {LAB_HOME}: `motcua lab up` first")
     results: dict[str, list[float]] = {}
     try:
-        say("production pace: provisioning dx-mon01 (scrape/eval/probe 15 s, for 30 s, group_wait 10 s)")
+        say("production pace: provisioning the pair (scrape/eval/probe 15 s, for 30 s, group_wait 10 s)")
         provision(PRODUCTION)
         results["production"] = outage_runs(faults, args.runs, "production")
         quiet, pending = single_failed_probe(faults, args.watch)
-        say("lab pace: provisioning dx-mon01 (inventory/lab/group_vars/monitoring.yml)")
+        results["dms"] = dead_mans_switch(args.dms_runs)
+        say("lab pace: provisioning the pair (inventory/lab/group_vars/monitoring.yml)")
         provision(None)
         results["lab"] = outage_runs(faults, args.lab_runs, "lab")
     finally:
@@ -201,6 +261,12 @@ def main() -> int:
         verdict = "met" if own[0] <= 5 else "MISSED"
         print(f"  the bridge's own part (webhook in -> provider accepted, every message since it started): "
               f"mean {own[0] * 1000:.0f} ms over {own[1]:.0f} deliveries; target <= 5 s: {verdict}")  # fmt: skip
+    dms = statistics.median(results["dms"])
+    print(
+        f"  monitoring host stopped -> the lead's SMS (dead man's switch, production): median {dms:.1f} s over "
+        f"{len(results['dms'])} runs ({', '.join(f'{v:.1f}' for v in results['dms'])}); "
+        f"target <= {TARGET_DMS_S:.0f} s: {'met' if dms <= TARGET_DMS_S else 'MISSED'}"
+    )
     print(
         f"  one failed probe (production): {'no notification' if quiet else 'NOTIFIED'} within {args.watch:.0f} s "
         f"(alert {'went pending' if pending else 'never pending'}); target: no notification: "
