@@ -52,10 +52,18 @@ def cmd_lab_status(args: argparse.Namespace) -> int:
 
 def cmd_lab_fault(args: argparse.Namespace) -> int:
     lab = _lab(args)
-    fault = None if args.fault == "clear" else args.fault
+    if args.fault is None and args.target != "site-offline":
+        print(f"motcua lab fault {args.target}: which fault? (see --help)", file=sys.stderr)
+        return 2
+    fault = None if args.fault == "clear" else (args.fault or "on")
     if args.target == "dossier":
         result = dossier_fault(lab.home / "dossier" / "faults.json", fault, args.value, args.path)
         print(f"dossier: {result or 'no fault'}")
+    elif args.target == "site-offline":
+        if not args.site or args.fault not in (None, "on", "clear"):
+            print("motcua lab fault site-offline: --site CODE, and nothing (cut) or clear", file=sys.stderr)
+            return 2
+        print(lab.site_offline(args.site, offline=fault is not None))
     elif args.target == "gear":
         if not args.device:
             print("motcua lab fault gear: --device NAME is required", file=sys.stderr)
@@ -221,12 +229,15 @@ def add_parser(sub) -> None:
         if name == "move":
             p.add_argument("to", help="the vacant desk it moves to, e.g. ttpv-pc02")
         if name == "fault":
-            p.add_argument("target", choices=("dossier", "gear", "counter", "monitoring"))
+            p.add_argument("target", choices=("dossier", "gear", "counter", "monitoring", "site-offline"))
             p.add_argument(
                 "fault",
+                nargs="?",
                 help="dossier: down, slow, http500, wrong-content, expired-cert, untrusted-cert, reset, hang; "
-                "gear: refuse-login, drop-mid-change, slow; counter, monitoring: down (the host stops); any: clear",
+                "gear: refuse-login, drop-mid-change, slow; counter, monitoring: down (the host stops); "
+                "site-offline (--site): none (the line is cut); any: clear",
             )
+            p.add_argument("--site", help="site-offline: the site code, e.g. 26740")
             p.add_argument("--device", help="gear, counter or monitoring host name, e.g. w26740-sw01, dx-mon02")
             p.add_argument("--value", type=float, help="seconds for slow; config lines before drop-mid-change")
             p.add_argument("--path", help="dossier: limit the fault to this path, e.g. /api/health")

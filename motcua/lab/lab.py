@@ -33,7 +33,7 @@ from ..access import GEAR_USER, LEDGER_NAME, AccessError, LabPaths, lab_cache, l
 from ..errors import ToolError
 from ..netgear.secrets import type9_hash
 from ..registry import Registry, UnknownSiteError, load_registry
-from . import ca, counters, image
+from . import ca, counters, image, linecut
 from .procs import Proc, alive, port_in_use, spawn, stop, wait_for_banner, wait_for_port
 
 LOOPBACK = IPv4Network("127.0.0.0/8")
@@ -309,6 +309,9 @@ class Lab:
 
     def down(self, purge: bool = False) -> list[str]:
         """Stop every process the lab started (by PID) and unmount every overlay."""
+        mended = linecut.mend_all(self.home)
+        if mended:
+            self.progress(f"lab: the cut lines of {', '.join(mended)} mended")
         state = LabState.load(self.home)
         killed = stop(state.procs)
         unmounted = []
@@ -401,6 +404,21 @@ class Lab:
         state.save(self.home)
         counters.unmount(self.home / "hosts" / name / "merged")
         return f"{name}: stopped (pid {proc.pid}); `motcua lab up` starts it again"
+
+    def site_offline(self, code: str, offline: bool = True) -> str:
+        """A ward's line cut (or mended): its routers, switches and counter PCs stop answering."""
+        plan = make_plan(self.inventory, self.home)
+        site = plan.registry.sites.get(code)
+        if site is None:
+            raise LabError(f"--site {code}: not a site of this lab ({', '.join(plan.registry.sites)})")
+        try:
+            cut = linecut.set_cut(self.home, code, site.lab_subnet if offline else None)
+        except (linecut.LineCutError, OSError) as exc:
+            raise LabError(str(exc)) from None
+        if offline:
+            mend = f"motcua lab fault site-offline clear --site {code}"
+            return f"{code} {site.name}: line cut ({site.lab_subnet} dropped); `{mend}` mends it"
+        return f"{code}: line mended" + (f"; still cut: {', '.join(sorted(cut))}" if cut else "")
 
     def reset_host(self, name: str) -> str:
         """Stop one host and drop its changes: the next `up` starts it fresh from the image."""

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.lab
 PLAYBOOK = "playbooks/counters.yml"
 
 
-MONITORING_ADDRESS = "127.79.0.10"  # dx-mon01
+MONITORING_ADDRESSES = ("127.79.0.10", "127.79.0.13")  # dx-mon01, dx-mon02
 
 
 def playbook(*args: str) -> subprocess.CompletedProcess[str]:
@@ -168,11 +168,11 @@ def test_node_exporter_on_the_management_address_only(lab, provisioned, counters
         assert f'nodename="{counter.name}"' in metrics  # the counter's own node_exporter answered
     # Lab hosts share this machine's network namespace, so every listener on :9100 is
     # visible here: exactly one per counter, on its own address, and none on a wildcard
-    # (besides the monitoring host's own node_exporter once playbooks/monitoring.yml ran).
+    # (besides the monitoring hosts' own node_exporters once playbooks/monitoring.yml ran).
     listeners = host(lab, counters[0].name).check_output("ss -Hltn 'sport = :9100'").split("\n")
     addresses = sorted(line.split()[3] for line in listeners if line.strip())
-    monitoring = f"{MONITORING_ADDRESS}:9100"
-    assert [a for a in addresses if a != monitoring] == sorted(f"{c.address}:9100" for c in counters)
+    monitoring = {f"{address}:9100" for address in MONITORING_ADDRESSES}
+    assert [a for a in addresses if a not in monitoring] == sorted(f"{c.address}:9100" for c in counters)
 
 
 COUNTER_CHECKS = ("clock", "portal", "printers", "scan_storage", "scanners", "token")

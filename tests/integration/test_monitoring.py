@@ -569,3 +569,51 @@ def test_a_stopped_printer_reaches_the_person_on_duty_for_that_ward(lab, monitor
     finally:
         counter.run(f"cupsenable {queue}")
     wait_for(lambda: mail("resolved"), 120, "the resolved e-mail")
+
+
+HIDDEN_BY_SITE_OFFLINE = ("CounterDown", "SwitchUnreachable", "PrinterStopped", "PrinterJobsStuck", "ScannerMissing",
+                          "TokenMissing", "ExporterDown", "DossierUnreachableFromSite")  # fmt: skip
+
+
+def test_a_ward_whose_line_is_cut_is_one_alert_for_its_person_on_duty(lab, monitored):
+    """`motcua lab fault site-offline --site 26740`: its routers, switches and counters stop answering (packets
+    dropped). One SiteOffline reaches the person on duty for the ward, from the pair once; the counters' and
+    switches' alerts fire in Prometheus but Alertmanager inhibits them; nothing about another site."""
+    site, person = "26740", "ward.duty@lab.motcua.invalid"
+    wait_for(lambda: answered(f'max(probe_success{{job="gear", role="router", site="{site}"}}) == 1'), 60,
+             "the ward's router answering")  # fmt: skip
+    wait_for(lambda: not answered(f'ALERTS{{site="{site}", alertstate="firing"}}'), 90, "no alert of the ward firing")
+    start = len(notifications())
+
+    def mail(alertname: str, marker: str) -> list[dict]:
+        return [n for n in notifications(start)
+                if n["kind"] == "email" and alertname in n["subject"] and marker in n["subject"]]  # fmt: skip
+
+    print(lab.site_offline(site))
+    try:
+        sent = wait_for(lambda: mail("SiteOffline", "FIRING"), 90, "the SiteOffline e-mail")
+        assert sent[0]["to"] == [person] and "Phường Sài Gòn" in sent[0]["subject"]
+        below = f'ALERTS{{site="{site}", alertstate="firing", alertname=~"CounterDown|SwitchUnreachable"}}'
+        hidden = wait_for(lambda: answered(below), 90, "the counters' and switches' alerts firing in Prometheus")
+        assert {h["metric"]["alertname"] for h in hidden} >= {"CounterDown"}
+
+        def suppressed() -> list[dict]:
+            query_ = urllib.parse.urlencode({"filter": f'site="{site}"'})
+            alerts = get_json(f"{ALERTMANAGERS[MON]}/api/v2/alerts?{query_}")
+            return [a for a in alerts if a["labels"]["alertname"] in HIDDEN_BY_SITE_OFFLINE]
+
+        wait_for(lambda: suppressed() and all(a["status"]["inhibitedBy"] for a in suppressed()), 60,
+                 "Alertmanager inhibiting them")  # fmt: skip
+        time.sleep(10)  # the phase's group interval: time for anything uninhibited to go out
+    finally:
+        print(lab.site_offline(site, offline=False))
+    wait_for(lambda: mail("SiteOffline", "RESOLVED"), 120, "the resolved SiteOffline e-mail")
+    assert len(mail("SiteOffline", "FIRING")) == 1  # both Prometheus saw it: one message
+    for item in notifications(start):
+        if item["kind"] == "email":
+            assert not any(name in item["subject"] for name in HIDDEN_BY_SITE_OFFLINE), item["subject"]
+        elif item["kind"] == "webhook":
+            for alert in item["payload"]["alerts"]:
+                labels = alert["labels"]
+                if "site" in labels:  # a site's alert: only this ward's SiteOffline
+                    assert (labels["alertname"], labels["site"]) == ("SiteOffline", site), labels
