@@ -32,7 +32,6 @@ import subprocess
 import sys
 import time
 import urllib.parse
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,9 +39,10 @@ sys.path.insert(0, str(ROOT))
 
 from motcua.lab.dossier import write_fault  # noqa: E402
 from motcua.lab.procs import poll  # noqa: E402
+from motcua.webauth import Credentials, open_url  # noqa: E402
 
 LAB_HOME = Path(os.environ.get("MOTCUA_LAB_HOME", "/var/lib/motcua-lab"))
-PROMETHEUS = "http://127.79.0.10:9090"
+PROMETHEUS = "https://127.79.0.10:9090"
 SINK = "http://127.79.0.25"
 TARGET_MEDIAN_S = 90.0
 # Production defaults over the lab's group_vars (extra vars win).
@@ -68,8 +68,14 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def plane(url: str):
+    """A URL of the lab's locked plane as the operator (lab CA, the lab's operator password); others as they are."""
+    credentials = Credentials.for_tools(LAB_HOME, env={}) if url.startswith("https://") else None
+    return open_url(url, credentials, 10)
+
+
 def get_json(url: str):
-    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - lab loopback URLs
+    with plane(url) as response:
         return json.loads(response.read())
 
 
@@ -111,7 +117,7 @@ def zalo(since: int, status: str) -> list[dict]:
 def bridge_latency() -> tuple[float, float] | None:
     """Mean delivery latency the bridge measured itself (motcua_notify_delivery_latency_seconds), and the count."""
     try:
-        with urllib.request.urlopen("http://127.79.0.10:9096/metrics", timeout=10) as response:
+        with plane("https://127.79.0.10:9096/metrics") as response:
             text = response.read().decode()
     except OSError:
         return None
@@ -187,7 +193,7 @@ def lab_cli(*args: str) -> None:
 def cluster_whole() -> bool:
     try:
         return all(
-            len(get_json(f"http://{address}:9093/api/v2/status")["cluster"]["peers"]) == 2
+            len(get_json(f"https://{address}:9093/api/v2/status")["cluster"]["peers"]) == 2
             for address in ("127.79.0.10", "127.79.0.13")
         )
     except OSError:

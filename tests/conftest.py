@@ -160,11 +160,21 @@ def lab_ssh(lab, host: str, command: str, check: bool = True) -> str:
     return result.stdout
 
 
+def plane_open(request, timeout: float = 10.0):
+    """A URL of the test lab's locked monitoring plane, opened as the operator (the lab CA, the lab's
+    operator password); any other URL (the sink, the stand-ins) as it is."""
+    from motcua.webauth import Credentials, open_url
+
+    url = request if isinstance(request, str) else request.full_url
+    credentials = Credentials.for_tools(LAB_HOME, env={}) if url.startswith("https://127.79.") else None
+    return open_url(request, credentials, timeout)
+
+
 def counter_metrics(counter, needle: str = "", timeout: float = 60) -> str:
     """The counter exporter's page, once it contains ``needle`` (its checks run on their own interval)."""
     deadline = time.monotonic() + timeout
     while True:
-        with urllib.request.urlopen(f"http://{counter.address}:9110/metrics", timeout=10) as resp:
+        with plane_open(f"https://{counter.address}:9110/metrics") as resp:
             text = resp.read().decode()
         if needle in text or time.monotonic() > deadline:
             assert needle in text, f"{counter.name}: {needle!r} not in its counter exporter's page:\n{text[-4000:]}"

@@ -47,13 +47,21 @@ REMEDIES: dict[str, str] = {
 _REMEDY_FAILED, _NOT_AN_ACTION, _CHECK_FAILED = 1, 2, 3
 
 # An HTTP GET with the counter's own python3 (counters have no curl): status and time, or the body.
+# auth=local: the counter's own exporter on the locked plane (motcua_web) - its CA, and the host-local
+# check user's password, which only root and the support group may read; never sent anywhere else.
 FETCH = (
-    "python3 - {url} {what} <<'EOF'\n"
-    "import sys, time, urllib.request\n"
-    "url, what = sys.argv[1], sys.argv[2]\n"
+    "python3 - {url} {what} {auth} <<'EOF'\n"
+    "import base64, ssl, sys, time, urllib.request\n"
+    "url, what, auth = sys.argv[1], sys.argv[2], sys.argv[3]\n"
     "start = time.monotonic()\n"
+    "request, context = urllib.request.Request(url), None\n"
     "try:\n"
-    "    with urllib.request.urlopen(url, timeout=10) as r:\n"
+    "    if auth == 'local':\n"
+    "        context = ssl.create_default_context(cafile='/etc/motcua/web/ca.pem')\n"
+    "        secret = open('/etc/motcua/web/local.password').read().strip()\n"
+    "        token = base64.b64encode(('local:' + secret).encode()).decode()\n"
+    "        request.add_header('Authorization', 'Basic ' + token)\n"
+    "    with urllib.request.urlopen(request, timeout=10, context=context) as r:\n"
     "        body = r.read().decode(errors='replace')\n"
     "        print(body if what == 'body' else f'HTTP {{r.status}} in {{time.monotonic() - start:.2f}}s')\n"
     "except Exception as exc:\n"
@@ -74,9 +82,9 @@ DIAG_COMMANDS: dict[str, str] = {
     # The portal the kiosk opens (its desktop entry is readable by all; the exporter's settings are not).
     "dossier.txt": (
         "url=$(grep -m1 -o 'https\\?://[^ \"]*' /usr/share/applications/motcua-dossier.desktop); "
-        'echo "portal: $url"; ' + FETCH.format(url='"$url"', what="head")
+        'echo "portal: $url"; ' + FETCH.format(url='"$url"', what="head", auth="none")
     ),
-    "exporter.txt": FETCH.format(url=f"http://{{address}}:{COUNTER_EXPORTER_PORT}/metrics", what="body"),
+    "exporter.txt": FETCH.format(url=f"https://{{address}}:{COUNTER_EXPORTER_PORT}/metrics", what="body", auth="local"),
 }
 
 

@@ -13,6 +13,7 @@ import ipaddress
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -62,20 +63,19 @@ def _leaf(
     address: str,
     not_before: dt.datetime,
     not_after: dt.datetime,
+    dns_name: str = DOSSIER_DNS_NAME,
 ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
         x509.CertificateBuilder()
-        .subject_name(_name(DOSSIER_DNS_NAME))
+        .subject_name(_name(dns_name))
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
         .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName(DOSSIER_DNS_NAME), x509.IPAddress(ipaddress.IPv4Address(address))]
-            ),
+            x509.SubjectAlternativeName([x509.DNSName(dns_name), x509.IPAddress(ipaddress.IPv4Address(address))]),
             critical=False,
         )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
@@ -107,6 +107,47 @@ def ensure_lab_ca(directory: Path, address: str) -> Path:
         _write_key(directory / f"{name}.key", key)
     marker.write_text(address + "\n")
     return directory / "ca.pem"
+
+
+# ---- the monitoring plane's certificates (docs/monitoring.md, "The locked plane")
+
+
+def _holds(cert_file: Path, ca_cert: x509.Certificate, address: str) -> bool:
+    """The certificate is there, from this CA, for this address and good for 30 days more."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (OSError, ValueError, x509.ExtensionNotFound):
+        return False
+    try:
+        cert.verify_directly_issued_by(ca_cert)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return ipaddress.IPv4Address(address) in names.get_values_for_type(
+        x509.IPAddress
+    ) and cert.not_valid_after_utc > dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
+
+
+def issue_web_certificates(ca_dir: Path, out_dir: Path, hosts: dict[str, str]) -> list[str]:
+    """A TLS certificate and key per host ({name: address}) from the lab CA, as the city's CA issues them in
+    production: <out_dir>/<name>.crt and .key, naming the host and its address. Kept while valid; returns
+    the hosts (re)issued."""
+    ca_cert = x509.load_pem_x509_certificate((ca_dir / "ca.pem").read_bytes())
+    ca_key = serialization.load_pem_private_key((ca_dir / "ca.key").read_bytes(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{ca_dir / 'ca.key'}: not the lab CA's EC key")
+    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    now = dt.datetime.now(dt.UTC)
+    issued = []
+    for name, address in sorted(hosts.items()):
+        cert_file = out_dir / f"{name}.crt"
+        if _holds(cert_file, ca_cert, address) and (out_dir / f"{name}.key").exists():
+            continue
+        key, cert = _leaf(ca_key, ca_cert, address, now - dt.timedelta(days=1), now + dt.timedelta(days=397), name)
+        _write_key(out_dir / f"{name}.key", key)
+        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        issued.append(name)
+    return issued
 
 
 # ---- the national CA stand-in: root -> issuing CA, which signs the wards' requests

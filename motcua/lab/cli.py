@@ -180,8 +180,9 @@ def cmd_lab_demo(args: argparse.Namespace) -> int:
     print(f"\nThe demo's steps (logs in {log_dir}):\n{demo.summary(results)}\n")
     print("Go-live readiness of the lab's wards: readiness/readiness.html (docs/readiness.md).")
     print(f"The lab stays up for practice: 'motcua lab status', 'ssh -F {paths.ssh_config} w26740-pc01',")
-    print("The monitoring pair: Prometheus http://127.79.0.10:9090/ and http://127.79.0.13:9090/, Alertmanager")
-    print("http://127.79.0.10:9093/ and http://127.79.0.13:9093/ (one cluster), 'motcua lab notifications',")
+    print("The monitoring pair: Prometheus https://127.79.0.10:9090/ and https://127.79.0.13:9090/, Alertmanager")
+    print("https://127.79.0.10:9093/ and https://127.79.0.13:9093/ (one cluster; user operator, the password in")
+    print(f"{home}/web/operator-password, the lab CA {home}/ca/ca.pem), 'motcua lab notifications',")
     print("'make lab-down' to stop it. Training guide: docs/lab.md")
     return 0
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from ..access import GEAR_USER, LEDGER_NAME, AccessError, LabPaths, lab_cache, l
 from ..errors import ToolError
 from ..netgear.secrets import type9_hash
 from ..registry import Registry, UnknownSiteError, load_registry
+from ..webauth import WEB_USERS
 from . import ca, counters, image, linecut
 from .procs import Proc, alive, port_in_use, spawn, stop, wait_for_banner, wait_for_port
 
@@ -256,6 +258,7 @@ class Lab:
         self._ensure_keys()
         ca.ensure_lab_ca(self.home / "ca", plan.dossier_address)
         self._ensure_certificates()
+        self._web_credentials(plan)
         self.apt_cache.mkdir(parents=True, exist_ok=True)
         apt_ids = image.apt_user_ids(rootfs)
 
@@ -607,6 +610,21 @@ class Lab:
             *("--https-port", str(DOSSIER_PORTS["https"]), "--http-port", str(DOSSIER_PORTS["http"])),
             *("--faults", str(dossier_dir / "faults.json"), "--agencies", str(dossier_dir / "agencies.json")),
         )
+
+    def _web_credentials(self, plan: LabPlan) -> None:
+        """The locked monitoring plane's lab credentials (docs/monitoring.md): each host's TLS certificate
+        from the lab CA (<lab home>/web/<host>.crt, .key) and the two basic-auth users' passwords,
+        monitoring (the plane's own services) and operator (people, motcua silence, the tests), in
+        <lab home>/web/<user>-password - the lab's stand-in for the vault."""
+        folder = self.home / "web"
+        issued = ca.issue_web_certificates(self.home / "ca", folder, {h.name: h.address for h in plan.hosts})
+        if issued:
+            self.progress(f"lab: TLS certificates from the lab CA for {len(issued)} host(s)")
+        for user in WEB_USERS:
+            path = folder / f"{user}-password"
+            if not path.exists():
+                path.write_text(secrets.token_urlsafe(24) + "\n")
+                path.chmod(0o600)
 
     def _notify_credentials(self, plan: LabPlan) -> list[str]:
         """The provider stand-ins' credentials for the lab's notification bridges (monitoring_exporters_notify).

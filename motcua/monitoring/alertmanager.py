@@ -9,6 +9,7 @@ registry's topology (:mod:`motcua.monitoring.rules`).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -118,6 +119,8 @@ def compile_alertmanager(roster: DutyRoster, settings: dict[str, object]) -> dic
       webhooks: [{name, url}] receive every alert (the DX Centre's incident board)
       bridge: {url} motcua-notify's webhook: each person with channels (Zalo, ZNS, SMS) gets their
               alerts through it, and the lead's critical ones through an urgent receiver (SMS first)
+      http_config: how Alertmanager reaches the bridges on the locked plane (tls_config, basic_auth with
+              password_file): applied to the bridge's and the heartbeat's webhooks, not to the board's
       heartbeat: {urls: [every bridge's /heartbeat], group_interval?, repeat_interval?} the dead man's switch:
               the Watchdog of each Prometheus goes to every bridge (never to a person) this often;
               without urls it goes nowhere
@@ -130,6 +133,11 @@ def compile_alertmanager(roster: DutyRoster, settings: dict[str, object]) -> dic
     telegram = settings.get("telegram") or {}
     webhooks = list(settings.get("webhooks") or [])
     bridge = settings.get("bridge") or {}
+    http_config = settings.get("http_config") or {}
+
+    def plane() -> dict[str, object]:  # a copy each: YAML would otherwise write anchors and aliases
+        return {"http_config": copy.deepcopy(http_config)} if http_config else {}
+
     heartbeat = {**HEARTBEAT_PACE, **(settings.get("heartbeat") or {})}
     unknown_keys = set(heartbeat) - {"urls", *HEARTBEAT_PACE}
     if unknown_keys:
@@ -158,7 +166,7 @@ def compile_alertmanager(roster: DutyRoster, settings: dict[str, object]) -> dic
     watchdog: dict[str, object] = {"name": HEARTBEAT_RECEIVER}
     if heartbeat.get("urls"):
         watchdog["webhook_configs"] = [
-            {"url": url, "send_resolved": True, "max_alerts": 0}
+            {"url": url, "send_resolved": True, "max_alerts": 0, **plane()}
             for url in heartbeat["urls"]  # type: ignore[union-attr]
         ]
     receivers.append(watchdog)
@@ -175,7 +183,7 @@ def compile_alertmanager(roster: DutyRoster, settings: dict[str, object]) -> dic
         receiver: dict[str, object] = {"name": name}
         if bridge.get("url") and (person.urgent_channels if name == person.urgent_receiver else person.channels):
             # One webhook call per alert group; the bridge says it once per person and channel.
-            receiver["webhook_configs"] = [{"url": bridge["url"], "send_resolved": True, "max_alerts": 0}]
+            receiver["webhook_configs"] = [{"url": bridge["url"], "send_resolved": True, "max_alerts": 0, **plane()}]
         if person.email and smtp:
             receiver["email_configs"] = [
                 {

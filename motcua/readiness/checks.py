@@ -127,7 +127,7 @@ def probe_script(target: Target, expected: Expected) -> str:
         "echo '## accounts'",
         f"for u in {users}; do getent passwd \"$u\" >/dev/null && echo \"$u\"; done" if users else "true",
         "echo '## metrics'",
-        FETCH.format(url=f"http://{target.address}:{COUNTER_EXPORTER_PORT}/metrics", what="body") + "\n",
+        FETCH.format(url=f"https://{target.address}:{COUNTER_EXPORTER_PORT}/metrics", what="body", auth="local") + "\n",
     ])  # fmt: skip
 
 

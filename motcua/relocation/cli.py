@@ -8,11 +8,12 @@ import json
 import sys
 from pathlib import Path
 
-from ..access import read_inventory_source
+from ..access import lab_home, read_inventory_source
 from ..registry import Registry
 from ..rosters.officials import load_roster, usernames_by_site
 from ..silences import Alertmanager, default_url  # default_url reads $MOTCUA_ALERTMANAGER_URL
 from ..times import TZ, local
+from ..webauth import Credentials
 from . import move as steps
 from .schedule import SCHEDULE_NAME, check_schedule, load_schedule
 
@@ -61,7 +62,8 @@ def _one_move(args: argparse.Namespace):
 
 
 def _alertmanager(args: argparse.Namespace, registry: Registry, lab: bool) -> Alertmanager:
-    return Alertmanager(args.alertmanager or default_url(registry, lab))
+    credentials = Credentials.for_tools(lab_home() if lab else None)
+    return Alertmanager(args.alertmanager or default_url(registry, lab), credentials=credentials)
 
 
 def cmd_show(args: argparse.Namespace) -> int:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from ..errors import ToolError
 from ..registry import Registry
 from ..times import local, window_problem
+from ..webauth import Credentials, open_url
 
 MAX_WINDOW = dt.timedelta(days=14)  # the launch window; longer work is a change, not a silence
 ALERTMANAGER_PORT = 9093
@@ -84,20 +85,20 @@ def matchers(registry: Registry, hosts: list[str], sites: list[str]) -> list[dic
 
 def default_url(registry: Registry, lab: bool) -> str:
     """$MOTCUA_ALERTMANAGER_URL, else every monitoring host's Alertmanager, comma-separated (the pair's
-    cluster shares silences: the first that answers takes it)."""
+    cluster shares silences: the first that answers takes it). HTTPS: the plane is locked (motcua_web)."""
     if os.environ.get("MOTCUA_ALERTMANAGER_URL"):
         return os.environ["MOTCUA_ALERTMANAGER_URL"].rstrip("/")
     hosts = [h for h in registry.dx_hosts if h.role == "monitoring"]
     if not hosts:
         raise SilenceError("no monitoring host in the registry: give --alertmanager URL")
-    return ",".join(f"http://{h.lab_address if lab else h.address}:{ALERTMANAGER_PORT}" for h in hosts)
+    return ",".join(f"https://{h.lab_address if lab else h.address}:{ALERTMANAGER_PORT}" for h in hosts)
 
 
 class Alertmanager:
     """One Alertmanager, or the monitoring pair's (URLs comma-separated): a call goes to the first
     that answers. The cluster gossips silences, so any member holds what another took."""
 
-    def __init__(self, url: str, timeout: float = 10.0):
+    def __init__(self, url: str, timeout: float = 10.0, credentials: Credentials | None = None):
         urls = [u.strip().rstrip("/") for u in url.split(",") if u.strip()]
         for one in urls or [url]:
             if not one.startswith(("http://", "https://")):
@@ -105,6 +106,7 @@ class Alertmanager:
         self.urls = urls
         self.url = urls[0]
         self.timeout = timeout
+        self.credentials = credentials
 
     def _call(self, method: str, path: str, body: object | None = None) -> object:
         data = json.dumps(body).encode() if body is not None else None
@@ -113,9 +115,15 @@ class Alertmanager:
         for url in self.urls:
             request = urllib.request.Request(url + path, data=data, method=method, headers=headers)  # noqa: S310
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as resp:  # noqa: S310 - http(s) only
+                with open_url(request, self.credentials, self.timeout) as resp:
                     text = resp.read().decode()
             except urllib.error.HTTPError as exc:
+                if exc.code == 401:
+                    raise SilenceError(
+                        f"{url}: {method} {path}: HTTP 401: the Alertmanager asks for credentials "
+                        + ("that were refused" if self.credentials else "and none were given")
+                        + " (MOTCUA_WEB_USER, MOTCUA_WEB_PASSWORD_FILE, MOTCUA_WEB_CA_FILE; docs/monitoring.md)"
+                    ) from None
                 raise SilenceError(f"{url}: {method} {path}: HTTP {exc.code}: {exc.read().decode()[:300]}") from None
             except OSError as exc:
                 unreachable.append(f"{url}: {method} {path}: {exc}")

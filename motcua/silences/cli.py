@@ -7,9 +7,10 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from ..access import names, read_inventory_source
+from ..access import lab_home, names, read_inventory_source
 from ..registry import Registry
 from ..times import TZ
+from ..webauth import Credentials
 from . import Alertmanager, SilenceError, check_window, default_url, matchers, parse_duration, parse_time, silence
 
 
@@ -21,7 +22,8 @@ def _describe(s: dict) -> str:
 def _setup(args: argparse.Namespace) -> tuple[Registry, Alertmanager]:
     source = read_inventory_source(Path(args.inventory))
     registry = source.load()
-    return registry, Alertmanager(args.alertmanager or default_url(registry, source.lab))
+    credentials = Credentials.for_tools(lab_home() if source.lab else None)
+    return registry, Alertmanager(args.alertmanager or default_url(registry, source.lab), credentials=credentials)
 
 
 def cmd_add(args: argparse.Namespace) -> int:

@@ -183,6 +183,21 @@ def test_tls_and_basic_auth(start_exporter, dossier_standin, tmp_path):
     assert status == 200 and "motcua_dossier_exporter_targets 4" in text
     with pytest.raises(OSError):  # plain HTTP to a TLS listener gets nothing usable
         replace(running, base=running.base.replace("https", "http")).get("/metrics", timeout=3)
+    # A changed file is read again without a restart (as exporter-toolkit does): the new password works,
+    # the old one no longer does; a file that does not load keeps the last good config.
+    rehashed = bcrypt.hashpw(b"rotated-secret", bcrypt.gensalt(rounds=4)).decode()
+    web.write_text(web.read_text().replace(hashed, rehashed))
+    rotated = {"Authorization": "Basic " + base64.b64encode(b"prometheus:rotated-secret").decode()}
+    deadline = time.monotonic() + 10
+    while running.get("/metrics", context=context, headers=rotated)[0] != 200:
+        assert time.monotonic() < deadline, running.log.read_text()
+        time.sleep(0.3)
+    assert running.get("/metrics", context=context, headers=good)[0] == 401
+    web.write_text("basic_auth_users:\n  prometheus: plain-text-is-refused\n")
+    time.sleep(1.5)
+    assert running.get("/metrics", context=context, headers=rotated)[0] == 200
+    assert running.get("/metrics", context=context)[0] == 401
+    assert "does not load; keeping the last good one" in running.log.read_text()
 
 
 def test_reload_applies_a_good_config_and_keeps_running_on_a_bad_one(start_exporter, dossier_standin):

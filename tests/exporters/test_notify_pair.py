@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
+from dataclasses import replace
 
 import pytest
 
@@ -19,7 +22,7 @@ from .test_notify import call, messages, payload
 PHONE = "0900000002"
 
 
-def start_bridge(root, name: str, port: int, settings: dict) -> dict:
+def start_bridge(root, name: str, port: int, settings: dict, *args: str) -> dict:
     root.mkdir(parents=True, exist_ok=True)
     (root / "sms-key").write_text(LAB_SMS_KEY + "\n")
     config = {
@@ -34,7 +37,7 @@ def start_bridge(root, name: str, port: int, settings: dict) -> dict:
     path.write_text(json.dumps(config, ensure_ascii=False))
     log = root / "notify.log"
     proc = spawn(f"notify-{name}", "bridge", [str(BIN / "motcua-notify"), "--config.file", str(path),
-                                              "--web.listen-address", f"127.0.0.1:{port}"], log)  # fmt: skip
+                                              "--web.listen-address", f"127.0.0.1:{port}", *args], log)  # fmt: skip
     assert wait_for_port("127.0.0.1", port, 15), log.read_text()
     return {"url": f"http://127.0.0.1:{port}/", "proc": proc, "log": log, "config": config, "path": path}
 
@@ -212,3 +215,83 @@ def test_a_bad_pair_config_is_refused_naming_the_key(sink, tmp_path, change, mes
     result = subprocess.run([str(BIN / "motcua-notify"), "--config.file", str(path), "--check-config"],
                             capture_output=True, text=True, check=False)  # fmt: skip
     assert result.returncode == 2 and f"{path}: {message}" in result.stderr, result.stderr
+
+
+# ---------------------------------------------------------------- the locked plane
+USERS = {"monitoring": "monitoring-" + "m" * 16, "operator": "operator-" + "o" * 16}
+
+
+def locked_call(url: str, body: object | None, credentials) -> tuple[int, str]:
+    from motcua.webauth import open_url
+
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})  # noqa: S310
+    try:
+        with open_url(request, credentials, 10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except urllib.error.URLError as exc:
+        return 0, str(exc.reason)
+
+
+def test_a_locked_pair_settles_and_raises_with_the_monitoring_users_credentials(sink, tmp_path):
+    """TLS from a CA and bcrypt basic auth everywhere (the bridges' and a real Alertmanager's web config, as
+    motcua_web writes it): the bridges ask each other and raise MonitoringPeerSilent with the monitoring
+    user's credentials; a request without them gets 401."""
+    from motcua.lab import ca
+    from motcua.webauth import Credentials, web_config
+
+    ca.ensure_lab_ca(tmp_path / "ca", "127.0.0.1")
+    ca.issue_web_certificates(tmp_path / "ca", tmp_path / "web", {"plane": "127.0.0.1"})
+    web = tmp_path / "web" / "web-config.yml"
+    tls = {"cert_file": str(tmp_path / "web" / "plane.crt"), "key_file": str(tmp_path / "web" / "plane.key")}
+    web.write_text(json.dumps(web_config(USERS, "plane", tls)))
+    (tmp_path / "web" / "monitoring.password").write_text(USERS["monitoring"] + "\n")
+    plane = {"ca_file": str(tmp_path / "ca" / "ca.pem"), "username": "monitoring",
+             "password_file": str(tmp_path / "web" / "monitoring.password")}  # fmt: skip
+    operator = Credentials("operator", USERS["operator"], tmp_path / "ca" / "ca.pem")
+
+    am_port = free_port()
+    config = tmp_path / "alertmanager.yml"
+    config.write_text("route: {receiver: none}\nreceivers: [{name: none}]\n")
+    argv = ["prometheus-alertmanager", f"--config.file={config}", f"--storage.path={tmp_path / 'am-data'}",
+            f"--web.listen-address=127.0.0.1:{am_port}", "--cluster.listen-address=",
+            f"--web.config.file={web}"]  # fmt: skip
+    procs = [spawn("alertmanager", "alertmanager", argv, tmp_path / "alertmanager.log")]
+    try:
+        assert wait_for_port("127.0.0.1", am_port, 20), (tmp_path / "alertmanager.log").read_text()
+        alertmanager = f"https://127.0.0.1:{am_port}/"
+        status, reason = locked_call(alertmanager + "api/v2/status", None, None)
+        assert status == 0 and "CERTIFICATE_VERIFY_FAILED" in reason  # the system's CAs do not know the plane's
+        assert locked_call(alertmanager + "api/v2/status", None, replace(operator, password="wrong"))[0] == 401  # noqa: S106
+        assert locked_call(alertmanager + "api/v2/status", None, operator)[0] == 200  # Go's bcrypt takes our hash
+        ports = {"dx-mon01": free_port(), "dx-mon02": free_port()}
+        bridges = {}
+        for name, port in ports.items():
+            peers = {other: f"https://127.0.0.1:{p}/" for other, p in ports.items() if other != name}
+            settings = {**sms_settings(sink, tmp_path / name), "plane": plane,
+                        "cluster": {"name": name, "peers": peers, "wait": "2s"},
+                        "heartbeat": {"timeout": "3s", "alertmanager": alertmanager}}  # fmt: skip
+            bridges[name] = start_bridge(tmp_path / name, name, port, settings, "--web.config.file", str(web))
+            procs.append(bridges[name]["proc"])
+            bridges[name]["url"] = f"https://127.0.0.1:{port}/"
+        nobody = Credentials("operator", "not-the-password", tmp_path / "ca" / "ca.pem")
+        assert locked_call(bridges["dx-mon01"]["url"] + "alertmanager", payload(), nobody)[0] == 401
+        since = len(messages(sink, "sms"))
+        body = payload()
+        for name in ("dx-mon02", "dx-mon01"):
+            assert locked_call(bridges[name]["url"] + "alertmanager", body, operator)[0] == 200
+        assert len(settle(sink, since, 1)) == 1
+        text = locked_call(bridges["dx-mon02"]["url"] + "metrics", None, operator)[1]
+        assert 'motcua_notify_peer_checks{outcome="delivered-by-peer"} 1.0' in text, text
+        # No Watchdog arrives: each bridge raises its peer as silent in the locked Alertmanager.
+        query = urllib.parse.quote('alertname="MonitoringPeerSilent"')
+
+        def raised():
+            status, text = locked_call(alertmanager + "api/v2/alerts?active=true&filter=" + query, None, operator)
+            return status == 200 and {a["labels"]["peer"] for a in json.loads(text)} == set(ports)
+
+        poll(raised, 20, "MonitoringPeerSilent for both peers")
+    finally:
+        stop(procs)

@@ -15,7 +15,6 @@ import json
 import re
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,7 @@ from motcua.access import LAB_SUPPORT_USER
 from motcua.lab import make_plan
 from motcua.lab.dossier import write_fault
 from motcua.rosters.officials import load_roster
-from tests.conftest import CORPUS, LAB_HOME, ROOT, counter_metrics, recap, run
+from tests.conftest import CORPUS, LAB_HOME, ROOT, counter_metrics, plane_open, recap, run
 from tests.exporters.conftest import promtool_check
 
 pytestmark = pytest.mark.lab
@@ -162,7 +161,7 @@ def test_remote_support_keys_and_group_only(lab, provisioned, counters):
 
 def test_node_exporter_on_the_management_address_only(lab, provisioned, counters):
     for counter in counters:
-        with urllib.request.urlopen(f"http://{counter.address}:9100/metrics", timeout=10) as resp:
+        with plane_open(f"https://{counter.address}:9100/metrics") as resp:
             metrics = resp.read().decode()
         assert "node_exporter_build_info" in metrics
         assert f'nodename="{counter.name}"' in metrics  # the counter's own node_exporter answered

@@ -17,7 +17,9 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import ssl
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from datetime import UTC, datetime, timedelta
@@ -27,18 +29,19 @@ import testinfra
 import yaml
 from ansible_collections.motcua.ops.plugins.filter.metric_value import metric_value
 
+from motcua.lab import make_plan
 from motcua.lab.dossier import write_fault
 from motcua.lab.procs import poll as wait_for
 from motcua.monitoring import dashboards
-from tests.conftest import CORPUS, ROOT, run
+from tests.conftest import CORPUS, LAB_HOME, ROOT, plane_open, run
 from tests.integration.test_counters import changed_tasks, recap
 
 pytestmark = pytest.mark.lab
 PLAYBOOK = "playbooks/monitoring.yml"
 MON = "dx-mon01"
 MON2 = "dx-mon02"
-PROMETHEUS = "http://127.79.0.10:9090"
-ALERTMANAGERS = {MON: "http://127.79.0.10:9093", MON2: "http://127.79.0.13:9093"}
+PROMETHEUS = "https://127.79.0.10:9090"
+ALERTMANAGERS = {MON: "https://127.79.0.10:9093", MON2: "https://127.79.0.13:9093"}
 SINK = "http://127.79.0.25"
 ZALO = {"lead.e2e": "8470000000000002001", "on.duty": "8470000000000002002", "off.duty": "8470000000000002003"}
 LEAD_PHONE = "0900002001"
@@ -127,7 +130,7 @@ def mon(lab):
 
 
 def get_json(url: str, timeout: float = 5.0):
-    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - lab loopback URLs
+    with plane_open(url, timeout=timeout) as response:
         return json.loads(response.read())
 
 
@@ -186,6 +189,78 @@ def test_targets_from_the_inventory_with_site_labels(monitored):
     wait_for(
         lambda: len(query('motcua_counter_clock_synchronized{job="counter"} == 1')) == 8, 120, "every counter in sync"
     )
+
+
+def plain_status(url: str, authorization: str | None = None, verify: bool = True) -> int | str:
+    """The HTTP status of a GET without the operator's credentials (or with the given header)."""
+    context = ssl.create_default_context(cafile=str(LAB_HOME / "ca" / "ca.pem")) if verify else None
+    request = urllib.request.Request(url, headers={"Authorization": authorization} if authorization else {})  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=5, context=context) as response:  # noqa: S310 - lab loopback
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError as exc:
+        return type(exc).__name__
+
+
+def test_the_monitoring_plane_is_locked_and_prometheus_still_scrapes_everything(monitored, lab):
+    """TLS from the lab CA and basic auth on Prometheus, Alertmanager, the bridge and every exporter: no
+    credentials or a wrong password -> 401, plain HTTP gets nothing; Prometheus scrapes every target with
+    its credentials (every target up)."""
+    import base64
+
+    counter = next(h for h in make_plan(ROOT / "inventory" / "lab", LAB_HOME).counters if h.name == "w26740-pc01")
+    wrong = "Basic " + base64.b64encode(b"operator:not-the-password-at-all").decode()
+    unknown = "Basic " + base64.b64encode(b"intruder:whatever-it-is-12345").decode()
+    services = {
+        "Prometheus": f"{PROMETHEUS}/api/v1/targets",
+        "Alertmanager (API)": f"{ALERTMANAGERS[MON]}/api/v2/silences",
+        "Alertmanager (dx-mon02)": f"{ALERTMANAGERS[MON2]}/api/v2/status",
+        "notification bridge": "https://127.79.0.10:9096/metrics",
+        "dossier exporter": "https://127.79.0.10:9111/metrics",
+        "certificate exporter": "https://127.79.0.10:9112/metrics",
+        "blackbox exporter": "https://127.79.0.10:9115/metrics",
+        "node exporter (monitoring host)": "https://127.79.0.10:9100/metrics",
+        "node exporter (counter)": f"https://{counter.address}:9100/metrics",
+        "counter exporter": f"https://{counter.address}:9110/metrics",
+    }
+    for name, url in services.items():
+        assert plain_status(url) == 401, name
+        assert plain_status(url, wrong) == 401, name
+        assert plain_status(url, unknown) == 401, name
+        assert plain_status(url.replace("https://", "http://")) not in (200, 401), name  # TLS only
+        with plane_open(url) as response:
+            assert response.status == 200, name
+    # Nobody without credentials silences an outage.
+    body = json.dumps(
+        {
+            "matchers": [{"name": "site", "value": "26740", "isRegex": False}],
+            "createdBy": "x",
+            "comment": "x",
+            "startsAt": "2026-01-01T00:00:00Z",
+            "endsAt": "2036-01-01T00:00:00Z",
+        }
+    ).encode()
+    request = urllib.request.Request(f"{ALERTMANAGERS[MON]}/api/v2/silences", data=body, method="POST",  # noqa: S310
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    context = ssl.create_default_context(cafile=str(LAB_HOME / "ca" / "ca.pem"))
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=5, context=context)  # noqa: S310 - lab loopback
+    assert refused.value.code == 401
+    # Prometheus itself gets in everywhere: every target of every job up, on both hosts of the pair.
+    for prometheus in (PROMETHEUS, "https://127.79.0.13:9090"):
+
+        def down(base=prometheus):
+            active = get_json(f"{base}/api/v1/targets")["data"]["activeTargets"]
+            bad = [(t["labels"]["job"], t["labels"].get("instance"), t.get("lastError")) for t in active
+                   if t["health"] != "up"]  # fmt: skip
+            return None if not bad and active else bad or ["no targets"]
+
+        deadline = time.monotonic() + 60
+        while (bad := down()) and time.monotonic() < deadline:
+            time.sleep(2)
+        assert not bad, f"{prometheus}: targets not up: {bad}"
 
 
 def test_second_run_changes_nothing(monitored, roster_file):
@@ -356,7 +431,7 @@ def test_a_reload_prometheus_refuses_fails_the_run(monitored, mon, roster_file):
 
 def own_metric(name: str) -> float | None:
     """A sample from Prometheus' own /metrics page, read directly (a query would wait for a scrape)."""
-    with urllib.request.urlopen(f"{PROMETHEUS}/metrics", timeout=5) as response:  # noqa: S310 - lab loopback URL
+    with plane_open(f"{PROMETHEUS}/metrics", timeout=5) as response:
         return metric_value(response.read().decode(), name)
 
 
@@ -462,7 +537,7 @@ def test_the_alertmanagers_form_one_cluster_and_both_watchdogs_arrive(monitored)
     assert discovered and float(discovered[0]["value"][1]) == 2
     # The Watchdog reaches each bridge from both hosts, and each forwards its own to the external heartbeat.
     for address in ("127.79.0.10", "127.79.0.13"):
-        with urllib.request.urlopen(f"http://{address}:9096/metrics", timeout=5) as response:
+        with plane_open(f"https://{address}:9096/metrics", timeout=5) as response:
             text = response.read().decode()
         seen = dict(
             re.findall(r'^motcua_notify_heartbeat_last_timestamp_seconds\{origin="([^"]+)"\} (\S+)$', text, re.M)

@@ -9,20 +9,19 @@ import io
 import json
 import shutil
 import subprocess
-import urllib.request
 
 import pytest
 from PIL import Image
 
 from motcua.lab import make_plan
-from tests.conftest import LAB_HOME, ROOT, counter_metrics, run
+from tests.conftest import LAB_HOME, ROOT, counter_metrics, plane_open, run
 from tests.conftest import lab_ssh as ssh
 
 pytestmark = pytest.mark.lab
 INVENTORY = ROOT / "inventory" / "lab"
 BROKEN, EXPIRING = "26740", "25747"
 SITES = f"site_{BROKEN},site_{EXPIRING}"
-TEXTFILE_METRICS = "http://127.79.0.10:9100/metrics"
+TEXTFILE_METRICS = "https://127.79.0.10:9100/metrics"
 SOFTHSM = "/usr/lib/softhsm/libsofthsm2.so"
 TEST_ID = "7e"  # the objects this test writes to the tokens, removed afterwards
 
@@ -33,7 +32,7 @@ def playbook(name: str, *args: str, timeout: int = 1800) -> subprocess.Completed
 
 def answers(url: str) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=5):  # noqa: S310 - http on loopback
+        with plane_open(url, timeout=5):
             return True
     except OSError:
         return False
@@ -135,7 +134,7 @@ def test_csv_and_metrics(report, faults):
     assert {r[0]: r[2] for r in rows[1:]} == {BROKEN: "red", EXPIRING: "amber"}
     assert f"{faults['queue']}: đã dừng / stopped" in next(r for r in rows if r[0] == BROKEN)[-1]
     # The copy on the monitoring host, served by its node_exporter for the dashboards.
-    with urllib.request.urlopen(TEXTFILE_METRICS, timeout=10) as resp:
+    with plane_open(TEXTFILE_METRICS) as resp:
         page = resp.read().decode()
     assert f'motcua_readiness_site_verdict{{site="{BROKEN}",verdict="red"}} 1' in page, page[-2000:]
     assert f'motcua_readiness_site_info{{name="Phường Sài Gòn",site="{BROKEN}"}} 1' in page

@@ -15,7 +15,6 @@ import json
 import shutil
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from motcua.lab import ca
-from tests.conftest import LAB_HOME, ROOT, recap, run
+from tests.conftest import LAB_HOME, ROOT, plane_open, recap, run
 
 pytestmark = pytest.mark.lab
 INVENTORY = ROOT / "inventory" / "lab"
@@ -193,7 +192,7 @@ def test_the_certificate_exporter_watches_the_wards_certificates(lab, installed)
     assert result.returncode == 0, result.stdout[-4000:]
     deadline, text = time.monotonic() + 60, ""
     while time.monotonic() < deadline:
-        with urllib.request.urlopen("http://127.79.0.10:9112/metrics", timeout=5) as response:
+        with plane_open("https://127.79.0.10:9112/metrics", timeout=5) as response:
             text = response.read().decode()
         if 'source="26740-signing"' in text:
             break

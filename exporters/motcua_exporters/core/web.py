@@ -7,8 +7,13 @@ The web config file has the shape of the Prometheus exporter-toolkit's
       cert_file: /etc/motcua/exporter.crt
       key_file: /etc/motcua/exporter.key
       client_ca_file: /etc/motcua/prometheus-ca.crt   # optional: require client certificates
+      min_version: TLS12                               # or TLS13
     basic_auth_users:
       prometheus: $2b$12$...                          # bcrypt hash (htpasswd -B)
+
+As exporter-toolkit does, the file is read again when it (or the certificate or key it names)
+changes, so a renewed certificate or a new user needs no restart; a changed file that does not
+load keeps the last good config (and says so in the log).
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ import bcrypt
 from .config import ConfigError, load_yaml
 
 log = logging.getLogger("web")
+# exporter-toolkit's min_version values this server takes (older ones are refused).
+TLS_VERSIONS = {"TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
 
 
 @dataclass
@@ -71,18 +78,21 @@ class WebConfig:
     key_file: Path | None = None
     client_ca_file: Path | None = None
     users: dict[str, bytes] = field(default_factory=dict)
+    source: Path | None = None
+    min_version: str = "TLS12"
 
     @classmethod
     def load(cls, path: str | Path | None) -> WebConfig:
         if not path:
             return cls()
         root = load_yaml(path)
-        config = cls()
+        config = cls(source=Path(path))
         tls = root.section("tls_server_config", None)
         if tls is not None:
             config.cert_file = tls.path("cert_file", must_exist=True)
             config.key_file = tls.path("key_file", must_exist=True)
             config.client_ca_file = tls.path("client_ca_file", None, must_exist=True)
+            config.min_version = tls.str("min_version", "TLS12", choices=tuple(TLS_VERSIONS))
             tls.done()
             try:
                 config.tls_context()
@@ -96,11 +106,25 @@ class WebConfig:
         root.done()
         return config
 
+    def stamp(self) -> tuple[tuple[str, float, int], ...]:
+        """What a change is seen by: the file's and the TLS files' modification times and sizes."""
+        out = []
+        for path in (self.source, self.cert_file, self.key_file, self.client_ca_file):
+            if path is None:
+                continue
+            try:
+                info = path.stat()
+            except OSError:
+                out.append((str(path), -1.0, -1))
+            else:
+                out.append((str(path), info.st_mtime, info.st_size))
+        return tuple(out)
+
     def tls_context(self) -> ssl.SSLContext | None:
         if not self.cert_file:
             return None
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.minimum_version = TLS_VERSIONS[self.min_version]
         context.load_cert_chain(self.cert_file, self.key_file)
         if self.client_ca_file:
             context.verify_mode = ssl.CERT_REQUIRED
@@ -266,6 +290,7 @@ class _Server(ThreadingHTTPServer):
 
     def get_request(self):
         sock, addr = self.socket.accept()
+        self.exporter.refresh_web()  # type: ignore[attr-defined]
         if self.tls is None:
             return sock, addr
         # The handshake happens in the request's own thread, so a slow client cannot block accept().
@@ -289,6 +314,9 @@ class ExporterServer:
     ):
         self.name = name
         self.web = web or WebConfig()
+        self._stamp = self.web.stamp()
+        self._checked = 0.0
+        self._web_lock = threading.Lock()
         self.routes = dict(routes)
         self.post_routes = dict(post_routes or {})
         self.max_body = max_body
@@ -308,6 +336,35 @@ class ExporterServer:
             f"<body><h1>{self.name}</h1><ul>{links}</ul></body></html>"
         )
         return Response(200, body, "text/html; charset=utf-8")
+
+    def refresh_web(self, now: float | None = None) -> None:
+        """Re-read the web config when it or its TLS files changed (checked at most once a second)."""
+        if self.web.source is None:
+            return
+        now = time.monotonic() if now is None else now
+        with self._web_lock:
+            if now - self._checked < 1.0:
+                return
+            self._checked = now
+            stamp = self.web.stamp()
+            if stamp == self._stamp:
+                return
+            self._stamp = stamp
+            try:
+                web = WebConfig.load(self.web.source)
+                tls = web.tls_context()
+            except (ConfigError, ssl.SSLError, OSError) as exc:
+                log.error("web config %s changed but does not load; keeping the last good one: %s",
+                          self.web.source, exc)  # fmt: skip
+                return
+            if bool(tls) != bool(self.web.cert_file):
+                log.error("web config %s: TLS cannot be switched on or off without a restart; keeping the last "
+                          "good one", self.web.source)  # fmt: skip
+                return
+            self.web, self.auth = web, _Auth(web.users)
+            if self._server is not None:
+                self._server.tls = tls
+            log.info("web config %s reloaded (tls=%s, basic auth users=%d)", web.source, bool(tls), len(web.users))
 
     def start(self) -> None:
         self._server = _Server((self.host, self.port), self.web.tls_context())

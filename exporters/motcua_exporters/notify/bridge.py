@@ -108,13 +108,16 @@ class NotifyBridge:
             channels["sms"] = SmsChannel(config.sms, http)
         self.channels = channels
         cluster = config.cluster
-        self.peers = Peers(cluster, http) if cluster and cluster.peers else None
+        # The peer bridges and this host's Alertmanager: the monitoring plane's CA and credentials.
+        plane = config.plane
+        plane_http = Http(config.timeout, plane.ca_file, (plane.username, plane.password)) if plane else http
+        self.peers = Peers(cluster, plane_http) if cluster and cluster.peers else None
         old = getattr(self, "heartbeats", None)
         if cluster and config.heartbeat:
             if old is not None and old.cluster == cluster:
-                old.settings, old.http = config.heartbeat, http  # a reload keeps what was seen
+                old.settings, old.http, old.external_http = config.heartbeat, plane_http, http  # keeps what was seen
             else:
-                old = Heartbeats(cluster, config.heartbeat, http, config.public_url)
+                old = Heartbeats(cluster, config.heartbeat, plane_http, config.public_url, external_http=http)
             self.heartbeats: Heartbeats | None = old
         else:
             self.heartbeats = None

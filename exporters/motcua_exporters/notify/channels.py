@@ -33,6 +33,7 @@ HTTP 429 and 5xx, timeouts and refused connections are transient everywhere; a
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -93,11 +94,17 @@ def _retry_after(value: str | None) -> float | None:
 class Http:
     """One HTTP call with a timeout and the configured CA; never raises for HTTP or network errors."""
 
-    def __init__(self, timeout: float, ca_file: Path | None = None):
+    def __init__(self, timeout: float, ca_file: Path | None = None, basic_auth: tuple[str, str] | None = None):
         self.timeout = timeout
         self.context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+        self.authorization = ""
+        if basic_auth:
+            token = base64.b64encode(f"{basic_auth[0]}:{basic_auth[1]}".encode()).decode()
+            self.authorization = f"Basic {token}"
 
     def call(self, method: str, url: str, headers: dict[str, str], body: bytes | None) -> Reply | Outcome:
+        if self.authorization:
+            headers = {**headers, "Authorization": self.authorization}
         request = urllib.request.Request(url, data=body, method=method, headers=headers)  # noqa: S310 - http(s) only
         try:
             opener = urllib.request.urlopen(request, timeout=self.timeout, context=self.context)  # noqa: S310 - configured http(s) URL

@@ -106,10 +106,14 @@ class Heartbeats:
 
     RESEND = 30.0  # a raised alert is sent again this often (Alertmanager resolves it after endsAt)
 
-    def __init__(self, cluster: ClusterSettings, settings: HeartbeatSettings, http: Http, public_url: str):
+    def __init__(
+        self, cluster: ClusterSettings, settings: HeartbeatSettings, http: Http, public_url: str,
+        external_http: Http | None = None,
+    ):  # fmt: skip
         self.cluster = cluster
         self.settings = settings
-        self.http = http
+        self.http = http  # this host's Alertmanager (the monitoring plane)
+        self.external_http = external_http or http  # the external heartbeat service (a public provider)
         self.public_url = public_url
         self.lock = threading.Lock()
         started = time.time()
@@ -158,7 +162,7 @@ class Heartbeats:
         body = None
         if self.settings.external_method == "POST":
             body = json.dumps({"host": self.cluster.name, "time": _iso(time.time())}).encode()
-        reply = self.http.call(self.settings.external_method, self.settings.external_url,
+        reply = self.external_http.call(self.settings.external_method, self.settings.external_url,
                                {"Content-Type": "application/json"} if body else {}, body)  # fmt: skip
         ok = isinstance(reply, Reply) and 200 <= reply.status < 300
         with self.lock:

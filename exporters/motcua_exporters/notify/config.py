@@ -28,6 +28,10 @@
       alertmanager: https://mon01.example:9093/   # where MonitoringPeerSilent is raised (this host's)
       runbook_url: https://.../monitoring-peer-silent.md
       external: {url: https://heartbeat.example/ping/..., method: POST}  # pinged on this host's Watchdog
+    plane:                                # how the bridge reaches the monitoring plane's own services (its
+      ca_file: /etc/motcua/web/ca.pem     # Alertmanager and the peer bridges): their CA and basic auth;
+      username: monitoring                # the providers (Zalo, SMS, the external heartbeat) keep tls.ca_file
+      password_file: /etc/motcua/web/monitoring.password
 """
 
 from __future__ import annotations
@@ -65,6 +69,16 @@ class NotifyConfig:
     sms: SmsSettings | None = None
     cluster: ClusterSettings | None = None
     heartbeat: HeartbeatSettings | None = None
+    plane: PlaneSettings | None = None
+
+
+@dataclass(frozen=True)
+class PlaneSettings:
+    """The monitoring plane's services as a client sees them: their CA and one basic-auth user."""
+
+    ca_file: Path | None
+    username: str
+    password: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -231,6 +245,22 @@ def load(path: str | Path) -> NotifyConfig:
             external_method,
         )
         section.done()
+    plane = None
+    section = root.section("plane", None)
+    if section is not None:
+        ca = section.path("ca_file", None, must_exist=True)
+        username = section.str("username")
+        if not username or ":" in username:
+            raise section.error("username", "must be a user name without ':'")
+        password_file = section.path("password_file", must_exist=True)
+        try:
+            password = password_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise section.error("password_file", f"cannot be read: {exc.strerror}") from None
+        if not password:
+            raise section.error("password_file", f"{password_file} is empty")
+        plane = PlaneSettings(ca, username, password)
+        section.done()
     configured = {"zalo": zalo is not None, "zns": bool(zns), "sms": sms is not None}
     recipients: dict[str, dict[str, object]] = {}
     for name, raw in root.mapping("recipients").items():
@@ -277,7 +307,8 @@ def load(path: str | Path) -> NotifyConfig:
         sms,
         cluster,
         heartbeat,
+        plane,
     )
 
 
-__all__ = ["CHANNELS", "ClusterSettings", "ConfigError", "HeartbeatSettings", "NotifyConfig", "load"]
+__all__ = ["CHANNELS", "ClusterSettings", "ConfigError", "HeartbeatSettings", "NotifyConfig", "PlaneSettings", "load"]

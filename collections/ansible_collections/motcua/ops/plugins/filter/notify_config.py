@@ -112,12 +112,13 @@ def notify_config(
         peers = base["cluster"].get("peers") or {}
         addresses = base["cluster"].pop("peer_addresses", None)
         port = base["cluster"].pop("port", None)
+        scheme = base["cluster"].pop("scheme", "http")
         if isinstance(peers, list):  # host names, with their addresses and the bridges' port
             if not isinstance(addresses, list) or len(addresses) != len(peers) or not port:
                 raise AnsibleFilterError(
                     "motcua.ops.notify_config: cluster.peers as a list needs peer_addresses (one each) and port"
                 )
-            peers = {str(name): f"http://{address}:{port}/" for name, address in zip(peers, addresses, strict=True)}
+            peers = {str(name): f"{scheme}://{address}:{port}/" for name, address in zip(peers, addresses, strict=True)}
         base["cluster"]["peers"] = peers
     if cluster and heartbeat:
         base["heartbeat"] = {k: v for k, v in _plain(heartbeat).items() if v not in (None, "", {})}

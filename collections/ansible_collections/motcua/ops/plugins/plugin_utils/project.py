@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 try:
-    from motcua import inventory, registry, spreadsheet, validation
+    from motcua import inventory, registry, spreadsheet, validation, webauth
     from motcua.monitoring import alertmanager, rules
     from motcua.rosters import duty, officials
 except ImportError as exc:
@@ -26,6 +26,7 @@ __all__ = [
     "rules",
     "spreadsheet",
     "validation",
+    "webauth",
 ]
 
 
