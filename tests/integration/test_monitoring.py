@@ -18,6 +18,7 @@ import json
 import re
 import shutil
 import ssl
+import subprocess
 import time
 import urllib.error
 import urllib.parse
@@ -261,6 +262,21 @@ def test_the_monitoring_plane_is_locked_and_prometheus_still_scrapes_everything(
         while (bad := down()) and time.monotonic() < deadline:
             time.sleep(2)
         assert not bad, f"{prometheus}: targets not up: {bad}"
+
+
+def test_the_monitoring_hosts_firewall_admits_the_dx_centre_and_the_peer_only(monitored, mon, tmp_path):
+    """Written on both hosts with the lab's ranges and each one's peer; loaded by the real nft in a namespace
+    of the test's own (lab hosts share the machine's and may not load it; tests/roles/test_monitoring_firewall.py
+    tries the rules from admitted and refused addresses)."""
+    ruleset = mon.file("/etc/nftables.conf").content_string
+    assert "policy drop" in ruleset and "elements = { 127.79.0.0/24 }" in ruleset
+    assert "elements = { 127.79.0.13 }" in ruleset and "th dport 9094 accept" in ruleset
+    assert "tcp dport { 9090, 9093, 9096, 9100, 9111, 9112, 9115 } accept" in ruleset
+    (tmp_path / "nftables.conf").write_text(ruleset)
+    result = subprocess.run(["unshare", "--net", "nft", "-c", "-f", str(tmp_path / "nftables.conf")],
+                            capture_output=True, text=True, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert mon.service("nftables").is_enabled is False  # a container: written, not loaded
 
 
 def test_second_run_changes_nothing(monitored, roster_file):
