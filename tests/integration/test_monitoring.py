@@ -311,6 +311,28 @@ def test_bad_roster_stops_the_run_before_any_config_is_written(monitored, mon):
     assert mon.file("/etc/prometheus/alertmanager.yml").sha256sum == before
 
 
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (
+            {"motcua_web_users": {"monitoring": "m" * 20, "operator": "too-short"}},
+            "motcua_web_users.operator: the password must be 16 characters or more",
+        ),
+        ({"motcua_web_users": {"operator": "o" * 20}}, "motcua_web_users: no password for monitoring"),
+        ({"motcua_web_tls_cert_file": "/nonexistent/dx-mon01.crt"}, "motcua_web_tls_cert_file must name a file"),
+    ],
+    ids=["short-password", "no-monitoring-user", "no-certificate"],
+)
+def test_bad_plane_credentials_stop_the_run_before_any_host_changes(monitored, mon, roster_file, bad, message):
+    before = mon.file("/etc/motcua/web/web-config.yml").sha256sum
+    result = playbook(roster_file, "-e", json.dumps(bad))
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "too-short" not in result.stdout + result.stderr  # a password is never printed
+    assert "changed: [dx-mon01]" not in result.stdout
+    assert mon.file("/etc/motcua/web/web-config.yml").sha256sum == before
+
+
 def test_configs_pass_promtool_and_amtool_on_the_host(monitored, mon):
     for command in (
         "promtool check config /etc/prometheus/prometheus.yml",
