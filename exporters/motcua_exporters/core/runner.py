@@ -81,11 +81,14 @@ def run(name: str, args: argparse.Namespace, load: Callable[[Path], Exporter]) -
     server = ExporterServer(name, args.listen, exporter.routes(), web, post_routes)
     server.observe = lambda path, seconds: HTTP_SECONDS.labels(path).observe(seconds)
     try:
-        server.start()
+        server.bind()
     except OSError as exc:
         print(f"{name}: cannot listen on {args.listen}: {exc.strerror}", file=sys.stderr)
         return 1
+    # The address is taken first (a second instance fails before it starts anything); requests are
+    # answered once the exporter has started, never by one half started (the bridge's store).
     exporter.start()
+    server.serve()
     stopping = threading.Event()
 
     def reload(*_args: object) -> None:

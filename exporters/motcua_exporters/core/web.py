@@ -367,9 +367,18 @@ class ExporterServer:
             log.info("web config %s reloaded (tls=%s, basic auth users=%d)", web.source, bool(tls), len(web.users))
 
     def start(self) -> None:
+        self.bind()
+        self.serve()
+
+    def bind(self) -> None:
+        """Take the address (an OSError if it is taken); connections wait in the backlog until serve()."""
         self._server = _Server((self.host, self.port), self.web.tls_context())
         self._server.exporter = self  # type: ignore[attr-defined]
         self.port = self._server.server_address[1]
+
+    def serve(self) -> None:
+        if self._server is None:
+            raise RuntimeError("bind() first")
         threading.Thread(target=self._server.serve_forever, name="http", daemon=True).start()
         log.info(
             "listening on %s:%s (tls=%s, basic auth=%s)",
