@@ -35,8 +35,6 @@ MIN_PASSWORD = 16
 # bcrypt's cost in the web configs: exporter-toolkit (and motcua's exporters) check a password once and
 # remember it, so the cost is paid once per client, not per scrape.
 BCRYPT_ROUNDS = 10
-# Where the role puts the plane's files on each host (the roles' vars name the same paths).
-WEB_DIR = Path("/etc/motcua/web")
 _BCRYPT_ALPHABET = b"./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 _BCRYPT64 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", _BCRYPT_ALPHABET)
 
@@ -146,8 +144,3 @@ def open_url(request: urllib.request.Request | str, credentials: Credentials | N
         return urllib.request.urlopen(request, timeout=timeout)  # noqa: S310
     request.add_header("Authorization", credentials.authorization())
     return urllib.request.urlopen(request, timeout=timeout, context=credentials.context())  # noqa: S310
-
-
-def scheme(credentials: Credentials | None) -> str:
-    """The plane's scheme for these credentials: https when the tools hold them (a locked plane)."""
-    return "https" if credentials is not None else "http"

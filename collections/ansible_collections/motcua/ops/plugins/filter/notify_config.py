@@ -57,9 +57,9 @@ _value:
 """
 
 import copy
-from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.motcua.ops.plugins.plugin_utils.project import plain
 
 # (section, key) of each credential file and the name it gets on the host.
 CREDENTIALS = (
@@ -67,19 +67,6 @@ CREDENTIALS = (
     (("zalo", "refresh_token_file"), "zalo-refresh-token"),
     (("sms", "auth", "value_file"), "sms-auth"),
 )
-
-
-def _plain(value):
-    """Plain dicts, lists and scalars. The arguments may be ansible-core's lazily templated containers;
-    deep-copying those copies what they refer to (hostvars, the plugin loaders: ansible-core's loader
-    does not survive that), so they are read into plain data first."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, str):
-        return str(value)
-    return value
 
 
 def _get(tree, path):
@@ -104,11 +91,11 @@ def notify_config(
     for name, value in (("cluster", cluster), ("heartbeat", heartbeat)):
         if value is not None and not isinstance(value, dict):
             raise AnsibleFilterError(f"motcua.ops.notify_config: {name} must be a mapping")
-    base = _plain(settings)
+    base = plain(settings)
     base["state_dir"] = state_dir
-    base["recipients"] = _plain(recipients)
+    base["recipients"] = plain(recipients)
     if cluster:
-        base["cluster"] = _plain(cluster)
+        base["cluster"] = plain(cluster)
         peers = base["cluster"].get("peers") or {}
         addresses = base["cluster"].pop("peer_addresses", None)
         port = base["cluster"].pop("port", None)
@@ -121,7 +108,7 @@ def notify_config(
             peers = {str(name): f"{scheme}://{address}:{port}/" for name, address in zip(peers, addresses, strict=True)}
         base["cluster"]["peers"] = peers
     if cluster and heartbeat:
-        base["heartbeat"] = {k: v for k, v in _plain(heartbeat).items() if v not in (None, "", {})}
+        base["heartbeat"] = {k: v for k, v in plain(heartbeat).items() if v not in (None, "", {})}
     host, controller, files = copy.deepcopy(base), copy.deepcopy(base), []
     paths = [(path, name) for path, name in CREDENTIALS if _get(base, path)]
     for field in sorted(_get(base, ("sms", "secret_fields")) or {}):

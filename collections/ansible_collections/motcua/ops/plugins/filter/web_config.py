@@ -46,17 +46,10 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.motcua.ops.plugins.plugin_utils import project
 
 
-def _plain(value):
-    """Ansible's lazy containers as plain dicts (see notify_config: deepcopy of hostvars breaks 2.19)."""
-    if isinstance(value, dict) or hasattr(value, "items"):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
-
-
 def web_config(users, host, tls=None):
     project.require("motcua.ops.web_config", AnsibleFilterError)
     try:
-        return project.webauth.web_config(_plain(users), str(host), _plain(tls) or None)
+        return project.webauth.web_config(project.plain(users), str(host), project.plain(tls) or None)
     except project.webauth.WebAuthError as exc:
         raise AnsibleFilterError(f"{host}: {exc}") from None
 

@@ -39,16 +39,10 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.motcua.ops.plugins.plugin_utils import project
 
 
-def _plain(value):
-    if isinstance(value, dict) or hasattr(value, "items"):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
-
-
 def web_local_password(users, host):
     project.require("motcua.ops.web_local_password", AnsibleFilterError)
     try:
-        return project.webauth.local_password(project.webauth.check_users(_plain(users)), str(host))
+        return project.webauth.local_password(project.webauth.check_users(project.plain(users)), str(host))
     except project.webauth.WebAuthError as exc:
         raise AnsibleFilterError(f"{host}: {exc}") from None
 

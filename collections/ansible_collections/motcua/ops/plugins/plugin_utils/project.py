@@ -3,6 +3,7 @@ installed in the venv beside ansible-core) and input files that Ansible Vault ma
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,6 +22,7 @@ __all__ = [
     "duty",
     "inventory",
     "officials",
+    "plain",
     "registry",
     "require",
     "rules",
@@ -50,3 +52,16 @@ def decrypted(loader, path: str | None, what: str, error: type[Exception]):
     finally:
         if real != str(path):
             loader.cleanup_tmp_file(real)
+
+
+def plain(value):
+    """Plain dicts, lists and scalars. A filter's arguments may be ansible-core's lazily templated containers;
+    deep-copying those copies what they refer to (hostvars, the plugin loaders: ansible-core's loader
+    does not survive that), so they are read into plain data first."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, str):
+        return str(value)
+    return value
