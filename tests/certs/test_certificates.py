@@ -472,15 +472,19 @@ def token(tmp_path):
     (tmp_path / "tokens").mkdir()
     conf = tmp_path / "softhsm2.conf"
     conf.write_text(f"directories.tokendir = {tmp_path / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
-    env = {**os.environ, "SOFTHSM2_CONF": str(conf), "MOTCUA_TOKEN_PIN": "246810"}
+    env = {**os.environ, "SOFTHSM2_CONF": str(conf)}
+    env.pop("MOTCUA_TOKEN_PIN", None)
     subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "motcua-26740", "--pin", "246810",
                     "--so-pin", "13579111"], env=env, check=True, capture_output=True)  # fmt: skip
     return env
 
 
-def tool(env, *args: str) -> dict:
-    done = subprocess.run(["python3", str(TOKEN_TOOL), *args, "--module", SOFTHSM], env=env, capture_output=True,
-                          text=True, check=False, timeout=60)  # fmt: skip
+def tool(env, *args: str, pin: str | None = "246810") -> dict:
+    """The token tool as the role runs it: the PIN on stdin (pin=None: no --pin-stdin)."""
+    flags = ["--pin-stdin"] if pin is not None else []
+    done = subprocess.run(["python3", str(TOKEN_TOOL), *args, *flags, "--module", SOFTHSM], env=env,
+                          input=f"{pin}\n" if pin is not None else "", capture_output=True, text=True, check=False,
+                          timeout=60)  # fmt: skip
     return {**json.loads(done.stdout), "rc": done.returncode}
 
 
@@ -516,8 +520,11 @@ def test_token_tool_request_install_and_refusals(token, store, tmp_path):
     assert refused["rc"] == 1 and "key mismatch" in refused["error"]
     wrong = tool(token, "request", "--serial", "0000feed", "--object", "signing-1", "--dn", dn, "--csr", str(csr))
     assert wrong["rc"] == 1 and "no token with serial 0000feed is plugged in (present: motcua-26740" in wrong["error"]
-    bad_pin = tool({**token, "MOTCUA_TOKEN_PIN": "000000"}, "request", "--object", "signing-2", "--dn", dn,
-                   "--csr", str(tmp_path / "x.csr"))  # fmt: skip
+    second = ("request", "--object", "signing-2", "--dn", dn, "--csr", str(tmp_path / "x.csr"))
+    bad_pin = tool(token, *second, pin="000000")
     assert bad_pin["rc"] == 1 and not (tmp_path / "x.csr").exists()
-    assert tool(token, "remove", "--object", "signing-1")["changed"]
+    no_pin = tool(token, *second, pin=None)
+    assert no_pin["rc"] == 1 and "no user PIN" in no_pin["error"] and not (tmp_path / "x.csr").exists()
+    # By hand the PIN may come from the environment instead.
+    assert tool({**token, "MOTCUA_TOKEN_PIN": "246810"}, "remove", "--object", "signing-1", pin=None)["changed"]
     assert tool(token, "status", "--object", "signing-1")["cert"] is None
