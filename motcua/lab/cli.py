@@ -12,6 +12,7 @@ from ..access import lab_cache, lab_home, read_inventory_source
 from ..certs import ops
 from . import Lab, ca, demo
 from .dossier import write_fault as dossier_fault
+from .gear.server import write_clock as gear_clock
 from .gear.server import write_fault as gear_fault
 
 
@@ -48,6 +49,18 @@ def cmd_lab_status(args: argparse.Namespace) -> int:
     else:
         _print_status(rows)
     return 0 if rows and all(r["state"] in ("up", "reserved", "vacant") for r in rows) else 3
+
+
+def cmd_lab_gear_minute(args: argparse.Namespace) -> int:
+    lab = _lab(args)
+    seconds = None if args.seconds in ("real", "60") else args.seconds
+    try:
+        result = gear_clock(lab.home / "gear" / "clock.json", float(seconds) if seconds is not None else None)
+    except ValueError as exc:
+        print(f"motcua lab gear-minute: {exc}", file=sys.stderr)
+        return 2
+    print(f"a gear minute lasts {result.get('minute_seconds', 60.0):g} s (for timers armed from now on)")
+    return 0
 
 
 def cmd_lab_fault(args: argparse.Namespace) -> int:
@@ -198,6 +211,7 @@ def add_parser(sub) -> None:
         ("down", cmd_lab_down, "stop everything the lab started and unmount its overlays"),
         ("status", cmd_lab_status, "each host and service with its address and state"),
         ("fault", cmd_lab_fault, "break something on purpose (training, tests)"),
+        ("gear-minute", cmd_lab_gear_minute, "how many seconds a minute of the gear's revert timers lasts"),
         ("notifications", cmd_lab_notifications, "what the lab's monitoring sent (Zalo, ZNS, SMS, e-mail, webhooks)"),
         ("sign-requests", cmd_lab_sign, "the lab's national-CA stand-in issues the ledger's requests into a folder"),
         ("move", cmd_lab_desk, "carry a counter PC to a vacant desk: its disk boots there on the new address"),
@@ -211,6 +225,8 @@ def add_parser(sub) -> None:
             "--cache", default=str(cache), help=f"image and package cache (default: $MOTCUA_LAB_CACHE or {cache})"
         )
         p.set_defaults(func=func)
+        if name == "gear-minute":
+            p.add_argument("seconds", help="seconds per lab minute (0.1-3600), or real (60)")
         if name == "down":
             p.add_argument(
                 "--purge", action="store_true", help="also delete the hosts' changes (fresh hosts next time)"
@@ -235,7 +251,8 @@ def add_parser(sub) -> None:
                 "fault",
                 nargs="?",
                 help="dossier: down, slow, http500, wrong-content, expired-cert, untrusted-cert, reset, hang; "
-                "gear: refuse-login, drop-mid-change, slow; counter, monitoring: down (the host stops); "
+                "gear: refuse-login, drop-mid-change, slow, lockout-on-acl; "
+                "counter, monitoring: down (the host stops); "
                 "site-offline (--site): none (the line is cut); any: clear",
             )
             p.add_argument("--site", help="site-offline: the site code, e.g. 26740")

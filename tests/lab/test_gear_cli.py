@@ -213,3 +213,92 @@ def test_router_show_version_parses(tmp_path):
         platform="cisco_ios", command="show interfaces status", data=run(session, "show interfaces status")
     )
     assert {r["port"]: r["vlan_id"] for r in status}["Gi0/0/0"] == "routed"
+
+
+class Timers:
+    """The device's timers, fired by the test instead of the clock."""
+
+    def __init__(self, device: Device):
+        self.pending: list[tuple[float, object]] = []
+        device.schedule = lambda delay, callback: self.pending.append((delay, callback))
+        device.minute_seconds = lambda: 60.0
+
+    def fire_all(self) -> list[float]:
+        fired, self.pending = self.pending, []
+        for _delay, callback in fired:
+            callback()  # type: ignore[operator]
+        return [delay for delay, _ in fired]
+
+
+def archived_switch(tmp_path: Path) -> tuple[Device, Session, Timers]:
+    device, session = configured(tmp_path)
+    timers = Timers(device)
+    run(session, "configure terminal", "archive", "path flash:archive", "maximum 3", "end")
+    return device, session, timers
+
+
+def test_a_change_under_a_revert_timer_is_undone_unless_confirmed(tmp_path):
+    device, session = configured(tmp_path)
+    timers = Timers(device)
+    assert run(session, "show archive") == "Archive feature not enabled\n"
+    assert "Archive feature not enabled" in run(session, "configure terminal revert timer 5")
+    assert session.mode == "exec" and not timers.pending
+    run(session, "configure terminal", "archive", "path flash:archive", "maximum 3", "end")
+    before = device.render_config()
+    out = run(session, "configure terminal revert timer 5")
+    assert out.startswith("Rollback Confirmed Change: Backing up current running config to flash:archive-")
+    assert session.mode == "config"
+    run(session, "interface Gi1/0/1", "switchport access vlan 20", "end")
+    assert "Timer value: 5 min" in run(session, "show archive config rollback timer")
+    # A second timer while one is pending is refused (cisco.ios' cliconf checks the same).
+    assert "already pending" in run(session, "configure terminal revert timer 5")
+    assert sorted(timers.fire_all()) == [240.0, 300.0]  # the one-minute warning, then the revert
+    assert device.render_config() == before
+    log = run(session, "show logging")
+    for message in ("ROLLBK_CNFMD_CHG_BACKUP", "ROLLBK_CNFMD_CHG_START_ABSTIMER", "ROLLBK_CNFMD_CHG_WARNING_ABSTIMER",
+                    "ROLLBK_CNFMD_CHG_ROLLBACK_START: Start rolling to: flash:archive-0"):  # fmt: skip
+        assert message in log
+    assert run(session, "show archive config rollback timer") == "%No Rollback Confirmed Change pending\n"
+    assert run(session, "configure confirm") == "%No Rollback Confirmed Change pending\n"
+    # Confirmed in time: the change stays when the timer would have fired.
+    run(session, "configure terminal revert timer 5", "interface Gi1/0/1", "switchport access vlan 20", "end")
+    assert run(session, "configure confirm") == ""
+    timers.fire_all()
+    assert "switchport access vlan 20" in device.node("interface GigabitEthernet1/0/1").children
+    assert "ROLLBK_CNFMD_CHG_CONFIRM: User: dxadmin" in run(session, "show logging")
+
+
+def test_revert_now_timer_reset_and_replace(tmp_path):
+    device, session, timers = archived_switch(tmp_path)
+    before = device.render_config()
+    run(session, "configure terminal revert timer 10", "hostname changed", "end")
+    assert run(session, "configure revert timer 2") == ""
+    assert [d for d, _ in timers.pending][-1] == 120.0
+    assert run(session, "configure revert now") == "Rollback Done\n"
+    assert device.render_config() == before
+    timers.fire_all()  # the stale timers do nothing
+    assert device.render_config() == before
+    # configure replace: the archive file as a whole, after a prompt unless forced.
+    run(session, "archive config")
+    listing = run(session, "show archive")
+    assert "There are currently 2 archive configurations saved." in listing and "<- Most Recent" in listing
+    saved = [line.split()[1] for line in listing.splitlines() if line.strip()[:1].isdigit() and len(line.split()) > 1]
+    run(session, "configure terminal", "vlan 30", "name WIFI", "end")
+    assert run(session, "configure replace flash:nothing force") == (
+        "%Error opening flash:nothing (No such file or directory)\n"
+    )
+    assert run(session, f"configure replace {saved[-1]}") == ""
+    assert "Enter Y if you are sure" in session.prompt
+    assert run(session, "n") == "" and device.node("vlan 30") is not None  # declined: nothing replaced
+    run(session, f"configure replace {saved[-1]}")
+    assert "Rollback Done" in run(session, "y") and device.node("vlan 30") is None
+    # With `time N` the replace itself is a Rollback Confirmed Change.
+    run(session, "configure terminal", "vlan 40", "end")
+    out = run(session, f"configure replace {saved[-1]} force time 3")
+    assert "Backing up current running config" in out and device.node("vlan 40") is None
+    timers.fire_all()
+    assert device.node("vlan 40") is not None
+    # The archive keeps `maximum` files, the oldest dropped; it outlives the process (flash).
+    run(session, "archive config", "archive config", "archive config")
+    again = Device(device.name, "switch", 24, tmp_path, SECRET)
+    assert len(again.archive) == 3 and again.archive == device.archive

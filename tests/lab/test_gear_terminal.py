@@ -95,3 +95,46 @@ def test_backspace_erases(shell):
     shell.send("shox\x7fw versiox\x08n\n")
     out = read_until(shell, f"{NAME}>")
     assert "Invalid input" not in out and "Cisco IOS" in out
+
+
+def test_a_lockout_is_undone_by_the_devices_own_revert_timer(gear):
+    """Over netmiko, as the tools do: an ACL change under `configure terminal revert timer 1`
+    locks the management range out (the fault switch); nobody can log in to confirm, so the
+    device reverts by itself when its (lab) minute is over, and logins work again."""
+    from netmiko import ConnectHandler
+
+    from motcua.lab.gear.server import write_clock, write_fault
+
+    state = gear / "state"
+    params = {"device_type": "cisco_ios", "host": ADDRESS, "username": "dxadmin", "key_file": str(gear / "key"),
+              "use_keys": True, "allow_agent": False, "secret": (gear / "secret").read_text(), "conn_timeout": 10,
+              "ssh_strict": False}  # fmt: skip
+    write_clock(state / "clock.json", 3.0)
+    write_fault(state / "faults.json", NAME, "lockout-on-acl")
+    try:
+        with ConnectHandler(**params) as conn:
+            conn.enable()
+            conn.send_config_set(["archive", "path flash:archive"])
+            before = conn.send_command("show running-config")
+            conn.send_config_set(["access-list 99 permit 192.0.2.0 0.0.0.255"],
+                                 config_mode_command="configure terminal revert timer 1")  # fmt: skip
+            assert "Timer value: 1 min" in conn.send_command("show archive config rollback timer")
+            started = time.monotonic()
+        with pytest.raises(Exception, match=r"(?i)authentication"):
+            ConnectHandler(**params)
+        while time.monotonic() - started < 15:
+            try:
+                conn = ConnectHandler(**params)
+                break
+            except Exception:  # still locked out: the timer has not fired yet
+                time.sleep(0.5)
+        else:
+            pytest.fail("the device did not revert within 15 s of a 3-second lab minute")
+        with conn:
+            conn.enable()
+            assert conn.send_command("show running-config").split("!", 1)[1] == before.split("!", 1)[1]
+            log = conn.send_command("show logging")
+        assert "ROLLBK_CNFMD_CHG_ROLLBACK_START: Start rolling to: flash:archive-" in log
+    finally:
+        write_fault(state / "faults.json", NAME, None)
+        write_clock(state / "clock.json", None)

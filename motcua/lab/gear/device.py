@@ -14,7 +14,10 @@ import base64
 import hashlib
 import json
 import re
+import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,6 +127,21 @@ class Device:
         self.startup_text = startup or self.render_config()
         # SNMPv3 users, as IOS keeps them: in NVRAM, never shown by `show running-config`.
         self.snmp_users: dict[str, dict[str, str]] = snmp_users
+        # The configuration archive (on flash: it outlives a reload), the pending
+        # Rollback Confirmed Change, the logging buffer.
+        self.archive_file = state_dir / f"{name}.archive.json"
+        self.archive: list[tuple[str, str]] = []
+        self.archive_serial = 0
+        self._load_archive()
+        self.rollback: Rollback | None = None
+        self.log_buffer: deque[str] = deque(maxlen=500)
+        # The ACL state that locks out the management range (the lockout fault), if any.
+        self.locked_acl: str | None = None
+        # How timers run: the SSH server puts them on its event loop; a lab minute
+        # lasts `minute_seconds()` seconds (settable: `motcua lab gear-minute`).
+        self.schedule: Callable[[float, Callable[[], None]], object] = _thread_timer
+        self.minute_seconds: Callable[[], float] = lambda: 60.0
+        self._rollback_tokens = 0
 
     # ---- persistence
     def _load_startup(self) -> tuple[str | None, dict[str, dict[str, str]]]:
@@ -140,6 +158,169 @@ class Device:
         data = {"startup_config": self.startup_text, "snmp_users": self.snmp_users, "saved": time.time()}
         tmp.write_text(json.dumps(data, indent=1))
         tmp.replace(self.state_file)
+
+    # ---- the configuration archive and Rollback Confirmed Change (IOS "archive",
+    # "configure terminal revert timer", "configure confirm", "configure replace")
+    def _load_archive(self) -> None:
+        try:
+            data = json.loads(self.archive_file.read_text())
+            self.archive = [(entry["name"], entry["config"]) for entry in data["files"]]
+            self.archive_serial = int(data["serial"])
+        except (FileNotFoundError, KeyError, ValueError, TypeError):
+            self.archive, self.archive_serial = [], 0
+
+    def _save_archive(self) -> None:
+        self.archive_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.archive_file.with_suffix(".tmp")
+        files = [{"name": name, "config": text} for name, text in self.archive]
+        tmp.write_text(json.dumps({"serial": self.archive_serial, "files": files}, indent=1))
+        tmp.replace(self.archive_file)
+
+    def archive_settings(self) -> tuple[str, int] | None:
+        """(path, maximum) of the `archive` block, or None when no path is set (the feature is off)."""
+        node = self.node("archive")
+        if node is None:
+            return None
+        path = next((c.split(None, 1)[1] for c in node.children if c.startswith("path ")), None)
+        if not path:
+            return None
+        maximum = next((int(c.split()[1]) for c in node.children if re.fullmatch(r"maximum \d+", c)), 10)
+        return path, maximum
+
+    def _archive_name(self, path: str, serial: int) -> str:
+        now = time.gmtime()
+        stamp = time.strftime("%b-", now) + f"{now.tm_mday:>2}".replace(" ", "-") + time.strftime("-%H-%M-%S", now)
+        stamp += f".{int(time.time() * 1000) % 1000:03d}-UTC"
+        name = path.replace("$h", self.hostname()).replace("$t", stamp)
+        return f"{name}-{serial}"
+
+    def archive_config(self) -> str:
+        """Save the running config as the next archive file (`archive config`); its name."""
+        settings = self.archive_settings()
+        if settings is None:
+            raise GearError("Archive feature not enabled")
+        path, maximum = settings
+        name = self._archive_name(path, self.archive_serial)
+        self.archive_serial += 1
+        self.archive.append((name, self.render_config()))
+        del self.archive[: max(0, len(self.archive) - maximum)]
+        self._save_archive()
+        return name
+
+    def archived(self, name: str) -> str | None:
+        return next((text for file, text in self.archive if file == name), None)
+
+    def show_archive(self) -> str:
+        settings = self.archive_settings()
+        if settings is None:
+            return "Archive feature not enabled\n"
+        path, maximum = settings
+        out = [
+            f"The maximum archive configurations allowed is {maximum}.",
+            f"There are currently {len(self.archive)} archive configurations saved.",
+            f"The next archive file will be named {path.replace('$h', self.hostname()).replace('$t', '<timestamp>')}"
+            f"-{self.archive_serial}",
+            " Archive #  Name",
+        ]
+        for number in range(1, maximum + 1):
+            name = self.archive[number - 1][0] if number <= len(self.archive) else ""
+            recent = " <- Most Recent" if number == len(self.archive) else ""
+            out.append(f"   {number:<8} {name}{recent}".rstrip())
+        return "\n".join(out) + "\n"
+
+    def replace_config(self, text: str) -> int:
+        """`configure replace`: the running config becomes ``text`` as a whole; the number of lines that differ."""
+        before = set(self.render_config().splitlines())
+        self.running = self._parse(text)
+        self.last_change = time.time()
+        after = set(self.render_config().splitlines())
+        return len(before ^ after)
+
+    def arm_rollback(self, minutes: int, user: str) -> str:
+        """`configure terminal revert timer N`: archive the running config, revert to it in N minutes."""
+        if self.rollback is not None:
+            raise GearError("% Rollback Confirmed Change already pending; confirm it or revert first")
+        name = self.archive_config()
+        self.syslog(f"%ARCHIVE_DIFF-5-ROLLBK_CNFMD_CHG_BACKUP: Backing up current running config to {name}")
+        self._start_timer(name, minutes, user)
+        self.syslog(f"%ARCHIVE_DIFF-5-ROLLBK_CNFMD_CHG_START_ABSTIMER: User: {user}: Scheduled to rollback to "
+                    f"config {name} in {minutes} minutes")  # fmt: skip
+        return name
+
+    def _start_timer(self, archive: str, minutes: int, user: str) -> None:
+        self._rollback_tokens += 1
+        token = self._rollback_tokens
+        now = time.time()
+        minute = self.minute_seconds()
+        self.rollback = Rollback(archive, minutes, user, now, now + minutes * minute, token)
+        if minutes > 1:
+            self.schedule((minutes - 1) * minute, lambda: self._warn(token))
+        self.schedule(minutes * minute, lambda: self._expire(token))
+
+    def _warn(self, token: int) -> None:
+        if self.rollback is not None and self.rollback.token == token:
+            self.syslog(f"%ARCHIVE_DIFF-5-ROLLBK_CNFMD_CHG_WARNING_ABSTIMER: System will rollback to config "
+                        f"{self.rollback.archive} in one minute. Enter \"configure confirm\" if you wish to keep "
+                        "what you've configured")  # fmt: skip
+
+    def _expire(self, token: int) -> None:
+        if self.rollback is not None and self.rollback.token == token:
+            self.revert_now()
+
+    def reset_rollback(self, minutes: int) -> None:
+        """`configure revert timer N`: the pending rollback happens N minutes from now instead."""
+        if self.rollback is None:
+            raise GearError("%No Rollback Confirmed Change pending")
+        self._start_timer(self.rollback.archive, minutes, self.rollback.user)
+
+    def revert_now(self) -> int:
+        """`configure revert now` (and the timer's expiry): back to the archived config as a whole."""
+        if self.rollback is None:
+            raise GearError("%No Rollback Confirmed Change pending")
+        pending, self.rollback = self.rollback, None
+        text = self.archived(pending.archive)
+        if text is None:
+            raise GearError(f"%Error opening {pending.archive} (No such file or directory)")
+        self.syslog(f"%ARCHIVE_DIFF-5-ROLLBK_CNFMD_CHG_ROLLBACK_START: Start rolling to: {pending.archive}")
+        changed = self.replace_config(text)
+        self.syslog(f"%PARSER-6-CFGLOG_REPLACE: Configuration replaced with {pending.archive} ({changed} lines)")
+        return changed
+
+    def confirm_rollback(self, user: str) -> None:
+        """`configure confirm`: keep what was configured."""
+        if self.rollback is None:
+            raise GearError("%No Rollback Confirmed Change pending")
+        self.rollback = None
+        self.syslog(f"%ARCHIVE_DIFF-5-ROLLBK_CNFMD_CHG_CONFIRM: User: {user}: Confirm the configuration change")
+
+    def show_rollback_timer(self) -> str:
+        if self.rollback is None:
+            return "%No Rollback Confirmed Change pending\n"
+        r = self.rollback
+        configured = time.strftime("%H:%M:%S UTC %a %b %d %Y", time.gmtime(r.configured))
+        left = max(0, int(r.deadline - time.time()))
+        return (f"Time configured(or reset) : {configured}\nTimer type: absolute\nTimer value: {r.minutes} min\n"
+                f"Time left: {left} sec\nUser: {r.user}\nArchive: {r.archive}\n")  # fmt: skip
+
+    def show_logging(self) -> str:
+        head = ("Syslog logging: enabled (0 messages dropped, 0 flushes, 0 overruns)\n\n"
+                "Log Buffer (8192 bytes):\n")  # fmt: skip
+        return head + "".join(line + "\n" for line in self.log_buffer)
+
+    def syslog(self, message: str) -> None:
+        stamp = time.strftime("%b %d %H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}"
+        self.log_buffer.append(f"*{stamp}: {message}")
+
+    def acl_state(self) -> str:
+        """The access lists and the VTY lines' access-class, as text (what the lockout fault watches)."""
+        lines = [n.line for n in self.running if n.line.startswith("access-list ")]
+        lines += [f"{n.line}: {c}" for n in self.running if n.line.startswith("line vty") for c in n.children
+                  if c.startswith("access-class")]  # fmt: skip
+        return "\n".join(lines)
+
+    def locked_out(self) -> bool:
+        """True while the ACL that locked out the management range is in force."""
+        return self.locked_acl is not None and self.acl_state() == self.locked_acl
 
     def _factory(self) -> list[Node]:
         nodes = [
@@ -454,6 +635,29 @@ class Device:
                 f"{status:<21} {'down' if down else 'up'}"
             )
         return "\n".join(out) + "\n"
+
+
+def _thread_timer(delay: float, callback: Callable[[], None]) -> threading.Timer:
+    timer = threading.Timer(delay, callback)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+class GearError(Exception):
+    """A device refused a command; the text is what it prints."""
+
+
+@dataclass
+class Rollback:
+    """A pending Rollback Confirmed Change: revert to ``archive`` at ``deadline`` unless confirmed."""
+
+    archive: str
+    minutes: int
+    user: str
+    configured: float
+    deadline: float
+    token: int
 
 
 def _single_key(line: str) -> str | None:

@@ -7,8 +7,16 @@ device, read from <state>/faults.json (written by `motcua lab fault gear ...`):
   refuse-login        every authentication fails
   drop-mid-change N   the session is cut (TCP closed, no prompt) after N configuration lines
   slow N              every reply is delayed N seconds
+  lockout-on-acl      a change to an access list or the VTY access-class locks the
+                      management range out: new logins are refused for as long as
+                      the device keeps that ACL (a revert or a replace lets them in,
+                      and so does clearing the fault); every ACL line counts while
+                      the fault is set (no "once")
 
 ``"once": true`` clears a fault after it fired once.
+
+Timers (the Rollback Confirmed Change's revert) count lab minutes: 60 seconds
+unless <state>/clock.json says {"minute_seconds": N} (`motcua lab gear-minute N`).
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import signal
 from pathlib import Path
 
@@ -25,7 +34,8 @@ from ..switchfile import WatchedJSON, read_json, write_json
 from .device import Device
 from .session import Session
 
-FAULTS = ("refuse-login", "drop-mid-change", "slow")
+FAULTS = ("refuse-login", "drop-mid-change", "slow", "lockout-on-acl")
+ACL_LINE = re.compile(r"(no )?(access-list|access-class|ip access-list)\b")
 log = logging.getLogger("motcua.lab.gear")
 
 
@@ -66,6 +76,15 @@ def write_fault(path: Path, device: str, fault: str | None, value: float | None 
     return data.get(device, {})
 
 
+def write_clock(path: Path, minute_seconds: float | None) -> dict:
+    """How many seconds a lab minute lasts for the gear's timers (None: a real minute)."""
+    if minute_seconds is not None and not 0.1 <= minute_seconds <= 3600:
+        raise ValueError("a lab minute lasts between 0.1 and 3600 seconds")
+    data = {} if minute_seconds is None else {"minute_seconds": float(minute_seconds)}
+    write_json(path, data)
+    return data
+
+
 class _Auth(asyncssh.SSHServer):
     def __init__(self, device: Device, faults: FaultBook, user: str, password: str, keys: set[bytes]):
         self.device = device
@@ -80,6 +99,10 @@ class _Auth(asyncssh.SSHServer):
         if self.refused:
             log.info("%s: refusing login of %s (fault switch)", self.device.name, username)
             self.faults.fired(self.device.name)
+        elif self.device.locked_out() and self.faults.get(self.device.name).get("fault") == "lockout-on-acl":
+            # As the VTY access-class does: the connection is let in, every login fails.
+            log.info("%s: refusing login of %s: its ACL locks the management range out", self.device.name, username)
+            self.refused = True
         return True
 
     def public_key_auth_supported(self) -> bool:
@@ -150,7 +173,7 @@ class _Lines:
 
 
 async def _session(process: asyncssh.SSHServerProcess, device: Device, faults: FaultBook) -> None:
-    session = Session(device)
+    session = Session(device, user=process.get_extra_info("username") or "dxadmin")
     if process.command:  # `ssh device "show version"`: one command on an exec channel, no prompt
         reply = session.handle(process.command)
         process.stdout.write(reply.text.replace("\n", "\r\n"))
@@ -167,6 +190,9 @@ async def _session(process: asyncssh.SSHServerProcess, device: Device, faults: F
             if fault.get("fault") == "slow":
                 await asyncio.sleep(float(fault.get("seconds", 5)))
             reply = session.handle(line)
+            if fault.get("fault") == "lockout-on-acl" and session.mode != "exec" and ACL_LINE.match(line.strip()):
+                device.locked_acl = device.acl_state()
+                log.info("%s: this ACL locks the management range out (fault switch)", device.name)
             if (
                 fault.get("fault") == "drop-mid-change"
                 and session.mode != "exec"
@@ -196,6 +222,18 @@ async def serve(config_file: Path, state_dir: Path) -> None:
         if line.strip()
     }
     faults = FaultBook(state_dir / "faults.json")
+    clock = WatchedJSON(state_dir / "clock.json")
+    loop = asyncio.get_running_loop()
+
+    def minute_seconds() -> float:
+        try:
+            return float(clock.read().get("minute_seconds") or 60.0)
+        except (TypeError, ValueError):
+            return 60.0
+
+    def schedule(delay: float, callback) -> asyncio.TimerHandle:
+        return loop.call_later(delay, callback)
+
     keys_dir = state_dir / "keys"
     keys_dir.mkdir(parents=True, exist_ok=True)
     servers = []
@@ -208,6 +246,7 @@ async def serve(config_file: Path, state_dir: Path) -> None:
             key.write_public_key(str(key_file) + ".pub")
             key_file.chmod(0o600)
         device = Device(name, entry["role"], int(entry["ports"]), state_dir / "devices", secret)
+        device.schedule, device.minute_seconds = schedule, minute_seconds
 
         def make_server(device: Device = device) -> _Auth:
             return _Auth(device, faults, config["user"], password, keys)
@@ -229,7 +268,6 @@ async def serve(config_file: Path, state_dir: Path) -> None:
         log.info("%s (%s) listening on %s:22", name, entry["role"], entry["address"])
     print(f"gear simulator: {len(servers)} devices up", flush=True)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()

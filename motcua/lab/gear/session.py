@@ -6,7 +6,16 @@ import re
 import time
 from dataclasses import dataclass
 
-from .device import GLOBAL_COMMANDS, INVALID, SUBMODE_COMMANDS, SUBMODES, Device, Node, normalise_interface
+from .device import (
+    GLOBAL_COMMANDS,
+    INVALID,
+    SUBMODE_COMMANDS,
+    SUBMODES,
+    Device,
+    GearError,
+    Node,
+    normalise_interface,
+)
 
 # Exec commands as keyword sequences; "#" stands for a number, "*" for the rest of the line.
 EXEC_COMMANDS: list[tuple[tuple[str, ...], str]] = [
@@ -31,11 +40,28 @@ EXEC_COMMANDS: list[tuple[tuple[str, ...], str]] = [
     (("show", "clock"), "show_clock"),
     (("show", "snmp", "user"), "show_snmp_user"),
     (("configure", "terminal"), "configure"),
+    (("configure", "terminal", "revert", "timer", "*"), "configure_revert_timer"),
+    (("configure", "confirm"), "configure_confirm"),
+    (("configure", "revert", "*"), "configure_revert"),
+    (("configure", "replace", "*"), "configure_replace"),
+    (("archive", "config"), "archive_config"),
+    (("show", "archive"), "show_archive"),
+    (("show", "archive", "config", "rollback", "timer"), "show_rollback_timer"),
+    (("show", "logging"), "show_logging"),
     (("write", "memory"), "write"),
     (("write",), "write"),
     (("copy", "running-config", "startup-config"), "copy_run_start"),
 ]
-PRIVILEGED_ONLY = {"configure", "write", "copy_run_start", "show_running", "show_startup", "disable", "show_snmp_user"}
+PRIVILEGED_ONLY = {"configure", "write", "copy_run_start", "show_running", "show_startup", "disable", "show_snmp_user",
+                   "configure_revert_timer", "configure_confirm", "configure_revert", "configure_replace",
+                   "archive_config", "show_archive", "show_rollback_timer", "show_logging"}  # fmt: skip
+REPLACE_PROMPT = (
+    "This will apply all necessary additions and deletions\n"
+    "to replace the current running configuration with the\n"
+    "contents of the specified configuration file, which is\n"
+    "assumed to be a complete configuration, not a partial\n"
+    "configuration. Enter Y if you are sure you want to proceed. ? [no]: "
+)
 
 
 @dataclass
@@ -47,8 +73,9 @@ class Reply:
 
 
 class Session:
-    def __init__(self, device: Device, privileged: bool = False):
+    def __init__(self, device: Device, privileged: bool = False, user: str = "dxadmin"):
         self.device = device
+        self.user = user
         self.level = 15 if privileged else 1
         self.mode = "exec"  # exec | config | config-if | config-line | config-vlan | ...
         self.context: Node | None = None
@@ -63,6 +90,8 @@ class Session:
             return "Password: "
         if self.pending == "copy-destination":
             return "Destination filename [startup-config]? "
+        if self.pending and self.pending.startswith("replace:"):
+            return REPLACE_PROMPT
         if self.pending and self.pending.startswith("banner"):
             return ""
         host = self.device.hostname()
@@ -94,6 +123,11 @@ class Session:
         if kind == "copy-destination":
             self.device.save()
             return Reply("Building configuration...\n[OK]\n")
+        if kind.startswith("replace:"):
+            if line.strip().lower() not in ("y", "yes"):
+                return Reply()
+            name, minutes = kind.removeprefix("replace:").rsplit(":", 1)
+            return Reply(self._replace(name, int(minutes) if minutes else None))
         assert kind is not None and kind.startswith("banner")
         _, delim, which = kind.split(":", 2)
         if delim in line:
@@ -183,6 +217,93 @@ class Session:
         self.mode, self.context = "config", None
         return "Enter configuration commands, one per line.  End with CNTL/Z.\n"
 
+    def _do_configure_revert_timer(self, rest: list[str]) -> str:
+        words = [w.lower() for w in rest]
+        if words[:1] == ["idle"]:
+            return "% The idle timer is not simulated: use an absolute time (configure terminal revert timer N)\n"
+        if len(words) != 1 or not words[0].isdigit() or not 1 <= int(words[0]) <= 120:
+            command = "configure terminal revert timer "
+            return _invalid(command + " ".join(rest), len(command))
+        try:
+            name = self.device.arm_rollback(int(words[0]), self.user)
+        except GearError as exc:
+            return f"{exc}\n"
+        self.mode, self.context = "config", None
+        return (f"Rollback Confirmed Change: Backing up current running config to {name}\n"
+                "Enter configuration commands, one per line.  End with CNTL/Z.\n")  # fmt: skip
+
+    def _do_configure_confirm(self, rest: list[str]) -> str:
+        try:
+            self.device.confirm_rollback(self.user)
+        except GearError as exc:
+            return f"{exc}\n"
+        return ""
+
+    def _do_configure_revert(self, rest: list[str]) -> str:
+        words = [w.lower() for w in rest]
+        try:
+            if words == ["now"]:
+                self.device.revert_now()
+                return "Rollback Done\n"
+            if len(words) == 2 and words[0] == "timer" and words[1].isdigit() and 1 <= int(words[1]) <= 120:
+                self.device.reset_rollback(int(words[1]))
+                return ""
+        except GearError as exc:
+            return f"{exc}\n"
+        return _invalid("configure revert " + " ".join(rest), len("configure revert "))
+
+    def _do_configure_replace(self, rest: list[str]) -> str:
+        # configure replace <archive file> [list] [force] [time N]
+        if not rest:
+            return "% Incomplete command.\n"
+        name, options = rest[0], [w.lower() for w in rest[1:]]
+        minutes = None
+        if "time" in options:
+            at = options.index("time")
+            if at + 1 >= len(options) or not options[at + 1].isdigit() or not 1 <= int(options[at + 1]) <= 120:
+                return _invalid("configure replace " + " ".join(rest), len("configure replace " + rest[0]) + 1)
+            minutes = int(options[at + 1])
+            del options[at : at + 2]
+        if any(o not in ("list", "force", "nolock") for o in options):
+            return _invalid("configure replace " + " ".join(rest), len("configure replace " + rest[0]) + 1)
+        if self.device.archived(name) is None:
+            return f"%Error opening {name} (No such file or directory)\n"
+        if "force" not in options:
+            self.pending = f"replace:{name}:{minutes or ''}"
+            return ""
+        return self._replace(name, minutes)
+
+    def _replace(self, name: str, minutes: int | None) -> str:
+        text = self.device.archived(name)
+        if text is None:
+            return f"%Error opening {name} (No such file or directory)\n"
+        out = ""
+        if minutes is not None:
+            try:
+                backup = self.device.arm_rollback(minutes, self.user)
+            except GearError as exc:
+                return f"{exc}\n"
+            out += f"Rollback Confirmed Change: Backing up current running config to {backup}\n"
+        self.device.replace_config(text)
+        self.device.syslog(f"%PARSER-6-CFGLOG_REPLACE: Configuration replaced with {name} by {self.user}")
+        return out + "Total number of passes: 1\nRollback Done\n"
+
+    def _do_archive_config(self, rest: list[str]) -> str:
+        try:
+            self.device.archive_config()
+        except GearError as exc:
+            return f"%{exc}\n"
+        return ""
+
+    def _do_show_archive(self, rest: list[str]) -> str:
+        return self.device.show_archive()
+
+    def _do_show_rollback_timer(self, rest: list[str]) -> str:
+        return self.device.show_rollback_timer()
+
+    def _do_show_logging(self, rest: list[str]) -> str:
+        return self.device.show_logging()
+
     def _do_write(self, rest: list[str]) -> str:
         self.device.save()
         return "Building configuration...\n[OK]\n"
@@ -249,9 +370,9 @@ class Session:
                 return Reply(_invalid(text, len("snmp-server user ")))
             return Reply()
         if first in SUBMODES:
-            if len(words) < 2:
+            if len(words) < 2 and first != "archive":
                 return Reply("% Incomplete command.\n")
-            line = text
+            line = "archive" if first == "archive" else text
             if first == "interface":
                 line = self._interface_line(words[1:])
                 if line is None:
