@@ -120,15 +120,6 @@ def test_netmiko_config_change_and_write_memory(lab, plan):
     assert "vlan 30\n name WIFI" in saved
 
 
-def test_cisco_ios_modules_converge_and_are_idempotent():
-    first = run(["ansible-playbook", "-i", "inventory/lab", "tests/fixtures/gear_vlans.yml"])
-    assert first.returncode == 0, first.stdout + first.stderr
-    second = run(["ansible-playbook", "-i", "inventory/lab", "tests/fixtures/gear_vlans.yml"])
-    assert second.returncode == 0, second.stdout + second.stderr
-    recap = [line for line in second.stdout.splitlines() if "ok=" in line]
-    assert len(recap) == 7 and all("changed=0" in line for line in recap), "\n".join(recap)
-
-
 def test_gear_fault_refuse_login(lab, plan):
     device = next(d for d in plan.gear if d.name == "w25747-sw01")
     gear_fault(LAB_HOME / "gear" / "faults.json", device.name, "refuse-login")
