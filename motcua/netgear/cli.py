@@ -37,9 +37,45 @@ def _devices(args: argparse.Namespace):
     return source, devices
 
 
+# What --credentials-stdin accepts, and the environment variable each one stands for.
+STDIN_CREDENTIALS = {
+    "user": "MOTCUA_GEAR_USER",
+    "key_file": "MOTCUA_GEAR_KEY_FILE",
+    "password": "MOTCUA_GEAR_PASSWORD",
+    "enable_secret": "MOTCUA_GEAR_ENABLE_SECRET",
+}
+
+
+def stdin_credentials(text: str) -> dict[str, str]:
+    """The gear credentials given on stdin (one JSON object), as the environment variables they replace.
+
+    The playbook passes the password and the enable secret this way: an environment
+    variable set by a task is part of the ``/bin/sh -c`` command line under the linear
+    strategy, where ``ps`` and ``-vvv`` show it; stdin is neither.
+    """
+    try:
+        given = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise NetgearError(f"--credentials-stdin: stdin is not JSON ({exc.msg}, line {exc.lineno})") from None
+    if not isinstance(given, dict):
+        raise NetgearError("--credentials-stdin: stdin must hold one JSON object")
+    unknown = sorted(set(given) - set(STDIN_CREDENTIALS))
+    if unknown:
+        raise NetgearError(
+            f"--credentials-stdin: unknown field(s) {', '.join(unknown)} (known: {', '.join(STDIN_CREDENTIALS)})"
+        )
+    wrong = sorted(key for key, value in given.items() if value is not None and not isinstance(value, str))
+    if wrong:
+        raise NetgearError(f"--credentials-stdin: {', '.join(wrong)} must be text")
+    return {STDIN_CREDENTIALS[key]: value for key, value in given.items() if value}
+
+
 def _setup(args: argparse.Namespace):
     source, devices = _devices(args)
-    return source, devices, GearAccess.for_inventory(source, timeout=args.timeout)
+    env = dict(os.environ)
+    if getattr(args, "credentials_stdin", False):
+        env.update(stdin_credentials(sys.stdin.read()))
+    return source, devices, GearAccess.for_inventory(source, timeout=args.timeout, env=env)
 
 
 def _failures(outcomes: list[Outcome]) -> list[str]:
@@ -163,6 +199,110 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0 if all(r["restored"] for r in results.values()) else 1
 
 
+def _journal_root(args: argparse.Namespace, lab: bool) -> Path:
+    return Path(args.dir) if args.dir else default_backup_dir(lab)
+
+
+def _report(outcomes: list[Outcome], args: argparse.Namespace, verb: str, extra: dict | None = None) -> int:
+    results = {o.device.name: {"site": o.device.site, "ok": o.ok, **(o.value or {}), "error": o.error}
+               for o in outcomes}  # fmt: skip
+    if args.json:
+        _emit_json({**(extra or {}), "devices": results})
+    else:
+        for name, result in results.items():
+            detail = {k: v for k, v in result.items() if k not in ("site", "ok", "error")}
+            print(f"{name} ({result['site']}): {verb} {detail or ''}" if result["ok"]
+                  else f"{name} ({result['site']}): NOT {verb}: {result['error']}")  # fmt: skip
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+def cmd_arm(args: argparse.Namespace) -> int:
+    from .safety import arm
+
+    source, devices, access = _setup(args)
+    outcomes = arm(devices, access, _journal_root(args, source.lab), Path(args.backup), args.minutes, args.workers,
+                   progress=not args.quiet)  # fmt: skip
+    return _report(outcomes, args, "armed")
+
+
+def cmd_confirm(args: argparse.Namespace) -> int:
+    from .safety import confirm
+
+    source, devices, access = _setup(args)
+    return _report(confirm(devices, access, _journal_root(args, source.lab), args.workers, progress=not args.quiet),
+                   args, "confirmed")  # fmt: skip
+
+
+def cmd_revert(args: argparse.Namespace) -> int:
+    from .safety import revert
+
+    source, devices, access = _setup(args)
+    return _report(revert(devices, access, _journal_root(args, source.lab), workers=args.workers,
+                          progress=not args.quiet), args, "reverted")  # fmt: skip
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    from .safety import recover
+
+    source, devices, access = _setup(args)
+    found, outcomes = recover(devices, access, _journal_root(args, source.lab), args.workers, progress=not args.quiet)
+    keys = ("started", "operator", "controller", "backup")
+    interrupted = {site: {k: j[k] for k in keys} for site, j in found.items()}
+    if not args.json:
+        if not found:
+            print("no interrupted change: every site's journal is closed")
+        for site, j in interrupted.items():
+            print(f"site {site}: a change started {j['started']} by {j['operator']} on {j['controller']} "
+                  f"was interrupted; putting it back to {j['backup']}")  # fmt: skip
+    return _report(outcomes, args, "recovered", {"interrupted": interrupted})
+
+
+def cmd_journal(args: argparse.Namespace) -> int:
+    from .safety import read_journal
+
+    source, devices = _devices(args)
+    root = _journal_root(args, source.lab)
+    journals = {}
+    for site in sorted({d.site for d in devices}):
+        journal = read_journal(root, site)
+        if journal is not None:
+            journals[site] = journal
+    if args.json:
+        _emit_json(journals)
+    else:
+        for site, j in journals.items():
+            print(f"site {site}: {j['state']:<12} started {j['started']} by {j['operator']}"
+                  f"{', closed ' + j['closed'] if j.get('closed') else ''}; backup {j['backup']}")  # fmt: skip
+        if not journals:
+            print(f"no change journal in {root}")
+    return 1 if any(j["state"] == "open" for j in journals.values()) else 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from .history import history, show
+
+    source = read_inventory_source(Path(args.inventory))
+    (device,) = select_devices(source.load(), source.lab, [args.device], None)
+    root = Path(args.dir) if args.dir else default_backup_dir(source.lab)
+    if args.show:
+        print(show(root, device.site, device.name, args.show), end="")
+        return 0
+    changes = history(root, device.site, device.name, args.limit)
+    if args.json:
+        _emit_json({"device": device.name, "site": device.site, "changes": [asdict(c) for c in changes]})
+        return 0
+    if not changes:
+        print(f"{device.name} (site {device.site}): no backup in {root} yet")
+        return 0
+    print(f"{device.name} (site {device.site}): {len(changes)} change(s), newest first")
+    for c in changes:
+        print(f"  {c.commit[:10]}  {c.when}  {c.author:<12}  +{c.added} -{c.removed}  {c.message}")
+    print(f"what one changed: motcua netgear history {device.name} --show COMMIT")
+    return 0
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     from .config import RENDERED_PARTS, render_config
 
@@ -206,6 +346,11 @@ def add_parser(sub) -> None:
         ("diff", cmd_diff, "drift of each device against the config the registry intends; a summary per site"),
         ("verify", cmd_verify, "log in afresh and check the intended VLANs, ports and SNMPv3 user (exit 1 if not)"),
         ("restore", cmd_restore, "put devices back to a backup run (or file) and check they match it"),
+        ("arm", cmd_arm, "open each site's change journal, then arm every device's revert timer (before a change)"),
+        ("confirm", cmd_confirm, "confirm each device's change (configure confirm), save it, close the journal"),
+        ("revert", cmd_revert, "put each site back to its journal's pre-change backup (revert now, or replace)"),
+        ("recover", cmd_recover, "sites whose last change was interrupted (open journal): put back to their backup"),
+        ("journal", cmd_journal, "each site's change journal: open (interrupted or running) or how it closed"),
     ):
         p = gear_sub.add_parser(name, help=text, description=text)
         p.add_argument("-i", "--inventory", default="inventory/lab", help="inventory (default: inventory/lab)")
@@ -215,6 +360,12 @@ def add_parser(sub) -> None:
         p.add_argument("--timeout", type=float, default=20.0, help="seconds per step of a session (default: 20)")
         p.add_argument("--json", action="store_true", help="machine-readable output")
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+        p.add_argument(
+            "--credentials-stdin",
+            action="store_true",
+            help="read the gear credentials as one JSON object on stdin (user, key_file, password, "
+            "enable_secret) instead of $MOTCUA_GEAR_*: what the playbook does, so no secret is on a command line",
+        )
         p.set_defaults(func=func)
         if name == "backup":
             p.add_argument("--dir", help="backup tree (default: $MOTCUA_NETGEAR_BACKUP_DIR, or the lab home's)")
@@ -223,6 +374,21 @@ def add_parser(sub) -> None:
             p.add_argument("-v", "--verbose", action="store_true", help="list compliant devices too")
         if name == "restore":
             p.add_argument("--from", dest="source", required=True, help="a backup run directory or one .cfg file")
+        if name in ("arm", "confirm", "revert", "recover", "journal"):
+            p.add_argument("--dir", help="backup tree holding journal/ (default: $MOTCUA_NETGEAR_BACKUP_DIR, "
+                           "or the lab home's)")  # fmt: skip
+        if name == "arm":
+            p.add_argument("--backup", required=True, help="the pre-change backup run the journal names")
+            p.add_argument("--minutes", type=int, default=10, help="revert timer, 1-120 minutes (default: 10)")
+    text = "who changed one device's config and when: its backups as commits in the site's git repository"
+    p = gear_sub.add_parser("history", help=text, description=text)
+    p.add_argument("device", help="a router or switch, e.g. w26740-sw01")
+    p.add_argument("-i", "--inventory", default="inventory/lab", help="inventory (default: inventory/lab)")
+    p.add_argument("--dir", help="backup tree (default: $MOTCUA_NETGEAR_BACKUP_DIR, or the lab home's)")
+    p.add_argument("-n", "--limit", type=int, default=20, help="newest N changes (default: 20)")
+    p.add_argument("--show", metavar="COMMIT", help="print what that commit changed in the device's config")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_history)
     text = "write each device's managed base config and VLANs as IOS config text (what the playbook applies)"
     p = gear_sub.add_parser("render", help=text, description=text)
     p.add_argument("-i", "--inventory", default="inventory/lab", help="inventory (default: inventory/lab)")

@@ -12,6 +12,7 @@ import datetime as dt
 import difflib
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from ..durable import sync_directory, write_atomic
 from ..parallel import Outcome, run_each
 from .config import Drift, drift, normalised, rollback_commands
 from .devices import Device
+from .history import operator, record
 
 SHOW_RUN = "show running-config"
 
@@ -90,6 +92,7 @@ def backup(
     """
     run_dir = backup_dir_for(root, reason)
     run_dir.mkdir(mode=0o700, parents=True, exist_ok=False)
+    saved: dict[str, dict[str, str]] = {}  # site -> device -> config, for the history
 
     def one(device: Device) -> dict:
         conn = connect(device, access)
@@ -97,6 +100,7 @@ def backup(
             text = running_config(conn)
         finally:
             conn.disconnect()
+        saved.setdefault(device.site, {})[device.name] = text
         target = run_dir / device.site / f"{device.name}.cfg"
         write_atomic(target, text, mode=0o600)  # configs hold password hashes
         entry: dict = {"file": str(target.relative_to(run_dir)), "sha256": hashlib.sha256(text.encode()).hexdigest()}
@@ -117,9 +121,17 @@ def backup(
         return entry
 
     outcomes = run_each(devices, one, workers, label="backup", progress=progress)
+    message = f"{reason} backup {run_dir.relative_to(root)}"
+    author = operator()
+    sites = sorted(saved)
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, 4))) as pool:
+        found = pool.map(lambda site: record(root, site, saved[site], message, author), sites)
+        commits = dict(zip(sites, found, strict=True))
     manifest = {
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "reason": reason,
+        "operator": author,
+        "history": {site: commit for site, commit in sorted(commits.items()) if commit},
         "devices": {
             o.device.name: {"site": o.device.site, **(o.value if o.ok else {"error": o.error})} for o in outcomes
         },

@@ -8,9 +8,14 @@ session dropped mid-change.
 from __future__ import annotations
 
 import json
+import os
 import re
+import secrets
 import shutil
+import signal
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -18,8 +23,9 @@ import yaml
 from netmiko import ConnectHandler
 from ntc_templates.parse import parse_output
 
+from motcua.lab.gear.server import write_clock as gear_clock
 from motcua.lab.gear.server import write_fault as gear_fault
-from tests.conftest import LAB_HOME, ROOT, recap, run
+from tests.conftest import LAB_HOME, ROOT, ansible_env, recap, run
 
 pytestmark = pytest.mark.lab
 INVENTORY = ROOT / "inventory" / "lab"
@@ -93,10 +99,50 @@ def test_every_device_is_configured_from_the_registry(lab, provisioned):
     assert ssh.returncode == 0 and "Vlan99" in ssh.stdout, ssh.stderr
 
 
-def test_second_run_changes_nothing(provisioned):
-    again = playbook("--limit", WARDS)
-    assert again.returncode == 0, again.stdout[-4000:]
+def command_lines() -> set[str]:
+    """Every process's command line now (/proc/*/cmdline, NUL-separated arguments joined by spaces)."""
+    lines = set()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            lines.add(cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:  # the process ended meanwhile
+            continue
+    return lines
+
+
+def test_second_run_changes_nothing_and_no_secret_is_shown(provisioned, tmp_path):
+    """The second run, at -vvv under the linear strategy, with a gear password as well as the
+    lab's enable secret: neither is in the output nor on any process's command line meanwhile."""
+    password = f"gear-pw-{secrets.token_hex(8)}"
+    enable_secret = (LAB_HOME / "gear" / "enable-secret").read_text().strip()
+    extra = tmp_path / "secrets.yml"  # as a vault would give it: never on ansible-playbook's own command line
+    extra.write_text(yaml.safe_dump({"ansible_password": password}))
+    extra.chmod(0o600)
+    argv = ["ansible-playbook", "-i", str(INVENTORY), "playbooks/network.yml", "--limit", WARDS, "-vvv",
+            "-e", f"@{extra}"]  # fmt: skip
+    play = subprocess.Popen(argv, cwd=ROOT, env=ansible_env(ANSIBLE_STRATEGY="linear"), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    out: list[str] = []
+    reader = threading.Thread(target=lambda: out.extend(play.stdout or []), daemon=True)
+    reader.start()
+    seen: set[str] = set()
+    deadline = time.monotonic() + 900
+    while play.poll() is None and time.monotonic() < deadline:
+        seen |= command_lines()
+        time.sleep(0.02)
+    play.wait(timeout=10)
+    reader.join(timeout=10)
+    output = "".join(out)
+    again = subprocess.CompletedProcess(argv, play.returncode, output, "")
+    assert again.returncode == 0, output[-4000:]
     assert {h: r["changed"] for h, r in recap(again).items()} == dict.fromkeys(GEAR, 0)
+    for name, secret in (("password", password), ("enable secret", enable_secret)):
+        assert secret not in output, f"the gear {name} is in the -vvv output"
+        leaked = [line[:200] for line in seen if secret in line]
+        assert not leaked, f"the gear {name} was on a command line: {leaked}"
+    # The sampler did see the tools that get the credentials while they ran.
+    assert any("netgear backup" in line for line in seen), len(seen)
+    assert any("netgear verify" in line for line in seen), len(seen)
     assert netgear("diff", "--sites", "25747,26732,26740").returncode == 0
     # Check mode on a provisioned device reports nothing: w25747-rt01 in the drift test below.
 
@@ -119,8 +165,9 @@ def test_drift_is_shown_exactly_then_corrected(lab, provisioned):
     assert any(line.split()[:5] == ["25747", "2", "1", "1", "0"] for line in table.stdout.splitlines()), table.stdout
     check = playbook("--check", "--diff", "--limit", "site_25747")
     changed = {h: r["changed"] for h, r in recap(check).items()}
-    # The description, the access VLAN, and the running config that differs from the saved one.
-    assert changed == {"w25747-rt01": 0, "w25747-sw01": 3}, check.stdout[-3000:]
+    # Exactly the drift: the description and the access VLAN (the save is part of the confirmation,
+    # which a check run does not reach).
+    assert changed == {"w25747-rt01": 0, "w25747-sw01": 2}, check.stdout[-3000:]
     assert drift_of("w25747-sw01")  # check mode changed nothing
     fixed = playbook("--limit", "site_25747")
     assert fixed.returncode == 0, fixed.stdout[-3000:]
@@ -172,6 +219,100 @@ def test_a_session_dropped_mid_change_rolls_the_site_back(lab, provisioned):
     assert drift_of("w26732-sw01") == []
 
 
+JOURNALS = LAB_HOME / "netgear-backups" / "journal"
+
+
+def journal(site: str) -> dict:
+    path = JOURNALS / f"{site}.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def running(lab, address: str) -> str:
+    with session(lab, address) as conn:
+        conn.enable()
+        return conn.send_command("show running-config").split("!", 1)[1]
+
+
+def test_a_controller_killed_mid_change_is_undone_by_the_devices_and_recovered_by_the_next_run(lab, provisioned):
+    """SIGKILL the whole controller (ansible-playbook and its workers) once the change has reached a
+    device: nobody confirms, each device reverts by itself when its timer runs out (10 lab minutes of
+    5 s), the journal stays open; the next run reports the interrupted change and ends at the intent."""
+    with session(lab, "127.79.77.3") as conn:  # w26740-sw01: drift the run will correct
+        conn.enable()
+        conn.send_config_set(["interface GigabitEthernet1/0/2", "description WRONG"])
+    drifted = {"w26740-sw01": running(lab, "127.79.77.3"), "w26732-sw01": running(lab, "127.79.75.3")}
+    gear_clock(LAB_HOME / "gear" / "clock.json", 5.0)
+    try:
+        argv = ["ansible-playbook", "-i", str(INVENTORY), "playbooks/network.yml", "--limit", "site_26740,site_26732"]
+        play = subprocess.Popen(argv, cwd=ROOT, env=ansible_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)  # fmt: skip
+        try:
+            # Killed once the change has reached w26740-sw01 (its port named again), before any confirmation.
+            deadline = time.monotonic() + 300
+            with session(lab, "127.79.77.3") as conn:
+                conn.enable()
+                while conn.send_command("show running-config").split("!", 1)[1] == drifted["w26740-sw01"]:
+                    assert play.poll() is None, "the run ended before the change reached the switch"
+                    assert time.monotonic() < deadline, "the change never reached the switch"
+                pending = conn.send_command("show archive config rollback timer")
+            assert "Timer value: 10 min" in pending, f"the switch's timer is not pending at the kill: {pending}"
+            assert journal("26740")["state"] == "open" and journal("26732")["state"] == "open"
+        finally:
+            os.killpg(play.pid, signal.SIGKILL)
+            play.wait(timeout=30)
+        killed_at = time.monotonic()
+        # Each device puts its pre-change config back by itself, within its timer (50 s) and a margin.
+        for name, address in (("w26740-sw01", "127.79.77.3"), ("w26732-sw01", "127.79.75.3")):
+            with session(lab, address) as conn:
+                conn.enable()
+                while "%No Rollback Confirmed Change pending" not in conn.send_command(
+                    "show archive config rollback timer"
+                ):
+                    assert time.monotonic() - killed_at < 90, f"{name} did not revert by itself"
+                    time.sleep(0.5)
+                assert "ROLLBK_CNFMD_CHG_ROLLBACK_START" in conn.send_command("show logging")
+            assert running(lab, address) == drifted[name], f"{name} is not back to its pre-change config"
+        assert journal("26740")["state"] == "open"
+        listed = netgear("journal", "--sites", "26740")
+        assert listed.returncode == 1 and "open" in listed.stdout
+    finally:
+        gear_clock(LAB_HOME / "gear" / "clock.json", None)
+    again = playbook("--limit", "site_26740,site_26732")
+    assert again.returncode == 0, again.stdout[-4000:]
+    said = " ".join(again.stdout.split())
+    assert "site 26740: the change started" in said and "was interrupted" in said
+    assert drift_of("w26740-sw01") == [] and drift_of("w26732-sw01") == []
+    assert journal("26740")["state"] == "confirmed" and journal("26732")["state"] == "confirmed"
+    closed = [json.loads(line)["state"] for line in (JOURNALS / "26740.log").read_text().splitlines()]
+    assert closed[-2:] == ["recovered", "confirmed"]
+
+
+def test_a_change_that_locks_out_management_is_reverted_by_the_device(lab, provisioned):
+    """The ACL the change sends locks the DX Centre out of w26740-rt01 (the fault): the verification
+    cannot log in, nothing is confirmed, the device reverts when its timer runs out, the run fails
+    naming it, and the DX Centre can log in again."""
+    with session(lab, "127.79.77.1") as conn:  # the run will send the ACL line again
+        conn.enable()
+        conn.send_config_set(["no access-list 99"])
+    before = running(lab, "127.79.77.1")
+    gear_clock(LAB_HOME / "gear" / "clock.json", 5.0)  # the timer (50 s) runs out after the verification failed
+    gear_fault(FAULTS, "w26740-rt01", "lockout-on-acl")
+    try:
+        result = playbook("--limit", "site_26740", timeout=600)
+    finally:
+        gear_fault(FAULTS, "w26740-rt01", None)
+        gear_clock(LAB_HOME / "gear" / "clock.json", None)
+    assert result.returncode != 0
+    said = " ".join(result.stdout.split())
+    assert "w26740-rt01 (site 26740): rolled-back - w26740-rt01: verification failed" in said, said[-3000:]
+    assert "w26740-sw01 (site 26740): rolled-back" in said, said[-3000:]  # the whole site goes back
+    assert running(lab, "127.79.77.1") == before  # and the DX Centre can log in again
+    assert journal("26740")["state"] == "rolled-back"
+    fixed = playbook("--limit", "site_26740")
+    assert fixed.returncode == 0, fixed.stdout[-3000:]
+    assert drift_of("w26740-rt01") == []
+
+
 def startup_configs() -> dict[str, str]:
     return {p.name: p.read_text() for p in sorted((LAB_HOME / "gear" / "devices").glob("*.json"))}
 
@@ -185,6 +326,11 @@ def test_a_missing_vault_secret_stops_the_run_before_any_device(provisioned):
     assert "Backup |" not in result.stdout and "Base |" not in result.stdout  # stopped in the preflight
     short = playbook("-e", "netgear_config_snmp_priv_passphrase=short", "--limit", "site_26740")
     assert short.returncode != 0 and "field netgear_config_snmp_priv_passphrase: must be 8 characters" in short.stdout
+    timer = playbook("-e", "netgear_config_confirm_minutes=ten", "--limit", "site_26740")
+    assert timer.returncode != 0
+    assert "field netgear_config_confirm_minutes: ten is not a number of minutes from 1 to 120" in " ".join(
+        timer.stdout.split()
+    )
     assert startup_configs() == before
 
 

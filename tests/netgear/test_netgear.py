@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import re
+
 import pytest
 from ansible_collections.motcua.ops.plugins.filter.site_batches import site_batches
 
@@ -20,7 +23,7 @@ from motcua.netgear.config import (
     render_drift,
     rollback_commands,
 )
-from motcua.netgear.devices import select_devices
+from motcua.netgear.devices import NetgearError, select_devices
 from motcua.netgear.secrets import TYPE9, type9_hash
 from tests.conftest import ROOT
 
@@ -173,8 +176,94 @@ def test_production_credentials_come_from_the_environment(tmp_path):
     assert "p" not in repr(access).split("password=")[-1][:3]  # the password is kept out of repr
 
 
+def test_credentials_on_stdin_stand_for_the_environment(tmp_path, monkeypatch, capsys):
+    from motcua.access import read_inventory_source
+    from motcua.cli import main
+    from motcua.netgear.cli import stdin_credentials
+
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    given = stdin_credentials('{"user": "dxadmin", "password": "p", "enable_secret": "s", "key_file": ""}')
+    assert given == {"MOTCUA_GEAR_USER": "dxadmin", "MOTCUA_GEAR_PASSWORD": "p", "MOTCUA_GEAR_ENABLE_SECRET": "s"}
+    access = Access.for_inventory(read_inventory_source(ROOT / "inventory" / "hcmc"),
+                                  env={**given, "MOTCUA_GEAR_KNOWN_HOSTS": str(known)})  # fmt: skip
+    assert (access.username, access.password, access.secret, access.key_file) == ("dxadmin", "p", "s", None)
+    for text, message in (
+        ("user=dxadmin", "stdin is not JSON"),
+        ('["dxadmin"]', "one JSON object"),
+        ('{"user": "dxadmin", "pasword": "p"}', "unknown field(s) pasword"),
+        ('{"password": 1234}', "password must be text"),
+    ):
+        with pytest.raises(NetgearError, match=re.escape(message)):
+            stdin_credentials(text)
+    # Through the command: refused before any device is reached (exit 2), and the secret is not echoed.
+    monkeypatch.setattr("sys.stdin", io.StringIO('{"password": "hunter2", "enable": "x"}'))
+    code = main(["netgear", "verify", "-i", str(ROOT / "inventory" / "hcmc"), "--hosts", "w26740-sw01",
+                 "--credentials-stdin", "--quiet"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "unknown field(s) enable" in err and "hunter2" not in err
+
+
 def test_unknown_hosts_and_sites_are_refused(lab_registry):
     with pytest.raises(AccessError, match="not a router or switch of this inventory: w26740-pc01"):
         select_devices(lab_registry, True, hosts=["w26740-pc01"])
     with pytest.raises(AccessError, match="unknown site"):
         select_devices(lab_registry, True, sites=["99999"])
+
+
+def test_each_backup_is_a_commit_in_the_sites_history(tmp_path, capsys):
+    from motcua.cli import main
+    from motcua.netgear.history import history, operator, record, show, site_repo
+
+    root = tmp_path / "backups"
+    base = "hostname w26740-sw01\nvlan 10\n name COUNTERS\n"
+    first = record(root, "26740", {"w26740-sw01": base, "w26740-rt01": "hostname w26740-rt01\n"}, "pre-change", "lan")
+    assert first and len(first) == 40
+    # The same configs again: no commit.
+    assert record(root, "26740", {"w26740-sw01": base}, "scheduled", "lan") is None
+    changed = base.replace("COUNTERS", "QUAY")
+    second = record(root, "26740", {"w26740-sw01": changed}, "on-demand backup 2026-12-05/x", "minh")
+    log = history(root, "26740", "w26740-sw01")
+    assert [(c.commit, c.author, c.added, c.removed) for c in log] == [(second, "minh", 1, 1), (first, "lan", 3, 0)]
+    assert log[0].message == "on-demand backup 2026-12-05/x: w26740-sw01"
+    assert [c.commit for c in history(root, "26740", "w26740-rt01")] == [first]  # only its own changes
+    assert "- name COUNTERS" in show(root, "26740", "w26740-sw01", second)
+    assert history(root, "25747", "w25747-sw01") == []
+    assert oct(site_repo(root, "26740").stat().st_mode & 0o777) == "0o700"  # configs hold password hashes
+    with pytest.raises(NetgearError, match="not a commit id"):
+        show(root, "26740", "w26740-sw01", "HEAD; rm -rf /")
+    assert operator({"MOTCUA_OPERATOR": "tuan", "SUDO_USER": "root"}) == "tuan"
+    assert operator({"SUDO_USER": "hoa"}) == "hoa"
+    # The command: newest first, the author and the size of each change.
+    inventory = str(ROOT / "inventory" / "lab")
+    assert main(["netgear", "history", "w26740-sw01", "-i", inventory, "--dir", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert out.index(second[:10]) < out.index(first[:10]) and "minh" in out and "+1 -1" in out
+    assert main(["netgear", "history", "w26740-pc01", "-i", inventory, "--dir", str(root)]) == 2
+    assert "not a router or switch" in capsys.readouterr().err
+
+
+def test_the_change_journal_refuses_what_it_cannot_trust(tmp_path, lab_registry):
+    import json
+
+    from motcua.netgear import safety
+
+    devices = select_devices(lab_registry, True, sites=["26740"])
+    access = Access("dxadmin", "s", tmp_path / "known_hosts", timeout=1)  # never used: refused before any session
+    with pytest.raises(NetgearError, match="IOS takes a revert timer of 1 to 120 minutes"):
+        safety.arm(devices, access, tmp_path, tmp_path / "run", 0)
+    journal = tmp_path / "journal" / "26740.json"
+    journal.parent.mkdir()
+    journal.write_text('{"state": "open", "devices": {}, "started": "x", "operator": "lan"}')
+    with pytest.raises(NetgearError, match=r"interrupted change is still open at site\(s\) 26740: recover first"):
+        safety.arm(devices, access, tmp_path, tmp_path / "run", 10)
+    assert safety.open_journals(tmp_path, ["26740", "25747"]) == {"26740": json.loads(journal.read_text())}
+    journal.write_text("{not json")
+    with pytest.raises(NetgearError, match="the change journal cannot be read"):
+        safety.open_journals(tmp_path, ["26740"])
+    journal.write_text("[]")
+    with pytest.raises(NetgearError, match="not a change journal"):
+        safety.read_journal(tmp_path, "26740")
+    journal.unlink()
+    with pytest.raises(NetgearError, match="site 26740: no change journal"):
+        safety.revert(devices, access, tmp_path)
