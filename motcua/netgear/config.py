@@ -11,11 +11,17 @@ line and the lines indented under it). Three things are computed from it:
 - :func:`rollback_commands` turns a running configuration back into a backup:
   the commands that remove what was added and restore what was removed.
 
+The comparisons and the commands come from hier_config's model of IOS (a tree
+per config, per-platform rules for which commands replace each other and how
+one is negated); the banner is compared whole beside it.
+
 Secrets never appear in a drift: user password hashes are masked on both sides.
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -28,14 +34,6 @@ VOLATILE = re.compile(
 )
 _SECRET = re.compile(r"^(username \S+(?: privilege \d+)?) (?:secret|password) .*$")
 HIDDEN = "<hidden>"
-
-# A line that replaces an earlier line starting with the same words (IOS keeps one).
-REPLACES = (
-    "hostname", "ip domain name", "enable secret", "snmp-server location", "snmp-server contact", "logging trap",
-    "ip ssh version", "ip ssh time-out", "ip ssh authentication-retries", "description", "switchport mode",
-    "switchport access vlan", "switchport trunk allowed vlan", "switchport trunk native vlan", "ip address", "name",
-    "exec-timeout", "transport input", "access-class", "service timestamps log",
-)  # fmt: skip
 
 
 @dataclass
@@ -98,6 +96,16 @@ def normalised(text: str) -> str:
         out.append(section.line)
         out += ["  " + c for c in (section.children if section.is_banner else sorted(section.children))]
     return "\n".join(out) + "\n"
+
+
+def differing_lines(want: str, got: str, limit: int = 5) -> list[str]:
+    """The first lines in which two configurations differ once normalised (``-`` wanted, ``+`` found)."""
+    left = [
+        line
+        for line in difflib.unified_diff(normalised(want).splitlines(), normalised(got).splitlines(), lineterm="")
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
+    return left[:limit]
 
 
 def _mask(line: str) -> str:
@@ -211,36 +219,37 @@ class Drift:
 
 
 def drift(intent: dict, running: str) -> list[Drift]:
-    """The managed part of ``running`` against the intent."""
+    """The managed part of ``running`` against the intent, as hier_config's model of each compares:
+    what the intent has that the device lacks (``+``) and the reverse (``-``). A section the device
+    lacks is its lines; a section only the device has is its lines and the section itself."""
     want = intended_sections(intent)
     interfaces = {s.line for s in want if s.line.startswith("interface ")}
     have = [s for s in parse_config(running) if _managed(s, interfaces)]
-    have_by = {s.line if s.children or s.is_banner else _mask(s.line): s for s in have}
-    want_by = {s.line: s for s in want}
-    out: list[Drift] = []
-    for key, section in want_by.items():
-        got = have_by.get(key)
-        if section.is_banner:
-            if got is None or got.children != section.children:
-                if got is not None:
-                    out += [Drift(None, "-", f"banner login: {line}") for line in got.children[0].splitlines()]
-                out += [Drift(None, "+", f"banner login: {line}") for line in section.children[0].splitlines()]
-            continue
-        if got is None:
-            if section.children:
-                out += [Drift(key, "+", c) for c in section.children]
-            else:
-                out.append(Drift(None, "+", key))
-            continue
-        out += [Drift(key, "+", c) for c in section.children if c not in got.children]
-        out += [Drift(key, "-", c) for c in got.children if c not in section.children]
-    for key, section in have_by.items():
-        if key not in want_by:
-            if section.children and not section.is_banner:
-                out += [Drift(key, "-", c) for c in section.children] + [Drift(None, "-", key)]
-            else:
-                out.append(Drift(None, "-", key))
+    have = [s if s.children or s.is_banner else Section(_mask(s.line)) for s in have]
+    out = _banner_drift(want, have)
+    wanted = _model([s for s in want if not s.is_banner])
+    held = _model([s for s in have if not s.is_banner])
+    for sign, one, other in (("+", wanted, held), ("-", held, wanted)):
+        for node in one.difference(other).children:
+            if not node.children:
+                out.append(Drift(None, sign, node.text))
+                continue
+            out += [Drift(node.text, sign, child.text) for child in node.children]
+            if sign == "-" and other.get_child(equals=node.text) is None:
+                out.append(Drift(None, "-", node.text))
     return out
+
+
+def _banner_drift(want: list[Section], have: list[Section]) -> list[Drift]:
+    """The login banner, line by line, when it is not the intended one."""
+    wanted = next((s for s in want if s.is_banner), None)
+    held = next((s for s in have if s.is_banner), None)
+    if wanted is None:
+        return [Drift(None, "-", held.line)] if held else []
+    if held is not None and held.children == wanted.children:
+        return []
+    gone = [Drift(None, "-", f"banner login: {line}") for line in held.children[0].splitlines()] if held else []
+    return gone + [Drift(None, "+", f"banner login: {line}") for line in wanted.children[0].splitlines()]
 
 
 def render_drift(name: str, lines: list[Drift]) -> str:
@@ -258,55 +267,97 @@ def render_drift(name: str, lines: list[Drift]) -> str:
     return "\n".join(out) + "\n"
 
 
-def _key(line: str) -> str | None:
-    return next((k for k in REPLACES if line == k or line.startswith(k + " ")), None)
+# Single-value commands the managed config uses that hier_config's IOS driver (3.7) does not know:
+# a new value replaces the old one, so undoing a change sends the old value, never a `no` first
+# (a `no username dxadmin` or `no hostname` on the way back would be a moment without them).
+_SINGLE_VALUE_TOP = ("hostname ", "ip domain name ", "snmp-server location ", "snmp-server contact ",
+                     "logging trap ", "ip ssh version ", "ip ssh time-out ", "ip ssh authentication-retries ",
+                     "service timestamps log ")  # fmt: skip
+_SINGLE_VALUE_UNDER = {
+    "interface ": ("switchport access vlan ", "switchport trunk allowed vlan ", "switchport trunk native vlan "),
+    "line ": ("exec-timeout ", "transport input "),
+}
 
 
-def _replaced(line: str, others: list[str]) -> bool:
-    """Whether one of ``others`` replaces ``line`` when configured (same single-value key)."""
-    key = _key(line)
-    if line.startswith("username "):
-        key = " ".join(line.split()[:2])
-    return key is not None and any(o == key or o.startswith(key + " ") for o in others)
+@functools.cache
+def _driver():
+    """hier_config's IOS driver with the rules above (imported here: ~0.2 s that the commands
+    without a comparison, such as arm and confirm, do not pay)."""
+    from hier_config import MatchRule, Platform, get_hconfig_driver
+    from hier_config.models import IdempotentCommandsRule
+
+    driver = get_hconfig_driver(Platform.CISCO_IOS)
+    rules = [IdempotentCommandsRule(match_rules=(MatchRule(startswith=p),)) for p in _SINGLE_VALUE_TOP]
+    rules.append(IdempotentCommandsRule(match_rules=(MatchRule(re_search=r"^(username \S+) "),)))  # per user
+    for parent, lines in _SINGLE_VALUE_UNDER.items():
+        rules += [
+            IdempotentCommandsRule(match_rules=(MatchRule(startswith=parent), MatchRule(startswith=line)))
+            for line in lines
+        ]
+    rules.append(  # one access class per direction
+        IdempotentCommandsRule(
+            match_rules=(MatchRule(startswith="line "), MatchRule(re_search=r"^access-class \S+ (in|out)"))
+        )
+    )
+    driver.rules.idempotent_commands.extend(rules)
+    return driver
+
+
+def _model(sections: list[Section]):
+    """hier_config's tree of some sections."""
+    from hier_config import get_hconfig
+
+    return get_hconfig(_driver(), _text(sections))
+
+
+def _text(sections: list[Section]) -> str:
+    """Sections as IOS prints them (the form hier_config parses)."""
+    out = []
+    for section in sections:
+        if section.is_banner:
+            out.append(f"{section.line} ^C\n{section.children[0]}\n^C")
+        else:
+            out += [section.line, *(f" {child}" for child in section.children)]
+    return "\n".join(out) + "\n"
+
+
+def _commands(remediation) -> list[str]:
+    """hier_config's remediation tree as configuration commands: a section entered, its lines, ``exit``;
+    a banner as IOS takes it (``no banner login`` removes one whatever it says)."""
+    commands: list[str] = []
+    for node in remediation.children:
+        text = node.text
+        if text.startswith("no banner "):
+            commands.append(" ".join(text.split("\n", 1)[0].split()[:3]))
+        elif text.startswith("banner "):
+            line, body = text.split("\n", 1)
+            commands += [line, *body.removesuffix("^C").rstrip("\n").splitlines(), "^C"]
+        elif node.children:
+            commands += [text, *(child.text for child in node.all_children()), "exit"]
+        else:
+            commands.append(text)
+    return commands
 
 
 def rollback_commands(current: str, target: str) -> list[str]:
     """Configuration commands that turn ``current`` back into ``target`` (a backup).
 
-    What IOS does not print (SNMPv3 users) cannot be rolled back from a text
-    backup; the enable secret is never touched.
+    The remediation comes from hier_config's model of IOS (its per-platform rules say which
+    commands replace each other, which ones a ``no`` removes, and in what order). What IOS does not
+    print (SNMPv3 users) cannot be rolled back from a text backup; the enable secret is never touched.
     """
-    now = {s.line: s for s in parse_config(current)}
-    then = {s.line: s for s in parse_config(target)}
-    then_top = [line for line, s in then.items() if not s.children and not s.is_banner]
-    commands: list[str] = []
-    # 1. Whole sections and top-level lines that were added.
-    for line, section in now.items():
-        if line in then or line.startswith("enable secret"):
-            continue
-        if section.is_banner:
-            commands.append(f"no {line}")
-        elif section.children or line.startswith(("interface ", "vlan ", "line ")):
-            if line.startswith("interface ") and not re.match(r"interface (Vlan|Loopback|Port-channel)", line):
-                commands += [line, *(f"no {c}" for c in section.children), "exit"]  # a port cannot be removed
-            else:
-                commands.append(f"no {line}")
-        elif not _replaced(line, then_top):
-            commands.append(f"no {line}")
-    # 2. Sections present in both: children removed and restored.
-    for line, section in then.items():
-        if line.startswith("enable secret"):
-            continue
-        old = now.get(line)
-        if section.is_banner:
-            if old is None or old.children != section.children:
-                commands += section_commands(section)
-            continue
-        if old is None:
-            commands += section_commands(section)
-            continue
-        extra = [c for c in old.children if c not in section.children and not _replaced(c, section.children)]
-        missing = [c for c in section.children if c not in old.children]
-        if extra or missing:
-            commands += [line, *(f"no {c}" for c in extra), *missing, "exit"]
-    return commands
+
+    def kept(text: str) -> list[Section]:
+        return [s for s in parse_config(text) if not s.line.startswith("enable secret")]
+
+    now, then = kept(current), kept(target)
+    # A physical port cannot be removed: a port the backup does not have is emptied instead.
+    then_lines = {s.line for s in then}
+    then += [Section(s.line) for s in now if s.line not in then_lines and _is_port(s.line)]
+    from hier_config import WorkflowRemediation
+
+    return _commands(WorkflowRemediation(_model(now), _model(then)).remediation_config)
+
+
+def _is_port(line: str) -> bool:
+    return line.startswith("interface ") and not re.match(r"interface (Vlan|Loopback|Port-channel)", line)

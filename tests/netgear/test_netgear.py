@@ -127,9 +127,30 @@ def test_rollback_commands_restore_a_backup_exactly(switch):
                     "interface Vlan99", "ip address 127.79.77.99 255.255.255.0"])  # fmt: skip
     assert normalised(sim.render_config()) != normalised(backup)
     commands = rollback_commands(sim.render_config(), backup)
+    # A single value goes back by being set again, never removed first (no moment without a hostname).
+    assert "hostname w26740-sw01" in commands and not [c for c in commands if c.startswith("no hostname")]
     configure(sim, commands)
     assert normalised(sim.render_config()) == normalised(backup)
     assert rollback_commands(sim.render_config(), backup) == []  # nothing left to undo
+
+
+def test_rollback_empties_a_port_and_removes_a_logical_interface(switch):
+    """A backup that lacks a physical port (taken before a module was fitted) cannot remove it: the port is
+    emptied. A loopback or SVI the backup lacks is removed."""
+    _device, sim = switch
+    configure(sim, ["interface GigabitEthernet1/0/3", "description old", "exit"])
+    running = sim.render_config()
+    backup = "\n".join(line for line in running.splitlines() if "description old" not in line) + "\n"
+    backup = backup.replace("interface GigabitEthernet1/0/3\n", "")
+    configure(sim, ["interface GigabitEthernet1/0/3", "description new", "switchport access vlan 20", "exit",
+                    "interface Loopback0", "ip address 10.255.0.1 255.255.255.255", "exit"])  # fmt: skip
+    commands = rollback_commands(sim.render_config(), backup)
+    assert "no interface Loopback0" in commands and "no interface GigabitEthernet1/0/3" not in commands
+    assert commands[commands.index("interface GigabitEthernet1/0/3") + 1 :][:3] == [
+        "no description new", "no switchport access vlan 20", "exit"]  # fmt: skip
+    configure(sim, commands)
+    after = {s.line: s.children for s in parse_config(sim.render_config())}
+    assert after.get("interface GigabitEthernet1/0/3") == [] and "interface Loopback0" not in after
 
 
 def test_parse_keeps_banners_whole_and_drops_volatile_lines():
