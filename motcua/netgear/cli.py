@@ -186,17 +186,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if not source.exists():
         raise NetgearError(f"--from {source}: no such backup")
     outcomes = restore(devices, access, source, args.workers, progress=not args.quiet)
-    results = {o.device.name: {"site": o.device.site, "restored": o.ok, **(o.value or {}), "error": o.error}
-               for o in outcomes}  # fmt: skip
-    if args.json:
-        _emit_json(results)
-    else:
-        for name, result in results.items():
-            if result["restored"]:
-                print(f"{name}: restored from {result['backup']} ({result['commands']} command(s))")
-            else:
-                print(f"{name}: NOT restored: {result['error']}")
-    return 0 if all(r["restored"] for r in results.values()) else 1
+    return _report(outcomes, args, "restored")
 
 
 def _journal_root(args: argparse.Namespace, lab: bool) -> Path:

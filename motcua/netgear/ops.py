@@ -19,7 +19,7 @@ from pathlib import Path
 from ..access import GearAccess
 from ..durable import sync_directory, write_atomic
 from ..parallel import Outcome, run_each
-from .config import Drift, drift, normalised, rollback_commands
+from .config import Drift, differing_lines, drift, rollback_commands
 from .devices import Device
 from .history import operator, record
 
@@ -261,14 +261,9 @@ def restore_device(device: Device, access: GearAccess, source: Path) -> dict:
         after = running_config(conn)
     finally:
         conn.disconnect()
-    want, got = normalised(target), normalised(after)
-    if got != want:
-        left = [
-            line
-            for line in difflib.unified_diff(want.splitlines(), got.splitlines(), lineterm="")
-            if line[:1] in "+-" and not line.startswith(("+++", "---"))
-        ]
-        raise RuntimeError(f"still differs from the backup after {len(commands)} commands: {'; '.join(left[:5])}")
+    left = differing_lines(target, after)
+    if left:
+        raise RuntimeError(f"still differs from the backup after {len(commands)} commands: {'; '.join(left)}")
     return {"commands": len(commands), "backup": str(path)}
 
 

@@ -43,7 +43,7 @@ from pathlib import Path
 from ..access import GearAccess
 from ..durable import write_atomic
 from ..parallel import Outcome, run_each
-from .config import normalised
+from .config import differing_lines
 from .devices import Device, NetgearError
 from .history import operator
 from .ops import backup_file, connect, running_config
@@ -179,10 +179,11 @@ def confirm(devices: list[Device], access: GearAccess, root: Path, workers: int 
     confirmed, so the site's revert puts every device back.
     """
     given = {d.name for d in devices}
+    journals = {site: read_journal(root, site) for site in sorted({d.site for d in devices})}
+    still_open = {site: journal for site, journal in journals.items() if journal and journal["state"] == "open"}
     incomplete: dict[str, list[str]] = {}
-    for site in sorted({d.site for d in devices}):
-        journal = read_journal(root, site)
-        missing = sorted(set(journal["devices"]) - given) if journal and journal["state"] == "open" else []
+    for site, journal in still_open.items():
+        missing = sorted(set(journal["devices"]) - given)
         if missing:
             incomplete[site] = missing
 
@@ -194,9 +195,8 @@ def confirm(devices: list[Device], access: GearAccess, root: Path, workers: int 
 
     outcomes = run_each(devices, one, workers, label="confirm", progress=progress)
     failed_sites = {o.device.site for o in outcomes if not o.ok}
-    for site in sorted({d.site for d in devices} - failed_sites):
-        journal = read_journal(root, site)
-        if journal is not None and journal["state"] == "open":
+    for site, journal in still_open.items():
+        if site not in failed_sites:
             _close(root, site, journal, "confirmed")
     return outcomes
 
@@ -225,15 +225,17 @@ def _revert_device(device: Device, access: GearAccess, journal: dict) -> dict:
         if NO_PENDING not in conn.send_command("show archive config rollback timer"):
             conn.send_command("configure revert now", read_timeout=access.timeout)
             how = "configure revert now"
-        want = normalised(backup.read_text())
-        if normalised(running_config(conn)) != want and entry.get("archive"):
+        want = backup.read_text()
+        left = differing_lines(want, running_config(conn))
+        if left and entry.get("archive"):
             out = conn.send_command(f"configure replace {entry['archive']} force", read_timeout=access.timeout * 3)
             if "Rollback Done" not in out:
                 raise RuntimeError(f"configure replace {entry['archive']}: {out.strip()[-200:]}")
             how = f"configure replace {entry['archive']}"
-        if normalised(running_config(conn)) != want:
+            left = differing_lines(want, running_config(conn))
+        if left:
             raise RuntimeError(
-                f"still differs from the pre-change backup {backup}; restore it by hand: "
+                f"still differs from the pre-change backup {backup} ({'; '.join(left)}); restore it by hand: "
                 f"motcua netgear restore --hosts {device.name} --from {journal['backup']}"
             )
         conn.save_config()
