@@ -283,15 +283,27 @@ def settle_tokens(site: SiteReadiness) -> None:
             r.detail = f"chứng thư số của đơn vị ở {holders[0]} / the site's certificate is on {holders[0]}"
 
 
-def probe_counter(target: Target, access: PcAccess, expected: Expected, now: float | None = None) -> list[Result]:
-    """Every counter check of one counter; an unreachable counter fails them all."""
-    try:
-        with access.connect(target) as conn:
-            done = conn.run(probe_script(target, expected), timeout=access.timeout, in_stream=False)
-    except Exception as exc:
-        detail = f"không kết nối được / unreachable: {' '.join(str(exc).split())[:200] or type(exc).__name__}"
-        return [Result(check, FAIL, detail if check == "reachable" else "", target.name)
-                for check in CHECKS if check != "switch"]  # fmt: skip
+# What paramiko says when sshd closes a connection before it authenticated (sshd's MaxStartups drops,
+# a restart of sshd at that moment): worth one more try, unlike a refused or timed-out connection.
+DROPPED_BEFORE_AUTH = ("transport shut down or saw EOF", "Error reading SSH protocol banner")
+
+
+def probe_counter(target: Target, access: PcAccess, expected: Expected, now: float | None = None,
+                  retry_pause: float = 2.0) -> list[Result]:  # fmt: skip
+    """Every counter check of one counter; an unreachable counter fails them all. A connection dropped
+    before authentication is tried once more before the counter counts as unreachable."""
+    for attempt in (1, 2):
+        try:
+            with access.connect(target) as conn:
+                done = conn.run(probe_script(target, expected), timeout=access.timeout, in_stream=False)
+            break
+        except Exception as exc:
+            if attempt == 1 and any(text in str(exc) for text in DROPPED_BEFORE_AUTH):
+                time.sleep(retry_pause)
+                continue
+            detail = f"không kết nối được / unreachable: {' '.join(str(exc).split())[:200] or type(exc).__name__}"
+            return [Result(check, FAIL, detail if check == "reachable" else "", target.name)
+                    for check in CHECKS if check != "switch"]  # fmt: skip
     return judge_counter(target.name, done.stdout, expected, time.time() if now is None else now)
 
 

@@ -225,3 +225,46 @@ def test_bad_input_is_refused_before_any_connection(tmp_path, capsys):
     assert main(["readiness", "--sites", "26740", "--roster", str(bad), "--out", str(out)]) == 2
     assert "roster.yml:2: staff X-1: field site: unknown site '99999'" in capsys.readouterr().err
     assert not out.exists()  # nothing was checked or written
+
+
+def test_a_connection_dropped_before_authentication_is_tried_once_more(tmp_path):
+    """sshd closes a connection before authentication when it sheds load (MaxStartups) or restarts: the
+    probe tries once more; a refused connection is not tried again."""
+    import socket
+    import threading
+
+    from motcua.access import PcAccess, Target
+
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    access = PcAccess("root", None, known, timeout=3.0)
+    listener = socket.create_server(("127.83.0.1", 22))
+    listener.settimeout(0.2)
+    accepted: list[int] = []
+    done = threading.Event()
+
+    def drop() -> None:  # as sshd does when it sheds the connection: closed before its banner
+        while not done.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            accepted.append(1)
+            conn.close()
+
+    thread = threading.Thread(target=drop, daemon=True)
+    thread.start()
+    try:
+        results = checks.probe_counter(Target("w26740-pc01", "26740", "counter", "127.83.0.1"), access, EXPECTED,
+                                       retry_pause=0.1)  # fmt: skip
+    finally:
+        done.set()
+        thread.join(timeout=5)
+        listener.close()
+    assert len(accepted) == 2
+    reachable = next(r for r in results if r.check == "reachable")
+    assert reachable.status == checks.FAIL and "unreachable" in reachable.detail
+    # Nothing listening: refused at once, one attempt.
+    refused = checks.probe_counter(Target("w26740-pc02", "26740", "counter", "127.83.0.2"), access, EXPECTED,
+                                   retry_pause=5.0)  # fmt: skip
+    assert "unreachable" in next(r for r in refused if r.check == "reachable").detail
