@@ -58,15 +58,21 @@ def drift_of(host: str) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def provisioned(lab):
+def provisioned(lab, demo):
+    """The demo's network run (every device of the lab from its factory config); the wards' gear is
+    put back to the intent by another run only if an earlier test left it drifted."""
     gear_fault(FAULTS, "w26732-sw01", None)
-    result = playbook("--limit", WARDS)
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
-    return result
+    first = subprocess.CompletedProcess([], demo["network"].returncode, demo["network"].output, "")
+    assert first.returncode == 0, first.stdout[-6000:]
+    if netgear("diff", "--sites", "25747,26732,26740").returncode != 0:
+        again = playbook("--limit", WARDS)
+        assert again.returncode == 0, again.stdout[-6000:] + again.stderr[-3000:]
+    return first
 
 
 def test_every_device_is_configured_from_the_registry(lab, provisioned):
-    assert sorted(recap(provisioned)) == GEAR
+    rows = recap(provisioned)
+    assert set(GEAR) <= set(rows) and all(r["failed"] == 0 and r["unreachable"] == 0 for r in rows.values())
     verified = netgear("verify", "--json", "--sites", "25747,26732,26740")
     assert verified.returncode == 0, verified.stdout[-3000:]
     assert all(r["verified"] for r in json.loads(verified.stdout).values())
