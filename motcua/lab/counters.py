@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import cgroups
 from .procs import Proc, spawn, stat_fields
 
 
@@ -71,17 +72,46 @@ def mounted_paths() -> set[str]:
 
 def container_namespace(nspawn_pid: int) -> str | None:
     """The PID namespace of the container a systemd-nspawn runs (its child init's)."""
+    init = container_init(nspawn_pid)
+    try:
+        return None if init is None else str(Path(f"/proc/{init}/ns/pid").readlink())
+    except OSError:
+        return None
+
+
+def container_init(nspawn_pid: int) -> int | None:
+    """The PID (as this machine sees it) of the systemd a systemd-nspawn booted."""
     own = str(Path("/proc/self/ns/pid").readlink())
     for entry in Path("/proc").iterdir():
         fields = stat_fields(entry.name) if entry.name.isdigit() else None
         if fields is not None and int(fields[1]) == nspawn_pid:
             try:
-                namespace = str((entry / "ns/pid").readlink())
+                if str((entry / "ns/pid").readlink()) != own:
+                    return int(entry.name)
             except OSError:
                 continue
-            if namespace != own:
-                return namespace
     return None
+
+
+def boot_state(nspawn_pid: int, timeout: float = 60.0) -> tuple[str, list[str], bool]:
+    """Once a host's boot has finished: systemd's state, its failed units, and whether users may log in.
+
+    ``/run/nologin`` ("System is booting up") is removed by systemd-user-sessions.service at the
+    end of boot; while it is there, sshd lets no one in but root.
+    """
+    init = container_init(nspawn_pid)
+    if init is None:
+        return "stopped", [], False
+    enter = ["nsenter", "-t", str(init), "-m", "-p", "--"]
+    try:
+        state = subprocess.run([*enter, "systemctl", "is-system-running", "--wait"], capture_output=True,
+                               text=True, timeout=timeout).stdout.strip()  # fmt: skip
+        failed = subprocess.run([*enter, "systemctl", "--failed", "--plain", "--no-legend", "--no-pager"],
+                                capture_output=True, text=True, timeout=10).stdout.split("\n")  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return "starting", [], not Path(f"/proc/{init}/root/run/nologin").exists()
+    units = [line.split()[0] for line in failed if line.strip()]
+    return state, units, not Path(f"/proc/{init}/root/run/nologin").exists()
 
 
 def processes_in(namespace: str) -> list[int]:
@@ -228,4 +258,4 @@ def start(host: CounterHost, apt_cache: Path, kind: str = "counter") -> Proc:
         # never waits for the archive lock) over the pool every lab host shares.
         f"--overlay={apt_cache}:{host.apt_upper}:/var/cache/apt/archives",
     ]
-    return spawn(host.name, kind, argv, host.log)
+    return spawn(host.name, kind, cgroups.enter(cgroups.prepare(host.name), argv), host.log)

@@ -35,7 +35,7 @@ from ..errors import ToolError
 from ..netgear.secrets import type9_hash
 from ..registry import Registry, UnknownSiteError, load_registry
 from ..webauth import WEB_USERS
-from . import ca, counters, image, linecut
+from . import ca, cgroups, counters, image, linecut
 from .procs import Proc, alive, port_in_use, spawn, stop, wait_for_banner, wait_for_port
 
 LOOPBACK = IPv4Network("127.0.0.0/8")
@@ -301,6 +301,7 @@ class Lab:
             state.save(self.home)
 
         self._wait(plan)
+        self._check_boots(state, [h.name for h in todo])
         for proc in state.procs:
             if proc.kind in HOST_KINDS and not proc.namespace and alive(proc):
                 proc.namespace = counters.container_namespace(proc.pid) or ""
@@ -323,6 +324,8 @@ class Lab:
             for proc in state.procs:
                 if proc.kind in HOST_KINDS and counters.kill_leftovers(proc.namespace):
                     killed.append(f"{proc.name} (leftover container processes)")
+                if proc.kind in HOST_KINDS:
+                    cgroups.remove(proc.name)
             for host_root in sorted(hosts_dir.iterdir()):
                 if counters.unmount(host_root / "merged"):
                     unmounted.append(host_root.name)
@@ -401,6 +404,7 @@ class Lab:
             return f"{name}: already stopped"
         stop([proc])
         counters.kill_leftovers(proc.namespace)
+        cgroups.remove(name)
         # Forget its PID namespace: once gone, the kernel may give its number to the next container
         # started, and `up` would take that one's processes for this host's leftovers.
         proc.namespace = ""
@@ -491,6 +495,7 @@ class Lab:
             raise LabError(f"{new}: not reachable at {target.address} after 90 s (log: {target.log})")
         proc.namespace = counters.container_namespace(proc.pid) or ""
         state.save(self.home)
+        self._check_boots(state, [new])
         keys = {}
         for host in plan.hosts:
             pub = host.merged / "etc/ssh/ssh_host_ed25519_key.pub"
@@ -704,6 +709,22 @@ class Lab:
             raise LabError(
                 f"not reachable after {timeout:.0f} s: {', '.join(failed)} (logs under {self.home}; "
                 "`motcua lab down && motcua lab up` restarts cleanly)"
+            )
+
+    def _check_boots(self, state: LabState, names: list[str]) -> None:
+        """Hosts just started have finished booting and let users in; a unit that failed is named."""
+        procs = [p for p in (state.proc(name) for name in names) if p is not None]
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            booted = list(pool.map(lambda p: (p.name, *counters.boot_state(p.pid)), procs))
+        for name, status, failed, _users in booted:
+            if failed:
+                self.progress(f"lab: {name} booted {status}; failed units: {', '.join(failed)}")
+        shut = [f"{name} ({status}{': ' + ', '.join(failed) if failed else ''})"
+                for name, status, failed, users in booted if not users]  # fmt: skip
+        if shut:
+            raise LabError(
+                f"booted but not letting users log in (/run/nologin is still there): {'; '.join(shut)}; "
+                f"console logs under {self.home}/hosts; `motcua lab down && motcua lab up` restarts cleanly"
             )
 
     def _write_ssh_files(self, plan: LabPlan, host_keys: dict[str, str]) -> None:
