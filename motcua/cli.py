@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from .certs import cli as certs_cli
+from .dossiers import cli as dossiers_cli
 from .errors import ToolError
 from .fleet import cli as fleet_cli
 from .inventory import cli as inventory_cli
@@ -34,6 +35,7 @@ COMMANDS = (
     certs_cli,
     fleet_cli,
     readiness_cli,
+    dossiers_cli,
     silences_cli,
     relocation_cli,
     lab_cli,

@@ -1,0 +1,85 @@
+"""``motcua dossiers report``: processing indicators of a dossier export, per site or agency and city-wide.
+
+Exit status: 0 the report was written; 2 bad input (the export is refused whole, every problem listed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+
+from ..access import read_inventory_source
+from ..times import TZ, local
+from .export import read_export
+from .indicators import CITY, RATES, Figures, by_agency, summarise
+
+WINDOWS = ("today", "7d", "month")
+COLUMNS = (  # (header, width, value)
+    ("tiếp nhận/received", 18, lambda f: f.received),
+    ("đúng hạn/on time", 16, lambda f: f.finished_on_time),
+    ("trễ hạn/late", 12, lambda f: f.finished_late),
+    ("đang xử lý/open", 15, lambda f: f.open_not_due),
+    ("quá hạn/overdue", 15, lambda f: f.open_overdue),
+    ("tỷ lệ đúng hạn/on-time", 22, lambda f: _percent(f.on_time_rate)),
+    ("trực tuyến/online", 17, lambda f: _percent(f.online_share)),
+)
+
+
+def _percent(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.1%}"
+
+
+def _table(result: dict[str, dict[str, Figures]], window: str, names: dict[str, str]) -> list[str]:
+    scopes = sorted((s for s in result if s != CITY), key=lambda s: (-result[s][window].open_overdue, s))
+    width = max([len(names.get(s, s)) for s in scopes] + [22])
+    lines = [f"{'':<8} {'':<{width}} " + " ".join(f"{h:>{w}}" for h, w, _ in COLUMNS)]
+    for scope in [*scopes, CITY]:
+        figures = result[scope][window]
+        label = "toàn thành phố / city" if scope == CITY else names.get(scope, "")
+        lines.append(f"{'' if scope == CITY else scope:<8} {label:<{width}} "
+                     + " ".join(f"{value(figures)!s:>{w}}" for _h, w, value in COLUMNS))  # fmt: skip
+    return lines
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    source = read_inventory_source(Path(args.inventory))
+    registry = source.load()
+    dossiers, encoding = read_export(Path(args.export), registry.sites)
+    now = local(dt.datetime.fromisoformat(args.now)) if args.now else dt.datetime.now(TZ)
+    key = by_agency if args.by == "agency" else (lambda d: d.site)
+    result = summarise(dossiers, now, key)
+    names = {code: site.name for code, site in registry.sites.items()} if args.by == "site" else {}
+    print(f"{args.export}: {len(dossiers)} dossiers ({encoding}); at {now:%d/%m/%Y %H:%M}; window {args.window}")
+    print("\n".join(_table(result, args.window, names)))
+    city = result[CITY][args.window]
+    for title, counter in (("lý do chậm / why late", city.late_by_reason), ("bước chậm / step", city.late_by_step)):
+        if counter:
+            print(f"{title}: " + "; ".join(f"{reason} {count}" for reason, count in counter.most_common(5)))
+    if args.json:
+        data = {
+            "created": now.isoformat(timespec="seconds"),
+            "export": str(args.export),
+            "by": args.by,
+            "rates": list(RATES),
+            "scopes": {scope: {w: f.as_dict() for w, f in spans.items()} for scope, spans in result.items()},
+        }
+        Path(args.json).write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        print(f"json: {args.json}", file=sys.stderr)
+    return 0
+
+
+def add_parser(sub) -> None:
+    text = "dossier processing: received, on time, late, overdue and why, from a dossier system's export"
+    p = sub.add_parser("dossiers", help=text, description=text)
+    actions = p.add_subparsers(dest="action", required=True)
+    r = actions.add_parser("report", help="indicators per site (or agency) and city-wide, from a CSV export")
+    r.add_argument("--export", required=True, help="CSV export of dossier records (docs/dossiers.md: its columns)")
+    r.add_argument("-i", "--inventory", default="inventory/hcmc", help="inventory whose registry names the sites")
+    r.add_argument("--by", choices=("site", "agency"), default="site", help="one row per site or per agency")
+    r.add_argument("--window", choices=WINDOWS, default="today", help="today, the last 7 days, or the month so far")
+    r.add_argument("--json", help="also write every scope and window as JSON to this file")
+    r.add_argument("--now", help="judge at this time (ISO 8601, Vietnam's time unless an offset is given)")
+    r.set_defaults(func=cmd_report)

@@ -1,0 +1,220 @@
+"""Dossier records from a CSV export, as every dossier system can produce one.
+
+For a site without access to the reporting API. What such exports look like, and what is read:
+
+- headers in Vietnamese or English, accents optional (``Mã hồ sơ``, ``Ma ho so``, ``code``), in
+  any order; columns this reader does not know are left alone, a required one missing is an error;
+- UTF-8 (with or without a byte-order mark) or Windows-1258, the Vietnamese code page of
+  Windows spreadsheets (its tone marks are combining characters: the text is NFC-normalised);
+- comma, semicolon (the list separator of a Vietnamese Windows) or tab;
+- dates ``dd/mm/yyyy``, ``dd/mm/yyyy HH:MM[:SS]`` or ISO 8601, Vietnam's time unless an offset is given;
+- yes/no cells as ``có``/``không``, ``x``/empty, ``1``/``0``, ``yes``/``no``.
+
+A row that cannot be read is reported by its line and column, never dropped: the whole file
+is refused with every problem listed (:class:`DossierInputError`), so a report never counts
+fewer dossiers than the system holds without saying so.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import unicodedata
+from collections.abc import Iterable
+from pathlib import Path
+
+from ..times import TZ
+from ..validation.problems import InputError, Problem
+from .records import CHANNELS, RATINGS, STATUSES, Dossier, check, lookup, plain
+
+MAX_BYTES = 256 << 20
+# field -> header spellings (compared with records.plain: no accents, case, or extra spaces)
+HEADERS: dict[str, tuple[str, ...]] = {
+    "code": ("mã hồ sơ", "số hồ sơ", "code", "dossier code"),
+    "site": ("mã đơn vị", "mã xã", "mã phường xã", "site", "site code"),
+    "agency": ("mã cơ quan", "cơ quan giải quyết", "agency"),
+    "procedure_code": ("mã thủ tục", "mã tthc", "procedure code"),
+    "procedure_name": ("tên thủ tục", "tên tthc", "procedure", "procedure name"),
+    "field": ("lĩnh vực", "field"),
+    "channel": ("hình thức tiếp nhận", "kênh tiếp nhận", "channel"),
+    "received_at": ("ngày tiếp nhận", "thời gian tiếp nhận", "received", "received at"),
+    "due_at": ("ngày hẹn trả", "hạn xử lý", "hạn giải quyết", "due", "due at"),
+    "finished_at": ("ngày có kết quả", "ngày hoàn thành", "finished", "finished at"),
+    "returned_at": ("ngày trả kết quả", "returned", "returned at"),
+    "status": ("trạng thái", "tình trạng", "status"),
+    "paid_online": ("thanh toán trực tuyến", "paid online"),
+    "digitised_at_intake": ("số hóa khi tiếp nhận", "số hóa hồ sơ", "digitised at intake"),
+    "digitised_result": ("số hóa kết quả", "digitised result"),
+    "overdue_reason": ("lý do quá hạn", "lý do chậm", "overdue reason"),
+    "late_step": ("bước quá hạn", "bước chậm", "late step"),
+    "rating": ("mức độ hài lòng", "đánh giá", "rating", "satisfaction"),
+}
+REQUIRED = ("code", "site", "procedure_code", "channel", "received_at", "status")
+DATE_FORMATS = ("%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y", "%d-%m-%Y %H:%M:%S", "%d-%m-%Y %H:%M", "%d-%m-%Y")
+YES = ("co", "x", "1", "yes", "true", "da", "y")
+NO = ("khong", "0", "no", "false", "chua", "n", "")
+
+
+class DossierInputError(InputError):
+    what = "dossier export"
+
+
+def decode(data: bytes) -> tuple[str, str]:
+    """The text and the encoding it was in: UTF-8 if it is valid UTF-8, else Windows-1258."""
+    try:
+        text, encoding = data.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        text, encoding = data.decode("cp1258"), "windows-1258"
+    return unicodedata.normalize("NFC", text), encoding
+
+
+def _columns(header: list[str], file: str) -> tuple[dict[str, int], list[Problem]]:
+    wanted = {plain(spelling): name for name, spellings in HEADERS.items() for spelling in (name, *spellings)}
+    columns: dict[str, int] = {}
+    problems = []
+    for index, cell in enumerate(header):
+        name = wanted.get(plain(cell))
+        if name is None:
+            continue
+        if name in columns:
+            message = f"a second column for {name} (column {columns[name] + 1} is one)"
+            problems.append(Problem(file, 1, "", cell, message, kind="header"))
+        columns[name] = index
+    for name in REQUIRED:
+        if name not in columns:
+            spellings = " / ".join((*HEADERS[name][:2], name))
+            problems.append(Problem(file, 1, "", name, f"no column for it (a header like {spellings})", kind="header"))
+    return columns, problems
+
+
+def parse_time(value: str) -> dt.datetime:
+    text = value.strip()
+    for fmt in DATE_FORMATS:
+        try:
+            return dt.datetime.strptime(text, fmt).replace(tzinfo=TZ)
+        except ValueError:
+            continue
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a date (dd/mm/yyyy, dd/mm/yyyy HH:MM[:SS] or ISO 8601)") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=TZ)
+
+
+def parse_flag(value: str) -> bool | None:
+    text = plain(value)
+    if not text:
+        return None
+    if text in YES:
+        return True
+    if text in NO:
+        return False
+    raise ValueError(f"{value!r} is not yes or no (có / không, x / empty, 1 / 0)")
+
+
+def _from_table(table: dict[str, tuple[str, ...]], what: str):
+    def parse(value: str) -> str:
+        key = lookup(table, value)
+        if key is None:
+            raise ValueError(f"{value!r} is not a {what} ({', '.join(f'{k}: {v[0]}' for k, v in table.items())})")
+        return key
+
+    return parse
+
+
+def _text(value: str) -> str:
+    return " ".join(value.split())
+
+
+PARSERS = {
+    "channel": _from_table(CHANNELS, "channel"),
+    "status": _from_table(STATUSES, "status"),
+    "rating": _from_table(RATINGS, "rating"),
+    "received_at": parse_time,
+    "due_at": parse_time,
+    "finished_at": parse_time,
+    "returned_at": parse_time,
+    "paid_online": parse_flag,
+    "digitised_at_intake": parse_flag,
+    "digitised_result": parse_flag,
+}
+OPTIONAL_EMPTY = {"agency", "due_at", "finished_at", "returned_at", "overdue_reason", "late_step", "rating",
+                  "procedure_name", "field"}  # fmt: skip
+
+
+def read_text(text: str, file: str, sites: Iterable[str] | None = None) -> list[Dossier]:
+    """Dossiers of an export's text; DossierInputError lists every problem (the file, line, column)."""
+    text = text.removeprefix("\ufeff")
+    sample = text[:4096]
+    try:
+        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(sample.split("\n", 1)[0], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.reader(io.StringIO(text, newline=""), dialect)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise DossierInputError([Problem(file, 0, "", "", "the file is empty", kind="file")]) from None
+    columns, problems = _columns(header, file)
+    if problems:
+        raise DossierInputError(problems)
+    dossiers = []
+    while True:
+        line = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            problems.append(Problem(file, line, "", "", f"not CSV: {exc}", kind="row"))
+            break
+        if not any(cell.strip() for cell in row):
+            continue
+        code = _text(row[columns["code"]]) if columns["code"] < len(row) else ""
+        where = code or f"row {line}"
+        if len(row) != len(header):
+            problems.append(
+                Problem(file, line, where, "", f"{len(row)} cells, the header has {len(header)}", kind="dossier")
+            )
+            continue
+        values: dict[str, object] = {}
+        for name, index in columns.items():
+            cell = row[index].strip()
+            if not cell:
+                if name in OPTIONAL_EMPTY or name in ("paid_online", "digitised_at_intake", "digitised_result"):
+                    values[name] = "" if name in ("procedure_name", "field") else None
+                    continue
+                problems.append(Problem(file, line, where, header[index], "empty: required", kind="dossier"))
+                continue
+            try:
+                values[name] = PARSERS.get(name, _text)(cell)
+            except ValueError as exc:
+                problems.append(Problem(file, line, where, header[index], str(exc), kind="dossier"))
+        if any(p.line == line for p in problems):
+            continue
+        values.setdefault("agency", None)
+        for name in ("due_at", "finished_at", "returned_at", "paid_online", "digitised_at_intake", "digitised_result",
+                     "overdue_reason", "late_step", "rating"):  # fmt: skip
+            values.setdefault(name, None)
+        values.setdefault("procedure_name", "")
+        values.setdefault("field", "")
+        dossiers.append(Dossier(**values, source=f"{file}:{line}", line=line))  # type: ignore[arg-type]
+    problems += check(dossiers, file, sites)
+    if problems:
+        raise DossierInputError(problems)
+    return dossiers
+
+
+def read_export(path: Path, sites: Iterable[str] | None = None) -> tuple[list[Dossier], str]:
+    """Dossiers of a CSV export file and the encoding it was read in."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise DossierInputError(
+                [Problem(str(path), 0, "", "", f"{size} bytes: larger than {MAX_BYTES}", kind="file")]
+            )
+        text, encoding = decode(path.read_bytes())
+    except OSError as exc:
+        raise DossierInputError([Problem(str(path), 0, "", "", f"cannot read: {exc.strerror}", kind="file")]) from None
+    return read_text(text, str(path), sites), encoding

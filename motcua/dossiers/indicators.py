@@ -1,0 +1,169 @@
+"""Processing indicators over dossier records: per site, per agency and city-wide, over a window.
+
+What the city asks the centre to follow daily (received, on-time and overdue rates, why late,
+which step) and the counts Decision 766/QĐ-TTg's indicators are built from. Each figure is
+defined once here; a rate whose denominator is zero is None ("no dossier to judge"), never 0 %.
+
+- ``received``: dossiers received in the window;
+- ``finished_on_time`` / ``finished_late``: dossiers whose result was ready in the window, by
+  their limit (withdrawn and refused dossiers, and procedures without a limit, are not judged);
+- ``open_not_due`` / ``open_overdue``: dossiers in progress at the window's end, by their limit;
+- ``on_time_rate``: on time / (on time + late) of those finished in the window;
+- ``online_share``, ``paid_online_share``, ``digitised_intake_share``: of those received (the
+  payment share only over dossiers whose payment is recorded); ``digitised_result_share``: of
+  those finished; ``satisfaction_rate``: (very) satisfied / rated, of those finished;
+- ``late_by_reason``, ``late_by_step``: the late and the overdue dossiers by their recorded
+  reason and step ("chưa ghi / not recorded" where the system has none).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from ..times import TZ
+from .records import Dossier
+
+NOT_RECORDED = "chưa ghi / not recorded"
+
+
+@dataclass(frozen=True)
+class Window:
+    name: str  # today | 7d | month
+    start: dt.datetime
+    end: dt.datetime
+
+    def holds(self, when: dt.datetime | None) -> bool:
+        return when is not None and self.start <= when < self.end
+
+
+def windows(now: dt.datetime) -> list[Window]:
+    """Today, the last 7 days (today and the 6 before) and the month so far, in Vietnam's time."""
+    local = now.astimezone(TZ)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return [
+        Window("today", midnight, local),
+        Window("7d", midnight - dt.timedelta(days=6), local),
+        Window("month", midnight.replace(day=1), local),
+    ]
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+@dataclass
+class Figures:
+    received: int = 0
+    finished_on_time: int = 0
+    finished_late: int = 0
+    finished_unjudged: int = 0
+    open_not_due: int = 0
+    open_overdue: int = 0
+    online: int = 0
+    payment_recorded: int = 0
+    paid_online: int = 0
+    digitised_intake: int = 0
+    finished: int = 0
+    digitised_result: int = 0
+    rated: int = 0
+    satisfied: int = 0
+    late_by_reason: Counter = field(default_factory=Counter)
+    late_by_step: Counter = field(default_factory=Counter)
+
+    @property
+    def on_time_rate(self) -> float | None:
+        return _rate(self.finished_on_time, self.finished_on_time + self.finished_late)
+
+    @property
+    def online_share(self) -> float | None:
+        return _rate(self.online, self.received)
+
+    @property
+    def paid_online_share(self) -> float | None:
+        return _rate(self.paid_online, self.payment_recorded)
+
+    @property
+    def digitised_intake_share(self) -> float | None:
+        return _rate(self.digitised_intake, self.received)
+
+    @property
+    def digitised_result_share(self) -> float | None:
+        return _rate(self.digitised_result, self.finished)
+
+    @property
+    def satisfaction_rate(self) -> float | None:
+        return _rate(self.satisfied, self.rated)
+
+    def add(self, d: Dossier, window: Window) -> None:
+        if window.holds(d.received_at):
+            self.received += 1
+            self.online += d.channel == "online"
+            if d.paid_online is not None:
+                self.payment_recorded += 1
+                self.paid_online += d.paid_online
+            self.digitised_intake += bool(d.digitised_at_intake)
+        if d.closed and window.holds(d.finished_at):
+            self.finished += 1
+            self.digitised_result += bool(d.digitised_result)
+            verdict = d.on_time()
+            if verdict is None:
+                self.finished_unjudged += 1
+            elif verdict:
+                self.finished_on_time += 1
+            else:
+                self.finished_late += 1
+                self._late(d)
+            if d.rating is not None:
+                self.rated += 1
+                self.satisfied += d.rating in ("very_satisfied", "satisfied")
+        # Open at the window's end: received by then and without a result by then.
+        if (
+            d.status not in ("withdrawn", "refused")
+            and d.received_at < window.end
+            and (d.finished_at is None or d.finished_at >= window.end)
+        ):
+            if d.due_at is not None and window.end > d.due_at:
+                self.open_overdue += 1
+                self._late(d)
+            else:
+                self.open_not_due += 1
+
+    def _late(self, d: Dossier) -> None:
+        self.late_by_reason[d.overdue_reason or NOT_RECORDED] += 1
+        self.late_by_step[d.late_step or NOT_RECORDED] += 1
+
+    def as_dict(self) -> dict[str, object]:
+        counts = {k: v for k, v in self.__dict__.items() if isinstance(v, int)}
+        rates = {name: getattr(self, name) for name in RATES}
+        return {**counts, **rates, "late_by_reason": dict(self.late_by_reason.most_common()),
+                "late_by_step": dict(self.late_by_step.most_common())}  # fmt: skip
+
+
+RATES = ("on_time_rate", "online_share", "paid_online_share", "digitised_intake_share", "digitised_result_share",
+         "satisfaction_rate")  # fmt: skip
+CITY = "city"
+
+
+def summarise(
+    dossiers: Iterable[Dossier], now: dt.datetime, key: Callable[[Dossier], str | None] = lambda d: d.site
+) -> dict[str, dict[str, Figures]]:
+    """Figures per ``key`` (a site, an agency; dossiers whose key is None are left out) and city-wide
+    (``"city"``), per window: ``{scope: {window name: Figures}}``."""
+    spans = windows(now)
+    result: dict[str, dict[str, Figures]] = {CITY: {w.name: Figures() for w in spans}}
+    for d in dossiers:
+        scope = key(d)
+        targets = [result[CITY]]
+        if scope is not None:
+            targets.append(result.setdefault(scope, {w.name: Figures() for w in spans}))
+        for window in spans:
+            for target in targets:
+                target[window.name].add(d, window)
+    return result
+
+
+def by_agency(d: Dossier) -> str | None:
+    return d.agency

@@ -1,0 +1,134 @@
+"""One dossier (hồ sơ thủ tục hành chính) as the project reads it from any source.
+
+Every source (the dossier system's reporting API, a CSV/XLSX export) maps its rows onto
+:class:`Dossier`; the indicators (:mod:`motcua.dossiers.indicators`) read nothing else. A
+source reports what it cannot map as :class:`~motcua.validation.problems.Problem`s that name
+the file, the row and the column, and :func:`check` adds the rules that hold whatever the
+source: dates in order, a status that fits its dates, a site the registry has.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ..validation.problems import Problem
+
+# channel -> the spellings a source may use (compared without accents, case or spaces)
+CHANNELS = {
+    "direct": ("truc tiep", "direct", "tai quay"),
+    "online": ("truc tuyen", "online", "dich vu cong truc tuyen", "dvc truc tuyen"),
+    "postal": ("buu chinh", "buu chinh cong ich", "postal", "post"),
+}
+# status -> spellings. A finished dossier has a result (finished_at); a returned one was
+# also handed over (returned_at); withdrawn and refused ones leave the on-time figures.
+STATUSES = {
+    "in_progress": ("dang xu ly", "dang giai quyet", "in progress", "in_progress", "cho bo sung", "tam dung"),
+    "finished": ("da giai quyet", "da xu ly", "co ket qua", "finished", "done"),
+    "returned": ("da tra ket qua", "returned", "da tra"),
+    "withdrawn": ("rut ho so", "cong dan rut", "withdrawn"),
+    "refused": ("tu choi", "khong du dieu kien", "refused", "rejected"),
+}
+RATINGS = {
+    "very_satisfied": ("rat hai long", "very satisfied", "very_satisfied"),
+    "satisfied": ("hai long", "satisfied"),
+    "dissatisfied": ("khong hai long", "dissatisfied", "not satisfied"),
+}
+OPEN, CLOSED, LEFT = ("in_progress",), ("finished", "returned"), ("withdrawn", "refused")
+
+
+def plain(text: str) -> str:
+    """Lower case, no Vietnamese accents (đ -> d), single spaces: what spellings are compared as."""
+    decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "d"))
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(bare.lower().replace("_", " ").replace("-", " ").split())
+
+
+def lookup(table: dict[str, tuple[str, ...]], value: str) -> str | None:
+    """The key whose spellings include ``value`` (or the key itself), None if none does."""
+    wanted = plain(value)
+    for key, spellings in table.items():
+        if wanted == plain(key) or wanted in (plain(s) for s in spellings):
+            return key
+    return None
+
+
+@dataclass(frozen=True)
+class Dossier:
+    """One dossier. Times are aware (Vietnam's time unless the source says otherwise)."""
+
+    code: str  # mã hồ sơ: unique in the dossier system
+    site: str  # the registry's site code: the ward or unit, or the city centre, that received it
+    agency: str | None  # the agency (sở, ban, ngành) that decides it, at the city centre; None in a ward
+    procedure_code: str
+    procedure_name: str
+    field: str  # lĩnh vực
+    channel: str  # a key of CHANNELS
+    received_at: dt.datetime
+    due_at: dt.datetime | None  # None: a procedure with no time limit
+    finished_at: dt.datetime | None  # the result was ready
+    returned_at: dt.datetime | None  # the result was handed over
+    status: str  # a key of STATUSES
+    paid_online: bool | None = None  # None: no fee, or not recorded
+    digitised_at_intake: bool | None = None
+    digitised_result: bool | None = None
+    overdue_reason: str | None = None  # as recorded by the system
+    late_step: str | None = None  # the step (bước) where the time was lost, where recorded
+    rating: str | None = None  # a key of RATINGS, where the applicant gave one
+    source: str = ""  # file:row or api page, for messages
+    line: int = 0
+
+    @property
+    def closed(self) -> bool:
+        return self.status in CLOSED
+
+    @property
+    def counts_for_time(self) -> bool:
+        """Whether the dossier is judged on time or late (not withdrawn or refused, and has a limit)."""
+        return self.status not in LEFT and self.due_at is not None
+
+    def on_time(self) -> bool | None:
+        """Finished within its limit; None while open or not judged."""
+        if not self.closed or not self.counts_for_time or self.finished_at is None:
+            return None
+        assert self.due_at is not None
+        return self.finished_at <= self.due_at
+
+    def overdue(self, now: dt.datetime) -> bool:
+        """Open and past its limit at ``now``."""
+        return self.status in OPEN and self.due_at is not None and now > self.due_at
+
+
+def check(dossiers: Iterable[Dossier], file: str, sites: Iterable[str] | None = None) -> list[Problem]:
+    """The rules every source's dossiers follow; problems name the file, the row and the field."""
+    known = set(sites) if sites is not None else None
+    seen: dict[str, int] = {}
+    problems = []
+
+    def problem(d: Dossier, field: str, message: str) -> None:
+        problems.append(Problem(file, d.line, d.code, field, message, kind="dossier"))
+
+    for d in dossiers:
+        if d.code in seen:
+            problem(d, "code", f"the same dossier code as line {seen[d.code]}")
+        else:
+            seen[d.code] = d.line
+        if known is not None and d.site not in known:
+            problem(d, "site", f"site {d.site!r} is not in the registry")
+        if d.due_at is not None and d.due_at < d.received_at:
+            problem(
+                d, "due_at", f"due {d.due_at:%d/%m/%Y %H:%M}, before it was received ({d.received_at:%d/%m/%Y %H:%M})"
+            )
+        if d.finished_at is not None and d.finished_at < d.received_at:
+            problem(d, "finished_at", f"finished {d.finished_at:%d/%m/%Y %H:%M}, before it was received")
+        if d.returned_at is not None and (d.finished_at is None or d.returned_at < d.finished_at):
+            problem(d, "returned_at", "handed over before (or without) a result")
+        if d.status in CLOSED and d.finished_at is None:
+            problem(d, "finished_at", f"status {d.status} needs the time the result was ready")
+        if d.status in OPEN and d.finished_at is not None:
+            problem(d, "status", "in progress, yet it has a result time: which one is right?")
+        if d.status == "returned" and d.returned_at is None:
+            problem(d, "returned_at", "status returned needs the time it was handed over")
+    return problems
