@@ -54,9 +54,10 @@ def dossier_standin(tmp_path_factory):
     faults = root / "faults.json"
     agencies = root / "agencies.json"
     agencies.write_text('[{"code": "26740", "name": "Phường Sài Gòn"}, {"code": "so-tp", "name": "Sở Tư pháp"}]')
+    (root / "api-token").write_text("lab-token-for-the-tests\n")
     argv = [sys.executable, "-m", "motcua.lab.dossier", "--address", STANDIN_ADDRESS,
             "--https-port", str(STANDIN_HTTPS), "--http-port", str(STANDIN_HTTP), "--certs", str(root / "ca"),
-            "--faults", str(faults), "--agencies", str(agencies)]  # fmt: skip
+            "--faults", str(faults), "--agencies", str(agencies), "--token-file", str(root / "api-token")]  # fmt: skip
     proc = spawn("dossier-test", "dossier", argv, root / "dossier.log")
     assert wait_for_port(STANDIN_ADDRESS, STANDIN_HTTPS, 10), (root / "dossier.log").read_text()
     yield {
@@ -65,6 +66,7 @@ def dossier_standin(tmp_path_factory):
         "root": root,
         "https": f"https://{STANDIN_ADDRESS}:{STANDIN_HTTPS}",
         "http": f"http://{STANDIN_ADDRESS}:{STANDIN_HTTP}",
+        "token": root / "api-token",
     }
     stop([proc])
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 from pathlib import Path
 
 from ..access import read_inventory_source
 from ..times import TZ, local
+from .api import Api, DossierSourceError, RecordStore
 from .export import read_export
 from .indicators import CITY, RATES, Figures, by_agency, summarise
 
@@ -44,15 +46,37 @@ def _table(result: dict[str, dict[str, Figures]], window: str, names: dict[str, 
     return lines
 
 
+def _secret(path: str | None, variable: str) -> str:
+    """The API token: from a file (0600, as the vault writes it) or the environment, never an argument."""
+    if path:
+        try:
+            return Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise DossierSourceError(f"--token-file {path}: {exc.strerror}") from None
+    value = os.environ.get(variable, "")
+    if not value:
+        raise DossierSourceError(f"the reporting API needs a token: --token-file FILE or ${variable}")
+    return value
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     source = read_inventory_source(Path(args.inventory))
     registry = source.load()
-    dossiers, encoding = read_export(Path(args.export), registry.sites)
+    if args.export:
+        dossiers, encoding = read_export(Path(args.export), registry.sites)
+        origin = f"{args.export}: {len(dossiers)} dossiers ({encoding})"
+    else:
+        token = _secret(args.token_file, "MOTCUA_DOSSIER_API_TOKEN")
+        api = Api(args.api, token, Path(args.ca_file) if args.ca_file else None, timeout=args.timeout)
+        store = RecordStore(Path(args.store))
+        read, changed = store.update(api)
+        dossiers = store.dossiers(registry.sites)
+        origin = f"{args.api}: {read} records read, {changed} new or changed; {len(dossiers)} dossiers in {args.store}"
     now = local(dt.datetime.fromisoformat(args.now)) if args.now else dt.datetime.now(TZ)
     key = by_agency if args.by == "agency" else (lambda d: d.site)
     result = summarise(dossiers, now, key)
     names = {code: site.name for code, site in registry.sites.items()} if args.by == "site" else {}
-    print(f"{args.export}: {len(dossiers)} dossiers ({encoding}); at {now:%d/%m/%Y %H:%M}; window {args.window}")
+    print(f"{origin}; at {now:%d/%m/%Y %H:%M}; window {args.window}")
     print("\n".join(_table(result, args.window, names)))
     city = result[CITY][args.window]
     for title, counter in (("lý do chậm / why late", city.late_by_reason), ("bước chậm / step", city.late_by_step)):
@@ -61,7 +85,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.json:
         data = {
             "created": now.isoformat(timespec="seconds"),
-            "export": str(args.export),
+            "source": str(args.export or args.api),
             "by": args.by,
             "rates": list(RATES),
             "scopes": {scope: {w: f.as_dict() for w, f in spans.items()} for scope, spans in result.items()},
@@ -76,7 +100,17 @@ def add_parser(sub) -> None:
     p = sub.add_parser("dossiers", help=text, description=text)
     actions = p.add_subparsers(dest="action", required=True)
     r = actions.add_parser("report", help="indicators per site (or agency) and city-wide, from a CSV export")
-    r.add_argument("--export", required=True, help="CSV export of dossier records (docs/dossiers.md: its columns)")
+    source = r.add_mutually_exclusive_group(required=True)
+    source.add_argument("--export", help="CSV export of dossier records (docs/dossiers.md: its columns)")
+    source.add_argument("--api", help="the reporting API's records URL (docs/dossiers.md, 'The reporting API')")
+    r.add_argument("--token-file", help="--api: file holding its token (else $MOTCUA_DOSSIER_API_TOKEN)")
+    r.add_argument("--ca-file", help="--api: CA bundle for its HTTPS certificate (default: the system's)")
+    r.add_argument(
+        "--store",
+        default="dossiers/records.json",
+        help="--api: the records read so far; each run asks only for what changed (default: %(default)s)",
+    )
+    r.add_argument("--timeout", type=float, default=30.0, help="--api: seconds per page (default: 30)")
     r.add_argument("-i", "--inventory", default="inventory/hcmc", help="inventory whose registry names the sites")
     r.add_argument("--by", choices=("site", "agency"), default="site", help="one row per site or per agency")
     r.add_argument("--window", choices=WINDOWS, default="today", help="today, the last 7 days, or the month so far")

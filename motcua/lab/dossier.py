@@ -6,6 +6,8 @@ Serves what the exporters probe, over HTTPS (lab CA) and HTTP:
   /dang-nhap     login page
   /api/health    health JSON
   /api/thong-ke  statistics JSON: dossiers received / resolved on time / late / overdue per agency
+  /api/ho-so     dossier records, paged and incremental, with a bearer token (docs/dossiers.md,
+                 "The reporting API": the interface the project expects of a dossier system)
 
 Fault switches, read from a JSON file that `motcua lab fault dossier ...` writes:
 
@@ -24,6 +26,7 @@ A fault may be limited to one path with ``"path": "/api/health"``.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import signal
 import socket
@@ -32,6 +35,7 @@ import struct
 import sys
 import threading
 import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -96,6 +100,95 @@ def statistics(agencies: list[dict[str, str]], now: float) -> dict[str, object]:
     return {"thoi_diem": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(now)), "don_vi": rows}
 
 
+RECORDS_DAYS = 10  # the stand-in's records: dossiers received over the last ten days
+PAGE_MAX = 500
+PROCEDURES = (  # (code, name, field, working hours allowed)
+    ("1.001612", "Đăng ký khai sinh", "Hộ tịch", 8),
+    ("1.004227", "Chứng thực bản sao từ bản chính", "Chứng thực", 4),
+    ("1.001193", "Đăng ký kết hôn", "Hộ tịch", 24),
+    ("2.000908", "Cấp giấy phép xây dựng", "Xây dựng", 120),
+    ("1.005461", "Cấp Giấy chứng nhận quyền sử dụng đất", "Đất đai", 240),
+)
+REASONS = (("Chờ xác minh", "Thẩm định"), ("Thiếu cán bộ", "Xử lý"), ("Chờ ý kiến cơ quan liên quan", "Phê duyệt"))
+CHANNELS = ("truc_tiep", "truc_tuyen", "truc_tuyen", "buu_chinh")
+AGENCIES = ("STP", "SXD", "SNNMT")  # the city centre's counters decide for the departments (sở)
+
+
+def _iso(when: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S+07:00", time.gmtime(when + 7 * 3600))
+
+
+def dossier_records(agencies: list[dict[str, str]], now: float) -> list[dict[str, object]]:
+    """Every dossier of the last RECORDS_DAYS as the system holds it at ``now``: derived from the clock,
+    so a dossier moves on (received, result, handed over) as time passes and its ``cap_nhat_luc``
+    with it. One dossier per unit every ~40 minutes of the day's opening hours (7:30 to 17:00)."""
+    day = 86400
+    today = (int(now) + 7 * 3600) // day * day - 7 * 3600  # midnight in Vietnam's time
+    records = []
+    for u, unit in enumerate(agencies):
+        for d in range(RECORDS_DAYS, -1, -1):
+            midnight = today - d * day
+            for n in range(14):
+                received = midnight + 7.5 * 3600 + n * 2400 + (u * 97) % 600
+                if received > now:
+                    break
+                serial = (u * 1000 + (today // day - d) * 14 + n) % 100_000
+                code, name, field, hours = PROCEDURES[serial % len(PROCEDURES)]
+                due = received + hours * 3600
+                late = serial % 9 == 0
+                took = hours * 3600 * (1.4 if late else 0.6)
+                finished = received + took if received + took <= now else None
+                returned = finished + 3600 if finished is not None and finished + 3600 <= now else None
+                reason, step = (
+                    REASONS[serial % len(REASONS)] if (late and finished) or (not finished and now > due) else ("", "")
+                )
+                status = "da_tra_ket_qua" if returned else "da_giai_quyet" if finished else "dang_xu_ly"
+                updated = max(t for t in (received, finished, returned) if t is not None)
+                records.append({
+                    "ma_ho_so": f"H{unit['code']}-{serial:05d}",
+                    "ma_don_vi": unit["code"],
+                    "ma_co_quan": AGENCIES[serial % len(AGENCIES)] if unit["code"] == "ttpv" else None,
+                    "ma_thu_tuc": code, "ten_thu_tuc": name, "linh_vuc": field,
+                    "kenh": CHANNELS[serial % len(CHANNELS)],
+                    "ngay_tiep_nhan": _iso(received), "han_xu_ly": _iso(due),
+                    "ngay_co_ket_qua": _iso(finished) if finished else None,
+                    "ngay_tra_ket_qua": _iso(returned) if returned else None,
+                    "trang_thai": status,
+                    "thanh_toan_truc_tuyen": serial % 3 == 0 if serial % 2 == 0 else None,
+                    "so_hoa_tiep_nhan": serial % 5 != 0, "so_hoa_ket_qua": bool(finished) and serial % 4 != 0,
+                    "ly_do_qua_han": reason or None, "buoc_qua_han": step or None,
+                    "danh_gia": ("rat_hai_long", "hai_long", "khong_hai_long")[serial % 3] if returned else None,
+                    "cap_nhat_luc": _iso(updated),
+                })  # fmt: skip
+    records.sort(key=lambda r: (str(r["cap_nhat_luc"]), str(r["ma_ho_so"])))
+    return records
+
+
+def records_page(records: list[dict[str, object]], query: dict[str, list[str]], now: float) -> tuple[int, dict]:
+    """One page of ``/api/ho-so``: ``cap_nhat_tu`` (records updated at or after it), ``trang`` (the
+    previous page's ``trang_tiep``), ``so_luong`` (1..500). Keyset paging on (cap_nhat_luc, ma_ho_so)."""
+    since = (query.get("cap_nhat_tu") or [""])[0]
+    after = (query.get("trang") or [""])[0]
+    try:
+        size = int((query.get("so_luong") or ["100"])[0])
+        if not 1 <= size <= PAGE_MAX:
+            raise ValueError
+    except ValueError:
+        return 400, {"loi": f"so_luong: 1..{PAGE_MAX}"}
+    try:
+        key = tuple(json.loads(base64.urlsafe_b64decode(after.encode()))) if after else None
+    except (ValueError, TypeError):
+        return 400, {"loi": "trang: không hợp lệ / invalid page token"}
+    chosen = [r for r in records if str(r["cap_nhat_luc"]) >= since
+              and (key is None or (str(r["cap_nhat_luc"]), str(r["ma_ho_so"])) > key)]  # fmt: skip
+    page, rest = chosen[:size], chosen[size:]
+    token = None
+    if rest:
+        last = page[-1]
+        token = base64.urlsafe_b64encode(json.dumps([last["cap_nhat_luc"], last["ma_ho_so"]]).encode()).decode()
+    return 200, {"ho_so": page, "trang_tiep": token, "thoi_diem": _iso(now)}
+
+
 class Handler(BaseHTTPRequestHandler):
     server_version = "DossierStandIn/1.0"
     protocol_version = "HTTP/1.1"
@@ -135,6 +228,16 @@ class Handler(BaseHTTPRequestHandler):
                 "components": {"db": "UP", "queue": "DOWN" if wrong else "UP"},
             }
             self._send(200, "application/json", json.dumps(health))
+        elif path == "/api/ho-so":
+            if not app.token or self.headers.get("Authorization", "") != f"Bearer {app.token}":
+                self._send(401, "application/json", json.dumps({"loi": "cần mã truy cập / token required"}))
+                return
+            now = time.time()
+            query = urllib.parse.parse_qs(self.path.partition("?")[2])
+            status, data = records_page(dossier_records(app.agencies, now), query, now)
+            self._send(
+                status, "application/json", json.dumps({"loi": "bảo trì"} if wrong else data, ensure_ascii=False)
+            )
         elif path == "/api/thong-ke":
             data = {"loi": "bảo trì"} if wrong else statistics(app.agencies, time.time())
             self._send(200, "application/json", json.dumps(data, ensure_ascii=False))
@@ -179,8 +282,10 @@ class PlainServer(ThreadingHTTPServer):
 
 
 class App:
-    def __init__(self, address: str, https_port: int, http_port: int, certs: Path, faults: Path, agencies: list):
+    def __init__(self, address: str, https_port: int, http_port: int, certs: Path, faults: Path, agencies: list,
+                 token: str = ""):  # fmt: skip
         self.address = address
+        self.token = token
         self.ports = {"https": https_port, "http": http_port}
         self.faults = FaultFile(faults)
         self.agencies = agencies
@@ -256,9 +361,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--certs", type=Path, required=True, help="directory with server/expired/untrusted .pem/.key")
     parser.add_argument("--faults", type=Path, required=True, help="fault switch file")
     parser.add_argument("--agencies", type=Path, help="JSON list of {code, name} for the statistics API")
+    parser.add_argument("--token-file", type=Path, help="the reporting API's bearer token (without it: 401)")
     args = parser.parse_args(argv)
     agencies = json.loads(args.agencies.read_text()) if args.agencies else [{"code": "lab", "name": "Lab"}]
-    app = App(args.address, args.https_port, args.http_port, args.certs, args.faults, agencies)
+    token = args.token_file.read_text().strip() if args.token_file else ""
+    app = App(args.address, args.https_port, args.http_port, args.certs, args.faults, agencies, token)
     signal.signal(signal.SIGTERM, lambda *_: app.stopping.set())
     app.run()
     return 0

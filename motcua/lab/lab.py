@@ -608,12 +608,17 @@ class Lab:
         dossier_dir.mkdir(parents=True, exist_ok=True)
         agencies = [{"code": s.code, "name": s.name} for s in plan.registry.sites.values()]
         (dossier_dir / "agencies.json").write_text(json.dumps(agencies, ensure_ascii=False))
+        token = dossier_dir / "api-token"  # the reporting API's bearer token (production: the vault)
+        if not token.exists():
+            token.write_text(secrets.token_urlsafe(24) + "\n")
+            token.chmod(0o600)
         return self._service(
             "dossier",
             "dossier",
             *("--address", plan.dossier_address, "--certs", str(self.home / "ca")),
             *("--https-port", str(DOSSIER_PORTS["https"]), "--http-port", str(DOSSIER_PORTS["http"])),
             *("--faults", str(dossier_dir / "faults.json"), "--agencies", str(dossier_dir / "agencies.json")),
+            *("--token-file", str(token)),
         )
 
     def _web_credentials(self, plan: LabPlan) -> None:

@@ -1,0 +1,167 @@
+"""Dossier records from the dossier system's reporting API: paged, with a token, incremental.
+
+:func:`fetch` reads every page of the records updated since a time. :class:`RecordStore` keeps
+what was read on the controller (one JSON file, written atomically) and asks only for what
+changed since its high-water mark, less an overlap for clocks that disagree; a record read
+again replaces the older copy. A page with a record that cannot be mapped refuses the whole
+fetch with every problem named (the URL, the page, the item, the field): the store is left
+as it was, never partly updated.
+
+The format is in :mod:`motcua.dossiers.api_format`; this module knows only pages and tokens.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import ssl
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..durable import write_atomic
+from ..errors import ToolError
+from ..validation.problems import InputError, Problem
+from . import api_format as fmt
+from .records import Dossier, check
+
+OVERLAP = dt.timedelta(minutes=5)
+MAX_PAGES = 10_000
+
+
+class DossierSourceError(ToolError):
+    """The reporting API could not be read (refused, unreachable, not its format); the message says why."""
+
+
+class DossierRecordError(InputError):
+    what = "dossier records from the reporting API"
+
+
+@dataclass(frozen=True)
+class Api:
+    url: str  # the records endpoint, e.g. https://dvc.example/api/ho-so
+    token: str
+    ca_file: Path | None = None
+    timeout: float = 30.0
+    page_size: int = 500
+
+    def __post_init__(self) -> None:
+        if urllib.parse.urlsplit(self.url).scheme not in ("http", "https"):
+            raise DossierSourceError(f"{self.url}: the reporting API's URL must be http(s)")
+        if not self.token:
+            raise DossierSourceError(f"{self.url}: no token for the reporting API")
+
+    def _context(self) -> ssl.SSLContext | None:
+        if not self.url.startswith("https:"):
+            return None
+        return ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+
+    def page(self, since: str, after: str | None) -> dict:
+        query = {fmt.SINCE_PARAM: since, fmt.SIZE_PARAM: str(self.page_size)}
+        if after:
+            query[fmt.PAGE_PARAM] = after
+        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
+        request = urllib.request.Request(f"{self.url}?{urllib.parse.urlencode(query)}", headers=headers)  # noqa: S310
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout, context=self._context()) as answer:  # noqa: S310
+                body = answer.read(64 << 20)
+        except urllib.error.HTTPError as exc:
+            why = "the token was refused" if exc.code in (401, 403) else exc.reason
+            raise DossierSourceError(f"{self.url}: HTTP {exc.code}: {why}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise DossierSourceError(f"{self.url}: not reachable: {getattr(exc, 'reason', exc)}") from None
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise DossierSourceError(f"{self.url}: the answer is not JSON") from None
+        if not isinstance(data, dict) or not isinstance(data.get(fmt.ITEMS_KEY), list):
+            raise DossierSourceError(f"{self.url}: the answer has no {fmt.ITEMS_KEY!r} list (not the reporting API?)")
+        return data
+
+
+@dataclass(frozen=True)
+class Fetched:
+    items: list[dict]  # the raw items, in the API's order
+    dossiers: list[Dossier]
+    pages: int
+    server_time: str
+
+
+def fetch(api: Api, since: str = "") -> Fetched:
+    """Every record updated at or after ``since`` (ISO 8601; empty: all), every page."""
+    items: list[dict] = []
+    dossiers: list[Dossier] = []
+    problems: list[Problem] = []
+    after: str | None = None
+    server_time = ""
+    for number in range(1, MAX_PAGES + 1):
+        data = api.page(since, after)
+        server_time = str(data.get(fmt.TIME_KEY) or server_time)
+        for index, item in enumerate(data[fmt.ITEMS_KEY], 1):
+            where = f"{api.url} page {number} item {index}"
+            dossier, wrong = fmt.map_item(item, where)
+            code = str(item.get(fmt.CODE_KEY) or f"item {index}") if isinstance(item, dict) else f"item {index}"
+            problems += [Problem(f"{api.url} page {number}", index, code, key, message, kind="dossier")
+                         for key, message in wrong]  # fmt: skip
+            if dossier is not None:
+                items.append(item)
+                dossiers.append(dossier)
+        after = data.get(fmt.NEXT_KEY)
+        if not after:
+            break
+    else:
+        raise DossierSourceError(f"{api.url}: more than {MAX_PAGES} pages: is the page token ignored?")
+    if problems:
+        raise DossierRecordError(problems)
+    return Fetched(items, dossiers, number, server_time)
+
+
+class RecordStore:
+    """The records read so far, by code, and the high-water mark of their update times."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        except (OSError, ValueError) as exc:
+            raise DossierSourceError(f"{path}: cannot read the record store: {exc}") from None
+        self.items: dict[str, dict] = data.get("items", {})
+        self.high_water: str = data.get("high_water", "")
+
+    def since(self) -> str:
+        """Where the next fetch starts: the high-water mark less the overlap (empty: from the beginning)."""
+        if not self.high_water:
+            return ""
+        return (fmt.parse_time(self.high_water) - OVERLAP).isoformat(timespec="seconds")
+
+    def update(self, api: Api) -> tuple[int, int]:
+        """Fetch what changed and merge it: (records read, records new or changed)."""
+        fetched = fetch(api, self.since())
+        changed = 0
+        for item in fetched.items:
+            code = str(item[fmt.CODE_KEY])
+            old = self.items.get(code)
+            if old is None or fmt.updated_at(old) < fmt.updated_at(item):
+                self.items[code] = item
+                changed += 1
+        self.high_water = max([self.high_water, *(fmt.updated_at(i) for i in fetched.items)])
+        body = {"high_water": self.high_water, "items": self.items}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.path, json.dumps(body, ensure_ascii=False), mode=0o600)
+        return len(fetched.items), changed
+
+    def dossiers(self, sites: Iterable[str] | None = None) -> list[Dossier]:
+        """The stored records as dossiers, checked like every source's."""
+        result, problems = [], []
+        for line, (code, item) in enumerate(sorted(self.items.items()), 1):
+            dossier, wrong = fmt.map_item(item, f"{self.path} {code}", line)
+            problems += [Problem(str(self.path), line, code, key, message, kind="dossier") for key, message in wrong]
+            if dossier is not None:
+                result.append(dossier)
+        problems += check(result, str(self.path), sites)
+        if problems:
+            raise DossierRecordError(problems)
+        return result

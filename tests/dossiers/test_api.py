@@ -1,0 +1,109 @@
+"""Dossier records from the reporting API (motcua/dossiers/api.py), read from the lab's dossier
+stand-in over HTTPS with the lab CA: paging, the token, the incremental store, faults."""
+
+from __future__ import annotations
+
+import datetime as dt
+import stat
+import time
+
+import pytest
+
+from motcua.dossiers.api import Api, DossierSourceError, RecordStore, fetch
+from motcua.dossiers.api_format import map_item
+from motcua.dossiers.indicators import CITY, summarise
+from motcua.lab.dossier import write_fault
+from motcua.lab.procs import wait_for_port
+from motcua.times import TZ
+
+from ..conftest import STANDIN_ADDRESS, STANDIN_HTTPS
+
+pytestmark = pytest.mark.usefixtures("clear_dossier_fault")
+
+
+@pytest.fixture
+def api(dossier_standin):
+    token = dossier_standin["token"].read_text().strip()
+    return Api(f"{dossier_standin['https']}/api/ho-so", token, ca_file=dossier_standin["ca"], timeout=10, page_size=40)
+
+
+def test_every_page_is_read_and_every_record_mapped(api):
+    fetched = fetch(api)
+    assert fetched.pages > 1
+    codes = [d.code for d in fetched.dossiers]
+    assert len(codes) == len(set(codes)) > api.page_size
+    assert {d.site for d in fetched.dossiers} == {"26740", "so-tp"}
+    assert {d.channel for d in fetched.dossiers} == {"direct", "online", "postal"}
+    assert all(d.received_at.tzinfo is not None for d in fetched.dossiers)
+    week = summarise(fetched.dossiers, dt.datetime.now(TZ))[CITY]["7d"]
+    assert week.received > 0 and week.finished_on_time > 0 and week.finished_late > 0
+    assert week.on_time_rate is not None and 0 < week.on_time_rate < 1
+
+
+def test_a_wrong_token_is_refused_by_name(api):
+    with pytest.raises(DossierSourceError, match=r"HTTP 401: the token was refused"):
+        fetch(Api(api.url, "not-the-token", ca_file=api.ca_file, timeout=10))
+
+
+def test_only_http_urls_and_a_token(api):
+    with pytest.raises(DossierSourceError, match="must be http"):
+        Api("file:///etc/passwd", "t")
+    with pytest.raises(DossierSourceError, match="no token"):
+        Api(api.url, "")
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [("http500", "HTTP 500"), ("wrong-content", "has no 'ho_so' list"), ("down", "not reachable")],
+)
+def test_a_failing_source_is_an_error_and_the_store_is_left_as_it_was(api, dossier_standin, tmp_path, fault, message):
+    store = RecordStore(tmp_path / "records.json")
+    store.update(api)
+    before = (tmp_path / "records.json").read_bytes()
+    write_fault(dossier_standin["faults"], fault)
+    if fault == "down":
+        time.sleep(0.6)  # the stand-in closes its listeners on its next tick
+    with pytest.raises(DossierSourceError, match=message):
+        RecordStore(tmp_path / "records.json").update(api)
+    assert (tmp_path / "records.json").read_bytes() == before
+    write_fault(dossier_standin["faults"], None)
+    assert wait_for_port(STANDIN_ADDRESS, STANDIN_HTTPS, 10)
+
+
+def test_the_store_asks_only_for_what_changed(api, tmp_path):
+    path = tmp_path / "records.json"
+    read, changed = RecordStore(path).update(api)
+    assert read == changed > 0
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    again = RecordStore(path)
+    assert again.since() < again.high_water
+    read2, changed2 = again.update(api)
+    assert read2 < read  # only the overlap (and what moved on since)
+    assert changed2 <= read2
+    assert len(again.dossiers()) == len(again.items) >= read
+
+
+def test_a_record_that_cannot_be_mapped_names_each_field():
+    item = {"ma_ho_so": "H1", "ma_don_vi": "26740", "ma_thu_tuc": "1.0", "kenh": "fax", "trang_thai": "dang_xu_ly",
+            "ngay_tiep_nhan": "06/12/2026", "thanh_toan_truc_tuyen": "yes"}  # fmt: skip
+    dossier, wrong = map_item(item, "test")
+    assert dossier is None
+    assert dict(wrong) == {
+        "ngay_tiep_nhan": "'06/12/2026' is not an ISO 8601 time",
+        "thanh_toan_truc_tuyen": "true, false or null, not 'yes'",
+        "kenh": "'fax' is not one of direct, online, postal",
+    }
+    assert map_item(["not", "an", "object"], "test") == (None, [("", "an item is a list, not an object")])
+
+
+def test_the_report_from_the_api_refuses_a_site_the_registry_lacks(api, tmp_path, capsys):
+    from motcua.cli import main
+
+    token = tmp_path / "token"
+    token.write_text(api.token + "\n")
+    store = tmp_path / "store" / "records.json"
+    argv = ["dossiers", "report", "--api", api.url, "--token-file", str(token), "--ca-file", str(api.ca_file),
+            "--store", str(store), "-i", "inventory/lab"]  # fmt: skip
+    assert main(argv) == 2
+    assert "site 'so-tp' is not in the registry" in capsys.readouterr().err  # the stand-in's agency code
+    assert store.exists()  # what was read is kept: the next run asks only for what changed
