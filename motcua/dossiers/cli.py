@@ -13,10 +13,12 @@ import sys
 from pathlib import Path
 
 from ..access import read_inventory_source
+from ..durable import write_atomic
 from ..times import TZ, local
 from .api import Api, DossierSourceError, RecordStore
 from .export import read_export
 from .indicators import CITY, RATES, Figures, by_agency, summarise
+from .metrics import as_metrics
 
 WINDOWS = ("today", "7d", "month")
 COLUMNS = (  # (header, width, value)
@@ -82,6 +84,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     for title, counter in (("lý do chậm / why late", city.late_by_reason), ("bước chậm / step", city.late_by_step)):
         if counter:
             print(f"{title}: " + "; ".join(f"{reason} {count}" for reason, count in counter.most_common(5)))
+    if args.textfile:
+        text = as_metrics(dossiers, now, registry.sites, top=args.top)
+        write_atomic(Path(args.textfile), text, mode=0o644)
+        print(f"metrics: {args.textfile}", file=sys.stderr)
     if args.json:
         data = {
             "created": now.isoformat(timespec="seconds"),
@@ -115,5 +121,9 @@ def add_parser(sub) -> None:
     r.add_argument("--by", choices=("site", "agency"), default="site", help="one row per site or per agency")
     r.add_argument("--window", choices=WINDOWS, default="today", help="today, the last 7 days, or the month so far")
     r.add_argument("--json", help="also write every scope and window as JSON to this file")
+    r.add_argument(
+        "--textfile", help="also write the figures as Prometheus metrics (node_exporter's textfile collector)"
+    )
+    r.add_argument("--top", type=int, default=20, help="--textfile: agencies, procedures and reasons kept by name")
     r.add_argument("--now", help="judge at this time (ISO 8601, Vietnam's time unless an offset is given)")
     r.set_defaults(func=cmd_report)
