@@ -116,6 +116,7 @@ class Device:
         self.ports = ports
         self.model = MODELS[role]
         self.state_file = state_dir / f"{name}.json"
+        self.flash_dir = state_dir / "flash" / name  # flash: (and bootflash:): files copied by SCP
         self.enable_secret = enable_secret
         self.booted = time.time()
         self.last_change = time.time()
@@ -227,6 +228,24 @@ class Device:
             recent = " <- Most Recent" if number == len(self.archive) else ""
             out.append(f"   {number:<8} {name}{recent}".rstrip())
         return "\n".join(out) + "\n"
+
+    # ---- flash: (bootflash: on the routers): what SCP writes, `dir`, `verify /md5`, `delete`
+    def flash_path(self, path: str) -> Path | None:
+        """The file a flash path names (``flash:/x``, ``flash:x``, ``bootflash:x``), None if it is not one."""
+        match = re.fullmatch(r"(?:(?:boot)?flash:)?/?([A-Za-z0-9._-]{1,64})", path.strip())
+        return self.flash_dir / match.group(1) if match and match.group(1) not in (".", "..") else None
+
+    def flash_files(self) -> list[Path]:
+        return sorted(p for p in self.flash_dir.iterdir() if p.is_file()) if self.flash_dir.is_dir() else []
+
+    def scp_server_enabled(self) -> str | None:
+        """Why the SCP server refuses (None when it serves): IOS needs AAA authorization for exec."""
+        lines = set(self.render_config().splitlines())
+        if "ip scp server enable" not in lines:
+            return "the SCP server is off (ip scp server enable)"
+        if "aaa new-model" not in lines or not any(line.startswith("aaa authorization exec ") for line in lines):
+            return "SCP needs aaa new-model and aaa authorization exec"
+        return None
 
     def replace_config(self, text: str) -> int:
         """`configure replace`: the running config becomes ``text`` as a whole; the number of lines that differ."""

@@ -118,6 +118,29 @@ class _Auth(asyncssh.SSHServer):
         return not self.refused and username == self.user and password == self.password
 
 
+class _Flash(asyncssh.SFTPServer):
+    """The device's SCP server (``ip scp server enable``): files land on its flash, nothing else is reachable.
+
+    As on IOS, it serves only with ``aaa new-model`` and ``aaa authorization exec``; otherwise every
+    copy is refused with the reason.
+    """
+
+    def __init__(self, chan: asyncssh.SSHServerChannel, device: Device):
+        super().__init__(chan)
+        self.device = device
+
+    def map_path(self, path: bytes) -> bytes:
+        why = self.device.scp_server_enabled()
+        if why is not None:
+            log.info("%s: SCP refused: %s", self.device.name, why)
+            raise asyncssh.SFTPPermissionDenied(why)
+        target = self.device.flash_path(path.decode("utf-8", "replace"))
+        if target is None:
+            raise asyncssh.SFTPNoSuchFile(f"{path.decode('utf-8', 'replace')}: not a file on flash:")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return str(target).encode()
+
+
 class _Lines:
     """A terminal line discipline like IOS's: input is taken one line at a time.
 
@@ -260,6 +283,8 @@ async def serve(config_file: Path, state_dir: Path) -> None:
             server_factory=make_server,
             server_host_keys=[str(key_file)],
             process_factory=handler,
+            sftp_factory=lambda chan, device=device: _Flash(chan, device),
+            allow_scp=True,
             line_editor=False,
             reuse_address=True,
             login_timeout=30,

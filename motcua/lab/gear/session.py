@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from dataclasses import dataclass
@@ -48,13 +49,18 @@ EXEC_COMMANDS: list[tuple[tuple[str, ...], str]] = [
     (("show", "archive"), "show_archive"),
     (("show", "archive", "config", "rollback", "timer"), "show_rollback_timer"),
     (("show", "logging"), "show_logging"),
+    (("dir",), "dir"),
+    (("dir", "*"), "dir"),
+    (("verify", "*"), "verify"),
+    (("delete", "*"), "delete"),
     (("write", "memory"), "write"),
     (("write",), "write"),
     (("copy", "running-config", "startup-config"), "copy_run_start"),
 ]
 PRIVILEGED_ONLY = {"configure", "write", "copy_run_start", "show_running", "show_startup", "disable", "show_snmp_user",
                    "configure_revert_timer", "configure_confirm", "configure_revert", "configure_replace",
-                   "archive_config", "show_archive", "show_rollback_timer", "show_logging"}  # fmt: skip
+                   "archive_config", "show_archive", "show_rollback_timer", "show_logging", "verify",
+                   "delete"}  # fmt: skip
 REPLACE_PROMPT = (
     "This will apply all necessary additions and deletions\n"
     "to replace the current running configuration with the\n"
@@ -266,15 +272,62 @@ class Session:
             del options[at : at + 2]
         if any(o not in ("list", "force", "nolock") for o in options):
             return _invalid("configure replace " + " ".join(rest), len("configure replace " + rest[0]) + 1)
-        if self.device.archived(name) is None:
+        if self._config_file(name) is None:
             return f"%Error opening {name} (No such file or directory)\n"
         if "force" not in options:
             self.pending = f"replace:{name}:{minutes or ''}"
             return ""
         return self._replace(name, minutes)
 
-    def _replace(self, name: str, minutes: int | None) -> str:
+    def _config_file(self, name: str) -> str | None:
+        """A config file's text: an archive file, or a file on flash (copied there by SCP)."""
         text = self.device.archived(name)
+        if text is None and ":" in name:
+            path = self.device.flash_path(name)
+            if path is not None and path.is_file():
+                text = path.read_text(encoding="utf-8", errors="replace")
+        return text
+
+    def _do_dir(self, rest: list[str]) -> str:
+        target = rest[0] if rest else "flash:"
+        system = target.split(":", 1)[0] + ":" if ":" in target else "flash:"
+        if system not in ("flash:", "bootflash:"):
+            return f"%Error opening {target} (No such device)\n"
+        name = target.split(":", 1)[1].lstrip("/") if ":" in target else target
+        files = self.device.flash_files()
+        if name:
+            path = self.device.flash_path(target)
+            if path is None or not path.is_file():
+                return f"%Error opening {target} (No such file or directory)\n"
+            files = [path]
+        total = 122185728 if self.device.role == "switch" else 2722713600
+        used = sum(p.stat().st_size for p in self.device.flash_files())
+        lines = [f"Directory of {system}/{name}", ""]
+        for number, path in enumerate(files, 2):
+            stamp = time.strftime("%b %d %Y %H:%M:%S +07:00", time.localtime(path.stat().st_mtime))
+            lines.append(f"{number:>6}  -rw-  {path.stat().st_size:>10}  {stamp}  {path.name}")
+        return "\n".join([*lines, "", f"{total} bytes total ({total - used} bytes free)"]) + "\n"
+
+    def _do_verify(self, rest: list[str]) -> str:
+        if len(rest) != 2 or rest[0].lower() != "/md5":
+            return _invalid("verify " + " ".join(rest), len("verify "))
+        path = self.device.flash_path(rest[1])
+        if path is None or not path.is_file():
+            return f"%Error opening {rest[1]} (No such file or directory)\n"
+        digest = hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+        return f"{'.' * 20}Done!\nverify /md5 ({rest[1]}) = {digest}\n"
+
+    def _do_delete(self, rest: list[str]) -> str:
+        if len(rest) != 2 or rest[0].lower() != "/force":  # the interactive form asks; tools use /force
+            return _invalid("delete " + " ".join(rest), len("delete "))
+        path = self.device.flash_path(rest[1])
+        if path is None or not path.is_file():
+            return f"%Error deleting {rest[1]} (No such file or directory)\n"
+        path.unlink()
+        return ""
+
+    def _replace(self, name: str, minutes: int | None) -> str:
+        text = self._config_file(name)
         if text is None:
             return f"%Error opening {name} (No such file or directory)\n"
         out = ""

@@ -1,0 +1,103 @@
+"""The simulated gear's SCP server and flash: netmiko's file_transfer (SCP, `dir`, `verify /md5`) puts a
+config on flash only when IOS would serve it (ip scp server enable, aaa new-model, aaa authorization
+exec), and `configure replace flash:...` makes it the running config."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from netmiko import ConnectHandler, file_transfer
+
+from motcua.lab.procs import spawn, stop, wait_for_banner
+
+ADDRESS = "127.81.0.2"  # unit tests' own loopback address, apart from the lab (127.79) and bench (127.80)
+NAME = "w26740-rt01"
+SCP_READY = ["aaa new-model", "aaa authentication login default local", "aaa authorization exec default local",
+             "ip scp server enable"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def gear(tmp_path_factory):
+    home = tmp_path_factory.mktemp("gear-scp")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(home / "key")], check=True)
+    (home / "password").write_text(os.urandom(8).hex())
+    (home / "secret").write_text("lab-enable-" + os.urandom(4).hex())
+    config = {
+        "user": "dxadmin",
+        "authorized_key": str(home / "key.pub"),
+        "password_file": str(home / "password"),
+        "enable_secret_file": str(home / "secret"),
+        "devices": [{"name": NAME, "address": ADDRESS, "role": "router", "ports": 8}],
+    }
+    (home / "devices.json").write_text(json.dumps(config))
+    argv = [sys.executable, "-m", "motcua.lab.gear", "serve", "--config", str(home / "devices.json"),
+            "--state", str(home / "state")]  # fmt: skip
+    proc = spawn("test-gear-scp", "gear", argv, home / "gear.log")
+    try:
+        assert wait_for_banner(ADDRESS, 22, b"SSH-", 30), (home / "gear.log").read_text()
+        yield home
+    finally:
+        stop([proc])
+
+
+@pytest.fixture
+def conn(gear):
+    params = {"device_type": "cisco_ios", "host": ADDRESS, "username": "dxadmin", "use_keys": True,
+              "key_file": str(gear / "key"), "secret": (gear / "secret").read_text(), "allow_agent": False,
+              "ssh_strict": False, "system_host_keys": False, "alt_host_keys": False, "conn_timeout": 10}  # fmt: skip
+    connection = ConnectHandler(**params)
+    connection.enable()
+    try:
+        yield connection
+    finally:
+        connection.disconnect()
+
+
+def put(conn, source) -> dict:
+    return file_transfer(conn, source_file=str(source), dest_file="motcua-restore.cfg", file_system="flash:",
+                         direction="put", overwrite_file=True, socket_timeout=10)  # fmt: skip
+
+
+def test_scp_is_refused_until_aaa_and_the_scp_server_are_configured(conn, gear, tmp_path):
+    source = tmp_path / "restore.cfg"
+    source.write_text("hostname w26740-rt01\n")
+    conn.send_config_set(["no ip scp server enable"], cmd_verify=False)
+    with pytest.raises(Exception):  # noqa: B017 - the scp library's own error for the refusal
+        put(conn, source)
+    assert "No such file or directory" in conn.send_command("dir flash:/motcua-restore.cfg")
+    assert "SCP refused: the SCP server is off" in (gear / "gear.log").read_text()
+    conn.send_config_set(["ip scp server enable"], cmd_verify=False)  # still without AAA: refused
+    with pytest.raises(Exception):  # noqa: B017
+        put(conn, source)
+    assert "SCP refused: SCP needs aaa new-model and aaa authorization exec" in (gear / "gear.log").read_text()
+
+
+def test_a_config_on_flash_replaces_the_running_one_and_is_deleted(conn, tmp_path):
+    conn.send_config_set(SCP_READY, cmd_verify=False)
+    running = conn.send_command("show running-config")
+    wanted = running.replace("hostname w26740-rt01", "hostname w26740-rt01-restored")
+    start = wanted.index("!")  # the config as a file holds, without show's header lines
+    source = tmp_path / "restore.cfg"
+    source.write_text(wanted[start:])
+    result = put(conn, source)
+    assert result == {"file_exists": True, "file_transferred": True, "file_verified": True}
+    listing = conn.send_command("dir flash:")
+    assert "motcua-restore.cfg" in listing and "bytes free" in listing
+    assert put(conn, source)["file_transferred"] is False  # the same file (md5) is not sent again
+    out = conn.send_command("configure replace flash:/motcua-restore.cfg force", expect_string=r"restored#",
+                            read_timeout=20)  # fmt: skip
+    assert "Rollback Done" in out
+    conn.set_base_prompt()
+    assert "hostname w26740-rt01-restored" in conn.send_command("show running-config")
+    assert conn.send_command("delete /force flash:/motcua-restore.cfg") == ""
+    assert "No such file or directory" in conn.send_command("dir flash:/motcua-restore.cfg")
+
+
+def test_nothing_outside_flash_can_be_written(conn, gear):
+    conn.send_config_set(SCP_READY, cmd_verify=False)
+    assert "No such file or directory" in conn.send_command("verify /md5 flash:/../devices.json")
+    assert "No such device" in conn.send_command("dir nvram:")
