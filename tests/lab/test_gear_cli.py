@@ -302,3 +302,17 @@ def test_revert_now_timer_reset_and_replace(tmp_path):
     run(session, "archive config", "archive config", "archive config")
     again = Device(device.name, "switch", 24, tmp_path, SECRET)
     assert len(again.archive) == 3 and again.archive == device.archive
+
+
+def test_aaa_new_model_takes_the_lines_own_login_as_ios_does(tmp_path):
+    device, session = make(tmp_path)
+    run(session, "enable", SECRET)
+    assert " login local" in run(session, "show running-config")  # the factory's VTY
+    out = run(session, "configure terminal", "aaa new-model", "aaa authorization exec default local",
+              "line vty 0 4", "login local", "end")  # fmt: skip
+    assert "% Invalid input detected" in out  # under AAA the line takes `login authentication LIST`, not `login local`
+    config = run(session, "show running-config")
+    assert "aaa new-model" in config and " login local" not in config
+    run(session, "configure terminal", "no aaa new-model", "end")
+    assert " login local" not in run(session, "show running-config")  # not brought back
+    assert device.scp_server_enabled() == "the SCP server is off (ip scp server enable)"

@@ -238,6 +238,9 @@ class Device:
     def flash_files(self) -> list[Path]:
         return sorted(p for p in self.flash_dir.iterdir() if p.is_file()) if self.flash_dir.is_dir() else []
 
+    def aaa(self) -> bool:
+        return self.node("aaa new-model") is not None
+
     def scp_server_enabled(self) -> str | None:
         """Why the SCP server refuses (None when it serves): IOS needs AAA authorization for exec."""
         lines = set(self.render_config().splitlines())
@@ -428,6 +431,14 @@ class Device:
                 self.enable_secret = secret
             elif line.startswith("username "):
                 self._replace_top(f"username {line.split()[1]} ", self._hide_secret(line))
+            elif line == "aaa new-model":
+                # As IOS does: the lines' own login methods go; logins use AAA's default list from now on
+                # (and `no aaa new-model` does not bring them back).
+                if self.node(line) is None:
+                    self.running.append(Node(line))
+                for node in self.running:
+                    if node.line.startswith("line "):
+                        node.children[:] = [c for c in node.children if c not in ("login", "login local")]
             else:
                 key = _single_key(line)
                 if key:

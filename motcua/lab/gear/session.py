@@ -392,6 +392,8 @@ class Session:
 
     def _submode_line(self, text: str) -> Reply:
         assert self.context is not None
+        if self.device.aaa() and self.context.line.startswith("line ") and text.split()[:2] == ["login", "local"]:
+            return Reply(_invalid(text, len("login ")))  # under AAA: `login authentication LIST`
         self.config_changes += 1
         if text.startswith("no ") and text != "no shutdown":
             self.device.remove_line(self.context, text[3:])
