@@ -67,6 +67,12 @@ def device_intent(registry: Registry, host: Host, lab: bool) -> dict[str, object
         "ip ssh version 2",
         "ip ssh time-out 60",
         "ip ssh authentication-retries 3",
+        # AAA with the local users: the SCP server (a restore by `configure replace` copies the
+        # backup to flash first) needs exec authorization, and IOS then takes the VTY's `login local` away.
+        "aaa new-model",
+        "aaa authentication login default local",
+        "aaa authorization exec default local",
+        "ip scp server enable",
         "service timestamps log datetime msec",
         *(f"ntp server {a}" for a in ntp),
         *(f"logging host {a}" for a in syslog),
@@ -78,8 +84,7 @@ def device_intent(registry: Registry, host: Host, lab: bool) -> dict[str, object
         f"snmp-server contact {strip_diacritics(registry.dx_centre_name)}",
     ]
     blocks = [
-        {"parent": VTY, "lines": [f"access-class {MGMT_ACL} in", "exec-timeout 10 0", "login local",
-                                   "transport input ssh"]},
+        {"parent": VTY, "lines": [f"access-class {MGMT_ACL} in", "exec-timeout 10 0", "transport input ssh"]},
         {"parent": f"interface Vlan{site.vlans['management']}",
          "lines": [f"description management {site.code}", f"ip address {address(host)} {subnet.netmask}"]},
     ]  # fmt: skip

@@ -197,7 +197,8 @@ def intent_commands(intent: dict, user_hash: str, snmp_auth: str, snmp_priv: str
 
 
 _MANAGED_TOP = ("hostname ", "ip domain name ", "ip ssh ", "service timestamps log ", "ntp server ", "logging host ",
-                "logging trap ", f"access-list {MGMT_ACL} ", "snmp-server ", "username ", "banner login")  # fmt: skip
+                "logging trap ", f"access-list {MGMT_ACL} ", "snmp-server ", "username ", "banner login", "aaa ",
+                "ip scp server ")  # fmt: skip
 
 
 def _managed(section: Section, interfaces: set[str]) -> bool:

@@ -8,6 +8,7 @@ data for the CLI, the playbook and the readiness report.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import difflib
 import hashlib
@@ -248,23 +249,62 @@ def backup_file(source: Path, device: Device) -> Path:
     return path
 
 
+RESTORE_FILE = "motcua-restore.cfg"  # on the device's flash only while a restore runs
+
+
+def _replace_from(conn, access: GearAccess, path: Path) -> str | None:
+    """The backup copied to flash (SCP, checked with ``verify /md5``) and made the running config as a whole
+    (``configure replace ... force``), the file deleted afterwards. None when done; why not, when the
+    device takes no file (its SCP server is off or refuses): nothing was changed then."""
+    from netmiko import file_transfer
+
+    try:
+        copied = file_transfer(conn, source_file=str(path), dest_file=RESTORE_FILE, file_system="flash:",
+                               direction="put", overwrite_file=True, socket_timeout=access.timeout)  # fmt: skip
+    except Exception as exc:  # the scp library and netmiko raise many kinds for a refusal
+        return f"SCP to flash: refused ({' '.join(str(exc).split())[:160] or type(exc).__name__})"
+    try:
+        if not copied.get("file_verified"):
+            raise RuntimeError(f"flash:/{RESTORE_FILE} does not match the backup (verify /md5): not replaced")
+        out = conn.send_command_timing(f"configure replace flash:/{RESTORE_FILE} force", read_timeout=access.timeout,
+                                       last_read=2.0)  # fmt: skip
+        conn.set_base_prompt()  # the backup may name the device differently
+        if "Rollback Done" not in out:
+            raise RuntimeError(f"configure replace failed: {' '.join(out.split())[-300:]}")
+    finally:
+        # A session that broke leaves the file on flash: the next restore overwrites it.
+        with contextlib.suppress(Exception):
+            conn.send_command(f"delete /force flash:/{RESTORE_FILE}")
+    return None
+
+
 def restore_device(device: Device, access: GearAccess, source: Path) -> dict:
-    """Put a device back to a backup: the undoing commands, saved, then compared line by line."""
+    """Put a device back to a backup as a whole (``configure replace`` of the backup copied to its flash),
+    saved, then compared with the backup line by line. A device whose SCP server is off (a base config
+    from before it was enabled) gets the undoing commands instead, and the result says so."""
     path = backup_file(source, device)
     target = path.read_text()
     conn = connect(device, access)
+    commands: list[str] = []
     try:
-        commands = rollback_commands(running_config(conn), target)
-        if commands:
-            conn.send_config_set(commands, cmd_verify=False, read_timeout=access.timeout)
+        if not differing_lines(target, running_config(conn)):
+            method = "none: already as the backup"
+        else:
+            why = _replace_from(conn, access, path)
+            method = "configure replace"
+            if why is not None:
+                method = f"commands ({why})"
+                commands = rollback_commands(running_config(conn), target)
+                if commands:
+                    conn.send_config_set(commands, cmd_verify=False, read_timeout=access.timeout)
             conn.save_config()
         after = running_config(conn)
     finally:
         conn.disconnect()
     left = differing_lines(target, after)
     if left:
-        raise RuntimeError(f"still differs from the backup after {len(commands)} commands: {'; '.join(left)}")
-    return {"commands": len(commands), "backup": str(path)}
+        raise RuntimeError(f"still differs from the backup after {method}: {'; '.join(left)}")
+    return {"method": method, "commands": len(commands), "backup": str(path)}
 
 
 def restore(

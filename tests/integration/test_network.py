@@ -198,8 +198,11 @@ def test_backups_keep_a_dated_tree_with_a_diff_against_the_previous(lab, provisi
     assert (run_dir / "26740" / "w26740-rt01.cfg").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "latest").resolve() == run_dir.resolve()
     assert run_dir.parent.name == manifest["created"][:10]  # <date>/<time>-<reason>
-    restored = netgear("restore", "--hosts", "w26740-rt01", "--from", str(Path(json.loads(first.stdout)["directory"])))
+    restored = netgear("restore", "--hosts", "w26740-rt01", "--from", str(Path(json.loads(first.stdout)["directory"])),
+                       "--json")  # fmt: skip
     assert restored.returncode == 0, restored.stdout + restored.stderr
+    # The backup went back whole: copied to flash by SCP and made the running config (configure replace).
+    assert json.loads(restored.stdout)["devices"]["w26740-rt01"]["method"] == "configure replace", restored.stdout
     assert drift_of("w26740-rt01") == []
 
 
@@ -223,9 +226,10 @@ def test_a_session_dropped_mid_change_rolls_the_site_back(lab, provisioned, tmp_
     # The site is back to its pre-change backup: the same drift as before, nothing half-applied.
     assert {(d["parent"], d["sign"], d["line"]) for d in drift_of("w26732-sw01")} == before
     assert drift_of("w26732-rt01") == []
-    # Back as the lab was, by `motcua netgear restore` (the undoing commands from hier_config's model).
-    restored = netgear("restore", "--hosts", "w26732-sw01", "--from", json.loads(saved.stdout)["directory"])
+    # Back as the lab was, by `motcua netgear restore` (the backup as a whole, by configure replace).
+    restored = netgear("restore", "--hosts", "w26732-sw01", "--from", json.loads(saved.stdout)["directory"], "--json")
     assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert json.loads(restored.stdout)["devices"]["w26732-sw01"]["method"] == "configure replace", restored.stdout
     assert drift_of("w26732-sw01") == []
 
 

@@ -101,3 +101,32 @@ def test_nothing_outside_flash_can_be_written(conn, gear):
     conn.send_config_set(SCP_READY, cmd_verify=False)
     assert "No such file or directory" in conn.send_command("verify /md5 flash:/../devices.json")
     assert "No such device" in conn.send_command("dir nvram:")
+
+
+def test_restore_puts_a_backup_back_whole_by_replace_else_by_commands(conn, gear, tmp_path):
+    from motcua.access import GearAccess
+    from motcua.netgear.config import differing_lines
+    from motcua.netgear.devices import Device
+    from motcua.netgear.ops import restore_device, running_config
+
+    kind, key = (gear / "state" / "keys" / f"{NAME}.pub").read_text().split()[:2]
+    (tmp_path / "known_hosts").write_text(f"{ADDRESS} {kind} {key}\n")
+    access = GearAccess("dxadmin", (gear / "secret").read_text(), tmp_path / "known_hosts", key_file=gear / "key",
+                        timeout=15)  # fmt: skip
+    device = Device(NAME, "26740", "router", ADDRESS)
+    conn.send_config_set(SCP_READY, cmd_verify=False)
+    backup = tmp_path / "backup.cfg"
+    backup.write_text(running_config(conn))
+    assert restore_device(device, access, backup)["method"] == "none: already as the backup"
+
+    conn.send_config_set(["snmp-server location elsewhere", "no ntp server 127.79.0.30"], cmd_verify=False)
+    result = restore_device(device, access, backup)
+    assert (result["method"], result["commands"]) == ("configure replace", 0)
+    assert running_config(conn) == backup.read_text()
+    assert "No such file or directory" in conn.send_command("dir flash:/motcua-restore.cfg")  # not left behind
+
+    conn.send_config_set(["no ip scp server enable", "snmp-server location elsewhere"], cmd_verify=False)
+    result = restore_device(device, access, backup)  # a device that takes no file: the undoing commands
+    assert result["method"].startswith("commands (SCP to flash: refused"), result
+    assert result["commands"] > 0
+    assert differing_lines(backup.read_text(), running_config(conn)) == []  # the same lines (IOS orders them)

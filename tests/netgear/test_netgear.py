@@ -101,7 +101,7 @@ def test_rendered_parts_are_what_a_configured_device_prints(switch, tmp_path):
     assert [s.line for s in rendered["vlans"]] == ["vlan 10", "vlan 20", "vlan 30", "vlan 99"]
     assert rendered["base"][0].line == "hostname w26740-sw01"
     blocks = {s.line: s.children for s in rendered["base"] if s.children}
-    assert blocks["line vty 0 4"] == ["access-class 99 in", "exec-timeout 10 0", "login local", "transport input ssh"]
+    assert blocks["line vty 0 4"] == ["access-class 99 in", "exec-timeout 10 0", "transport input ssh"]
     assert "interface Vlan99" in blocks
     factory = {(s.line, tuple(s.children)) for s in parse_config(sim.render_config())}
     assert not any((s.line, tuple(s.children)) in factory for s in rendered["vlans"])
