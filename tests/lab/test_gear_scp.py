@@ -4,15 +4,10 @@ exec), and `configure replace flash:...` makes it the running config."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 from netmiko import ConnectHandler, file_transfer
 
-from motcua.lab.procs import spawn, stop, wait_for_banner
+from .gearsim import gear_simulator
 
 ADDRESS = "127.81.0.2"  # unit tests' own loopback address, apart from the lab (127.79) and bench (127.80)
 NAME = "w26740-rt01"
@@ -22,26 +17,8 @@ SCP_READY = ["aaa new-model", "aaa authentication login default local", "aaa aut
 
 @pytest.fixture(scope="module")
 def gear(tmp_path_factory):
-    home = tmp_path_factory.mktemp("gear-scp")
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(home / "key")], check=True)
-    (home / "password").write_text(os.urandom(8).hex())
-    (home / "secret").write_text("lab-enable-" + os.urandom(4).hex())
-    config = {
-        "user": "dxadmin",
-        "authorized_key": str(home / "key.pub"),
-        "password_file": str(home / "password"),
-        "enable_secret_file": str(home / "secret"),
-        "devices": [{"name": NAME, "address": ADDRESS, "role": "router", "ports": 8}],
-    }
-    (home / "devices.json").write_text(json.dumps(config))
-    argv = [sys.executable, "-m", "motcua.lab.gear", "serve", "--config", str(home / "devices.json"),
-            "--state", str(home / "state")]  # fmt: skip
-    proc = spawn("test-gear-scp", "gear", argv, home / "gear.log")
-    try:
-        assert wait_for_banner(ADDRESS, 22, b"SSH-", 30), (home / "gear.log").read_text()
+    with gear_simulator(tmp_path_factory.mktemp("gear-scp"), NAME, ADDRESS, "router", 8) as home:
         yield home
-    finally:
-        stop([proc])
 
 
 @pytest.fixture
