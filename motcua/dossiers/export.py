@@ -139,8 +139,23 @@ PARSERS = {
     "digitised_at_intake": parse_flag,
     "digitised_result": parse_flag,
 }
-OPTIONAL_EMPTY = {"agency", "due_at", "finished_at", "returned_at", "overdue_reason", "late_step", "rating",
-                  "procedure_name", "field"}  # fmt: skip
+# What an optional field is when its cell is empty or its column missing.
+DEFAULTS: dict[str, object] = {
+    name: None
+    for name in (
+        "agency",
+        "due_at",
+        "finished_at",
+        "returned_at",
+        "paid_online",
+        "digitised_at_intake",
+        "digitised_result",
+        "overdue_reason",
+        "late_step",
+        "rating",
+    )
+}
+DEFAULTS.update(procedure_name="", field="")
 
 
 def read_text(text: str, file: str, sites: Iterable[str] | None = None) -> list[Dossier]:
@@ -179,11 +194,11 @@ def read_text(text: str, file: str, sites: Iterable[str] | None = None) -> list[
             )
             continue
         values: dict[str, object] = {}
+        found = len(problems)
         for name, index in columns.items():
             cell = row[index].strip()
             if not cell:
-                if name in OPTIONAL_EMPTY or name in ("paid_online", "digitised_at_intake", "digitised_result"):
-                    values[name] = "" if name in ("procedure_name", "field") else None
+                if name in DEFAULTS:
                     continue
                 problems.append(Problem(file, line, where, header[index], "empty: required", kind="dossier"))
                 continue
@@ -191,14 +206,9 @@ def read_text(text: str, file: str, sites: Iterable[str] | None = None) -> list[
                 values[name] = PARSERS.get(name, _text)(cell)
             except ValueError as exc:
                 problems.append(Problem(file, line, where, header[index], str(exc), kind="dossier"))
-        if any(p.line == line for p in problems):
+        if len(problems) > found:
             continue
-        values.setdefault("agency", None)
-        for name in ("due_at", "finished_at", "returned_at", "paid_online", "digitised_at_intake", "digitised_result",
-                     "overdue_reason", "late_step", "rating"):  # fmt: skip
-            values.setdefault(name, None)
-        values.setdefault("procedure_name", "")
-        values.setdefault("field", "")
+        values = {**DEFAULTS, **values}
         dossiers.append(Dossier(**values, source=f"{file}:{line}", line=line))  # type: ignore[arg-type]
     problems += check(dossiers, file, sites)
     if problems:
