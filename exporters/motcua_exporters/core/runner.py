@@ -80,15 +80,6 @@ def run(name: str, args: argparse.Namespace, load: Callable[[Path], Exporter]) -
     post_routes = getattr(exporter, "post_routes", dict)()
     server = ExporterServer(name, args.listen, exporter.routes(), web, post_routes)
     server.observe = lambda path, seconds: HTTP_SECONDS.labels(path).observe(seconds)
-    try:
-        server.bind()
-    except OSError as exc:
-        print(f"{name}: cannot listen on {args.listen}: {exc.strerror}", file=sys.stderr)
-        return 1
-    # The address is taken first (a second instance fails before it starts anything); requests are
-    # answered once the exporter has started, never by one half started (the bridge's store).
-    exporter.start()
-    server.serve()
     stopping = threading.Event()
 
     def reload(*_args: object) -> None:
@@ -101,9 +92,27 @@ def run(name: str, args: argparse.Namespace, load: Callable[[Path], Exporter]) -
             CONFIG_OK.set(1)
             log.info("config reloaded from %s", args.config_file)
 
+    # A signal sent as soon as the port answers (systemd's ExecReload, a test) is held until the
+    # exporter has started, then handled: never lost (a parent that ignores SIGHUP passes that on to
+    # us) and never the default action (SIGHUP would end the process). The threads started below
+    # inherit the mask, so the main thread handles every signal.
+    signals = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     signal.signal(signal.SIGHUP, reload)
+    try:
+        try:
+            server.bind()
+        except OSError as exc:
+            print(f"{name}: cannot listen on {args.listen}: {exc.strerror}", file=sys.stderr)
+            return 1
+        # The address is taken first (a second instance fails before it starts anything); requests are
+        # answered once the exporter has started, never by one half started (the bridge's store).
+        exporter.start()
+        server.serve()
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
     log.info("%s %s started", name, __version__)
     while not stopping.wait(1.0):
         pass
