@@ -37,9 +37,12 @@ def lab_registry(production_registry):
     return production_registry.subset([str(s) for s in sites])
 
 
+# The unit phase runs on two workers (pytest-xdist, one module per worker at a time): a session
+# fixture that listens gets an address of its own per worker (gw0 -> .20, gw1 -> .21).
+WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
 # The dossier stand-in the unit and exporter tests share: its own loopback address and
 # unprivileged ports, apart from any lab (which uses 127.79.0.20:443/80).
-STANDIN_ADDRESS = "127.79.250.20"
+STANDIN_ADDRESS = f"127.79.250.{20 + WORKER}"
 STANDIN_HTTPS, STANDIN_HTTP = 18443, 18080
 
 
@@ -184,8 +187,9 @@ def counter_metrics(counter, needle: str = "", timeout: float = 60) -> str:
         time.sleep(1)
 
 
-# A real Alertmanager (Debian's) for the tests of silences, on loopback, per test module.
-ALERTMANAGER_ADDRESS = "127.81.0.2:9093"
+# A real Alertmanager (Debian's) for the tests of silences, on loopback, per test module (and per
+# worker: two modules on two workers at once).
+ALERTMANAGER_ADDRESS = f"127.81.{WORKER}.2:9093"
 ALERTMANAGER_URL = f"http://{ALERTMANAGER_ADDRESS}"
 _ALERTMANAGER_CONFIG = """route:
   receiver: nobody
@@ -205,7 +209,7 @@ def alertmanager_api(method: str, path: str, body: object | None = None):
 
 @pytest.fixture(scope="module")
 def alertmanager(tmp_path_factory):
-    """Debian's Alertmanager on 127.81.0.2:9093, started for the module and stopped (by PID) after it."""
+    """Debian's Alertmanager on ALERTMANAGER_ADDRESS, started for the module and stopped (by PID) after it."""
     home = tmp_path_factory.mktemp("alertmanager")
     (home / "alertmanager.yml").write_text(_ALERTMANAGER_CONFIG)
     argv = [

@@ -13,6 +13,7 @@ import bcrypt
 import pytest
 
 from motcua.lab.dossier import write_fault
+from tests.conftest import STANDIN_ADDRESS, STANDIN_HTTPS
 
 from .conftest import promtool_check, tls_client
 
@@ -157,10 +158,11 @@ def test_probe_endpoint_from_this_vantage_point(exporter, dossier_standin):
         ("", "target= is required"),
         ("?target=https://example.org/", "neither a configured target nor under probe.allow_urls"),
         ("?target=nosuch", "neither a configured target"),
-        ("?target=https://127.79.250.20:18443/x&module=nosuch", "unknown module"),
+        ("?target={standin}/x&module=nosuch", "unknown module"),  # the stand-in: an allowed URL
     ],
 )
 def test_probe_endpoint_refuses_what_it_may_not_fetch(exporter, query, message):
+    query = query.replace("{standin}", f"https://{STANDIN_ADDRESS}:{STANDIN_HTTPS}")
     status, text = exporter.get(f"/probe{query}")
     assert status == 400 and message in text
 

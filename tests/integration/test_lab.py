@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import ssl
@@ -120,15 +121,29 @@ def test_netmiko_drives_every_device_and_outputs_parse(lab, plan):
 
 
 def test_netmiko_config_change_and_write_memory(lab, plan):
+    """A change saved with write memory; then undone and saved again, so the switch is at the demo's
+    intent for the network tests (a drifted ward would cost them a whole network run)."""
     device = next(d for d in plan.gear if d.name == "w26740-sw01")
+    path = LAB_HOME / "gear" / "devices" / "w26740-sw01.json"
     with gear(lab, device) as conn:
         conn.enable()
+        before = conn.send_command("show running-config")
+        port = re.search(r"^interface GigabitEthernet1/0/5\n((?: .*\n)*)", before, re.M)
+        assert port and "vlan 30\n" not in before, before
+        description = next((line.strip() for line in port.group(1).splitlines() if " description " in line), None)
         conn.send_config_set(["vlan 30", "name WIFI", "interface GigabitEthernet1/0/5", "description w26740-ki01"])
-        assert "Building configuration" in conn.save_config()
-        vlans = {v["vlan_id"]: v["vlan_name"] for v in conn.send_command("show vlan brief", use_textfsm=True)}
+        try:
+            assert "Building configuration" in conn.save_config()
+            vlans = {v["vlan_id"]: v["vlan_name"] for v in conn.send_command("show vlan brief", use_textfsm=True)}
+            saved = json.loads(path.read_text())["startup_config"]
+        finally:
+            conn.send_config_set(["no vlan 30", "interface GigabitEthernet1/0/5", description or "no description"])
+            conn.save_config()
+            after = conn.send_command("show running-config")
     assert vlans["30"] == "WIFI"
-    saved = json.loads((LAB_HOME / "gear" / "devices" / "w26740-sw01.json").read_text())["startup_config"]
     assert "vlan 30\n name WIFI" in saved
+    assert after == before  # undone
+    assert "vlan 30\n" not in json.loads(path.read_text())["startup_config"]
 
 
 def test_gear_fault_refuse_login(lab, plan):
@@ -155,6 +170,7 @@ def test_gear_fault_drop_mid_change_never_hangs(lab, plan):
     with gear(lab, device) as conn:  # the fault fired once and cleared itself
         conn.enable()
         vlans = {v["vlan_id"] for v in conn.send_command("show vlan brief", use_textfsm=True)}
+        conn.send_config_set(["no vlan 40"])  # the half change undone, for the network tests
     assert "40" in vlans and "41" not in vlans  # cut after the second line: half a change, as in real life
 
 
