@@ -12,13 +12,16 @@ import os
 import sys
 from pathlib import Path
 
+from motcua_exporters.dossier.indicators import CITY, RATES, Figures, by_agency, summarise
+from motcua_exporters.dossier.metrics import as_metrics
+from motcua_exporters.dossier.source import Api, DossierRecordError, DossierSourceError, RecordStore
+
 from ..access import read_inventory_source
 from ..durable import write_atomic
+from ..errors import ToolError
 from ..times import TZ, local
-from .api import Api, DossierSourceError, RecordStore
-from .export import read_export
-from .indicators import CITY, RATES, Figures, by_agency, summarise
-from .metrics import as_metrics
+from ..validation.problems import InputError
+from .export import as_problems, read_export
 
 WINDOWS = ("today", "7d", "month")
 COLUMNS = (  # (header, width, value)
@@ -54,11 +57,29 @@ def _secret(path: str | None, variable: str) -> str:
         try:
             return Path(path).read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise DossierSourceError(f"--token-file {path}: {exc.strerror}") from None
+            raise ToolError(f"--token-file {path}: {exc.strerror}") from None
     value = os.environ.get(variable, "")
     if not value:
-        raise DossierSourceError(f"the reporting API needs a token: --token-file FILE or ${variable}")
+        raise ToolError(f"the reporting API needs a token: --token-file FILE or ${variable}")
     return value
+
+
+def _from_api(args: argparse.Namespace, sites) -> tuple[list, str]:
+    """The records read since the store's last run, merged into it: (dossiers, where they came from)."""
+    token = _secret(args.token_file, "MOTCUA_DOSSIER_API_TOKEN")
+    try:
+        api = Api(args.api, token, Path(args.ca_file) if args.ca_file else None, timeout=args.timeout)
+        store = RecordStore(Path(args.store))
+        read, changed = store.update(api)
+        dossiers = store.dossiers(sites)
+    except DossierSourceError as exc:
+        raise ToolError(str(exc)) from None
+    except DossierRecordError as exc:
+        raise InputError(as_problems(exc.problems), exc.what) from None
+    return (
+        dossiers,
+        f"{args.api}: {read} records read, {changed} new or changed; {len(dossiers)} dossiers in {args.store}",
+    )
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -68,12 +89,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         dossiers, encoding = read_export(Path(args.export), registry.sites)
         origin = f"{args.export}: {len(dossiers)} dossiers ({encoding})"
     else:
-        token = _secret(args.token_file, "MOTCUA_DOSSIER_API_TOKEN")
-        api = Api(args.api, token, Path(args.ca_file) if args.ca_file else None, timeout=args.timeout)
-        store = RecordStore(Path(args.store))
-        read, changed = store.update(api)
-        dossiers = store.dossiers(registry.sites)
-        origin = f"{args.api}: {read} records read, {changed} new or changed; {len(dossiers)} dossiers in {args.store}"
+        dossiers, origin = _from_api(args, registry.sites)
     now = local(dt.datetime.fromisoformat(args.now)) if args.now else dt.datetime.now(TZ)
     key = by_agency if args.by == "agency" else (lambda d: d.site)
     result = summarise(dossiers, now, key)

@@ -24,9 +24,19 @@ import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
+from motcua_exporters.dossier.records import (
+    CHANNELS,
+    RATINGS,
+    STATUSES,
+    Dossier,
+    RecordProblem,
+    check,
+    lookup,
+    plain,
+)
+
 from ..times import TZ
 from ..validation.problems import InputError, Problem
-from .records import CHANNELS, RATINGS, STATUSES, Dossier, check, lookup, plain
 
 MAX_BYTES = 256 << 20
 # field -> header spellings (compared with records.plain: no accents, case, or extra spaces)
@@ -58,6 +68,11 @@ NO = ("khong", "0", "no", "false", "chua", "n", "")
 
 class DossierInputError(InputError):
     what = "dossier export"
+
+
+def as_problems(found: Iterable[RecordProblem]) -> list[Problem]:
+    """The records model's problems as the project's input problems (file, row, dossier, field)."""
+    return [Problem(p.source, p.line, p.code, p.field, p.message, kind="dossier") for p in found]
 
 
 def decode(data: bytes) -> tuple[str, str]:
@@ -210,7 +225,9 @@ def read_text(text: str, file: str, sites: Iterable[str] | None = None) -> list[
             continue
         values = {**DEFAULTS, **values}
         dossiers.append(Dossier(**values, source=f"{file}:{line}", line=line))  # type: ignore[arg-type]
-    problems += check(dossiers, file, sites)
+    problems += [
+        Problem(p.source, p.line, p.code, p.field, p.message, kind="dossier") for p in check(dossiers, file, sites)
+    ]
     if problems:
         raise DossierInputError(problems)
     return dossiers

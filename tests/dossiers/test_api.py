@@ -9,12 +9,12 @@ import time
 
 import pytest
 
-from motcua.dossiers.api import Api, DossierSourceError, RecordStore, fetch
-from motcua.dossiers.api_format import map_item
-from motcua.dossiers.indicators import CITY, summarise
 from motcua.lab.dossier import write_fault
 from motcua.lab.procs import wait_for_port
 from motcua.times import TZ
+from motcua_exporters.dossier.api_format import map_item
+from motcua_exporters.dossier.indicators import CITY, summarise
+from motcua_exporters.dossier.source import Api, DossierSourceError, RecordStore, fetch
 
 from ..conftest import STANDIN_ADDRESS, STANDIN_HTTPS
 

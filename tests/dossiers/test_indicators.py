@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from motcua.dossiers.export import read_export
-from motcua.dossiers.indicators import CITY, NOT_RECORDED, by_agency, summarise, windows
 from motcua.times import TZ
+from motcua_exporters.dossier.indicators import CITY, NOT_RECORDED, by_agency, summarise, windows
 
 GOOD = Path(__file__).parent.parent / "corpus" / "dossiers" / "good.csv"
 NOW = dt.datetime(2026, 12, 6, 11, 0, tzinfo=TZ)

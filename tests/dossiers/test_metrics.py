@@ -12,8 +12,8 @@ import pytest
 
 from motcua.cli import main
 from motcua.dossiers.export import read_export
-from motcua.dossiers.metrics import as_metrics
 from motcua.times import TZ
+from motcua_exporters.dossier.metrics import as_metrics
 
 GOOD = Path(__file__).parent.parent / "corpus" / "dossiers" / "good.csv"
 NOW = dt.datetime(2026, 12, 6, 11, 0, tzinfo=TZ)

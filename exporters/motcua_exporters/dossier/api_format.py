@@ -1,4 +1,4 @@
-"""The reporting API's record format, mapped onto :class:`~motcua.dossiers.records.Dossier`.
+"""The reporting API's record format, mapped onto :class:`~.records.Dossier`.
 
 This is the interface the project expects of a dossier system (docs/dossiers.md, "The reporting
 API"); the lab's stand-in serves it. A real system with another format is another module like
@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ..times import TZ
-from .records import CHANNELS, RATINGS, STATUSES, Dossier, lookup
+from .records import CHANNELS, RATINGS, STATUSES, TZ, Dossier, lookup
 
 ITEMS_KEY, NEXT_KEY, TIME_KEY = "ho_so", "trang_tiep", "thoi_diem"
 UPDATED_KEY, CODE_KEY = "cap_nhat_luc", "ma_ho_so"

@@ -7,14 +7,16 @@ again replaces the older copy. A page with a record that cannot be mapped refuse
 fetch with every problem named (the URL, the page, the item, the field): the store is left
 as it was, never partly updated.
 
-The format is in :mod:`motcua.dossiers.api_format`; this module knows only pages and tokens.
+The format is in :mod:`.api_format`; this module knows only pages and tokens.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import ssl
+import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -22,22 +24,43 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..durable import write_atomic
-from ..errors import ToolError
-from ..validation.problems import InputError, Problem
 from . import api_format as fmt
-from .records import Dossier, check
+from .records import Dossier, RecordProblem, check
 
 OVERLAP = dt.timedelta(minutes=5)
 MAX_PAGES = 10_000
 
 
-class DossierSourceError(ToolError):
+class DossierSourceError(Exception):
     """The reporting API could not be read (refused, unreachable, not its format); the message says why."""
 
 
-class DossierRecordError(InputError):
+class DossierRecordError(Exception):
+    """Records that cannot be mapped or break the rules: every problem, sorted."""
+
     what = "dossier records from the reporting API"
+
+    def __init__(self, problems: list[RecordProblem]):
+        self.problems = sorted(problems)
+        count = len(self.problems)
+        lines = "\n".join(f"  {p}" for p in self.problems[:50])
+        more = f"\n  ... and {count - 50} more" if count > 50 else ""
+        super().__init__(f"{self.what} are invalid ({count} problem{'s' if count != 1 else ''}):\n{lines}{more}")
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Replace ``path`` whole (a reader sees the old content or the new, never half), mode 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 @dataclass(frozen=True)
@@ -94,7 +117,7 @@ def fetch(api: Api, since: str = "") -> Fetched:
     """Every record updated at or after ``since`` (ISO 8601; empty: all), every page."""
     items: list[dict] = []
     dossiers: list[Dossier] = []
-    problems: list[Problem] = []
+    problems: list[RecordProblem] = []
     after: str | None = None
     server_time = ""
     for number in range(1, MAX_PAGES + 1):
@@ -104,7 +127,7 @@ def fetch(api: Api, since: str = "") -> Fetched:
             where = f"{api.url} page {number} item {index}"
             dossier, wrong = fmt.map_item(item, where)
             code = str(item.get(fmt.CODE_KEY) or f"item {index}") if isinstance(item, dict) else f"item {index}"
-            problems += [Problem(f"{api.url} page {number}", index, code, key, message, kind="dossier")
+            problems += [RecordProblem(f"{api.url} page {number}", index, code, key, message)
                          for key, message in wrong]  # fmt: skip
             if dossier is not None:
                 items.append(item)
@@ -149,8 +172,7 @@ class RecordStore:
                 changed += 1
         self.high_water = max([self.high_water, *(fmt.updated_at(i) for i in fetched.items)])
         body = {"high_water": self.high_water, "items": self.items}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.path, json.dumps(body, ensure_ascii=False), mode=0o600)
+        _write_private(self.path, json.dumps(body, ensure_ascii=False))
         return len(fetched.items), changed
 
     def dossiers(self, sites: Iterable[str] | None = None) -> list[Dossier]:
@@ -158,7 +180,7 @@ class RecordStore:
         result, problems = [], []
         for line, (code, item) in enumerate(sorted(self.items.items()), 1):
             dossier, wrong = fmt.map_item(item, f"{self.path} {code}", line)
-            problems += [Problem(str(self.path), line, code, key, message, kind="dossier") for key, message in wrong]
+            problems += [RecordProblem(str(self.path), line, code, key, message) for key, message in wrong]
             if dossier is not None:
                 result.append(dossier)
         problems += check(result, str(self.path), sites)

@@ -23,8 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ..times import TZ
-from .records import Dossier
+from .records import TZ, Dossier
 
 NOT_RECORDED = "chưa ghi / not recorded"
 

@@ -1,10 +1,12 @@
 """One dossier (hồ sơ thủ tục hành chính) as the project reads it from any source.
 
 Every source (the dossier system's reporting API, a CSV/XLSX export) maps its rows onto
-:class:`Dossier`; the indicators (:mod:`motcua.dossiers.indicators`) read nothing else. A
-source reports what it cannot map as :class:`~motcua.validation.problems.Problem`s that name
-the file, the row and the column, and :func:`check` adds the rules that hold whatever the
-source: dates in order, a status that fits its dates, a site the registry has.
+:class:`Dossier`; the indicators (:mod:`.indicators`) read nothing else. A source reports what
+it cannot map by the file or page, the row and the column, and :func:`check` adds the rules that
+hold whatever the source: dates in order, a status that fits its dates, a site the registry has.
+
+One model for the exporter on the monitoring hosts (which runs from a zip, without the motcua
+package) and for ``motcua dossiers`` (which imports it from here).
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import datetime as dt
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
-from ..validation.problems import Problem
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")  # a time without an offset, in every source, is Vietnam's
 
 # channel -> the spellings a source may use (compared without accents, case or spaces)
 CHANNELS = {
@@ -101,14 +104,31 @@ class Dossier:
         return self.status in OPEN and self.due_at is not None and now > self.due_at
 
 
-def check(dossiers: Iterable[Dossier], file: str, sites: Iterable[str] | None = None) -> list[Problem]:
+@dataclass(frozen=True, order=True)
+class RecordProblem:
+    """What is wrong with one record: where it came from (a file, an API page), its row, its code, the field."""
+
+    source: str
+    line: int
+    code: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        parts = [f"{self.source}:{self.line}" if self.line else self.source]
+        parts += [f"dossier {self.code}"] if self.code else []
+        parts += [f"field {self.field}"] if self.field else []
+        return ": ".join(parts) + f": {self.message}"
+
+
+def check(dossiers: Iterable[Dossier], file: str, sites: Iterable[str] | None = None) -> list[RecordProblem]:
     """The rules every source's dossiers follow; problems name the file, the row and the field."""
     known = set(sites) if sites is not None else None
     seen: dict[str, int] = {}
     problems = []
 
     def problem(d: Dossier, field: str, message: str) -> None:
-        problems.append(Problem(file, d.line, d.code, field, message, kind="dossier"))
+        problems.append(RecordProblem(file, d.line, d.code, field, message))
 
     for d in dossiers:
         if d.code in seen:
