@@ -213,3 +213,63 @@ def test_reload_applies_a_good_config_and_keeps_running_on_a_bad_one(start_expor
     text = running.wait_for("motcua_exporter_config_last_reload_successful 0")
     assert "motcua_dossier_exporter_targets 5" in text and running.alive()
     assert "reload refused, keeping the running config" in running.log.read_text()
+
+
+def records_config(standin, store, token_file=None, sites=("26740",)) -> str:
+    return (
+        config_for(standin)
+        + f"""
+records:
+  url: {standin["https"]}/api/ho-so
+  token_file: {token_file or standin["token"]}
+  store: {store}
+  sites: [{", ".join(f'"{s}"' for s in sites)}]
+  interval: 5s
+  timeout: 3s
+  page_size: 50
+"""
+    )
+
+
+def test_records_become_the_indicators_and_a_failing_source_keeps_the_last_figures(
+    start_exporter, dossier_standin, clear_dossier_fault, tmp_path
+):
+    """The exporter reads the stand-in's records (every page of 50), stores them (0600) and serves the
+    indicators per site and city-wide; the unit the registry does not have is left out and counted. While
+    the API answers HTTP 500 the figures stay those of the last good read (never zero dossiers), the read
+    is counted as failed and records_up says 0; back, it reads again."""
+    store = tmp_path / "records.json"
+    running = start_exporter(SCRIPT, records_config(dossier_standin, store))
+    text = running.wait_for("motcua_dossier_records_up 1", timeout=30)
+    stored = value(text, "motcua_dossier_records_stored")
+    assert stored and stored > 50  # more than one page
+    assert value(text, "motcua_dossier_records_invalid") > 0  # so-tp's records: not a site of this registry
+    assert oct(store.stat().st_mode & 0o777) == "0o600"
+    city = value(text, 'motcua_dossiers_received{scope="city",code="",window="month"}')
+    ward = value(text, 'motcua_dossiers_received{scope="site",code="26740",window="month"}')
+    assert city and ward == city  # the city is the registry's sites: so-tp's dossiers are not counted
+    assert 'scope="site",code="so-tp"' not in text
+    assert value(text, "motcua_dossier_records_newest_update_timestamp_seconds") > time.time() - 86400 * 11
+    promtool_check(text)
+
+    write_fault(dossier_standin["faults"], "http500")
+    failed = running.wait_for('motcua_dossier_records_reads_total{result="http"}', timeout=20)
+    failed = running.wait_for("motcua_dossier_records_up 0", timeout=20)
+    assert value(failed, 'motcua_dossiers_received{scope="city",code="",window="month"}') == city
+    assert value(failed, "motcua_dossier_records_stored") == stored
+    assert "reporting API" in running.log.read_text() and "HTTP 500" in running.log.read_text()
+    write_fault(dossier_standin["faults"], None)
+    running.wait_for("motcua_dossier_records_up 1", timeout=20)
+
+
+def test_a_refused_token_is_told_apart(start_exporter, dossier_standin, clear_dossier_fault, tmp_path):
+    token = tmp_path / "token"
+    token.write_text("not-the-lab-token\n")
+    token.chmod(0o600)
+    running = start_exporter(SCRIPT, records_config(dossier_standin, tmp_path / "records.json", token_file=token))
+    text = running.wait_for('motcua_dossier_records_reads_total{result="refused"}', timeout=20)
+    assert value(text, "motcua_dossier_records_up") == 0
+    assert "motcua_dossiers_received" not in text  # never read: no figures, not zeros
+    assert not (tmp_path / "records.json").exists()
+    token.write_text(dossier_standin["token"].read_text())  # a rotated token is read at the next round
+    running.wait_for("motcua_dossier_records_up 1", timeout=20)

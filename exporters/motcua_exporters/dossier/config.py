@@ -25,6 +25,22 @@ class Target:
     labels: tuple[tuple[str, str], ...] = ()
 
 
+@dataclass(frozen=True)
+class RecordsSpec:
+    """``records:``: the dossier records from the reporting API, read incrementally into a store, and
+    the processing indicators computed from them (docs/dossiers.md)."""
+
+    url: str
+    token_file: Path  # read at every round: a rotated token is picked up without a reload
+    store: Path
+    sites: tuple[str, ...]  # the registry's site codes: the only sites reported by name
+    interval: float = 60.0
+    timeout: float = 30.0
+    page_size: int = 500
+    top: int = 20
+    ca_file: Path | None = None
+
+
 @dataclass
 class DossierConfig:
     file: Path
@@ -36,6 +52,7 @@ class DossierConfig:
     defaults: dict[str, object] = field(default_factory=dict)
     ca_file: Path | None = None  # tls.ca_file: for /probe?target=URL without module= too
     verify: bool = True
+    records: RecordsSpec | None = None
 
     def target(self, name: str) -> Target | None:
         return next((t for t in self.targets if t.name == name), None)
@@ -78,6 +95,7 @@ def load(path: str | Path) -> DossierConfig:
         statistics_interval = stats.duration("interval", 60.0, minimum=5.0)
         adapter = ADAPTERS[kind].from_config(stats, ca_file, True if verify is None else verify)
         stats.done()
+    records = _records(root.section("records", None), ca_file)
     root.done()
     return DossierConfig(
         Path(path),
@@ -88,7 +106,43 @@ def load(path: str | Path) -> DossierConfig:
         statistics_interval,
         ca_file=ca_file,
         verify=True if verify is None else verify,
+        records=records,
     )
+
+
+SITE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+
+
+def _records(section: Section | None, ca_file: Path | None) -> RecordsSpec | None:
+    if section is None:
+        return None
+    url = section.str("url")
+    if not re.match(r"^https?://[^/]+/", url):
+        raise section.error("url", f"must be the records endpoint's http(s) URL, not {url!r}")
+    token_file = section.path("token_file", must_exist=True)
+    sites = section.list("sites")
+    if not sites:
+        raise section.error("sites", "must list the registry's site codes (the sites reported by name)")
+    for index, code in enumerate(sites):
+        if not isinstance(code, str | int) or not SITE.match(str(code)):
+            raise section.error(f"sites[{index}]", f"must be a site code like 26740 or ttpv, not {code!r}")
+    interval = section.duration("interval", 60.0, minimum=5.0)
+    timeout = section.duration("timeout", 30.0, minimum=1.0)
+    if timeout >= interval:
+        raise section.error("timeout", f"must be shorter than the interval ({interval:g}s)")
+    spec = RecordsSpec(
+        url,
+        token_file,
+        section.path("store"),
+        tuple(str(code) for code in sites),
+        interval,
+        timeout,
+        section.int("page_size", 500, minimum=1, maximum=10_000),
+        section.int("top", 20, minimum=1, maximum=200),
+        section.path("ca_file", ca_file, must_exist=True),
+    )
+    section.done()
+    return spec
 
 
 def _target(item: Section, interval: float, timeout: float, ca_file: Path | None, verify: bool) -> Target:
@@ -125,4 +179,4 @@ def _target(item: Section, interval: float, timeout: float, ca_file: Path | None
     return Target(name, spec, target_interval, tuple(sorted((k, str(v)) for k, v in labels.items())))
 
 
-__all__ = ["ConfigError", "DossierConfig", "Target", "load"]
+__all__ = ["ConfigError", "DossierConfig", "RecordsSpec", "Target", "load"]

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
+import threading
+import time
 import zlib
 from dataclasses import replace
 from pathlib import Path
@@ -16,7 +19,11 @@ from ..core.prober import LoopThread
 from ..core.runner import self_metrics
 from ..core.web import Request, Response
 from . import config as config_module
-from .config import DossierConfig, Target
+from .api_format import parse_time
+from .config import DossierConfig, RecordsSpec, Target
+from .metrics import as_metrics
+from .records import TZ
+from .source import Api, DossierSourceError, RecordStore
 
 log = logging.getLogger("dossier")
 
@@ -59,6 +66,38 @@ STATS_FAMILIES = (
     Family("motcua_dossier_agency_overdue", "gauge", "Open dossiers of the agency that are past their due date."),
 )
 
+RECORDS_FAMILIES = (
+    Family(
+        "motcua_dossier_records_up",
+        "gauge",
+        "1 if the last read of the reporting API worked; 0: the dossier figures are those of the last good read.",
+    ),
+    Family(
+        "motcua_dossier_records_last_success_timestamp_seconds",
+        "gauge",
+        "When the reporting API was last read whole (Unix time); 0 if never since the exporter started.",
+    ),
+    Family("motcua_dossier_records_last_run_timestamp_seconds", "gauge", "When the last read ended (Unix time)."),
+    Family(
+        "motcua_dossier_records_newest_update_timestamp_seconds",
+        "gauge",
+        "The newest update time among the records read (Unix time): it stands still when the API answers with "
+        "old data.",
+    ),
+    Family("motcua_dossier_records_stored", "gauge", "Dossier records in the exporter's store."),
+    Family(
+        "motcua_dossier_records_invalid",
+        "gauge",
+        "Stored records left out of the figures (they break the model's rules; the exporter's log names them).",
+    ),
+    Family("motcua_dossier_records_read_duration_seconds", "gauge", "How long the last read took (every page)."),
+)
+RECORD_READS = Counter(
+    "motcua_dossier_records_reads_total",
+    "Reads of the reporting API, by result (ok, or why not: refused, http, unreachable, format, paging, store, token).",
+    ["result"],
+)
+
 PROBES = Counter("motcua_dossier_exporter_probes_total", "Background probes run, by result.", ["result"])
 OVERRUNS = Counter(
     "motcua_dossier_exporter_schedule_overruns_total",
@@ -82,6 +121,10 @@ class DossierExporter:
         self.config = config
         self.board = Board(PROBE_FAMILIES)
         self.stats = Board(STATS_FAMILIES)
+        self.records = Board(RECORDS_FAMILIES)
+        self._figures = ""  # the last good read's indicators (text format), kept while the source fails
+        self._store: RecordStore | None = None
+        self._records_lock = threading.Lock()  # one read at a time, across reloads
         self.loop = LoopThread("probes")
         self._last_success: dict[str, float] = {}
         self._tasks: list[asyncio.Task] = []
@@ -120,6 +163,11 @@ class DossierExporter:
             self._tasks.append(asyncio.create_task(self._run_statistics(config), name="statistics"))
         else:
             self.stats.keep_only([])
+        if config.records is not None:
+            self._tasks.append(asyncio.create_task(self._run_records(config.records), name="records"))
+        else:
+            self.records.keep_only([])
+            self._figures = ""
         TARGETS.set(len(config.targets))
         log.info("probing %d targets (max %d at once)", len(config.targets), config.max_concurrency)
 
@@ -179,12 +227,65 @@ class DossierExporter:
             self.stats.put("statistics", samples)
             await asyncio.sleep(config.statistics_interval)
 
+    async def _run_records(self, spec: RecordsSpec) -> None:
+        """Read what changed every interval. A failed read keeps the last good figures and the counts that
+        describe them (never zero dossiers): ``records_up`` 0 and the success time say how old they are."""
+        loop = asyncio.get_running_loop()
+        last_ok, counts = 0.0, {}
+        while True:
+            started = time.time()
+            try:
+                figures, counts = await loop.run_in_executor(None, self._read_records, spec)
+            except DossierSourceError as exc:
+                RECORD_READS.labels(exc.reason).inc()
+                log.warning("reporting API %s: %s", spec.url, exc)
+                ok = False
+            else:
+                RECORD_READS.labels("ok").inc()
+                ok, last_ok, self._figures = True, time.time(), figures
+            finished = time.time()
+            self.records.put("records", {
+                **counts,
+                "motcua_dossier_records_up": [({}, 1.0 if ok else 0.0)],
+                "motcua_dossier_records_last_success_timestamp_seconds": [({}, round(last_ok, 3))],
+                "motcua_dossier_records_last_run_timestamp_seconds": [({}, round(finished, 3))],
+                "motcua_dossier_records_read_duration_seconds": [({}, round(finished - started, 3))],
+            })  # fmt: skip
+            await asyncio.sleep(max(0.0, spec.interval - (finished - started)))
+
+    def _read_records(self, spec: RecordsSpec) -> tuple[str, dict[str, list]]:
+        """One incremental read into the store, then the indicators of every stored record (in a thread):
+        the figures (text format) and the samples that describe the store."""
+        with self._records_lock:
+            try:
+                token = spec.token_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise DossierSourceError(f"{spec.token_file}: {exc.strerror}", "token") from None
+            api = Api(spec.url, token, spec.ca_file, timeout=spec.timeout, page_size=spec.page_size)
+            if self._store is None or self._store.path != spec.store:
+                self._store = RecordStore(spec.store)
+            store = self._store
+            store.update(api, strict=False)
+            dossiers, problems = store.checked(spec.sites)
+            for problem in problems[:5]:
+                log.warning("record left out: %s", problem)
+            if len(problems) > 5:
+                log.warning("... and %d more problems", len(problems) - 5)
+            figures = as_metrics(dossiers, dt.datetime.now(TZ), spec.sites, top=spec.top)
+            newest = parse_time(store.high_water).timestamp() if store.high_water else 0.0
+            return figures, {
+                "motcua_dossier_records_stored": [({}, float(len(store.items)))],
+                "motcua_dossier_records_invalid": [({}, float(len({p.code for p in problems})))],
+                "motcua_dossier_records_newest_update_timestamp_seconds": [({}, newest)],
+            }
+
     # -- HTTP ---------------------------------------------------------------
     def routes(self):
         return {"/metrics": self.metrics, "/probe": self.probe}
 
     def metrics(self, _request: Request) -> Response:
-        return Response(200, self_metrics() + self.board.render() + self.stats.render(), CONTENT_TYPE)
+        body = self_metrics() + self.board.render() + self.stats.render() + self.records.render() + self._figures
+        return Response(200, body, CONTENT_TYPE)
 
     def probe(self, request: Request) -> Response:
         """``/probe?target=NAME`` (a configured target) or ``?target=URL&module=NAME`` (URL under probe.allow_urls,

@@ -32,7 +32,12 @@ MAX_PAGES = 10_000
 
 
 class DossierSourceError(Exception):
-    """The reporting API could not be read (refused, unreachable, not its format); the message says why."""
+    """The reporting API could not be read; the message says why, ``reason`` in a word (a metric's label):
+    refused (the token), http (another HTTP error), unreachable, format (not the API's answer), paging, store."""
+
+    def __init__(self, message: str, reason: str = "format"):
+        super().__init__(message)
+        self.reason = reason
 
 
 class DossierRecordError(Exception):
@@ -73,9 +78,9 @@ class Api:
 
     def __post_init__(self) -> None:
         if urllib.parse.urlsplit(self.url).scheme not in ("http", "https"):
-            raise DossierSourceError(f"{self.url}: the reporting API's URL must be http(s)")
+            raise DossierSourceError(f"{self.url}: the reporting API's URL must be http(s)", "config")
         if not self.token:
-            raise DossierSourceError(f"{self.url}: no token for the reporting API")
+            raise DossierSourceError(f"{self.url}: no token for the reporting API", "config")
 
     def _context(self) -> ssl.SSLContext | None:
         if not self.url.startswith("https:"):
@@ -92,10 +97,13 @@ class Api:
             with urllib.request.urlopen(request, timeout=self.timeout, context=self._context()) as answer:  # noqa: S310
                 body = answer.read(64 << 20)
         except urllib.error.HTTPError as exc:
-            why = "the token was refused" if exc.code in (401, 403) else exc.reason
-            raise DossierSourceError(f"{self.url}: HTTP {exc.code}: {why}") from None
+            refused = exc.code in (401, 403)
+            why = "the token was refused" if refused else exc.reason
+            raise DossierSourceError(f"{self.url}: HTTP {exc.code}: {why}", "refused" if refused else "http") from None
         except (urllib.error.URLError, OSError) as exc:
-            raise DossierSourceError(f"{self.url}: not reachable: {getattr(exc, 'reason', exc)}") from None
+            raise DossierSourceError(
+                f"{self.url}: not reachable: {getattr(exc, 'reason', exc)}", "unreachable"
+            ) from None
         try:
             data = json.loads(body)
         except ValueError:
@@ -113,8 +121,12 @@ class Fetched:
     server_time: str
 
 
-def fetch(api: Api, since: str = "") -> Fetched:
-    """Every record updated at or after ``since`` (ISO 8601; empty: all), every page."""
+def fetch(api: Api, since: str = "", strict: bool = True) -> Fetched:
+    """Every record updated at or after ``since`` (ISO 8601; empty: all), every page.
+
+    ``strict`` (``motcua dossiers``): a record that does not map refuses the whole fetch. Otherwise (the
+    exporter, which must keep counting when one record is wrong) every item with a code and an update
+    time is kept, and :meth:`RecordStore.checked` leaves out, and names, the ones that do not map."""
     items: list[dict] = []
     dossiers: list[Dossier] = []
     problems: list[RecordProblem] = []
@@ -132,12 +144,14 @@ def fetch(api: Api, since: str = "") -> Fetched:
             if dossier is not None:
                 items.append(item)
                 dossiers.append(dossier)
+            elif not strict and isinstance(item, dict) and item.get(fmt.CODE_KEY) and fmt.updated_at(item):
+                items.append(item)
         after = data.get(fmt.NEXT_KEY)
         if not after:
             break
     else:
-        raise DossierSourceError(f"{api.url}: more than {MAX_PAGES} pages: is the page token ignored?")
-    if problems:
+        raise DossierSourceError(f"{api.url}: more than {MAX_PAGES} pages: is the page token ignored?", "paging")
+    if problems and strict:
         raise DossierRecordError(problems)
     return Fetched(items, dossiers, number, server_time)
 
@@ -150,7 +164,7 @@ class RecordStore:
         try:
             data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
         except (OSError, ValueError) as exc:
-            raise DossierSourceError(f"{path}: cannot read the record store: {exc}") from None
+            raise DossierSourceError(f"{path}: cannot read the record store: {exc}", "store") from None
         self.items: dict[str, dict] = data.get("items", {})
         self.high_water: str = data.get("high_water", "")
 
@@ -160,9 +174,9 @@ class RecordStore:
             return ""
         return (fmt.parse_time(self.high_water) - OVERLAP).isoformat(timespec="seconds")
 
-    def update(self, api: Api) -> tuple[int, int]:
-        """Fetch what changed and merge it: (records read, records new or changed)."""
-        fetched = fetch(api, self.since())
+    def update(self, api: Api, strict: bool = True) -> tuple[int, int]:
+        """Fetch what changed and merge it: (records read, records new or changed). ``strict``: as :func:`fetch`."""
+        fetched = fetch(api, self.since(), strict)
         changed = 0
         for item in fetched.items:
             code = str(item[fmt.CODE_KEY])
@@ -175,8 +189,8 @@ class RecordStore:
         _write_private(self.path, json.dumps(body, ensure_ascii=False))
         return len(fetched.items), changed
 
-    def dossiers(self, sites: Iterable[str] | None = None) -> list[Dossier]:
-        """The stored records as dossiers, checked like every source's."""
+    def checked(self, sites: Iterable[str] | None = None) -> tuple[list[Dossier], list[RecordProblem]]:
+        """The stored records that map and pass :func:`check`, and the problems of those that do not."""
         result, problems = [], []
         for line, (code, item) in enumerate(sorted(self.items.items()), 1):
             dossier, wrong = fmt.map_item(item, f"{self.path} {code}", line)
@@ -184,6 +198,12 @@ class RecordStore:
             if dossier is not None:
                 result.append(dossier)
         problems += check(result, str(self.path), sites)
+        refused = {p.code for p in problems}
+        return [d for d in result if d.code not in refused], problems
+
+    def dossiers(self, sites: Iterable[str] | None = None) -> list[Dossier]:
+        """The stored records as dossiers, checked like every source's: any problem refuses them all."""
+        result, problems = self.checked(sites)
         if problems:
             raise DossierRecordError(problems)
         return result
