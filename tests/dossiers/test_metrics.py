@@ -1,4 +1,4 @@
-"""The indicators as metrics (motcua/dossiers/metrics.py): promtool accepts them, and their
+"""The indicators as metrics (motcua_exporters/dossier/metrics.py): promtool accepts them, and their
 cardinality stays bounded however many agencies, procedures and reasons the records name."""
 
 from __future__ import annotations
@@ -32,18 +32,19 @@ def dossiers():
 def test_the_metrics_pass_promtool_and_hold_the_figures(dossiers):
     text = as_metrics(dossiers, NOW, ["26740", "25747", "ttpv"])
     promtool_check(text)
-    assert 'motcua_dossiers_received{scope="city",code="",window="7d"} 4' in text
-    assert 'motcua_dossiers_finished{scope="site",code="26740",window="today",verdict="late"} 1' in text
-    assert 'motcua_dossiers_open{scope="site",code="26740",state="overdue"} 1' in text
-    assert 'motcua_dossiers_open{scope="agency",code="SXD",state="not_due"} 0' in text
+    received = [line for line in text.splitlines() if line.startswith("motcua_dossiers_received{") and "7d" in line]
+    assert sum(float(line.split()[-1]) for line in received) == 4  # city-wide: the sum over the sites
+    assert 'motcua_dossiers_finished{site="26740",window="today",verdict="late"} 1' in text
+    assert 'motcua_dossiers_open{site="26740",state="overdue"} 1' in text
+    assert 'motcua_dossiers_agency_open{agency="SXD",state="not_due"} 0' in text
+    assert "scope=" not in text  # the dossier exporter's targets carry scope: the metrics must not
     assert 'motcua_dossiers_late_by_reason{reason="Thiếu cán bộ"} 1' in text
     assert f"motcua_dossiers_last_update_timestamp_seconds {NOW.timestamp():.0f}" in text
 
 
 def test_a_site_the_registry_does_not_name_gets_no_series(dossiers):
     text = as_metrics(dossiers, NOW, ["26740"])
-    assert 'code="25747"' not in text and 'code="26740"' in text
-    assert 'motcua_dossiers_received{scope="city",code="",window="7d"} 4' in text  # still counted city-wide
+    assert 'site="25747"' not in text and 'site="26740"' in text
 
 
 def test_cardinality_is_bounded_by_top_and_labels_are_escaped(dossiers):
@@ -52,7 +53,7 @@ def test_cardinality_is_bounded_by_top_and_labels_are_escaped(dossiers):
                     overdue_reason=f'lý do "{i % 30}"\\n') for i in range(200)]  # fmt: skip
     text = as_metrics(many, NOW, ["26740"], top=5)
     promtool_check(text)
-    agencies = {line.split('code="')[1].split('"')[0] for line in text.splitlines() if 'scope="agency"' in line}
+    agencies = {line.split('agency="')[1].split('"')[0] for line in text.splitlines() if 'agency="' in line}
     assert len(agencies) == 6 and "other" in agencies
     procedures = [line for line in text.splitlines() if line.startswith("motcua_dossiers_overdue_by_procedure{")]
     assert len(procedures) == 6 and sum(int(line.split()[-1]) for line in procedures) == 200
@@ -66,4 +67,4 @@ def test_the_report_writes_the_textfile(tmp_path, capsys):
     argv = ["dossiers", "report", "--export", str(GOOD), "--now", "2026-12-06T11:00", "--textfile", str(out)]
     assert main(argv) == 0
     promtool_check(out.read_text(encoding="utf-8"))
-    assert 'motcua_dossiers_open{scope="site",code="26740",state="overdue"} 1' in out.read_text(encoding="utf-8")
+    assert 'motcua_dossiers_open{site="26740",state="overdue"} 1' in out.read_text(encoding="utf-8")

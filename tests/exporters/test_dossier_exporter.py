@@ -245,17 +245,15 @@ def test_records_become_the_indicators_and_a_failing_source_keeps_the_last_figur
     assert stored and stored > 50  # more than one page
     assert value(text, "motcua_dossier_records_invalid") > 0  # so-tp's records: not a site of this registry
     assert oct(store.stat().st_mode & 0o777) == "0o600"
-    city = value(text, 'motcua_dossiers_received{scope="city",code="",window="month"}')
-    ward = value(text, 'motcua_dossiers_received{scope="site",code="26740",window="month"}')
-    assert city and ward == city  # the city is the registry's sites: so-tp's dossiers are not counted
-    assert 'scope="site",code="so-tp"' not in text
+    ward = value(text, 'motcua_dossiers_received{site="26740",window="month"}')
+    assert ward and 'site="so-tp"' not in text  # so-tp's dossiers are not counted
     assert value(text, "motcua_dossier_records_newest_update_timestamp_seconds") > time.time() - 86400 * 11
     promtool_check(text)
 
     write_fault(dossier_standin["faults"], "http500")
     failed = running.wait_for('motcua_dossier_records_reads_total{result="http"}', timeout=20)
     failed = running.wait_for("motcua_dossier_records_up 0", timeout=20)
-    assert value(failed, 'motcua_dossiers_received{scope="city",code="",window="month"}') == city
+    assert value(failed, 'motcua_dossiers_received{site="26740",window="month"}') == ward
     assert value(failed, "motcua_dossier_records_stored") == stored
     assert "reporting API" in running.log.read_text() and "HTTP 500" in running.log.read_text()
     write_fault(dossier_standin["faults"], None)

@@ -2,12 +2,13 @@
 
 Cardinality stays bounded whatever the records hold:
 
-- sites only as the registry names them;
-- agencies: the ``top`` busiest in the records, the rest as ``other``;
+- sites only as the registry names them (label ``site``, the one Alertmanager routes on);
+- agencies (``motcua_dossiers_agency_*``, label ``agency``): the ``top`` busiest in the records, the
+  rest as ``other``;
 - procedures and recorded reasons: the ``top`` with the most overdue or late dossiers, the rest
   as ``other``.
 
-Rates are left to Prometheus' recording rules: each metric is a count.
+Rates and city-wide sums are left to Prometheus' recording rules: each metric is a count.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Iterable
 
-from .indicators import CITY, Figures, summarise
+from .indicators import CITY, summarise
 from .records import Dossier
 
 OTHER = "other"
@@ -39,9 +40,13 @@ def as_metrics(dossiers: Iterable[Dossier], now: dt.datetime, sites: Iterable[st
         dossiers, now, key=lambda d: (d.agency if d.agency in busiest else OTHER) if d.agency else None
     )
     del per_agency[CITY]
-    scopes: list[tuple[str, str, dict[str, Figures]]] = [("city", "", per_site[CITY])]
-    scopes += [("site", code, spans) for code, spans in sorted(per_site.items()) if code in known]
-    scopes += [("agency", code, spans) for code, spans in sorted(per_agency.items())]
+    # Two families per figure: by site (the label Alertmanager routes on, joined with motcua_site_info) and
+    # by agency (the city centre's dossiers again, split by the agency that decides them). No city series:
+    # city-wide is the sum over the sites (recording rules), so nothing is counted twice.
+    scopes = {
+        "site": {code: spans for code, spans in sorted(per_site.items()) if code in known},
+        "agency": dict(sorted(per_agency.items())),
+    }
 
     lines: list[str] = []
 
@@ -52,29 +57,29 @@ def as_metrics(dossiers: Iterable[Dossier], now: dt.datetime, sites: Iterable[st
         text = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
         lines.append(f"{name}{{{text}}} {value:g}")
 
-    family("motcua_dossiers_received", "Dossiers received in the window (today, 7d, month), per site, agency and city.")
-    for kind, code, spans in scopes:
-        for window, f in spans.items():
-            sample("motcua_dossiers_received", {"scope": kind, "code": code, "window": window}, f.received)
-    family(
-        "motcua_dossiers_finished",
-        "Dossiers whose result was ready in the window, by verdict (on_time, late, unjudged).",
-    )
-    for kind, code, spans in scopes:
-        for window, f in spans.items():
-            for verdict, value in (("on_time", f.finished_on_time), ("late", f.finished_late),
-                                   ("unjudged", f.finished_unjudged)):  # fmt: skip
-                sample("motcua_dossiers_finished", {"scope": kind, "code": code, "window": window, "verdict": verdict},
-                       value)  # fmt: skip
-    family("motcua_dossiers_open", "Dossiers in progress now, by state (not_due, overdue).")
-    for kind, code, spans in scopes:
-        f = spans["today"]  # every window ends now: the same open dossiers
-        sample("motcua_dossiers_open", {"scope": kind, "code": code, "state": "not_due"}, f.open_not_due)
-        sample("motcua_dossiers_open", {"scope": kind, "code": code, "state": "overdue"}, f.open_overdue)
-    family("motcua_dossiers_online", "Dossiers received online in the window, per site, agency and city.")
-    for kind, code, spans in scopes:
-        for window, f in spans.items():
-            sample("motcua_dossiers_online", {"scope": kind, "code": code, "window": window}, f.online)
+    for label, figures in scopes.items():
+        prefix = "motcua_dossiers" if label == "site" else "motcua_dossiers_agency"
+        whose = "per site" if label == "site" else "per agency (the city centre's dossiers)"
+        family(f"{prefix}_received", f"Dossiers received in the window (today, 7d, month), {whose}.")
+        for code, spans in figures.items():
+            for window, f in spans.items():
+                sample(f"{prefix}_received", {label: code, "window": window}, f.received)
+        verdicts = "by verdict (on_time, late, unjudged)"
+        family(f"{prefix}_finished", f"Dossiers whose result was ready in the window, {verdicts}, {whose}.")
+        for code, spans in figures.items():
+            for window, f in spans.items():
+                for verdict, value in (("on_time", f.finished_on_time), ("late", f.finished_late),
+                                       ("unjudged", f.finished_unjudged)):  # fmt: skip
+                    sample(f"{prefix}_finished", {label: code, "window": window, "verdict": verdict}, value)
+        family(f"{prefix}_open", f"Dossiers in progress now, by state (not_due, overdue), {whose}.")
+        for code, spans in figures.items():
+            f = spans["today"]  # every window ends now: the same open dossiers
+            sample(f"{prefix}_open", {label: code, "state": "not_due"}, f.open_not_due)
+            sample(f"{prefix}_open", {label: code, "state": "overdue"}, f.open_overdue)
+        family(f"{prefix}_online", f"Dossiers received online in the window, {whose}.")
+        for code, spans in figures.items():
+            for window, f in spans.items():
+                sample(f"{prefix}_online", {label: code, "window": window}, f.online)
 
     overdue = [d for d in dossiers if d.overdue(now)]
     procedures = _top(Counter(d.procedure_code for d in overdue), top)
