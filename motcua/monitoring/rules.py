@@ -28,6 +28,17 @@ SITE_INFO = "motcua_site_info"
 DEFAULT_FOR = {"fast": "30s", "short": "2m", "medium": "5m", "long": "15m", "escalate": "30m"}
 _BY_SITE = ", ".join(SITE_LABELS)
 _JOIN_SITE = f"* on (site) group_left (ward, region, phase, team) {SITE_INFO}"
+# Dossier processing: judged only while the exporter's last read of the records worked (else the figures
+# are an old read's: DossierRecordsFailing says so), and intake only in opening hours on working days
+# (Vietnam's time, UTC+7: 9:00-16:59, Monday to Friday; from 9:00 the hour before is the same day's).
+_RECORDS_FRESH = 'and on (instance) (motcua_dossier_records_up{job="dossier"} == 1)'
+_OPENING_HOURS = ("and on () (hour(vector(time() + 7 * 3600)) >= 9 < 17)"
+                  " and on () (day_of_week(vector(time() + 7 * 3600)) >= 1 <= 5)")  # fmt: skip
+# Their thresholds (monitoring_prometheus_dossier_thresholds overrides): overdue dossiers at a site; their
+# growth in an hour; intake at the same hour a week ago that makes none now unusual; the day's on-time target
+# and the finished dossiers it needs to judge; hours without any record updated before the source is stale.
+DOSSIER_THRESHOLDS = {"overdue": 10, "growth": 3, "usual_intake": 3, "on_time_target": 0.95, "on_time_minimum": 5,
+                      "stale_hours": 2}  # fmt: skip
 # A role whose alert means "unreachable" hides the alerts of the roles below it.
 UNREACHABLE_ALERTS = {"router": "SiteOffline", "counter": "CounterDown"}
 # Monitoring roles below the registry's device roles.
@@ -333,6 +344,79 @@ ALERTS: tuple[Alert, ...] = (
         "Không đọc được chứng thư số {{ $labels.source }} của {{ $labels.ward }}",
         "Cannot read certificate source {{ $labels.source }} of {{ $labels.ward }}",
     ),
+    # ---- dossier processing (the dossier exporter's records: docs/dossiers.md); judged only on a fresh read
+    Alert(
+        "DossiersOverdue",
+        f'(motcua_dossiers_open{{job="dossier", state="overdue"}} >= DOSSIER_OVERDUE {_RECORDS_FRESH}) {_JOIN_SITE}',
+        "medium",
+        "warning",
+        SCOPE_SITE,
+        "dossiers",
+        "{{ $labels.ward }} có {{ $value }} hồ sơ quá hạn chưa giải quyết",
+        "{{ $labels.ward }} holds {{ $value }} overdue dossiers",
+    ),
+    Alert(
+        "DossiersOverdueGrowing",
+        f'((motcua_dossiers_open{{job="dossier", state="overdue"}}'
+        f' - motcua_dossiers_open{{job="dossier", state="overdue"}} offset 1h >= DOSSIER_GROWTH)'
+        f' and deriv(motcua_dossiers_open{{job="dossier", state="overdue"}}[15m]) > 0 {_RECORDS_FRESH}) {_JOIN_SITE}',
+        "medium",
+        "warning",
+        SCOPE_SITE,
+        "dossiers",
+        "Hồ sơ quá hạn của {{ $labels.ward }} tăng thêm {{ $value }} trong 1 giờ qua và vẫn đang tăng",
+        "{{ $labels.ward }}'s overdue dossiers grew by {{ $value }} in the last hour and are still growing",
+    ),
+    Alert(
+        "DossierIntakeStopped",
+        f'(((motcua_dossiers_received{{job="dossier", window="today"}}'
+        f' - motcua_dossiers_received{{job="dossier", window="today"}} offset 1h) == 0)'
+        f' and ((motcua_dossiers_received{{job="dossier", window="today"}} offset 1d'
+        f' - motcua_dossiers_received{{job="dossier", window="today"}} offset 25h) >= DOSSIER_USUAL_INTAKE'
+        f' or (motcua_dossiers_received{{job="dossier", window="today"}} offset 7d'
+        f' - motcua_dossiers_received{{job="dossier", window="today"}} offset 169h) >= DOSSIER_USUAL_INTAKE)'
+        f" {_RECORDS_FRESH} {_OPENING_HOURS}) {_JOIN_SITE}",
+        "short",
+        "warning",
+        SCOPE_SITE,
+        "dossiers",
+        "{{ $labels.ward }} không tiếp nhận hồ sơ nào trong 1 giờ qua (cùng giờ hôm qua hoặc tuần trước có tiếp nhận)",
+        "{{ $labels.ward }} received no dossier in the last hour (it did at this hour yesterday or a week ago)",
+    ),
+    Alert(
+        "DossiersOnTimeRateLow",
+        '(site_window:motcua_dossiers_on_time:ratio{window="today"} < DOSSIER_ON_TIME_TARGET'
+        ' and on (site) sum by (site) (motcua_dossiers_finished{job="dossier", window="today",'
+        ' verdict=~"on_time|late"}) >= DOSSIER_ON_TIME_MINIMUM'
+        f' and on () (motcua_dossier_records_up{{job="dossier"}} == 1)) {_JOIN_SITE}',
+        "long",
+        "warning",
+        SCOPE_SITE,
+        "dossiers",
+        "Tỷ lệ giải quyết đúng hạn hôm nay của {{ $labels.ward }} chỉ {{ $value | humanizePercentage }}",
+        "{{ $labels.ward }}'s on-time rate today is {{ $value | humanizePercentage }}",
+    ),
+    Alert(
+        "DossierRecordsFailing",
+        'motcua_dossier_records_up{job="dossier"} == 0',
+        "medium",
+        "warning",
+        SCOPE_SYSTEM,
+        "dossiers",
+        "Không đọc được số liệu hồ sơ từ hệ thống (API báo cáo): số liệu đang hiển thị là của lần đọc trước",
+        "The dossier records cannot be read (reporting API): the figures shown are the last good read's",
+    ),
+    Alert(
+        "DossierRecordsStale",
+        '(time() - motcua_dossier_records_newest_update_timestamp_seconds{job="dossier"}) > DOSSIER_STALE_HOURS * 3600'
+        f' and on (instance) motcua_dossier_records_up{{job="dossier"}} == 1 {_OPENING_HOURS}',
+        "long",
+        "warning",
+        SCOPE_SYSTEM,
+        "dossiers",
+        "API báo cáo trả dữ liệu cũ: không có hồ sơ nào được cập nhật trong {{ $value | humanizeDuration }}",
+        "The reporting API answers with old data: no dossier updated for {{ $value | humanizeDuration }}",
+    ),
     # ---- escalation: a critical alert nobody has fixed reaches the DX Centre lead
     Alert(
         ESCALATION_ALERT,
@@ -373,16 +457,18 @@ def runbook_url(alert: Alert, runbook_base: str) -> str:
     return f"{runbook_base.rstrip('/')}/{alert.slug}.md"
 
 
-def _alert_rule(alert: Alert, durations: dict[str, str], runbook_base: str, monitoring_hosts: int) -> dict[str, object]:
+def _alert_rule(
+    alert: Alert, durations: dict[str, str], runbook_base: str, values: dict[str, str]
+) -> dict[str, object]:
     labels = {"severity": alert.severity, "role": alert.role}
     if alert.set_scope:
         labels["scope"] = alert.scope
     labels.update(alert.labels)
     summary = f"{alert.summary_vi} / {alert.summary_en}"
-    rule: dict[str, object] = {
-        "alert": alert.name,
-        "expr": alert.expr.replace("MONITORING_HOSTS", str(monitoring_hosts)),
-    }
+    expr = alert.expr
+    for name, value in values.items():
+        expr = expr.replace(name, value)
+    rule: dict[str, object] = {"alert": alert.name, "expr": expr}
     if alert.pace:
         rule["for"] = durations[alert.pace]
     rule["labels"] = labels
@@ -414,21 +500,57 @@ def site_info_rules(registry: Registry) -> list[dict[str, object]]:
     ]
 
 
+def dossier_rules() -> list[dict[str, object]]:
+    """The rates of docs/dossiers.md, per site, per agency and city-wide, for each window: a rate with
+    nothing to judge (no dossier finished, none received) has no series, never 0."""
+    out: list[dict[str, object]] = []
+    for level, family in (("site", "motcua_dossiers"), ("agency", "motcua_dossiers_agency"), ("", "motcua_dossiers")):
+        by = f"{level}, window" if level else "window"
+        prefix = f"{level}_window" if level else "window"
+        out += [
+            {
+                "record": f"{prefix}:motcua_dossiers_on_time:ratio",
+                "expr": f'sum by ({by}) ({family}_finished{{verdict="on_time"}})'
+                f' / (sum by ({by}) ({family}_finished{{verdict=~"on_time|late"}}) > 0)',
+            },
+            {
+                "record": f"{prefix}:motcua_dossiers_online:ratio",
+                "expr": f"sum by ({by}) ({family}_online) / (sum by ({by}) ({family}_received) > 0)",
+            },
+        ]
+    out += [
+        {"record": "window:motcua_dossiers_received:sum", "expr": "sum by (window) (motcua_dossiers_received)"},
+        {"record": "state:motcua_dossiers_open:sum", "expr": "sum by (state) (motcua_dossiers_open)"},
+    ]
+    return out
+
+
 def rule_groups(
     registry: Registry,
     durations: dict[str, str] | None = None,
     runbook_base: str = "docs/runbooks",
+    dossier_thresholds: dict[str, float] | None = None,
 ) -> dict[str, object]:
-    """The rules file: site information, then every alert."""
+    """The rules file: site information, the dossier rates, then every alert."""
     pace = {**DEFAULT_FOR, **(durations or {})}
     unknown = set(pace) - set(DEFAULT_FOR)
     if unknown:
         raise ValueError(f"unknown alert pace(s): {', '.join(sorted(unknown))} (known: {', '.join(DEFAULT_FOR)})")
-    hosts = sum(1 for host in registry.dx_hosts if host.role == "monitoring")
+    thresholds = {**DOSSIER_THRESHOLDS, **(dossier_thresholds or {})}
+    unknown = set(thresholds) - set(DOSSIER_THRESHOLDS)
+    if unknown:
+        raise ValueError(f"unknown dossier threshold(s): {', '.join(sorted(unknown))} "
+                         f"(known: {', '.join(DOSSIER_THRESHOLDS)})")  # fmt: skip
+    for name, value in thresholds.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ValueError(f"dossier threshold {name}: a number of 0 or more, not {value!r}")
+    values = {f"DOSSIER_{name.upper()}": f"{value:g}" for name, value in thresholds.items()}
+    values["MONITORING_HOSTS"] = str(sum(1 for host in registry.dx_hosts if host.role == "monitoring"))
     return {
         "groups": [
             {"name": "motcua_sites", "rules": site_info_rules(registry)},
-            {"name": "motcua_alerts", "rules": [_alert_rule(a, pace, runbook_base, hosts) for a in ALERTS]},
+            {"name": "motcua_dossiers", "rules": dossier_rules()},
+            {"name": "motcua_alerts", "rules": [_alert_rule(a, pace, runbook_base, values) for a in ALERTS]},
         ]
     }
 
@@ -452,7 +574,7 @@ def inhibit_rules() -> list[dict[str, object]]:
     A site whose routers are all unreachable (SiteOffline) leaves one alert:
     its switches', counters', printers', scanners' and tokens' alerts wait.
     A counter that is down hides its token's and exporter's alerts. The
-    dossier system down city-wide hides the per-site "cannot reach it".
+    dossier system down city-wide hides the per-site "cannot reach it" and "its records cannot be read".
     A graver certificate alert hides the milder one for the same certificate.
     """
     out: list[dict[str, object]] = []
@@ -475,8 +597,15 @@ def inhibit_rules() -> list[dict[str, object]]:
     out.append(
         {
             "source_matchers": ['alertname="DossierSystemDown"'],
-            "target_matchers": ['alertname=~"DossierSystemSlow|DossierUnreachableFromSite"'],
+            "target_matchers": ['alertname=~"DossierSystemSlow|DossierUnreachableFromSite|DossierRecordsFailing"'],
             "equal": [],
+        }
+    )
+    out.append(  # a ward whose line is cut receives nothing: one alert, the cause
+        {
+            "source_matchers": ['alertname="SiteOffline"'],
+            "target_matchers": ['alertname="DossierIntakeStopped"'],
+            "equal": ["site"],
         }
     )
     for graver, milder in (

@@ -13,6 +13,8 @@ from motcua.monitoring import rules
 from tests.conftest import ROOT
 
 CASES = Path(__file__).with_name("rules_cases.yml")
+# The alerts judged over hours or against yesterday: evaluated every 5 minutes.
+HOURS_CASES = Path(__file__).with_name("rules_cases_hours.yml")
 
 
 def write_rules(registry, path: Path, annotations: bool = True, **kwargs) -> dict:
@@ -37,14 +39,16 @@ def test_promtool_checks_the_rules_of_every_site(production_registry, tmp_path):
 def test_promtool_unit_tests_pass(lab_registry, tmp_path):
     write_rules(lab_registry, tmp_path / "rules.yml", annotations=False)
     shutil.copy(CASES, tmp_path / "cases.yml")
-    result = subprocess.run(["promtool", "test", "rules", "cases.yml"], cwd=tmp_path, capture_output=True, text=True)
+    shutil.copy(HOURS_CASES, tmp_path / "hours.yml")
+    result = subprocess.run(["promtool", "test", "rules", "cases.yml", "hours.yml"], cwd=tmp_path, capture_output=True,
+                            text=True)  # fmt: skip
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr
 
 
 def test_every_alert_has_a_firing_unit_test_with_the_labels_routing_needs():
-    cases = yaml.safe_load(CASES.read_text(encoding="utf-8"))
+    tests = [t for path in (CASES, HOURS_CASES) for t in yaml.safe_load(path.read_text(encoding="utf-8"))["tests"]]
     firing: dict[str, list[dict]] = {}
-    for test in cases["tests"]:
+    for test in tests:
         for check in test.get("alert_rule_test", []):
             for expected in check.get("exp_alerts") or []:
                 firing.setdefault(check["alertname"], []).append(expected["exp_labels"])
@@ -90,7 +94,8 @@ def test_one_failed_probe_never_pages_at_the_lab_pace(lab_registry, tmp_path):
 
 def test_annotations_vietnamese_and_english_with_a_runbook(lab_registry):
     groups = rules.rule_groups(lab_registry, runbook_base="https://runbooks.example/motcua/")
-    alerts = [r for r in groups["groups"][1]["rules"]]
+    (group,) = [g for g in groups["groups"] if g["name"] == "motcua_alerts"]
+    alerts = group["rules"]
     slugs = set()
     for rule in alerts:
         notes = rule["annotations"]
@@ -116,7 +121,7 @@ def test_unknown_pace_class_is_refused(lab_registry):
 
 
 def test_inhibition_follows_the_topology():
-    inhibit = {tuple(r["source_matchers"]): r for r in rules.inhibit_rules()}
+    inhibit = {tuple(r["source_matchers"]): r for r in rules.inhibit_rules() if "role=~" in r["target_matchers"][0]}
     site = inhibit[('alertname="SiteOffline"',)]
     hidden = set(re.search(r'role=~"(.*)"', site["target_matchers"][0]).group(1).split("|"))
     # Everything behind the router of the site: gear, PCs, peripherals, tokens, exporters, the site's link.
@@ -127,3 +132,20 @@ def test_inhibition_follows_the_topology():
     # Every alert that an inhibition hides carries the role it is matched on.
     roles = {a.role for a in rules.ALERTS}
     assert hidden - {"kiosk"} <= roles | {"counter"}
+
+
+def test_dossier_thresholds_override_the_defaults_and_bad_ones_are_refused(lab_registry):
+    groups = rules.rule_groups(lab_registry, dossier_thresholds={"overdue": 25, "on_time_target": 0.9})
+    exprs = {r["alert"]: r["expr"] for g in groups["groups"] for r in g["rules"] if "alert" in r}
+    assert ">= 25 and on (instance)" in exprs["DossiersOverdue"]
+    assert "< 0.9 and on (site)" in exprs["DossiersOnTimeRateLow"]
+    assert "offset 1h >= 3)" in exprs["DossiersOverdueGrowing"]  # the others keep their defaults
+    assert not any("DOSSIER_" in expr for expr in exprs.values())
+    for bad, message in (({"overdew": 3}, "unknown dossier threshold(s): overdew"),
+                         ({"overdue": "ten"}, "dossier threshold overdue: a number of 0 or more")):  # fmt: skip
+        try:
+            rules.rule_groups(lab_registry, dossier_thresholds=bad)
+        except ValueError as exc:
+            assert message in str(exc)
+        else:
+            raise AssertionError(f"{bad} was accepted")

@@ -31,6 +31,12 @@ options:
     description: (rules) C(for) of each pace class - fast, short, medium, long, escalate.
     type: dict
     default: {}
+  dossier_thresholds:
+    description: >-
+      (rules) The dossier processing alerts' thresholds, any of overdue, growth, usual_intake,
+      on_time_target, on_time_minimum, stale_hours (docs/dossiers.md); the others keep their defaults.
+    type: dict
+    default: {}
   runbook_base:
     description: (rules) Base URL of the runbooks; each alert links to C(<base>/<alert-slug>.md).
     type: str
@@ -77,7 +83,9 @@ class LookupModule(LookupBase):
         if terms[0] == "rules":
             try:
                 durations, runbooks = self.get_option("durations"), self.get_option("runbook_base")
-                return [project.rules.rule_groups(registry, durations, runbook_base=runbooks)]
+                thresholds = self.get_option("dossier_thresholds")
+                return [project.rules.rule_groups(registry, durations, runbook_base=runbooks,
+                                                  dossier_thresholds=thresholds)]  # fmt: skip
             except ValueError as exc:
                 raise AnsibleLookupError(str(exc)) from None
         roster = self.get_option("roster")
