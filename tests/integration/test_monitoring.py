@@ -638,6 +638,22 @@ def test_a_stopped_monitoring_host_reaches_the_lead_by_sms(lab, monitored):
     assert len(messages(start, "sms", LEAD_PHONE, "MonitoringPeerSilent", "CANH BAO")) == 1
 
 
+def test_the_dossier_exporter_reads_the_records_and_prometheus_records_the_rates(monitored, mon):
+    """dx-mon01's dossier exporter reads the stand-in's reporting API with the token only it can read, keeps
+    its store, and Prometheus has each lab site's figures and the rates recorded from them; the stand-in's
+    normal flow raises no dossier alert."""
+    wait_for(lambda: answered('motcua_dossier_records_up{job="dossier"} == 1'), 90, "the records read")
+    sites = {s["metric"]["site"] for s in answered('motcua_dossiers_received{job="dossier", window="7d"} > 0')}
+    assert sites == {"25747", "26732", "26740", "ttpv"}, sites
+    assert not answered('motcua_dossier_records_invalid{job="dossier"} > 0')
+    wait_for(lambda: answered('window:motcua_dossiers_on_time:ratio{window="7d"} > 0'), 30, "the city's on-time rate")
+    assert answered('site_window:motcua_dossiers_online:ratio{site="26740", window="7d"}')
+    token, directory = mon.file("/etc/motcua/dossier/api-token"), mon.file("/etc/motcua/dossier")
+    assert (token.mode, token.user, directory.mode) == (0o640, "root", 0o700)
+    assert mon.file("/var/lib/motcua-dossier-records/records.json").mode == 0o600
+    assert not answered('ALERTS{alertname=~"Dossiers.*|DossierIntakeStopped|DossierRecords.*"}')
+
+
 @pytest.mark.parametrize("name", sorted(dashboards.DASHBOARDS))
 def test_every_dashboard_query_runs_on_the_lab_prometheus(monitored, name):
     board = dashboards.DASHBOARDS[name]()
