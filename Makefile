@@ -74,6 +74,7 @@ bench: venv
 	$(BIN)/python bench/notify_burst.py
 	$(BIN)/python bench/netgear_fleet.py
 	$(BIN)/python bench/certs_registration.py
+	$(BIN)/python bench/dossier_records.py
 
 lock: venv
 	{ echo "# Every Python package in .venv, pinned (transitive ones too)."; \
