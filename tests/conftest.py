@@ -131,6 +131,12 @@ def lab():
     lab = Lab(ROOT / "inventory" / "lab", home=LAB_HOME)
     try:
         lab.down()  # hosts booted now, as after `make demo`'s `lab up`, never a previous session's
+        # The certificate ledger back at its seed (`lab up` copies it), as the demo's first step expects:
+        # a previous session's requests, certificates and exports go; the lab's CA stays.
+        store = LAB_HOME / "certificates"
+        for item in store.iterdir() if store.is_dir() else ():
+            if item.name != "ca":
+                shutil.rmtree(item) if item.is_dir() else item.unlink()
         lab.up()
     except LabError as exc:
         pytest.fail(f"the lab did not come up: {exc}\n(an operator's lab on the same addresses? `motcua lab down`)")

@@ -128,22 +128,28 @@ def test_netmiko_config_change_and_write_memory(lab, plan):
     with gear(lab, device) as conn:
         conn.enable()
         before = conn.send_command("show running-config")
-        port = re.search(r"^interface GigabitEthernet1/0/5\n((?: .*\n)*)", before, re.M)
-        assert port and "vlan 30\n" not in before, before
-        description = next((line.strip() for line in port.group(1).splitlines() if " description " in line), None)
+
+        def block(header: str) -> list[str]:
+            found = re.search(rf"^{header}\n((?: .*\n)*)", before, re.M)
+            return [line.strip() for line in found.group(1).splitlines()] if found else []
+
+        vlan, port = block("vlan 30"), block("interface GigabitEthernet1/0/5")
         conn.send_config_set(["vlan 30", "name WIFI", "interface GigabitEthernet1/0/5", "description w26740-ki01"])
         try:
             assert "Building configuration" in conn.save_config()
             vlans = {v["vlan_id"]: v["vlan_name"] for v in conn.send_command("show vlan brief", use_textfsm=True)}
             saved = json.loads(path.read_text())["startup_config"]
-        finally:
-            conn.send_config_set(["no vlan 30", "interface GigabitEthernet1/0/5", description or "no description"])
+        finally:  # back as it was: the VLAN's name (or no VLAN), the port's description (or none)
+            name = next((line for line in vlan if line.startswith("name ")), None)
+            description = next((line for line in port if line.startswith("description ")), "no description")
+            conn.send_config_set(["vlan 30", name, "interface GigabitEthernet1/0/5", description] if name
+                                 else ["no vlan 30", "interface GigabitEthernet1/0/5", description])  # fmt: skip
             conn.save_config()
             after = conn.send_command("show running-config")
     assert vlans["30"] == "WIFI"
     assert "vlan 30\n name WIFI" in saved
     assert after == before  # undone
-    assert "vlan 30\n" not in json.loads(path.read_text())["startup_config"]
+    assert "name WIFI" not in json.loads(path.read_text())["startup_config"]
 
 
 def test_gear_fault_refuse_login(lab, plan):
