@@ -34,10 +34,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from motcua.registry import load_registry  # noqa: E402
+from motcua_exporters.core.files import write_atomic  # noqa: E402
 from motcua_exporters.dossier import api_format as fmt  # noqa: E402
 from motcua_exporters.dossier.metrics import as_metrics  # noqa: E402
 from motcua_exporters.dossier.records import TZ  # noqa: E402
-from motcua_exporters.dossier.source import RecordStore, _write_private  # noqa: E402
+from motcua_exporters.dossier.source import RecordStore  # noqa: E402
 
 PER_DAY = 60_000
 FIVE_MINUTES = PER_DAY * 5 // (9 * 60 + 30)  # the day's intake over 9.5 opening hours
@@ -77,7 +78,9 @@ def merge(store: RecordStore, fresh: list[dict]) -> None:
     for item in fresh:
         store.items[item["ma_ho_so"]] = item
     store.high_water = max([store.high_water, *(fmt.updated_at(i) for i in fresh)])
-    _write_private(store.path, json.dumps({"high_water": store.high_water, "items": store.items}, ensure_ascii=False))
+    write_atomic(
+        store.path, json.dumps({"high_water": store.high_water, "items": store.items}, ensure_ascii=False), mode=0o600
+    )
 
 
 def timed(func):
@@ -101,7 +104,7 @@ def main() -> int:
             size = int(PER_DAY * days)
             base = items(sites, size, now - dt.timedelta(minutes=5), rng, "B")
             path = Path(tmp) / f"store-{days:g}.json"
-            _write_private(path, json.dumps({"high_water": "", "items": {i["ma_ho_so"]: i for i in base}}))
+            write_atomic(path, json.dumps({"high_water": "", "items": {i["ma_ho_so"]: i for i in base}}), mode=0o600)
             store = RecordStore(path)
             merge_t, check_t, metrics_t = [], [], []
             for run in range(args.repeat):

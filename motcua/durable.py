@@ -13,37 +13,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+# One implementation, in the exporters' package (which runs alone on the hosts; the tools may import it).
+from motcua_exporters.core.files import sync_directory, write_atomic
 
-def write_atomic(path: Path, data: bytes | str, mode: int = 0o644, encoding: str = "utf-8") -> None:
-    """Replace ``path`` with ``data`` atomically and durably (see the module's docstring)."""
-    path = Path(path)
-    payload = data.encode(encoding) if isinstance(data, str) else data
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as out:
-            out.write(payload)
-            out.flush()
-            os.fsync(out.fileno())
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    sync_directory(path.parent)
-
-
-def sync_directory(directory: Path) -> None:
-    """fsync a directory, so the names created, renamed or removed in it are on disk."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+__all__ = ["locked", "sync_directory", "write_atomic"]
 
 
 @contextlib.contextmanager

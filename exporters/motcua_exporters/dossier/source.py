@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import ssl
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -24,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core.files import write_atomic
 from . import api_format as fmt
 from .records import Dossier, RecordProblem, check
 
@@ -51,21 +50,6 @@ class DossierRecordError(Exception):
         lines = "\n".join(f"  {p}" for p in self.problems[:50])
         more = f"\n  ... and {count - 50} more" if count > 50 else ""
         super().__init__(f"{self.what} are invalid ({count} problem{'s' if count != 1 else ''}):\n{lines}{more}")
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Replace ``path`` whole (a reader sees the old content or the new, never half), mode 0600."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass(frozen=True)
@@ -186,7 +170,7 @@ class RecordStore:
                 changed += 1
         self.high_water = max([self.high_water, *(fmt.updated_at(i) for i in fetched.items)])
         body = {"high_water": self.high_water, "items": self.items}
-        _write_private(self.path, json.dumps(body, ensure_ascii=False))
+        write_atomic(self.path, json.dumps(body, ensure_ascii=False), mode=0o600)
         return len(fetched.items), changed
 
     def checked(self, sites: Iterable[str] | None = None) -> tuple[list[Dossier], list[RecordProblem]]:

@@ -37,7 +37,6 @@ import base64
 import hashlib
 import json
 import logging
-import os
 import ssl
 import threading
 import time
@@ -47,6 +46,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ..core.files import write_atomic
 
 log = logging.getLogger("notify")
 
@@ -184,14 +185,8 @@ class ZaloTokens:
         return configured, seed
 
     def _save(self, access: str, refresh: str, expires: float, seed: str) -> None:
-        tmp = self.file.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            state = {"access_token": access, "refresh_token": refresh, "expires": expires, "seed": seed}
-            json.dump(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(self.file)
+        state = {"access_token": access, "refresh_token": refresh, "expires": expires, "seed": seed}
+        write_atomic(self.file, json.dumps(state), mode=0o600)
 
     def token(self) -> str | Outcome:
         with self.lock:
