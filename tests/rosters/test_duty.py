@@ -69,7 +69,7 @@ def test_amtool_accepts_the_compiled_config(compiled):
     _, _, path = compiled
     result = subprocess.run(["amtool", "check-config", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "6 inhibit rules" in result.stdout
+    assert "7 inhibit rules" in result.stdout
 
 
 @pytest.mark.parametrize(
