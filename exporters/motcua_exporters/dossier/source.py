@@ -1,11 +1,13 @@
 """Dossier records from the dossier system's reporting API: paged, with a token, incremental.
 
 :func:`fetch` reads every page of the records updated since a time. :class:`RecordStore` keeps
-what was read on the controller (one JSON file, written atomically) and asks only for what
-changed since its high-water mark, less an overlap for clocks that disagree; a record read
-again replaces the older copy. A page with a record that cannot be mapped refuses the whole
-fetch with every problem named (the URL, the page, the item, the field): the store is left
-as it was, never partly updated.
+what was read (one JSON file, written atomically: on the controller for ``motcua dossiers``, on
+the monitoring host for the dossier exporter) and asks only for what changed since its high-water
+mark, less an overlap for clocks that disagree; a record read again replaces the older copy. In
+strict mode (the command) a page with a record that cannot be mapped refuses the whole fetch with
+every problem named (the URL, the page, the item, the field), and the store is left as it was,
+never partly updated; the exporter keeps such records and :meth:`RecordStore.checked` leaves
+them out.
 
 The format is in :mod:`.api_format`; this module knows only pages and tokens.
 """
