@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import socket
 import ssl
 import subprocess
@@ -58,6 +60,9 @@ class Running:
             if needle in text:
                 return text
             time.sleep(0.2)
+        if self.alive():  # the exporter's threads' stacks into its log (faulthandler on SIGUSR1)
+            os.kill(self.proc.pid, signal.SIGUSR1)
+            time.sleep(0.5)
         raise AssertionError(
             f"{needle!r} not in {path} after {timeout}s:\n{text[-3000:]}\nlog:\n{self.log.read_text()}"
         )

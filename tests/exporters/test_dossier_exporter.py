@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import re
@@ -213,6 +214,62 @@ def test_reload_applies_a_good_config_and_keeps_running_on_a_bad_one(start_expor
     text = running.wait_for("motcua_exporter_config_last_reload_successful 0")
     assert "motcua_dossier_exporter_targets 5" in text and running.alive()
     assert "reload refused, keeping the running config" in running.log.read_text()
+    # SIGUSR1: every thread's stack into the log, and the exporter runs on.
+    os.kill(running.proc.pid, signal.SIGUSR1)
+    deadline = time.monotonic() + 5
+    while "Current thread" not in running.log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "Thread 0x" in running.log.read_text() and "in run_forever" in running.log.read_text()
+    assert running.alive() and running.get("/metrics")[0] == 200
+
+
+def test_a_fault_inside_the_exporter_is_logged_and_the_next_round_runs(dossier_standin, tmp_path, monkeypatch, caplog):
+    """A round that raises (a bug, not a failing target) never ends its loop: the probe reports reason
+    "error" instead of raising, a loop that meets an error anyway logs it and probes again on time."""
+    import motcua_exporters.core.httpprobe as httpprobe
+    import motcua_exporters.dossier.exporter as module
+    from motcua_exporters.core.httpprobe import ProbeSpec
+
+    def broken_context(*_args, **_kwargs):
+        raise RuntimeError("broken TLS context")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(httpprobe, "tls_context", broken_context)
+        result = asyncio.run(httpprobe.probe(ProbeSpec(f"{dossier_standin['https']}/", timeout=2)))
+    assert (result.success, result.reason) == (False, "error")
+    assert "RuntimeError: broken TLS context" in result.detail
+
+    calls: dict[str, int] = {}
+    real_probe = module.probe
+
+    async def flaky(spec):  # the first call for each URL raises, as a bug in a round would
+        calls[spec.url] = calls.get(spec.url, 0) + 1
+        if calls[spec.url] == 1:
+            raise RuntimeError(f"round bug for {spec.url}")
+        return await real_probe(spec)
+
+    monkeypatch.setattr(module, "probe", flaky)
+    config = tmp_path / "dossier.yml"
+    config.write_text(config_for(dossier_standin))  # statistics again after 5 s
+    exporter = module.DossierExporter.from_file(config)
+    caplog.set_level("ERROR", logger="dossier")
+    exporter.start()
+    try:
+        deadline = time.monotonic() + 15
+        page = ""
+        while time.monotonic() < deadline:
+            page = exporter.metrics(None).body
+            if 'motcua_dossier_probe_success{target="portal"} 1' in page and "motcua_dossier_statistics_up 1" in page:
+                break
+            time.sleep(0.2)
+        assert 'motcua_dossier_probe_success{target="portal"} 1' in page, page[-2000:]
+        assert "motcua_dossier_statistics_up 1" in page
+    finally:
+        exporter.stop()
+    logged = caplog.text
+    assert "probe round of portal failed" in logged and "statistics round failed" in logged
+    assert "RuntimeError: round bug for" in logged  # with its traceback
+    assert "stopped:" not in logged  # no loop ended
 
 
 def records_config(standin, store, token_file=None, sites=("26740",)) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import logging
 import socket
 import ssl
 import time
@@ -22,6 +23,8 @@ from pathlib import Path
 
 from .certs import not_after_of
 from .exposition import Family, Sample
+
+log = logging.getLogger("probe")
 
 PHASES = ("resolve", "connect", "tls", "processing", "transfer")
 # Why a probe failed. A fixed set: it becomes a label value.
@@ -38,6 +41,7 @@ REASONS = (
     "http_status",
     "body",
     "json",
+    "error",  # anything else: a fault in the exporter itself (logged with its traceback), never a success
 )
 USER_AGENT = "motcua-exporter/0.1"
 
@@ -242,8 +246,10 @@ async def _peer_not_after(host: str, port: int, server_name: str, timeout: float
             _reader, writer = await asyncio.open_connection(
                 host, port, ssl=tls_context(None, verify=False), server_hostname=server_name
             )
-            der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
-            writer.close()
+            try:
+                der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+            finally:
+                writer.close()
             return not_after_of(der)
     except (OSError, TimeoutError, ssl.SSLError, ValueError):
         return None
@@ -331,6 +337,9 @@ async def probe(spec: ProbeSpec) -> ProbeResult:
     except OSError as exc:
         result.reason = "refused" if stage == "connect" else "reset"
         result.detail = f"{stage}: {exc.strerror or exc}"
+    except Exception as exc:  # a probe reports; it never ends the loop that runs it
+        log.exception("probe of %s failed inside the exporter (%s)", spec.url, stage)
+        result.reason, result.detail = "error", f"{stage}: {type(exc).__name__}: {exc}"
     finally:
         if transport is not None:
             transport.close()

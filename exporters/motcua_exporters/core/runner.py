@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import signal
 import sys
@@ -96,6 +97,9 @@ def run(name: str, args: argparse.Namespace, load: Callable[[Path], Exporter]) -
     # exporter has started, then handled: never lost (a parent that ignores SIGHUP passes that on to
     # us) and never the default action (SIGHUP would end the process). The threads started below
     # inherit the mask, so the main thread handles every signal.
+    # SIGUSR1 writes every thread's stack to stderr (the journal) and the exporter runs on: what an
+    # operator, or a test that gave up waiting, sends to see where an exporter is stuck.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     signals = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
     signal.pthread_sigmask(signal.SIG_BLOCK, signals)
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())

@@ -20,12 +20,25 @@ from ..core.runner import self_metrics
 from ..core.web import Request, Response
 from . import config as config_module
 from .api_format import parse_time
-from .config import DossierConfig, RecordsSpec, Target
+from .config import DossierConfig, RecordsSpec, StatisticsAdapter, Target
 from .metrics import as_metrics
 from .records import TZ
 from .source import Api, DossierSourceError, RecordStore
 
 log = logging.getLogger("dossier")
+
+
+def _task(coro, name: str) -> asyncio.Task:
+    """A background loop; if it ever ends other than by cancellation, the log says so and why."""
+    task = asyncio.create_task(coro, name=name)
+    task.add_done_callback(_report_end)
+    return task
+
+
+def _report_end(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s stopped: %r", task.get_name(), task.exception(), exc_info=task.exception())
+
 
 PROBE_FAMILIES = (
     *result_families("motcua_dossier_probe"),
@@ -94,7 +107,8 @@ RECORDS_FAMILIES = (
 )
 RECORD_READS = Counter(
     "motcua_dossier_records_reads_total",
-    "Reads of the reporting API, by result (ok, or why not: refused, http, unreachable, format, paging, store, token).",
+    "Reads of the reporting API, by result (ok, or why not: refused, http, unreachable, format, paging, store,"
+    " token; error: a fault in the exporter itself, logged).",
     ["result"],
 )
 
@@ -158,13 +172,13 @@ class DossierExporter:
         for target in config.targets:
             # Spread first probes over the interval, stable per name, so targets do not all fire at once.
             offset = (zlib.crc32(target.name.encode()) % 10_000) / 10_000 * target.interval
-            self._tasks.append(asyncio.create_task(self._run(target, offset), name=f"probe {target.name}"))
+            self._tasks.append(_task(self._run(target, offset), f"probe {target.name}"))
         if config.statistics is not None:
-            self._tasks.append(asyncio.create_task(self._run_statistics(config), name="statistics"))
+            self._tasks.append(_task(self._run_statistics(config), "statistics"))
         else:
             self.stats.keep_only([])
         if config.records is not None:
-            self._tasks.append(asyncio.create_task(self._run_records(config.records), name="records"))
+            self._tasks.append(_task(self._run_records(config.records), "records"))
         else:
             self.records.keep_only([])
             self._figures = ""
@@ -178,15 +192,18 @@ class DossierExporter:
         next_at = loop.time()
         base = {"target": target.name, **dict(target.labels)}
         while True:
-            assert self._sem is not None
-            async with self._sem:
-                result = await probe(target.spec)
-            if result.success:
-                self._last_success[target.name] = result.finished
-            elif result.reason:
-                log.debug("%s: %s (%s)", target.name, result.reason, result.detail)
-            PROBES.labels("success" if result.success else "failure").inc()
-            self.board.put(target.name, target_samples(result, base, self._last_success.get(target.name, 0.0)))
+            try:
+                assert self._sem is not None
+                async with self._sem:
+                    result = await probe(target.spec)
+                if result.success:
+                    self._last_success[target.name] = result.finished
+                elif result.reason:
+                    log.debug("%s: %s (%s)", target.name, result.reason, result.detail)
+                PROBES.labels("success" if result.success else "failure").inc()
+                self.board.put(target.name, target_samples(result, base, self._last_success.get(target.name, 0.0)))
+            except Exception:  # a round that fails inside the exporter is logged; the next one runs on time
+                log.exception("probe round of %s failed", target.name)
             next_at += target.interval
             now = loop.time()
             if next_at <= now:
@@ -199,33 +216,39 @@ class DossierExporter:
         assert adapter is not None
         last_ok = 0.0
         while True:
-            result = await probe(adapter.spec)
-            rows, problem = [], result.detail
-            if result.success:
-                try:
-                    rows = adapter.parse(result.body)
-                except ValueError as exc:
-                    problem = str(exc)
-                    result.success = False
-            if result.success:
-                last_ok = result.finished
-            else:
-                log.warning("statistics API %s: %s", adapter.spec.url, problem or result.reason)
-            kept = rows[: adapter.max_agencies]
-            samples: dict[str, list] = {
-                "motcua_dossier_statistics_up": [({}, 1.0 if result.success else 0.0)],
-                "motcua_dossier_statistics_last_success_timestamp_seconds": [({}, round(last_ok, 3))],
-                "motcua_dossier_statistics_agencies_dropped": [({}, float(len(rows) - len(kept)))],
-                "motcua_dossier_agency_info": [({"agency": a.code, "name": a.name}, 1.0) for a in kept],
-                "motcua_dossier_agency_received_total": [({"agency": a.code}, a.received) for a in kept],
-                "motcua_dossier_agency_resolved_on_time_total": [
-                    ({"agency": a.code}, a.resolved_on_time) for a in kept
-                ],
-                "motcua_dossier_agency_resolved_late_total": [({"agency": a.code}, a.resolved_late) for a in kept],
-                "motcua_dossier_agency_overdue": [({"agency": a.code}, a.overdue) for a in kept],
-            }
-            self.stats.put("statistics", samples)
+            try:
+                last_ok = await self._statistics_round(adapter, last_ok)
+            except Exception:  # as a probe round: logged, and the next read runs on time
+                log.exception("statistics round failed")
             await asyncio.sleep(config.statistics_interval)
+
+    async def _statistics_round(self, adapter: StatisticsAdapter, last_ok: float) -> float:
+        """One read of the statistics API into the board; the new last-success time."""
+        result = await probe(adapter.spec)
+        rows, problem = [], result.detail
+        if result.success:
+            try:
+                rows = adapter.parse(result.body)
+            except ValueError as exc:
+                problem = str(exc)
+                result.success = False
+        if result.success:
+            last_ok = result.finished
+        else:
+            log.warning("statistics API %s: %s", adapter.spec.url, problem or result.reason)
+        kept = rows[: adapter.max_agencies]
+        samples: dict[str, list] = {
+            "motcua_dossier_statistics_up": [({}, 1.0 if result.success else 0.0)],
+            "motcua_dossier_statistics_last_success_timestamp_seconds": [({}, round(last_ok, 3))],
+            "motcua_dossier_statistics_agencies_dropped": [({}, float(len(rows) - len(kept)))],
+            "motcua_dossier_agency_info": [({"agency": a.code, "name": a.name}, 1.0) for a in kept],
+            "motcua_dossier_agency_received_total": [({"agency": a.code}, a.received) for a in kept],
+            "motcua_dossier_agency_resolved_on_time_total": [({"agency": a.code}, a.resolved_on_time) for a in kept],
+            "motcua_dossier_agency_resolved_late_total": [({"agency": a.code}, a.resolved_late) for a in kept],
+            "motcua_dossier_agency_overdue": [({"agency": a.code}, a.overdue) for a in kept],
+        }
+        self.stats.put("statistics", samples)
+        return last_ok
 
     async def _run_records(self, spec: RecordsSpec) -> None:
         """Read what changed every interval. A failed read keeps the last good figures and the counts that
@@ -239,6 +262,10 @@ class DossierExporter:
             except DossierSourceError as exc:
                 RECORD_READS.labels(exc.reason).inc()
                 log.warning("reporting API %s: %s", spec.url, exc)
+                ok = False
+            except Exception:  # a fault in the exporter itself: counted and logged, the figures kept, next read on time
+                RECORD_READS.labels("error").inc()
+                log.exception("reading the reporting API %s failed inside the exporter", spec.url)
                 ok = False
             else:
                 RECORD_READS.labels("ok").inc()
