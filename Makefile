@@ -30,7 +30,11 @@ $(STAMP): pyproject.toml constraints.txt | host
 	@# a venv whose creation was interrupted has python but no pip: it is made again
 	@test -x $(BIN)/pip || $(PYTHON) -m venv --clear $(VENV)
 	@$(BIN)/python -c 'import sys; assert sys.version_info[:2] == (3, 11), "motcua-ops needs Python 3.11 (ansible-core 2.19)"'
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev]' -e ./exporters 2>&1 | sed '/is ignored: it is neither a file nor a directory/d'
+	@# uv (pinned in constraints.txt) installs the pins in seconds where pip takes a minute (it links
+	@# from its cache, ~/.cache/uv); pip is the fallback where uv cannot reach an index.
+	$(BIN)/pip install -q -c constraints.txt uv 2>&1 | sed '/is ignored: it is neither a file nor a directory/d'
+	$(BIN)/uv pip install -q --python $(BIN)/python -c constraints.txt -e '.[dev]' -e ./exporters \
+	  || $(BIN)/pip install -q -c constraints.txt -e '.[dev]' -e ./exporters 2>&1 | sed '/is ignored: it is neither a file nor a directory/d'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
