@@ -54,13 +54,9 @@ lab-down: venv
 lab-status: venv
 	motcua lab status
 
+# ruff, yamllint, import-linter, then ansible-test sanity and ansible-lint side by side (scripts/lint).
 lint: venv
-	ruff check .
-	ruff format --check .
-	yamllint --strict .
-	lint-imports
-	scripts/collection-sanity
-	ansible-lint
+	@scripts/lint
 
 pytest: venv
 	pytest
