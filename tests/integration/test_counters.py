@@ -376,16 +376,20 @@ def test_bad_peripheral_inputs_are_refused_before_any_change(lab, provisioned, e
 
 
 def test_second_run_changes_nothing(provisioned):
-    result = playbook()
+    # One counter of every site (the city centre and the three wards: each site's own data, the second
+    # counter's own number and devices): 45 s less than all eight, on a controller whose CPU is the
+    # bottleneck. w26740-pc01 has its no-change run under the linear strategy (test_demo).
+    second = [f"{site}-pc02" for site in ("ttpv", "w25747", "w26732", "w26740")]
+    result = playbook("--limit", ",".join(second))
     assert result.returncode == 0, result.stdout[-4000:]
     counters_recap = {name: row for name, row in recap(result).items() if name != "localhost"}
-    assert len(counters_recap) == 8
+    assert sorted(counters_recap) == second
     assert all(row["changed"] == 0 for row in counters_recap.values()), counters_recap
 
 
 def test_check_mode_reports_nothing_then_exactly_the_drift(lab, provisioned):
     # One check run over a ward's two counters, one of them drifted: the provisioned one reports
-    # nothing, the drifted one exactly its drift. (The second run above covers every counter.)
+    # nothing, the drifted one exactly its drift. (The second run above covers a counter of every site.)
     drifted = "w25747-pc02"
     h = host(lab, drifted)
     h.run("sed -i 's/^SystemMaxUse=200M$/SystemMaxUse=2G/' /etc/systemd/journald.conf.d/50-motcua.conf")
