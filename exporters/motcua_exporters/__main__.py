@@ -1,6 +1,6 @@
 """``python3 -m motcua_exporters NAME [flags]`` (or ``python3 motcua-exporters.pyz NAME``): NAME is
-dossier, counter, certificate or notify (the notification bridge). Counter PCs run the
-exporters this way from one zip file."""
+dossier, counter, certificate or notify (the notification bridge), or dossier-report (the daily
+dossier report). Counter PCs and the monitoring hosts run them this way from one zip file."""
 
 from __future__ import annotations
 
@@ -8,14 +8,16 @@ import importlib
 import sys
 
 EXPORTERS = ("dossier", "counter", "certificate", "notify")
+# Tools beside the exporters, run from the same zip: name -> module with main(argv).
+TOOLS = {"dossier-report": "motcua_exporters.dossier.report"}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] not in EXPORTERS:
-        print(f"usage: motcua_exporters {{{','.join(EXPORTERS)}}} [--help]", file=sys.stderr)
+    if not args or args[0] not in (*EXPORTERS, *TOOLS):
+        print(f"usage: motcua_exporters {{{','.join((*EXPORTERS, *TOOLS))}}} [--help]", file=sys.stderr)
         return 2
-    cli = importlib.import_module(f"motcua_exporters.{args[0]}.cli")
+    cli = importlib.import_module(TOOLS.get(args[0], f"motcua_exporters.{args[0]}.cli"))
     return cli.main(args[1:])
 
 

@@ -17,7 +17,8 @@ can be read back:
     POST /zalo/grant              a new authorisation: answers a new chain's first refresh token
     POST /faults                  {"channel": zalo|zns|sms|oauth, "fault": NAME, "count": N}: the
                                   channel's next N requests (0: until cleared) fail so; "fault": "clear"
-    SMTP on port 25               any message (Alertmanager's e-mail)
+    SMTP on port 25               any message (Alertmanager's e-mail, the daily dossier report: its
+                                  attachments' file names are kept)
 
 Faults (the providers' documented answers): ``token-expired`` (Zalo error -220: the
 bridge must refresh), ``rate-limited`` (HTTP 429, Retry-After: 1), ``not-following``
@@ -382,6 +383,7 @@ class SMTPSession:
                         to=recipients,
                         subject=str(message.get("Subject", "")),
                         body=body.get_content() if body is not None else "",
+                        attachments=[part.get_filename() for part in message.iter_attachments()],
                     )
                     reply("250 OK queued")
                 elif verb == "QUIT":

@@ -654,6 +654,34 @@ def test_the_dossier_exporter_reads_the_records_and_prometheus_records_the_rates
     assert not answered('ALERTS{alertname=~"Dossiers.*|DossierIntakeStopped|DossierRecords.*"}')
 
 
+def test_the_daily_dossier_report_is_kept_on_both_hosts_and_mailed_by_one(monitored, mon, lab):
+    """The report's timer (the cut-off plus 10 minutes, Vietnam's time) on both hosts; run now, each
+    host writes the day's HTML, XLSX and CSV from its own store, and only dx-mon01 e-mails them."""
+    wait_for(lambda: answered('motcua_dossier_records_up{job="dossier"} == 1'), 90, "the records read")
+    mon2 = testinfra.get_host(f"ssh://{MON2}", ssh_config=str(lab.ssh_dir / "config"))
+    timer = mon.file("/etc/systemd/system/motcua-dossier-report.timer").content_string
+    assert "OnCalendar=*-*-* 17:10:00 Asia/Ho_Chi_Minh" in timer and "Persistent=true" in timer
+    before = len(notifications())
+    for host in (mon, mon2):
+        assert host.service("motcua-dossier-report.timer").is_enabled
+        run_once = host.run("systemctl start motcua-dossier-report.service")
+        assert run_once.rc == 0, host.run("journalctl -u motcua-dossier-report.service -n 30 --no-pager").stdout
+        listing = host.run("ls /var/lib/motcua/reports/dossiers").stdout.split()
+        day = max(name.removeprefix("ho-so-").split(".")[0] for name in listing)
+        assert {f"ho-so-{day}.{ext}" for ext in ("html", "xlsx", "csv")} <= set(listing), listing
+        page = host.file(f"/var/lib/motcua/reports/dossiers/ho-so-{day}.html")
+        assert (page.user, page.mode) == ("motcua-exporter", 0o640)
+        text = page.content_string
+        assert "Phường Sài Gòn" in text and "Sở Tư pháp" in text and "SỐ LIỆU CŨ" not in text
+    wait_for(lambda: [n for n in notifications(before) if n["kind"] == "email" and "Hồ sơ ngày" in n["subject"]],
+             30, "the report's e-mail")  # fmt: skip
+    time.sleep(2)  # a second e-mail (from dx-mon02) would have arrived by now
+    mails = [n for n in notifications(before) if n["kind"] == "email" and "Hồ sơ ngày" in n["subject"]]
+    assert len(mails) == 1, mails
+    assert mails[0]["to"] == ["bao-cao@lab.motcua.invalid"]
+    assert sorted(mails[0]["attachments"]) == [f"ho-so-{day}.{ext}" for ext in ("csv", "html", "xlsx")]
+
+
 @pytest.mark.parametrize("name", sorted(dashboards.DASHBOARDS))
 def test_every_dashboard_query_runs_on_the_lab_prometheus(monitored, name):
     board = dashboards.DASHBOARDS[name]()
