@@ -250,13 +250,15 @@ def add_parser(sub) -> None:
             p.add_argument(
                 "fault",
                 nargs="?",
-                help="dossier: down, slow, http500, wrong-content, expired-cert, untrusted-cert, reset, hang; "
+                help="dossier: down, slow, http500, wrong-content, expired-cert, untrusted-cert, reset, hang, "
+                "stale (the reporting API's old data), paging-broken; "
                 "gear: refuse-login, drop-mid-change, slow, lockout-on-acl; "
                 "counter, monitoring: down (the host stops); "
                 "site-offline (--site): none (the line is cut); any: clear",
             )
             p.add_argument("--site", help="site-offline: the site code, e.g. 26740")
             p.add_argument("--device", help="gear, counter or monitoring host name, e.g. w26740-sw01, dx-mon02")
-            p.add_argument("--value", type=float, help="seconds for slow; config lines before drop-mid-change")
+            p.add_argument("--value", type=float,
+                           help="seconds for slow, how old for stale; config lines before drop-mid-change")  # fmt: skip
             p.add_argument("--path", help="dossier: limit the fault to this path, e.g. /api/health")
             p.add_argument("--once", action="store_true", help="gear: clear the fault after it fired once")

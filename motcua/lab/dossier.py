@@ -19,6 +19,9 @@ Fault switches, read from a JSON file that `motcua lab fault dossier ...` writes
   untrusted-cert  HTTPS presents a certificate from an unknown CA
   reset           the connection is reset (TCP RST) after the request is read
   hang            the request is read and never answered (closed after 300 s)
+  stale N         /api/ho-so answers as the system stood N seconds ago (default 3 h): old data, HTTP 200
+  paging-broken   /api/ho-so: every page after the first answers the first page again, with the same
+                  next-page token (a loop a client must notice)
 
 A fault may be limited to one path with ``"path": "/api/health"``.
 """
@@ -41,7 +44,9 @@ from pathlib import Path
 
 from .switchfile import WatchedJSON, write_json
 
-FAULTS = ("down", "slow", "http500", "wrong-content", "expired-cert", "untrusted-cert", "reset", "hang")
+FAULTS = ("down", "slow", "http500", "wrong-content", "expired-cert", "untrusted-cert", "reset", "hang", "stale",
+          "paging-broken")  # fmt: skip
+STALE_DEFAULT = 3 * 3600.0
 HANG_LIMIT = 300.0
 PORTAL_TITLE = "Hệ thống thông tin giải quyết thủ tục hành chính Thành phố Hồ Chí Minh"
 
@@ -73,6 +78,8 @@ def write_fault(path: Path, fault: str | None, seconds: float | None = None, sco
         data["fault"] = fault
         if fault == "slow":
             data["seconds"] = float(seconds if seconds is not None else 5)
+        if fault == "stale":
+            data["seconds"] = float(seconds if seconds is not None else STALE_DEFAULT)
         if scope:
             data["path"] = scope
     write_json(path, data)
@@ -233,7 +240,11 @@ class Handler(BaseHTTPRequestHandler):
                 self._send(401, "application/json", json.dumps({"loi": "cần mã truy cập / token required"}))
                 return
             now = time.time()
+            if kind == "stale":  # the system as it stood then: nothing updated since
+                now -= float(fault.get("seconds", STALE_DEFAULT))  # type: ignore[arg-type]
             query = urllib.parse.parse_qs(self.path.partition("?")[2])
+            if kind == "paging-broken":  # every later page is the first again, with the first's token
+                query.pop("trang", None)
             status, data = records_page(dossier_records(app.agencies, now), query, now)
             self._send(
                 status, "application/json", json.dumps({"loi": "bảo trì"} if wrong else data, ensure_ascii=False)

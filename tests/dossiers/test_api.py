@@ -70,6 +70,27 @@ def test_a_failing_source_is_an_error_and_the_store_is_left_as_it_was(api, dossi
     assert wait_for_port(STANDIN_ADDRESS, STANDIN_HTTPS, 10)
 
 
+def test_a_page_token_that_comes_back_stops_the_read_as_broken_paging(api, dossier_standin, tmp_path):
+    """The stand-in's paging-broken fault answers the first page for every later one, with the same token:
+    the read stops at the second page (not after 10,000) and keeps nothing of it."""
+    write_fault(dossier_standin["faults"], "paging-broken")
+    with pytest.raises(DossierSourceError, match="page 2 gives the next-page token of an earlier page") as info:
+        RecordStore(tmp_path / "records.json").update(api)
+    assert info.value.reason == "paging"
+    assert not (tmp_path / "records.json").exists()
+
+
+def test_stale_data_is_read_as_it_is_and_the_high_water_mark_never_goes_back(api, dossier_standin, tmp_path):
+    path = tmp_path / "records.json"
+    RecordStore(path).update(api)
+    newest = RecordStore(path).high_water
+    write_fault(dossier_standin["faults"], "stale", seconds=3 * 3600)
+    _read, changed = RecordStore(path).update(api)
+    assert changed == 0 and RecordStore(path).high_water == newest  # nothing newer: the store as it was
+    fresh = fetch(api)
+    assert max(i["cap_nhat_luc"] for i in fresh.items) < (dt.datetime.now(TZ) - dt.timedelta(hours=2.9)).isoformat()
+
+
 def test_the_store_asks_only_for_what_changed(api, tmp_path):
     path = tmp_path / "records.json"
     read, changed = RecordStore(path).update(api)

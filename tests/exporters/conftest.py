@@ -52,12 +52,14 @@ class Running:
         return alive(self.proc)
 
     def wait_for(self, needle: str, path: str = "/metrics", timeout: float = 15.0) -> str:
-        """The page once it contains ``needle`` (fails with the last page and the log)."""
+        """The page once a line of it that is not a comment contains ``needle`` (fails with the last page and
+        the log). Comments are left out: "# HELP motcua_dossier_records_up 1 if the last read..." would
+        otherwise answer a wait for "motcua_dossier_records_up 1" at once."""
         deadline = time.monotonic() + timeout
         text = ""
         while time.monotonic() < deadline:
             text = self.get(path)[1]
-            if needle in text:
+            if any(needle in line for line in text.splitlines() if not line.startswith("#")):
                 return text
             time.sleep(0.2)
         if self.alive():  # the exporter's threads' stacks into its log (faulthandler on SIGUSR1)

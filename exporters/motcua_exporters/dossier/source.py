@@ -118,6 +118,7 @@ def fetch(api: Api, since: str = "", strict: bool = True) -> Fetched:
     problems: list[RecordProblem] = []
     after: str | None = None
     server_time = ""
+    tokens: set[str] = set()
     for number in range(1, MAX_PAGES + 1):
         data = api.page(since, after)
         server_time = str(data.get(fmt.TIME_KEY) or server_time)
@@ -135,6 +136,13 @@ def fetch(api: Api, since: str = "", strict: bool = True) -> Fetched:
         after = data.get(fmt.NEXT_KEY)
         if not after:
             break
+        if str(after) in tokens:  # the same page again: it would never end
+            raise DossierSourceError(
+                f"{api.url}: page {number} gives the next-page token of an earlier page again: the API's paging is"
+                " broken (nothing read is kept)",
+                "paging",
+            )
+        tokens.add(str(after))
     else:
         raise DossierSourceError(f"{api.url}: more than {MAX_PAGES} pages: is the page token ignored?", "paging")
     if problems and strict:
