@@ -388,27 +388,32 @@ def test_second_run_changes_nothing(provisioned):
 
 
 def test_check_mode_reports_nothing_then_exactly_the_drift(lab, provisioned):
-    # One check run over a ward's two counters, one of them drifted: the provisioned one reports
-    # nothing, the drifted one exactly its drift. (The second run above covers a counter of every site.)
-    drifted = "w25747-pc02"
+    # One check run over a ward's two counters, one of them drifted twice (journald's limit, a print queue's
+    # description): the provisioned one reports nothing, the drifted one exactly its drift. (The second run
+    # above covers a counter of every site.)
+    drifted, queue = "w25747-pc02", "w25747-pr01"
     h = host(lab, drifted)
     h.run("sed -i 's/^SystemMaxUse=200M$/SystemMaxUse=2G/' /etc/systemd/journald.conf.d/50-motcua.conf")
+    h.check_output(f"lpadmin -p {queue} -D 'Máy in tạm'")
     try:
         check = playbook("--check", "--diff", "--limit", "site_25747")
         assert check.returncode == 0, check.stdout[-4000:]
         rows = recap(check)
-        # Exactly the drift: the file, and the restart it would cause.
-        assert changed_tasks(check, drifted) == ["Journald | limits", "Restart journald"], rows
+        # Exactly the drift: the file and the restart it would cause, and the queue.
+        queue_task = "Printing | one queue per printer of the site, the first is the default"
+        assert sorted(changed_tasks(check, drifted)) == sorted(["Journald | limits", "Restart journald", queue_task])
         others = {name: row["changed"] for name, row in rows.items() if name not in (drifted, "localhost")}
         assert others == {"w25747-pc01": 0}, rows
         assert "-SystemMaxUse=2G" in check.stdout and "+SystemMaxUse=200M" in check.stdout
-        assert h.file("/etc/systemd/journald.conf.d/50-motcua.conf").contains(
-            "^SystemMaxUse=2G$"
-        )  # check changed nothing
+        assert "-description: Máy in tạm" in check.stdout
+        # Check changed nothing.
+        assert h.file("/etc/systemd/journald.conf.d/50-motcua.conf").contains("^SystemMaxUse=2G$")
+        assert "Máy in tạm" in h.check_output(f"LC_ALL=C lpoptions -p {queue}")
     finally:
-        fixed = playbook("--limit", drifted, "--tags", "counter_base_journald")
+        fixed = playbook("--limit", drifted, "--tags", "counter_base_journald,counter_peripherals_printing")
         assert fixed.returncode == 0, fixed.stdout[-3000:]
     assert h.file("/etc/systemd/journald.conf.d/50-motcua.conf").contains("^SystemMaxUse=200M$")
+    assert "Máy in tạm" not in h.check_output(f"LC_ALL=C lpoptions -p {queue}")
 
 
 def test_a_counter_that_is_down_fails_alone_and_the_summary_says_how_to_retry(lab, provisioned):
@@ -428,24 +433,6 @@ def test_a_counter_that_is_down_fails_alone_and_the_summary_says_how_to_retry(la
     retry = playbook("--limit", down, "--tags", "counter_base_journald")
     assert retry.returncode == 0, retry.stdout[-3000:]
     assert "All 1 counters provisioned." in retry.stdout
-
-
-def test_check_mode_reports_a_drifted_print_queue(lab, provisioned):
-    drifted, queue = "w26740-pc02", "w26740-pr01"
-    h = host(lab, drifted)
-    h.check_output(f"lpadmin -p {queue} -D 'Máy in tạm'")
-    try:
-        check = playbook("--check", "--diff", "--tags", "counter_peripherals", "--limit", "site_26740")
-        assert check.returncode == 0, check.stdout[-4000:]
-        queue_task = "Printing | one queue per printer of the site, the first is the default"
-        assert changed_tasks(check, drifted) == [queue_task]
-        assert "-description: Máy in tạm" in check.stdout
-        assert recap(check)["w26740-pc01"]["changed"] == 0, recap(check)  # the site's other counter
-        assert "Máy in tạm" in h.check_output(f"LC_ALL=C lpoptions -p {queue}")  # check changed nothing
-    finally:
-        fixed = playbook("--limit", drifted, "--tags", "counter_peripherals_printing")
-        assert fixed.returncode == 0, fixed.stdout[-3000:]
-    assert "Máy in tạm" not in h.check_output(f"LC_ALL=C lpoptions -p {queue}")
 
 
 def test_a_run_that_fails_later_still_restarts_what_it_changed(lab, provisioned):
