@@ -31,12 +31,12 @@ from ..core.config import ConfigError, Section, load_yaml
 from ..core.files import write_atomic
 from . import daily
 from .api_format import parse_time
+from .config import SITE  # the site codes the exporter's records: section takes
 from .records import TZ
 from .source import DossierSourceError, RecordStore
 
 NAME = "motcua-dossier-report"
 log = logging.getLogger("report")
-SITE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 AGENCY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")  # as the dossier system spells it (STP, so-tp)
 ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
 CUTOFF = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
