@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from ..core.spreadsheet import csv_document, xlsx_document
-from .indicators import CITY, NOT_RECORDED, Figures, by_agency, summarise
+from .indicators import CITY, NOT_RECORDED, Figures, by_agency, open_at, summarise
 from .records import TZ, Dossier
 
 WORST = 10
@@ -112,11 +112,7 @@ def build(
     late = [
         Overdue(d, f"{d.site} / {d.agency}" if d.agency else d.site, (cutoff - d.due_at).total_seconds() / 86400)
         for d in mine
-        if d.due_at is not None
-        and d.status not in ("withdrawn", "refused")
-        and d.received_at < cutoff
-        and (d.finished_at is None or d.finished_at >= cutoff)
-        and d.due_at < cutoff
+        if d.due_at is not None and d.due_at < cutoff and open_at(d, cutoff)
     ]
     late.sort(key=lambda o: (-o.days, o.dossier.code))
     return DailyReport(cutoff.date(), cutoff, site_units, agency_units, city, sorted(ranked, key=badness)[:worst],

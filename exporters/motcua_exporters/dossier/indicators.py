@@ -49,6 +49,15 @@ def windows(now: dt.datetime) -> list[Window]:
     ]
 
 
+def open_at(d: Dossier, when: dt.datetime) -> bool:
+    """In progress at ``when``: received by then, without a result by then, not withdrawn or refused."""
+    return (
+        d.status not in ("withdrawn", "refused")
+        and d.received_at < when
+        and (d.finished_at is None or d.finished_at >= when)
+    )
+
+
 def _rate(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
@@ -118,12 +127,7 @@ class Figures:
             if d.rating is not None:
                 self.rated += 1
                 self.satisfied += d.rating in ("very_satisfied", "satisfied")
-        # Open at the window's end: received by then and without a result by then.
-        if (
-            d.status not in ("withdrawn", "refused")
-            and d.received_at < window.end
-            and (d.finished_at is None or d.finished_at >= window.end)
-        ):
+        if open_at(d, window.end):
             if d.due_at is not None and window.end > d.due_at:
                 self.open_overdue += 1
                 self._late(d)
