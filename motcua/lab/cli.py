@@ -55,11 +55,15 @@ def cmd_lab_gear_minute(args: argparse.Namespace) -> int:
     lab = _lab(args)
     seconds = None if args.seconds in ("real", "60") else args.seconds
     try:
-        result = gear_clock(lab.home / "gear" / "clock.json", float(seconds) if seconds is not None else None)
+        result = gear_clock(
+            lab.home / "gear" / "clock.json", float(seconds) if seconds is not None else None, held=args.hold
+        )
     except ValueError as exc:
         print(f"motcua lab gear-minute: {exc}", file=sys.stderr)
         return 2
     print(f"a gear minute lasts {result.get('minute_seconds', 60.0):g} s (for timers armed from now on)")
+    if args.hold:
+        print("the gear's clock is held: no revert timer runs out until `motcua lab gear-minute` without --hold")
     return 0
 
 
@@ -227,6 +231,8 @@ def add_parser(sub) -> None:
         p.set_defaults(func=func)
         if name == "gear-minute":
             p.add_argument("seconds", help="seconds per lab minute (0.1-3600), or real (60)")
+            p.add_argument("--hold", action="store_true",
+                           help="no timer runs out until the clock is set again without --hold")  # fmt: skip
         if name == "down":
             p.add_argument(
                 "--purge", action="store_true", help="also delete the hosts' changes (fresh hosts next time)"

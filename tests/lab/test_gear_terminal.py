@@ -116,3 +116,36 @@ def test_a_lockout_is_undone_by_the_devices_own_revert_timer(gear):
     finally:
         write_fault(state / "faults.json", NAME, None)
         write_clock(state / "clock.json", None)
+
+
+def test_a_held_clock_keeps_a_due_timer_pending_until_it_is_released(gear):
+    """`motcua lab gear-minute N --hold`: a timer that is due does not run out while the clock is
+    held, and runs out at once when it is released (the network tests rely on it)."""
+    from netmiko import ConnectHandler
+
+    from motcua.lab.gear.server import write_clock
+
+    state = gear / "state"
+    params = {"device_type": "cisco_ios", "host": ADDRESS, "username": "dxadmin", "key_file": str(gear / "key"),
+              "use_keys": True, "allow_agent": False, "secret": (gear / "secret").read_text(), "conn_timeout": 10,
+              "ssh_strict": False}  # fmt: skip
+    write_clock(state / "clock.json", 0.2, held=True)
+    try:
+        with ConnectHandler(**params) as conn:
+            conn.enable()
+            conn.send_config_set(["archive", "path flash:archive"])
+            before = conn.send_command("show running-config").split("!", 1)[1]
+            conn.send_config_set(["interface GigabitEthernet1/0/3", "description HELD"],
+                                 config_mode_command="configure terminal revert timer 1")  # fmt: skip
+            time.sleep(1.5)  # the timer (one minute of 0.2 s) is long due
+            assert "Timer value: 1 min" in conn.send_command("show archive config rollback timer")
+            assert "description HELD" in conn.send_command("show running-config")
+            write_clock(state / "clock.json", 0.2)
+            released = time.monotonic()
+            pending = "show archive config rollback timer"
+            while "%No Rollback Confirmed Change pending" not in conn.send_command(pending):
+                assert time.monotonic() - released < 5, "the timer did not run out after the release"
+                time.sleep(0.1)
+            assert conn.send_command("show running-config").split("!", 1)[1] == before
+    finally:
+        write_clock(state / "clock.json", None)

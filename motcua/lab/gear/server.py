@@ -17,6 +17,9 @@ device, read from <state>/faults.json (written by `motcua lab fault gear ...`):
 
 Timers (the Rollback Confirmed Change's revert) count lab minutes: 60 seconds
 unless <state>/clock.json says {"minute_seconds": N} (`motcua lab gear-minute N`).
+While it also says {"held": true} (`motcua lab gear-minute N --hold`), no timer
+runs out: one that is due waits, and runs out within 0.2 s of the release. A test
+holds the clock so that a slow controller cannot lose a race with a short timer.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from ..switchfile import WatchedJSON, read_json, write_json
 from .device import Device
 from .session import Session
 
+HELD_POLL_SECONDS = 0.2
 FAULTS = ("refuse-login", "drop-mid-change", "slow", "lockout-on-acl")
 ACL_LINE = re.compile(r"(no )?(access-list|access-class|ip access-list)\b")
 log = logging.getLogger("motcua.lab.gear")
@@ -76,11 +80,16 @@ def write_fault(path: Path, device: str, fault: str | None, value: float | None 
     return data.get(device, {})
 
 
-def write_clock(path: Path, minute_seconds: float | None) -> dict:
-    """How many seconds a lab minute lasts for the gear's timers (None: a real minute)."""
+def write_clock(path: Path, minute_seconds: float | None, held: bool = False) -> dict:
+    """How many seconds a lab minute lasts for the gear's timers (None: a real minute).
+
+    ``held``: no timer runs out until the clock is written again without it (a due
+    timer then runs out at once)."""
     if minute_seconds is not None and not 0.1 <= minute_seconds <= 3600:
         raise ValueError("a lab minute lasts between 0.1 and 3600 seconds")
     data = {} if minute_seconds is None else {"minute_seconds": float(minute_seconds)}
+    if held:
+        data["held"] = True
     write_json(path, data)
     return data
 
@@ -255,7 +264,13 @@ async def serve(config_file: Path, state_dir: Path) -> None:
             return 60.0
 
     def schedule(delay: float, callback) -> asyncio.TimerHandle:
-        return loop.call_later(delay, callback)
+        def due() -> None:
+            if clock.read().get("held") is True:  # the clock is held: the timer waits for the release
+                loop.call_later(HELD_POLL_SECONDS, due)
+            else:
+                callback()
+
+        return loop.call_later(delay, due)
 
     keys_dir = state_dir / "keys"
     keys_dir.mkdir(parents=True, exist_ok=True)
