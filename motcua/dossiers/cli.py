@@ -121,9 +121,9 @@ def add_parser(sub) -> None:
     text = "dossier processing: received, on time, late, overdue and why, from a dossier system's export"
     p = sub.add_parser("dossiers", help=text, description=text)
     actions = p.add_subparsers(dest="action", required=True)
-    r = actions.add_parser("report", help="indicators per site (or agency) and city-wide, from a CSV export")
+    r = actions.add_parser("report", help="indicators per site (or agency) and city-wide, from an export or the API")
     source = r.add_mutually_exclusive_group(required=True)
-    source.add_argument("--export", help="CSV export of dossier records (docs/dossiers.md: its columns)")
+    source.add_argument("--export", help="CSV or XLSX export of dossier records (docs/dossiers.md: its columns)")
     source.add_argument("--api", help="the reporting API's records URL (docs/dossiers.md, 'The reporting API')")
     r.add_argument("--token-file", help="--api: file holding its token (else $MOTCUA_DOSSIER_API_TOKEN)")
     r.add_argument("--ca-file", help="--api: CA bundle for its HTTPS certificate (default: the system's)")

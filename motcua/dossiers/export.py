@@ -1,4 +1,4 @@
-"""Dossier records from a CSV export, as every dossier system can produce one.
+"""Dossier records from a CSV or XLSX export, as every dossier system can produce one.
 
 For a site without access to the reporting API. What such exports look like, and what is read:
 
@@ -8,7 +8,11 @@ For a site without access to the reporting API. What such exports look like, and
   Windows spreadsheets (its tone marks are combining characters: the text is NFC-normalised);
 - comma, semicolon (the list separator of a Vietnamese Windows) or tab;
 - dates ``dd/mm/yyyy``, ``dd/mm/yyyy HH:MM[:SS]`` or ISO 8601, Vietnam's time unless an offset is given;
-- yes/no cells as ``có``/``không``, ``x``/empty, ``1``/``0``, ``yes``/``no``.
+- yes/no cells as ``có``/``không``, ``x``/empty, ``1``/``0``, ``yes``/``no``;
+- or an XLSX workbook (told by its content, whatever its name): the first sheet, the header in row 1,
+  date cells as dates, numbers as written; merged cells are refused (only the first holds the value);
+  Excel's "Unicode Text" (UTF-16, tab-separated) reads as a CSV. An Excel 97-2003 ``.xls`` is refused
+  with what to do.
 
 A row that cannot be read is reported by its line and column, never dropped: the whole file
 is refused with every problem listed (:class:`DossierInputError`), so a report never counts
@@ -21,9 +25,10 @@ import csv
 import datetime as dt
 import io
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from motcua_exporters.core.spreadsheet import SpreadsheetError, column_name, read_xlsx
 from motcua_exporters.dossier.records import (
     CHANNELS,
     RATINGS,
@@ -39,6 +44,8 @@ from ..times import TZ
 from ..validation.problems import InputError, Problem
 
 MAX_BYTES = 256 << 20
+ZIP_MAGIC = b"PK\x03\x04"  # an XLSX workbook is a zip file
+XLS_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # the older binary workbook (OLE2), which is not read
 # field -> header spellings (compared with records.plain: no accents, case, or extra spaces)
 HEADERS: dict[str, tuple[str, ...]] = {
     "code": ("mã hồ sơ", "số hồ sơ", "code", "dossier code"),
@@ -75,12 +82,23 @@ def as_problems(found: Iterable[RecordProblem]) -> list[Problem]:
     return [Problem(p.source, p.line, p.code, p.field, p.message, kind="dossier") for p in found]
 
 
-def decode(data: bytes) -> tuple[str, str]:
-    """The text and the encoding it was in: UTF-8 if it is valid UTF-8, else Windows-1258."""
+def decode(data: bytes, file: str = "") -> tuple[str, str]:
+    """The text and the encoding it was in: UTF-16 if it starts with its byte-order mark (Excel's
+    "Unicode Text"), UTF-8 if it is valid UTF-8, else Windows-1258; bytes that are none of them are
+    refused with the line and the byte (DossierInputError)."""
     try:
-        text, encoding = data.decode("utf-8-sig"), "utf-8"
-    except UnicodeDecodeError:
-        text, encoding = data.decode("cp1258"), "windows-1258"
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            text, encoding = data.decode("utf-16"), "utf-16"
+        else:
+            try:
+                text, encoding = data.decode("utf-8-sig"), "utf-8"
+            except UnicodeDecodeError:
+                text, encoding = data.decode("cp1258"), "windows-1258"
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        message = (f"byte {data[exc.start:exc.start + 1]!r} is not text in UTF-8, Windows-1258 or UTF-16: "
+                   "export the file again as CSV UTF-8")  # fmt: skip
+        raise DossierInputError([Problem(file, line, "", "", message, kind="file")]) from None
     return unicodedata.normalize("NFC", text), encoding
 
 
@@ -174,7 +192,7 @@ DEFAULTS.update(procedure_name="", field="")
 
 
 def read_text(text: str, file: str, sites: Iterable[str] | None = None) -> list[Dossier]:
-    """Dossiers of an export's text; DossierInputError lists every problem (the file, line, column)."""
+    """Dossiers of a CSV export's text; DossierInputError lists every problem (the file, line, column)."""
     text = text.removeprefix("\ufeff")
     sample = text[:4096]
     try:
@@ -186,24 +204,75 @@ def read_text(text: str, file: str, sites: Iterable[str] | None = None) -> list[
         header = next(reader)
     except StopIteration:
         raise DossierInputError([Problem(file, 0, "", "", "the file is empty", kind="file")]) from None
-    columns, problems = _columns(header, file)
-    if problems:
-        raise DossierInputError(problems)
+    problems: list[Problem] = []
+
+    def rows() -> Iterator[tuple[int, list[str]]]:
+        while True:
+            line = reader.line_num + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                problems.append(Problem(file, line, "", "", f"not CSV: {exc}", kind="row"))
+                return
+            yield line, row
+
+    return _read_rows(header, rows(), file, sites, problems)
+
+
+def read_workbook(data: bytes, file: str, sites: Iterable[str] | None = None) -> list[Dossier]:
+    """Dossiers of an XLSX export (its first sheet, the header in its first row); each problem names
+    the row and the cell (``cell D5``). Merged cells are refused: only the first cell of a merged
+    range holds its value, so the others would read as empty."""
+    try:
+        rows, merged = read_xlsx(data)
+    except SpreadsheetError as exc:
+        raise DossierInputError([Problem(file, 0, "", "", str(exc), kind="file")]) from None
+    if merged:
+        raise DossierInputError([
+            Problem(file, _first_row(ref), "", ref, "merged cells: only the first holds the value; unmerge them "
+                    "(or export CSV)", kind="row")
+            for ref in merged
+        ])  # fmt: skip
+    if not rows or not any(cell.strip() for cell in rows[0][1]):
+        message = "the first sheet's first row is empty: no header"
+        raise DossierInputError([Problem(file, 0, "", "", message, kind="file")])
+    (header_line, header), body = rows[0], rows[1:]
+    if header_line != 1:
+        raise DossierInputError([Problem(file, header_line, "", "", "the header is not in row 1", kind="header")])
+    width = len(header)
+    # A spreadsheet leaves trailing empty cells out: a row is as wide as the header.
+    padded = ((line, cells + [""] * (width - len(cells)) if len(cells) < width else cells) for line, cells in body)
+    return _read_rows(header, padded, file, sites, [], cell=lambda line, index: f"cell {column_name(index)}{line}: ")
+
+
+def _first_row(ref: str) -> int:
+    digits = "".join(ch for ch in ref.split(":")[0] if ch.isdigit())
+    return int(digits) if digits else 0
+
+
+def _read_rows(
+    header: list[str],
+    rows: Iterable[tuple[int, list[str]]],
+    file: str,
+    sites: Iterable[str] | None,
+    problems: list[Problem],
+    cell: Callable[[int, int], str] = lambda line, index: "",
+) -> list[Dossier]:
+    """The dossiers of rows under ``header``; ``problems`` gathers every problem (and may hold some
+    already, the reader's), and any problem refuses the whole file. ``cell`` names a cell in a message."""
+    columns, header_problems = _columns(header, file)
+    if header_problems:
+        raise DossierInputError(header_problems)
     dossiers = []
-    while True:
-        line = reader.line_num + 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            problems.append(Problem(file, line, "", "", f"not CSV: {exc}", kind="row"))
-            break
-        if not any(cell.strip() for cell in row):
+    for line, row in rows:
+        if not any(c.strip() for c in row):
             continue
         code = _text(row[columns["code"]]) if columns["code"] < len(row) else ""
         where = code or f"row {line}"
-        if len(row) != len(header):
+        # Fewer cells than the header, or more that hold something (a shifted row); trailing empty ones pass.
+        if len(row) < len(header) or any(c.strip() for c in row[len(header) :]):
             problems.append(
                 Problem(file, line, where, "", f"{len(row)} cells, the header has {len(header)}", kind="dossier")
             )
@@ -211,37 +280,46 @@ def read_text(text: str, file: str, sites: Iterable[str] | None = None) -> list[
         values: dict[str, object] = {}
         found = len(problems)
         for name, index in columns.items():
-            cell = row[index].strip()
-            if not cell:
+            text = row[index].strip()
+            if not text:
                 if name in DEFAULTS:
                     continue
-                problems.append(Problem(file, line, where, header[index], "empty: required", kind="dossier"))
+                problems.append(Problem(file, line, where, header[index], f"{cell(line, index)}empty: required",
+                                        kind="dossier"))  # fmt: skip
                 continue
             try:
-                values[name] = PARSERS.get(name, _text)(cell)
+                values[name] = PARSERS.get(name, _text)(text)
             except ValueError as exc:
-                problems.append(Problem(file, line, where, header[index], str(exc), kind="dossier"))
+                problems.append(Problem(file, line, where, header[index], f"{cell(line, index)}{exc}", kind="dossier"))
         if len(problems) > found:
             continue
         values = {**DEFAULTS, **values}
         dossiers.append(Dossier(**values, source=f"{file}:{line}", line=line))  # type: ignore[arg-type]
-    problems += [
-        Problem(p.source, p.line, p.code, p.field, p.message, kind="dossier") for p in check(dossiers, file, sites)
-    ]
+    for p in check(dossiers, file, sites):  # named by the file's own column header (and cell)
+        index = columns.get(p.field)
+        field, where = (p.field, "") if index is None else (header[index], cell(p.line, index))
+        problems.append(Problem(p.source, p.line, p.code, field, f"{where}{p.message}", kind="dossier"))
     if problems:
         raise DossierInputError(problems)
     return dossiers
 
 
 def read_export(path: Path, sites: Iterable[str] | None = None) -> tuple[list[Dossier], str]:
-    """Dossiers of a CSV export file and the encoding it was read in."""
+    """Dossiers of an export file (CSV, or an XLSX workbook: told by its content, not its name) and what
+    it was read as: the CSV's encoding, or ``xlsx``."""
     try:
         size = path.stat().st_size
         if size > MAX_BYTES:
             raise DossierInputError(
                 [Problem(str(path), 0, "", "", f"{size} bytes: larger than {MAX_BYTES}", kind="file")]
             )
-        text, encoding = decode(path.read_bytes())
+        data = path.read_bytes()
     except OSError as exc:
         raise DossierInputError([Problem(str(path), 0, "", "", f"cannot read: {exc.strerror}", kind="file")]) from None
+    if data.startswith(XLS_MAGIC):
+        message = "an Excel 97-2003 workbook (.xls): save it as .xlsx (Excel Workbook) or CSV UTF-8 and read that"
+        raise DossierInputError([Problem(str(path), 0, "", "", message, kind="file")])
+    if data.startswith(ZIP_MAGIC):
+        return read_workbook(data, str(path), sites), "xlsx"
+    text, encoding = decode(data, str(path))
     return read_text(text, str(path), sites), encoding

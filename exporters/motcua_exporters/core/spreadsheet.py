@@ -164,3 +164,158 @@ def xlsx_document(header: Iterable[object], rows: Iterable[Iterable[object]], sh
             book.writestr(zipfile.ZipInfo(part, date_time=(2025, 7, 1, 0, 0, 0)), text.encode("utf-8"),
                           compress_type=zipfile.ZIP_DEFLATED)  # fmt: skip
     return out.getvalue()
+
+
+# ---------------------------------------------------------------- reading an XLSX
+
+# Excel's built-in number formats that show a date or a time (ECMA-376 part 1, 18.8.30).
+_DATE_FORMAT_IDS = frozenset((*range(14, 23), 45, 46, 47))
+_QUOTED = re.compile(r'"[^"]*"|\[[^\]]*\]|\\.')
+_REL = f"{{{_DOCUMENT_RELS}}}id"
+READ_MAX_BYTES = 256 << 20  # uncompressed parts together: a zip bomb is refused, not unpacked
+
+
+class SpreadsheetError(ValueError):
+    """A workbook that cannot be read: the message says why (and where, for a cell)."""
+
+
+def column_name(index: int) -> str:
+    """The column's letters of a 0-based index: 0 -> A, 26 -> AA."""
+    return _column(index)
+
+
+def _column_index(ref: str) -> int:
+    letters = "".join(ch for ch in ref if ch.isalpha())
+    index = 0
+    for ch in letters.upper():
+        index = index * 26 + ord(ch) - ord("A") + 1
+    return index - 1
+
+
+def _is_date_format(code: str) -> bool:
+    bare = _QUOTED.sub("", code).lower()
+    return any(ch in bare for ch in "dmyhs") and "general" not in bare
+
+
+def _serial_time(serial: float, epoch_1904: bool) -> str:
+    """An Excel serial date as ``dd/mm/yyyy HH:MM:SS`` (Vietnam's time is the reader's to assume)."""
+    import datetime as dt
+
+    base = dt.datetime(1904, 1, 1) if epoch_1904 else dt.datetime(1899, 12, 30)
+    when = base + dt.timedelta(days=serial)
+    when = (when + dt.timedelta(microseconds=500_000)).replace(microsecond=0)  # whole seconds, rounded
+    return when.strftime("%d/%m/%Y %H:%M:%S")
+
+
+def _number(text: str) -> str:
+    value = float(text)
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+
+
+def _texts(element, ns: str) -> str:
+    """A string item's text: its runs' ``t`` elements, not the phonetic ones (``rPh``)."""
+    parts = []
+    for child in element:
+        tag = child.tag.removeprefix(ns)
+        if tag == "t":
+            parts.append(child.text or "")
+        elif tag == "r":
+            parts.extend(t.text or "" for t in child.iter(f"{ns}t"))
+    return "".join(parts)
+
+
+def read_xlsx(data: bytes) -> tuple[list[tuple[int, list[str]]], list[str]]:
+    """The first sheet of a workbook: ``(rows, merged)``. Each row is ``(its number, its cells as text)``
+    (numbers without a trailing ``.0``, dates and times in a date format as ``dd/mm/yyyy HH:MM:SS``,
+    booleans as 1 / 0, formulas as their cached value); ``merged`` lists the merged ranges (``A1:B1``),
+    which a reader of records must refuse: only their first cell holds the value."""
+    from xml.etree import ElementTree
+
+    ns = f"{{{_MAIN}}}"
+    try:
+        book = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise SpreadsheetError("not an XLSX workbook (not a zip file)") from None
+    with book:
+        if sum(info.file_size for info in book.infolist()) > READ_MAX_BYTES:
+            raise SpreadsheetError(f"its parts unpack to more than {READ_MAX_BYTES} bytes")
+        names = set(book.namelist())
+
+        def part(name: str):
+            try:
+                text = book.read(name)
+            except KeyError:
+                raise SpreadsheetError(f"no {name} in the workbook") from None
+            if text[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16: the check below would not see a declaration
+                raise SpreadsheetError(f"{name}: UTF-16 XML, which no spreadsheet program writes")
+            if b"<!DOCTYPE" in text or b"<!ENTITY" in text:  # no workbook has one; entities are how XML attacks
+                raise SpreadsheetError(f"{name}: a document type declaration, which no workbook has")
+            try:
+                return ElementTree.fromstring(text)  # noqa: S314 - refused above: a DTD, the only way to declare entities
+            except ElementTree.ParseError as exc:
+                raise SpreadsheetError(f"{name}: not XML ({exc})") from None
+
+        workbook = part("xl/workbook.xml")
+        sheets = workbook.find(f"{ns}sheets")
+        first = sheets[0] if sheets is not None and len(sheets) else None
+        if first is None:
+            raise SpreadsheetError("the workbook has no sheet")
+        properties = workbook.find(f"{ns}workbookPr")
+        epoch_1904 = properties is not None and properties.get("date1904") in ("1", "true")
+        rels = part("xl/_rels/workbook.xml.rels")
+        target = next((r.get("Target", "") for r in rels if r.get("Id") == first.get(_REL)), "")
+        sheet_name = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+        shared: list[str] = []
+        if "xl/sharedStrings.xml" in names:
+            shared = [_texts(item, ns) for item in part("xl/sharedStrings.xml").iter(f"{ns}si")]
+        date_styles: set[int] = set()
+        if "xl/styles.xml" in names:
+            styles = part("xl/styles.xml")
+            custom = {int(f.get("numFmtId", "0")): f.get("formatCode", "") for f in styles.iter(f"{ns}numFmt")}
+            xfs = styles.find(f"{ns}cellXfs")
+            for index, xf in enumerate(xfs if xfs is not None else []):
+                fmt = int(xf.get("numFmtId", "0"))
+                if fmt in _DATE_FORMAT_IDS or (fmt in custom and _is_date_format(custom[fmt])):
+                    date_styles.add(index)
+        sheet = part(sheet_name)
+
+    def value(cell) -> str:
+        kind = cell.get("t", "n")
+        v = cell.find(f"{ns}v")
+        raw = v.text if v is not None and v.text is not None else ""
+        ref = cell.get("r", "?")
+        if kind == "inlineStr":
+            inline = cell.find(f"{ns}is")
+            return _texts(inline, ns) if inline is not None else ""
+        if kind == "s":
+            try:
+                return shared[int(raw)]
+            except (ValueError, IndexError):
+                raise SpreadsheetError(f"cell {ref}: shared string {raw!r} does not exist") from None
+        if kind in ("str", "e"):
+            return raw
+        if kind == "b":
+            return "1" if raw.strip() in ("1", "true") else "0"
+        if raw == "":
+            return ""
+        try:
+            if int(cell.get("s", "0")) in date_styles:
+                return _serial_time(float(raw), epoch_1904)
+            return _number(raw)
+        except (ValueError, OverflowError):
+            raise SpreadsheetError(f"cell {ref}: {raw!r} is not a number") from None
+
+    rows: list[tuple[int, list[str]]] = []
+    data_element = sheet.find(f"{ns}sheetData")
+    last = 0
+    for row in data_element if data_element is not None else []:
+        number = int(row.get("r", last + 1))
+        last = number
+        cells: list[str] = []
+        for position, cell in enumerate(row.iter(f"{ns}c")):
+            index = _column_index(cell.get("r", "")) if cell.get("r") else position
+            cells.extend([""] * (index + 1 - len(cells)))
+            cells[index] = value(cell)
+        rows.append((number, cells))
+    merged = [m.get("ref", "") for m in sheet.iter(f"{ns}mergeCell")]
+    return rows, merged
