@@ -30,6 +30,7 @@ COLUMNS = (  # (header, width, value)
     ("trễ hạn/late", 12, lambda f: f.finished_late),
     ("đang xử lý/open", 15, lambda f: f.open_not_due),
     ("quá hạn/overdue", 15, lambda f: f.open_overdue),
+    ("chờ bổ sung/paused", 18, lambda f: f.open_paused),
     ("tỷ lệ đúng hạn/on-time", 22, lambda f: _percent(f.on_time_rate)),
     ("trực tuyến/online", 17, lambda f: _percent(f.online_share)),
 )

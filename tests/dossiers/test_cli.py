@@ -18,9 +18,9 @@ def test_the_report_prints_each_site_and_the_city_and_writes_json(tmp_path, caps
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].endswith("6 dossiers (utf-8); at 06/12/2026 11:00; window 7d")
     rows = {line.split()[0]: line.split() for line in lines[2:5]}
-    assert rows["26740"][-7:] == ["3", "1", "1", "0", "1", "50.0%", "33.3%"]  # the overdue ward first
+    assert rows["26740"][-8:] == ["3", "1", "1", "0", "1", "0", "50.0%", "33.3%"]  # the overdue ward first
     assert lines[2].startswith("26740")
-    assert lines[5].split()[-7:] == ["4", "1", "1", "1", "1", "50.0%", "50.0%"]
+    assert lines[5].split()[-8:] == ["4", "1", "1", "1", "1", "0", "50.0%", "50.0%"]
     assert "lý do chậm / why late: Thiếu cán bộ 1; Chờ xác minh 1" in lines
     data = json.loads(out.read_text(encoding="utf-8"))
     assert data["scopes"]["city"]["7d"]["paid_online_share"] == 2 / 3

@@ -11,6 +11,7 @@ import pytest
 from motcua.dossiers.export import read_export
 from motcua.times import TZ
 from motcua_exporters.dossier.indicators import CITY, NOT_RECORDED, by_agency, summarise, windows
+from motcua_exporters.dossier.records import STATUSES, Dossier, legal_limit, lookup
 
 GOOD = Path(__file__).parent.parent / "corpus" / "dossiers" / "good.csv"
 NOW = dt.datetime(2026, 12, 6, 11, 0, tzinfo=TZ)
@@ -67,3 +68,64 @@ def test_an_overdue_dossier_without_a_recorded_reason_is_counted_as_not_recorded
     silent = [replace(d, overdue_reason=None, late_step=None) if d.code.endswith("H03") else d for d in dossiers]
     today = summarise(silent, NOW)[CITY]["today"]
     assert today.late_by_reason[NOT_RECORDED] == 1 and today.late_by_step[NOT_RECORDED] == 1
+
+
+# ---------------------------------------------------------------- the rules of a limit (docs/kpis.md)
+
+
+def at(day: int, hour: int = 17, minute: int = 0, month: int = 12) -> dt.datetime:
+    return dt.datetime(2026, month, day, hour, minute, tzinfo=TZ)
+
+
+def one(received: dt.datetime, due: dt.datetime | None, finished: dt.datetime | None, status: str) -> Dossier:
+    return Dossier(code="X1", site="26740", agency=None, procedure_code="1.0", procedure_name="", field="",
+                   channel="direct", received_at=received, due_at=due, finished_at=finished, returned_at=None,
+                   status=status)  # fmt: skip
+
+
+def test_a_result_at_the_limit_itself_is_on_time_and_a_second_later_is_late():
+    assert one(at(1, 8), at(2), at(2), "finished").on_time() is True
+    assert one(at(1, 8), at(2), at(2) + dt.timedelta(seconds=1), "finished").on_time() is False
+
+
+@pytest.mark.parametrize(
+    ("due", "ends"),
+    [
+        (at(5), at(8, 0)),  # Saturday 5 Dec 17:00 -> the end of Monday 7 Dec (00:00 on the 8th)
+        (at(6, 9), at(8, 0)),  # Sunday
+        (at(4), at(4)),  # a Friday limit is the recorded time
+        (at(2, 12, month=9), at(4, 0, month=9)),  # Quốc khánh (Wednesday 2 Sep 2026) -> end of Thursday
+        (at(1, 12, month=5), at(5, 0, month=5)),  # Friday 1 May, then a weekend -> end of Monday 4 May
+        (at(31, 17, month=12), at(31, 17, month=12)),  # Thursday 31 Dec: an ordinary day
+    ],
+    ids=["saturday", "sunday", "friday", "national-day", "labour-day-then-weekend", "new-years-eve"],
+)
+def test_a_limit_on_a_day_off_runs_to_the_end_of_the_next_working_day(due, ends):
+    """Civil Code 2015, Article 148(5) and (6)."""
+    assert legal_limit(due) == ends
+    late_on_monday = one(due - dt.timedelta(days=1), due, at(7, 16), "finished")
+    assert late_on_monday.limit == ends
+
+
+def test_a_dossier_due_on_saturday_and_finished_on_monday_is_on_time_but_not_on_tuesday():
+    assert one(at(3, 8), at(5), at(7, 16), "finished").on_time() is True
+    assert one(at(3, 8), at(5), at(8, 8), "finished").on_time() is False
+    due_saturday = one(at(3, 8), at(5), None, "in_progress")
+    assert not due_saturday.overdue(at(7, 23)) and due_saturday.overdue(at(8, 1))
+
+
+def test_a_dossier_awaiting_the_applicants_documents_is_not_overdue_while_its_clock_is_stopped():
+    """Decree 61/2018/NĐ-CP, Article 19: a dossier sent back for more documents is counted again from
+    the complete dossier; the system records a new limit then."""
+    paused = one(at(1, 8), at(2), None, "paused")
+    assert not paused.overdue(at(6, 11))
+    today = summarise([paused], at(6, 11))[CITY]["today"]
+    assert (today.open_paused, today.open_overdue, today.open_not_due) == (1, 0, 0)
+    assert not today.late_by_reason
+    again = replace(paused, status="in_progress", due_at=at(4))  # the documents came: a new limit
+    assert summarise([again], at(6, 11))[CITY]["today"].open_overdue == 1
+
+
+@pytest.mark.parametrize("spelling", ["Chờ bổ sung", "Yêu cầu bổ sung", "Tạm dừng"])
+def test_the_systems_spellings_of_a_paused_dossier(spelling):
+    assert lookup(STATUSES, spelling) == "paused"

@@ -110,9 +110,9 @@ def build(
 
     ranked = [u for u in site_units + agency_units if u.today.open_overdue or u.today.finished_late]
     late = [
-        Overdue(d, f"{d.site} / {d.agency}" if d.agency else d.site, (cutoff - d.due_at).total_seconds() / 86400)
+        Overdue(d, f"{d.site} / {d.agency}" if d.agency else d.site, (cutoff - d.limit).total_seconds() / 86400)
         for d in mine
-        if d.due_at is not None and d.due_at < cutoff and open_at(d, cutoff)
+        if d.status != "paused" and d.limit is not None and d.limit < cutoff and open_at(d, cutoff)
     ]
     late.sort(key=lambda o: (-o.days, o.dossier.code))
     return DailyReport(cutoff.date(), cutoff, site_units, agency_units, city, sorted(ranked, key=badness)[:worst],

@@ -7,7 +7,9 @@ defined once here; a rate whose denominator is zero is None ("no dossier to judg
 - ``received``: dossiers received in the window;
 - ``finished_on_time`` / ``finished_late``: dossiers whose result was ready in the window, by
   their limit (withdrawn and refused dossiers, and procedures without a limit, are not judged);
-- ``open_not_due`` / ``open_overdue``: dossiers in progress at the window's end, by their limit;
+- ``open_not_due`` / ``open_overdue``: dossiers in progress at the window's end, by their limit
+  (:func:`records.legal_limit`: a limit on a day off ends with the next working day);
+  ``open_paused``: those awaiting the applicant's further documents (their clock stopped);
 - ``on_time_rate``: on time / (on time + late) of those finished in the window;
 - ``online_share``, ``paid_online_share``, ``digitised_intake_share``: of those received (the
   payment share only over dossiers whose payment is recorded); ``digitised_result_share``: of
@@ -70,6 +72,7 @@ class Figures:
     finished_unjudged: int = 0
     open_not_due: int = 0
     open_overdue: int = 0
+    open_paused: int = 0
     online: int = 0
     payment_recorded: int = 0
     paid_online: int = 0
@@ -128,7 +131,9 @@ class Figures:
                 self.rated += 1
                 self.satisfied += d.rating in ("very_satisfied", "satisfied")
         if open_at(d, window.end):
-            if d.due_at is not None and window.end > d.due_at:
+            if d.status == "paused":
+                self.open_paused += 1
+            elif d.limit is not None and window.end > d.limit:  # in progress then (it may be finished now)
                 self.open_overdue += 1
                 self._late(d)
             else:

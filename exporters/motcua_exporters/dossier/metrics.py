@@ -71,11 +71,15 @@ def as_metrics(dossiers: Iterable[Dossier], now: dt.datetime, sites: Iterable[st
                 for verdict, value in (("on_time", f.finished_on_time), ("late", f.finished_late),
                                        ("unjudged", f.finished_unjudged)):  # fmt: skip
                     sample(f"{prefix}_finished", {label: code, "window": window, "verdict": verdict}, value)
-        family(f"{prefix}_open", f"Dossiers in progress now, by state (not_due, overdue), {whose}.")
+        family(
+            f"{prefix}_open",
+            f"Dossiers in progress now, by state (not_due, overdue, paused: awaiting the applicant), {whose}.",
+        )
         for code, spans in figures.items():
             f = spans["today"]  # every window ends now: the same open dossiers
             sample(f"{prefix}_open", {label: code, "state": "not_due"}, f.open_not_due)
             sample(f"{prefix}_open", {label: code, "state": "overdue"}, f.open_overdue)
+            sample(f"{prefix}_open", {label: code, "state": "paused"}, f.open_paused)
         family(f"{prefix}_online", f"Dossiers received online in the window, {whose}.")
         for code, spans in figures.items():
             for window, f in spans.items():

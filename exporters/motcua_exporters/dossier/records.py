@@ -26,9 +26,11 @@ CHANNELS = {
     "postal": ("buu chinh", "buu chinh cong ich", "postal", "post"),
 }
 # status -> spellings. A finished dossier has a result (finished_at); a returned one was
-# also handed over (returned_at); withdrawn and refused ones leave the on-time figures.
+# also handed over (returned_at); withdrawn and refused ones leave the on-time figures. A paused
+# one waits for the applicant's further documents: its clock is stopped (see Dossier.overdue).
 STATUSES = {
-    "in_progress": ("dang xu ly", "dang giai quyet", "in progress", "in_progress", "cho bo sung", "tam dung"),
+    "in_progress": ("dang xu ly", "dang giai quyet", "in progress", "in_progress"),
+    "paused": ("cho bo sung", "yeu cau bo sung", "tam dung", "tam dung xu ly", "paused", "awaiting documents"),
     "finished": ("da giai quyet", "da xu ly", "co ket qua", "finished", "done"),
     "returned": ("da tra ket qua", "returned", "da tra"),
     "withdrawn": ("rut ho so", "cong dan rut", "withdrawn"),
@@ -39,7 +41,30 @@ RATINGS = {
     "satisfied": ("hai long", "satisfied"),
     "dissatisfied": ("khong hai long", "dissatisfied", "not satisfied"),
 }
-OPEN, CLOSED, LEFT = ("in_progress",), ("finished", "returned"), ("withdrawn", "refused")
+OPEN, CLOSED, LEFT = ("in_progress", "paused"), ("finished", "returned"), ("withdrawn", "refused")
+# Public holidays on a fixed solar date (Labour Code 2019, Article 112(1)): 1 January, 30 April,
+# 1 May, 2 September. Tết, the Hùng Kings' day (lunar dates) and the days the government adds
+# each year are not known here: the dossier system's limit already skips them (it counts working
+# days); this only matters for a limit a system puts on a day off.
+FIXED_HOLIDAYS = frozenset({(1, 1), (4, 30), (5, 1), (9, 2)})
+
+
+def day_off(day: dt.date) -> bool:
+    """A Saturday, a Sunday or a fixed-date public holiday."""
+    return day.weekday() >= 5 or (day.month, day.day) in FIXED_HOLIDAYS
+
+
+def legal_limit(due: dt.datetime) -> dt.datetime:
+    """When a limit really ends. Civil Code 2015, Article 148(5): a limit whose last day is a weekend
+    day or a holiday ends at the end of the next working day; (6): a day ends at 24:00. So a limit on
+    a Saturday ends at 24:00 on Monday (00:00 on Tuesday); any other limit is the recorded time."""
+    local = due.astimezone(TZ)
+    if not day_off(local.date()):
+        return due
+    day = local.date() + dt.timedelta(days=1)
+    while day_off(day):
+        day += dt.timedelta(days=1)
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), TZ)
 
 
 def plain(text: str) -> str:
@@ -92,16 +117,26 @@ class Dossier:
         """Whether the dossier is judged on time or late (not withdrawn or refused, and has a limit)."""
         return self.status not in LEFT and self.due_at is not None
 
+    @property
+    def limit(self) -> dt.datetime | None:
+        """The limit as the law reads it (:func:`legal_limit` of ``due_at``); None: no time limit."""
+        return None if self.due_at is None else legal_limit(self.due_at)
+
     def on_time(self) -> bool | None:
-        """Finished within its limit; None while open or not judged."""
+        """Finished within its limit (a result at the limit itself is on time: "đúng hạn"); None while
+        open or not judged."""
         if not self.closed or not self.counts_for_time or self.finished_at is None:
             return None
-        assert self.due_at is not None
-        return self.finished_at <= self.due_at
+        limit = self.limit
+        assert limit is not None
+        return self.finished_at <= limit
 
     def overdue(self, now: dt.datetime) -> bool:
-        """Open and past its limit at ``now``."""
-        return self.status in OPEN and self.due_at is not None and now > self.due_at
+        """In progress and past its limit at ``now``. A paused dossier (awaiting the applicant's further
+        documents) is not: its clock is stopped, and the system sets a new limit when they come
+        (Decree 61/2018/NĐ-CP, Article 19: the time limit is counted from a complete dossier)."""
+        limit = self.limit
+        return self.status == "in_progress" and limit is not None and now > limit
 
 
 @dataclass(frozen=True, order=True)
