@@ -74,8 +74,13 @@ def cmd_lab_fault(args: argparse.Namespace) -> int:
         return 2
     fault = None if args.fault == "clear" else (args.fault or "on")
     if args.target == "dossier":
-        result = dossier_fault(lab.home / "dossier" / "faults.json", fault, args.value, args.path)
-        print(f"dossier: {result or 'no fault'}")
+        try:
+            result = dossier_fault(lab.home / "dossier" / "faults.json", fault, args.value, args.path, args.site)
+        except ValueError as exc:
+            print(f"motcua lab fault dossier: {exc}", file=sys.stderr)
+            return 2
+        shown = {k: v for k, v in result.items() if k != "withdrawn"}
+        print(f"dossier: {shown or 'no fault'}")
     elif args.target == "site-offline":
         if not args.site or args.fault not in (None, "on", "clear"):
             print("motcua lab fault site-offline: --site CODE, and nothing (cut) or clear", file=sys.stderr)
@@ -257,14 +262,15 @@ def add_parser(sub) -> None:
                 "fault",
                 nargs="?",
                 help="dossier: down, slow, http500, wrong-content, expired-cert, untrusted-cert, reset, hang, "
-                "stale (the reporting API's old data), paging-broken; "
+                "stale (the reporting API's old data), paging-broken, backlog (--site; --value dossiers); "
                 "gear: refuse-login, drop-mid-change, slow, lockout-on-acl; "
                 "counter, monitoring: down (the host stops); "
                 "site-offline (--site): none (the line is cut); any: clear",
             )
-            p.add_argument("--site", help="site-offline: the site code, e.g. 26740")
+            p.add_argument("--site", help="site-offline, dossier backlog: the site code, e.g. 26740")
             p.add_argument("--device", help="gear, counter or monitoring host name, e.g. w26740-sw01, dx-mon02")
             p.add_argument("--value", type=float,
-                           help="seconds for slow, how old for stale; config lines before drop-mid-change")  # fmt: skip
+                           help="seconds for slow, how old for stale, dossiers in a backlog; "
+                           "config lines before drop-mid-change")  # fmt: skip
             p.add_argument("--path", help="dossier: limit the fault to this path, e.g. /api/health")
             p.add_argument("--once", action="store_true", help="gear: clear the fault after it fired once")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..access import LabPaths, lab_home
 from ..errors import ToolError
+from .lab import make_plan
 
 # Sites whose go-live readiness the demo reports: the lab's wards (the city centre has no
 # certificate in the lab's ledger, so it is red by design).
@@ -53,8 +54,14 @@ def steps(inventory: str = "inventory/lab", home: Path | None = None, batch: str
     import step then reads: what the CA returned this time, never an earlier run's certificates.
     """
     batch = batch or time.strftime("%Y%m%d-%H%M%S")
-    issued = LabPaths(home or lab_home()).certificates / "issued" / batch
+    home = home or lab_home()
+    issued = LabPaths(home).certificates / "issued" / batch
     play = ("ansible-playbook", "-i", inventory)
+    standin = make_plan(Path(inventory), home).dossier_address
+    # The dossier indicators as the monitoring reads them: the stand-in's reporting API, its token and the lab CA.
+    indicators = ("motcua", "dossiers", "report", "-i", inventory, "--api", f"https://{standin}/api/ho-so",
+                  "--token-file", str(home / "dossier" / "api-token"), "--ca-file", str(home / "ca" / "ca.pem"),
+                  "--store", str(home / "dossiers" / "records.json"), "--window", "7d")  # fmt: skip
     return [
         Step("validate", ("motcua", "validate"), "the production registry validates"),
         Step("lab-up", ("motcua", "lab", "up", "--inventory", inventory), "the lab: counter PCs, gear, services"),
@@ -78,6 +85,7 @@ def steps(inventory: str = "inventory/lab", home: Path | None = None, batch: str
         ),
         Step("certificates", (*play, "playbooks/certificates.yml"), "the certificates installed"),
         Step("monitoring", (*play, "playbooks/monitoring.yml"), "the monitoring host"),
+        Step("dossiers", indicators, "the dossier indicators of the last 7 days, per ward (Decision 766)"),
         Step("network", (*play, "playbooks/network.yml"), "the routers and switches"),
         Step(
             "readiness",

@@ -22,6 +22,10 @@ Fault switches, read from a JSON file that `motcua lab fault dossier ...` writes
   stale N         /api/ho-so answers as the system stood N seconds ago (default 3 h): old data, HTTP 200
   paging-broken   /api/ho-so: every page after the first answers the first page again, with the same
                   next-page token (a loop a client must notice)
+  backlog N       (with a site) N dossiers pile up at that site: due on a working day at least two days
+                  before, received three days before that, still in progress (default 12); clearing the
+                  fault has them withdrawn (rút hồ sơ) at that moment, so they leave the overdue figures
+                  and never count as on time or late
 
 A fault may be limited to one path with ``"path": "/api/health"``.
 """
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import datetime as dt
 import json
 import signal
 import socket
@@ -42,11 +47,15 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from ..times import TZ
 from .switchfile import WatchedJSON, write_json
 
 FAULTS = ("down", "slow", "http500", "wrong-content", "expired-cert", "untrusted-cert", "reset", "hang", "stale",
-          "paging-broken")  # fmt: skip
+          "paging-broken", "backlog")  # fmt: skip
 STALE_DEFAULT = 3 * 3600.0
+BACKLOG_DEFAULT = 12
+BACKLOG_MAX = 500
+BACKLOGS_KEPT = 20  # cleared backlogs the stand-in keeps serving (as withdrawn dossiers)
 HANG_LIMIT = 300.0
 PORTAL_TITLE = "Hệ thống thông tin giải quyết thủ tục hành chính Thành phố Hồ Chí Minh"
 
@@ -61,6 +70,10 @@ class FaultFile:
         data = self._file.read()
         return data if data.get("fault") in FAULTS else {}
 
+    def raw(self) -> dict[str, object]:
+        """The whole switch file (the backlog fault and the cleared backlogs kept in it)."""
+        return self._file.read()
+
     def applies(self, path: str) -> dict[str, object]:
         fault = self.current()
         scope = fault.get("path")
@@ -69,10 +82,26 @@ class FaultFile:
         return fault
 
 
-def write_fault(path: Path, fault: str | None, seconds: float | None = None, scope: str | None = None) -> dict:
-    """Set (or with ``None`` clear) the stand-in's fault. Used by the lab CLI and tests."""
+def write_fault(
+    path: Path, fault: str | None, seconds: float | None = None, scope: str | None = None, site: str | None = None
+) -> dict:
+    """Set (or with ``None`` clear) the stand-in's fault. Used by the lab CLI and tests.
+
+    ``backlog`` takes ``site`` and a count in ``seconds`` (the CLI's --value). A backlog that is cleared
+    or replaced is kept in the file as withdrawn, so the stand-in goes on serving its dossiers as such."""
     if fault is not None and fault not in FAULTS:
         raise ValueError(f"unknown dossier fault {fault!r}; known: {', '.join(FAULTS)}")
+    if fault == "backlog":
+        if not site or not site.replace("-", "").isalnum():
+            raise ValueError("backlog: --site CODE (the unit's code, e.g. 26740 or ttpv) is required")
+        count = int(seconds if seconds is not None else BACKLOG_DEFAULT)
+        if not 1 <= count <= BACKLOG_MAX:
+            raise ValueError(f"backlog: --value is how many dossiers pile up, 1 to {BACKLOG_MAX}")
+    old = WatchedJSON(path).read()
+    withdrawn = [b for b in old.get("withdrawn", []) if isinstance(b, dict)]
+    now = time.time()
+    if old.get("fault") == "backlog":
+        withdrawn.append({k: old[k] for k in ("site", "count", "since") if k in old} | {"until": now})
     data: dict[str, object] = {}
     if fault:
         data["fault"] = fault
@@ -80,10 +109,53 @@ def write_fault(path: Path, fault: str | None, seconds: float | None = None, sco
             data["seconds"] = float(seconds if seconds is not None else 5)
         if fault == "stale":
             data["seconds"] = float(seconds if seconds is not None else STALE_DEFAULT)
+        if fault == "backlog":
+            data.update(site=site, count=count, since=now)
         if scope:
             data["path"] = scope
+    if withdrawn:
+        data["withdrawn"] = withdrawn[-BACKLOGS_KEPT:]
     write_json(path, data)
     return data
+
+
+def backlog_records(faults: dict, units: set[str], now: float) -> list[dict[str, object]]:
+    """The dossiers of the backlog fault (in progress, overdue) and of cleared ones (withdrawn)."""
+    piles = [dict(b) for b in faults.get("withdrawn", []) if isinstance(b, dict)]
+    if faults.get("fault") == "backlog":
+        piles.append({k: faults.get(k) for k in ("site", "count", "since")})
+    records = []
+    for pile in piles:
+        try:
+            site, count, since = str(pile["site"]), int(pile["count"]), float(pile["since"])
+            until = float(pile["until"]) if pile.get("until") is not None else None
+        except (KeyError, TypeError, ValueError):
+            continue  # a hand-edited switch file: the stand-in keeps serving
+        if site not in units or since > now:
+            continue
+        withdrawn = until is not None and until <= now
+        # Due at 17:00 on the last working day at least two days before the fault: overdue whatever the
+        # weekday (a limit on a day off would run to the next working day's end).
+        day = dt.datetime.fromtimestamp(since, TZ).date() - dt.timedelta(days=2)
+        while day.weekday() >= 5:
+            day -= dt.timedelta(days=1)
+        due = dt.datetime.combine(day, dt.time(17), TZ).timestamp()
+        for n in range(min(count, BACKLOG_MAX)):
+            received = due - 3 * 86400 - n * 600
+            code, name, field, _hours = PROCEDURES[n % len(PROCEDURES)]
+            reason, step = REASONS[n % len(REASONS)]
+            records.append({
+                "ma_ho_so": f"T{site}-{int(since)}-{n:03d}", "ma_don_vi": site,
+                "ma_co_quan": AGENCIES[n % len(AGENCIES)] if site == "ttpv" else None,
+                "ma_thu_tuc": code, "ten_thu_tuc": name, "linh_vuc": field, "kenh": "truc_tiep",
+                "ngay_tiep_nhan": _iso(received), "han_xu_ly": _iso(due),
+                "ngay_co_ket_qua": None, "ngay_tra_ket_qua": None,
+                "trang_thai": "rut_ho_so" if withdrawn else "dang_xu_ly",
+                "thanh_toan_truc_tuyen": None, "so_hoa_tiep_nhan": True, "so_hoa_ket_qua": False,
+                "ly_do_qua_han": reason, "buoc_qua_han": step, "danh_gia": None,
+                "cap_nhat_luc": _iso(until if withdrawn else since),
+            })  # fmt: skip
+    return records
 
 
 def statistics(agencies: list[dict[str, str]], now: float) -> dict[str, object]:
@@ -245,7 +317,11 @@ class Handler(BaseHTTPRequestHandler):
             query = urllib.parse.parse_qs(self.path.partition("?")[2])
             if kind == "paging-broken":  # every later page is the first again, with the first's token
                 query.pop("trang", None)
-            status, data = records_page(dossier_records(app.agencies, now), query, now)
+            records = dossier_records(app.agencies, now)
+            piled = backlog_records(app.faults.raw(), {u["code"] for u in app.agencies}, now)
+            if piled:
+                records = sorted(records + piled, key=lambda r: (str(r["cap_nhat_luc"]), str(r["ma_ho_so"])))
+            status, data = records_page(records, query, now)
             self._send(
                 status, "application/json", json.dumps({"loi": "bảo trì"} if wrong else data, ensure_ascii=False)
             )

@@ -128,3 +128,44 @@ def test_the_report_from_the_api_refuses_a_site_the_registry_lacks(api, tmp_path
     assert main(argv) == 2
     assert "site 'so-tp' is not in the registry" in capsys.readouterr().err  # the stand-in's agency code
     assert store.exists()  # what was read is kept: the next run asks only for what changed
+
+
+def test_a_backlog_piles_up_overdue_at_one_site_and_is_withdrawn_when_cleared(api, dossier_standin, tmp_path):
+    """`motcua lab fault dossier backlog --site 26740 --value 7`: seven dossiers in progress and overdue
+    at that site only, read by the incremental store; clearing the fault withdraws them (they leave the
+    overdue count and never count as late)."""
+    path = tmp_path / "records.json"
+    RecordStore(path).update(api)
+
+    def piled(now: dt.datetime) -> tuple[list, dict, dict]:
+        dossiers = RecordStore(path).dossiers()
+        pile = [d for d in dossiers if d.code.startswith("T")]
+        with_pile = summarise(dossiers, now)["26740"]["today"]
+        without = summarise([d for d in dossiers if not d.code.startswith("T")], now)["26740"]["today"]
+        return pile, with_pile, without
+
+    write_fault(dossier_standin["faults"], "backlog", seconds=7, site="26740")
+    RecordStore(path).update(api)
+    pile, with_pile, without = piled(dt.datetime.now(TZ))
+    assert len(pile) == 7 and {(d.site, d.status) for d in pile} == {("26740", "in_progress")}
+    assert with_pile.open_overdue - without.open_overdue == 7
+    assert with_pile.finished_late == without.finished_late  # overdue, not yet late: none has a result
+    assert sum(with_pile.late_by_reason.values()) - sum(without.late_by_reason.values()) == 7  # each gives a reason
+    write_fault(dossier_standin["faults"], None)
+    RecordStore(path).update(api)
+    pile, with_pile, without = piled(dt.datetime.now(TZ))
+    assert len(pile) == 7 and {d.status for d in pile} == {"withdrawn"}
+    assert with_pile.open_overdue == without.open_overdue and with_pile.finished_late == without.finished_late
+    assert with_pile.late_by_reason == without.late_by_reason
+
+
+@pytest.mark.parametrize(
+    ("site", "count", "message"),
+    [(None, 5, "--site CODE"), ("26740", 0, "1 to 500"), ("26740", 501, "1 to 500"), ("26 740", 5, "--site CODE")],
+)
+def test_a_backlog_needs_a_site_and_a_sensible_count(dossier_standin, site, count, message):
+    before = dossier_standin["faults"].read_bytes() if dossier_standin["faults"].exists() else None
+    with pytest.raises(ValueError, match=message):
+        write_fault(dossier_standin["faults"], "backlog", seconds=count, site=site)
+    after = dossier_standin["faults"].read_bytes() if dossier_standin["faults"].exists() else None
+    assert after == before

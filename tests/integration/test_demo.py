@@ -41,6 +41,8 @@ def test_every_step_passes_in_order_on_hosts_just_started(demo):
     statuses = {f"{c['site']}/{c['id']}": c["status"] for c in json.loads(listed.stdout)}
     wards = ("25747/signing", "26732/signing", "26740/signing", "26740/counter-tls")
     assert {key: statuses[key] for key in wards} == dict.fromkeys(wards, "installed")
+    indicators = said(demo["dossiers"].output)  # each lab ward's and the city's week, from the stand-in's API
+    assert "toàn thành phố / city" in indicators and all(f" {code} " in f" {indicators} " for code in ("26740", "ttpv"))
     readiness = demo["readiness"].output
     assert "3 site(s): 3 green, 0 amber, 0 red" in said(readiness), readiness[-3000:]
     assert (LAB_HOME / "demo" / "04-counters.log").read_text(encoding="utf-8") == demo["counters"].output

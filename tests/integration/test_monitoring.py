@@ -682,6 +682,38 @@ def test_the_daily_dossier_report_is_kept_on_both_hosts_and_mailed_by_one(monito
     assert sorted(mails[0]["attachments"]) == [f"ho-so-{day}.{ext}" for ext in ("csv", "html", "xlsx")]
 
 
+def test_a_dossier_backlog_at_one_ward_reaches_its_person_on_duty_and_clears(lab, monitored):
+    """`motcua lab fault dossier backlog --site 26740 --value 12`: twelve dossiers pile up overdue at one ward.
+    The exporter reads them, DossiersOverdue fires for that ward alone and its e-mail reaches the ward's person
+    on duty; withdrawn (the fault cleared), they leave the figures and the alert resolves."""
+    faults = lab.home / "dossier" / "faults.json"
+    wait_for(lambda: answered('motcua_dossier_records_up{job="dossier"} == 1'), 90, "the records read")
+    assert not answered('ALERTS{alertname="DossiersOverdue"}')
+    start = len(notifications())
+
+    def mail(status: str):
+        marker = "FIRING" if status == "firing" else "RESOLVED"
+        return [
+            n
+            for n in notifications(start)
+            if n["kind"] == "email" and "DossiersOverdue" in n["subject"] and marker in n["subject"]
+        ]
+
+    write_fault(faults, "backlog", seconds=12, site="26740")
+    try:
+        sent = wait_for(lambda: mail("firing"), 120, "the DossiersOverdue e-mail")[0]
+        assert sent["to"] == ["ward.duty@lab.motcua.invalid"] and "Phường Sài Gòn" in sent["subject"]
+        firing = query('ALERTS{alertname="DossiersOverdue", alertstate="firing"}')
+        assert [a["metric"]["site"] for a in firing] == ["26740"]  # the other wards' flow is as usual
+        overdue = query('motcua_dossiers_open{job="dossier", site="26740", state="overdue"}')
+        assert float(overdue[0]["value"][1]) >= 12
+    finally:
+        write_fault(faults, None)
+    wait_for(lambda: mail("resolved"), 120, "the resolved e-mail")
+    assert float(query('motcua_dossiers_open{job="dossier", site="26740", state="overdue"}')[0]["value"][1]) < 10
+    assert not answered('ALERTS{alertname="DossiersOnTimeRateLow"}')  # withdrawn dossiers are never late
+
+
 @pytest.mark.parametrize("name", sorted(dashboards.DASHBOARDS))
 def test_every_dashboard_query_runs_on_the_lab_prometheus(monitored, name):
     board = dashboards.DASHBOARDS[name]()

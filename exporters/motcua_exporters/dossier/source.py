@@ -175,7 +175,13 @@ class RecordStore:
         for item in fetched.items:
             code = str(item[fmt.CODE_KEY])
             old = self.items.get(code)
-            if old is None or fmt.updated_at(old) < fmt.updated_at(item):
+            # A newer update wins; so does a different record with the same update time (its times
+            # have whole seconds: a change within the second of the last read is this read's).
+            if (
+                old is None
+                or fmt.updated_at(old) < fmt.updated_at(item)
+                or (fmt.updated_at(old) == fmt.updated_at(item) and old != item)
+            ):
                 self.items[code] = item
                 changed += 1
         self.high_water = max([self.high_water, *(fmt.updated_at(i) for i in fetched.items)])
