@@ -115,8 +115,8 @@ def test_a_dossier_due_on_saturday_and_finished_on_monday_is_on_time_but_not_on_
 
 
 def test_a_dossier_awaiting_the_applicants_documents_is_not_overdue_while_its_clock_is_stopped():
-    """Decree 61/2018/NĐ-CP, Article 19: a dossier sent back for more documents is counted again from
-    the complete dossier; the system records a new limit then."""
+    """Decree 61/2018/NĐ-CP, Article 19 (dossiers that need more documents): the applicant holds it; the
+    system records the limit again when the documents come."""
     paused = one(at(1, 8), at(2), None, "paused")
     assert not paused.overdue(at(6, 11))
     today = summarise([paused], at(6, 11))[CITY]["today"]

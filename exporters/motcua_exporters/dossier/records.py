@@ -133,8 +133,8 @@ class Dossier:
 
     def overdue(self, now: dt.datetime) -> bool:
         """In progress and past its limit at ``now``. A paused dossier (awaiting the applicant's further
-        documents) is not: its clock is stopped, and the system sets a new limit when they come
-        (Decree 61/2018/NĐ-CP, Article 19: the time limit is counted from a complete dossier)."""
+        documents) is not: the applicant holds it, and the system records the limit again when they
+        come (Decree 61/2018/NĐ-CP, Article 19, on dossiers that need more documents)."""
         limit = self.limit
         return self.status == "in_progress" and limit is not None and now > limit
 
