@@ -417,6 +417,27 @@ ALERTS: tuple[Alert, ...] = (
         "API báo cáo trả dữ liệu cũ: không có hồ sơ nào được cập nhật trong {{ $value | humanizeDuration }}",
         "The reporting API answers with old data: no dossier updated for {{ $value | humanizeDuration }}",
     ),
+    # ---- the daily dossier report (its unit's ExecStopPost= records each run in the textfile collector)
+    Alert(
+        "DossierReportFailed",
+        'motcua_dossier_report_last_run_success{job="self"} == 0',
+        "short",
+        "warning",
+        SCOPE_SYSTEM,
+        "dossiers",
+        "Báo cáo hồ sơ hằng ngày trên {{ $labels.instance }} không ghi hoặc không gửi được",
+        "The daily dossier report on {{ $labels.instance }} was not written or not sent",
+    ),
+    Alert(
+        "DossierReportNotRun",
+        '(time() - motcua_dossier_report_last_run_timestamp_seconds{job="self"}) > 26 * 3600',
+        "long",
+        "warning",
+        SCOPE_SYSTEM,
+        "dossiers",
+        "Báo cáo hồ sơ hằng ngày trên {{ $labels.instance }} không chạy từ {{ $value | humanizeDuration }}",
+        "The daily dossier report on {{ $labels.instance }} has not run for {{ $value | humanizeDuration }}",
+    ),
     # ---- escalation: a critical alert nobody has fixed reaches the DX Centre lead
     Alert(
         ESCALATION_ALERT,

@@ -231,3 +231,42 @@ def test_the_day_reported_is_the_last_whose_cut_off_has_passed(tmp_path, store):
     assert report.report_day(config, dt.datetime(2026, 12, 4, 16, 59, tzinfo=TZ)) == dt.date(2026, 12, 3)
     # 09:30 UTC is 16:30 in Hồ Chí Minh City: before the cut-off.
     assert report.report_day(config, dt.datetime(2026, 12, 4, 9, 30, tzinfo=dt.UTC)) == dt.date(2026, 12, 3)
+
+
+def record(textfile: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """`dossier-report --record-run`, as the unit's ExecStopPost= runs it (systemd's variables in env)."""
+    clean = {k: v for k, v in os.environ.items() if k not in ("SERVICE_RESULT", "EXIT_STATUS")}
+    argv = [sys.executable, "-m", "motcua_exporters", "dossier-report", "--record-run", "--textfile", str(textfile)]
+    return subprocess.run(argv, env={**clean, **env}, capture_output=True, text=True, timeout=60)
+
+
+def samples(textfile: Path) -> dict[str, float]:
+    """The file's samples, by name without motcua_dossier_report_."""
+    lines = [line.split() for line in textfile.read_text().splitlines() if line[:1] != "#"]
+    return {name.removeprefix("motcua_dossier_report_"): float(value) for name, value in lines}
+
+
+def test_each_run_is_recorded_for_the_textfile_collector_and_a_failure_keeps_the_last_success(tmp_path):
+    from tests.dossiers.test_metrics import promtool_check
+
+    textfile = tmp_path / "motcua_dossier_report.prom"
+    assert record(textfile, SERVICE_RESULT="success", EXIT_STATUS="0").returncode == 0
+    first = samples(textfile)
+    assert (first["last_run_success"], first["last_run_exit_status"]) == (1, 0)
+    assert abs(first["last_success_timestamp_seconds"] - time.time()) < 60
+    promtool_check(textfile.read_text())
+    time.sleep(1.1)
+    assert record(textfile, SERVICE_RESULT="exit-code", EXIT_STATUS="1").returncode == 0
+    failed = samples(textfile)
+    assert (failed["last_run_success"], failed["last_run_exit_status"]) == (0, 1)
+    assert failed["last_run_timestamp_seconds"] > first["last_run_timestamp_seconds"]
+    assert failed["last_success_timestamp_seconds"] == first["last_success_timestamp_seconds"]  # kept
+    assert record(textfile, SERVICE_RESULT="signal", EXIT_STATUS="TERM").returncode == 0  # killed: no number
+    assert samples(textfile)["last_run_exit_status"] == -1
+    assert textfile.stat().st_mode & 0o777 == 0o644  # node_exporter (another user) reads it
+
+
+def test_recording_a_run_outside_systemd_is_refused(tmp_path):
+    result = record(tmp_path / "x.prom")
+    assert result.returncode == 2 and "no $SERVICE_RESULT" in result.stderr
+    assert not (tmp_path / "x.prom").exists()

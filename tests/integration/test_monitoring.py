@@ -682,6 +682,30 @@ def test_the_daily_dossier_report_is_kept_on_both_hosts_and_mailed_by_one(monito
     assert sorted(mails[0]["attachments"]) == [f"ho-so-{day}.{ext}" for ext in ("csv", "html", "xlsx")]
 
 
+def test_a_report_that_cannot_be_written_is_an_alert_until_a_run_succeeds(monitored, mon):
+    """Each run of the report is recorded for the textfile collector by its unit (ExecStopPost=, as root): a run
+    that fails (here its directory is read-only) raises DossierReportFailed; the next good run ends it."""
+    directory = "/var/lib/motcua/reports/dossiers"
+    wait_for(lambda: answered('motcua_dossier_records_up{job="dossier"} == 1'), 90, "the records read")
+    assert mon.run("systemctl start motcua-dossier-report.service").rc == 0
+    wait_for(lambda: answered('motcua_dossier_report_last_run_success{job="self"} == 1'), 60, "a good run recorded")
+    mon.run(f"chmod 0500 {directory}")
+    try:
+        assert mon.run("systemctl start motcua-dossier-report.service").rc != 0
+        log = mon.run("journalctl -u motcua-dossier-report.service -n 20 --no-pager").stdout
+        assert "not written" in log and "Permission denied" in log, log
+        firing = wait_for(lambda: answered('ALERTS{alertname="DossierReportFailed", alertstate="firing"}'), 90,
+                          "DossierReportFailed")  # fmt: skip
+        assert firing[0]["metric"]["severity"] == "warning" and firing[0]["metric"]["scope"] == "system"
+        assert answered('motcua_dossier_report_last_success_timestamp_seconds{job="self"} > 0')  # the good run's
+    finally:
+        mon.run(f"chmod 0750 {directory}")
+    assert mon.run("systemctl start motcua-dossier-report.service").rc == 0
+    wait_for(lambda: not answered('ALERTS{alertname="DossierReportFailed"}'), 90, "DossierReportFailed to end")
+    page = mon.file(directory)
+    assert (page.user, page.mode) == ("motcua-exporter", 0o750)
+
+
 def test_a_dossier_backlog_at_one_ward_reaches_its_person_on_duty_and_clears(lab, monitored):
     """`motcua lab fault dossier backlog --site 26740 --value 12`: twelve dossiers pile up overdue at one ward.
     The exporter reads them, DossiersOverdue fires for that ward alone and its e-mail reaches the ward's person

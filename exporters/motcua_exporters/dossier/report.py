@@ -8,6 +8,12 @@ CSV into the report directory (kept for ``keep`` days), and sends it by e-mail w
 
 Exit status: 0 written (and sent); 1 the store cannot be read or the mail not sent (the files are
 written first, so a mail failure loses nothing); 2 a config that cannot be used.
+
+    python3 motcua-exporters.pyz dossier-report --record-run --textfile DIR/motcua_dossier_report.prom
+
+records how the run that just ended went, for node_exporter's textfile collector (the unit's
+``ExecStopPost=``, as root: systemd gives it ``$SERVICE_RESULT`` and ``$EXIT_STATUS``), so that an alert
+tells the DX Centre a report that was not written or not sent, and one whose timer stopped running.
 """
 
 from __future__ import annotations
@@ -190,6 +196,52 @@ def send(mail: Mail, report: daily.DailyReport, files: list[Path]) -> None:
         smtp.send_message(message)
 
 
+RUN_METRICS = (
+    ("motcua_dossier_report_last_run_timestamp_seconds", "When the daily dossier report last ran."),
+    ("motcua_dossier_report_last_run_success", "1 if its last run wrote the report (and sent it, where it sends)."),
+    ("motcua_dossier_report_last_run_exit_status", "The last run's exit status (1: store or mail, 2: config)."),
+    ("motcua_dossier_report_last_success_timestamp_seconds", "When a run of the report last succeeded (0: never)."),
+)
+_LAST_SUCCESS = re.compile(r"^motcua_dossier_report_last_success_timestamp_seconds (\S+)$", re.M)
+
+
+def run_record(previous: str, result: str, exit_status: str, now: float) -> str:
+    """The textfile of a run that ended with systemd's ``result`` (``success``, ``exit-code``, ``timeout``...)
+    and ``exit_status``; the last success carried over from ``previous`` (the file as it was)."""
+    ok = result == "success"
+    found = _LAST_SUCCESS.search(previous)
+    try:
+        last_success = now if ok else float(found.group(1)) if found else 0.0
+    except ValueError:
+        last_success = 0.0
+    try:
+        status = int(exit_status)
+    except ValueError:
+        status = 0 if ok else -1  # killed by a signal, or not given: no number
+    values = (round(now, 3), 1 if ok else 0, status, round(last_success, 3))
+    lines = []
+    for (name, text), value in zip(RUN_METRICS, values, strict=True):
+        lines += [f"# HELP {name} {text}", f"# TYPE {name} gauge", f"{name} {value}"]
+    return "\n".join(lines) + "\n"
+
+
+def record_run(textfile: Path) -> int:
+    """``--record-run``: the run that just ended (systemd's environment) into ``textfile``."""
+    import os
+
+    result = os.environ.get("SERVICE_RESULT", "")
+    if not result:
+        print(f"{NAME}: --record-run: no $SERVICE_RESULT (run it from the unit's ExecStopPost=)", file=sys.stderr)
+        return 2
+    try:
+        previous = textfile.read_text(encoding="utf-8") if textfile.exists() else ""
+        write_atomic(textfile, run_record(previous, result, os.environ.get("EXIT_STATUS", ""), time.time()))
+    except OSError as exc:
+        print(f"{NAME}: --record-run: {textfile}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=NAME, description=__doc__.split("\n\n")[0] if __doc__ else NAME)
     parser.add_argument("--config.file", dest="config_file", type=Path, default=Path("/etc/motcua/dossier/report.yml"))
@@ -197,7 +249,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-mail", action="store_true", help="write the files only")
     parser.add_argument("--check-config", action="store_true", help="validate the config file and exit")
     parser.add_argument("--log.level", dest="log_level", default="info", choices=logs.LEVELS)
+    parser.add_argument("--record-run", action="store_true",
+                        help="record how the run that just ended went (ExecStopPost=) into --textfile")  # fmt: skip
+    parser.add_argument("--textfile", type=Path, help="--record-run: the node_exporter textfile to write")
     args = parser.parse_args(argv)
+    if args.record_run:
+        if args.textfile is None:
+            parser.error("--record-run needs --textfile")
+        return record_run(args.textfile)
     logs.setup(args.log_level, "logfmt")
     try:
         config = load(args.config_file)
