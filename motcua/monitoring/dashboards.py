@@ -1,9 +1,11 @@
 """Grafana dashboards (JSON model, schema 39) for the on-duty staff.
 
-Three dashboards, titles in Vietnamese with English beside:
+Four dashboards, titles in Vietnamese with English beside:
   - city overview: the dossier system, every site's status in one table, what is firing
   - ward drill-down: one site's counters, printers, token, portal, clock, certificate
   - dossier system: availability, latency by phase, the statistics API
+  - dossier processing: Decision 766's figures (docs/kpis.md) for the city, each ward and each
+    agency over today, 7 days or the month; why late, which procedures
 
 Written by ``motcua dashboards DIR`` into roles/monitoring_dashboards/files/
 (a test keeps the committed files equal to what this module writes). Every
@@ -302,7 +304,108 @@ def dossier_system() -> dict[str, object]:
     return _dashboard("motcua-dossier", "Một cửa TP.HCM - Hệ thống giải quyết TTHC / Dossier system", p, [])
 
 
-DASHBOARDS = {"city-overview": city_overview, "ward": ward_drilldown, "dossier-system": dossier_system}
+def _share(level: str, rate: str) -> str:
+    return f'{level}_window:motcua_dossiers_{rate}:ratio{{window="$window"}}'
+
+
+# The columns of the per-ward and per-agency tables: (PromQL of the level's family or prefix, header).
+_PROCESSING_COLUMNS = (
+    ('sum by ({by}) ({family}_received{{window="$window"}})', "Tiếp nhận / Received"),
+    ('sum by ({by}) ({family}_finished{{window="$window", verdict="on_time"}})', "Đúng hạn / On time"),
+    ('sum by ({by}) ({family}_finished{{window="$window", verdict="late"}})', "Trễ hạn / Late"),
+    ('sum by ({by}) ({family}_open{{state="overdue"}})', "Quá hạn đang xử lý / Overdue open"),
+    ('sum by ({by}) ({family}_open{{state="paused"}})', "Chờ bổ sung / Paused"),
+    ("{rate_on_time}", "Tỷ lệ đúng hạn / On-time rate"),
+    ("{rate_online}", "Trực tuyến / Online"),
+    ("{rate_paid}", "Thanh toán trực tuyến / Paid online"),
+    ("{rate_digitised}", "Số hóa khi tiếp nhận / Digitised at intake"),
+    ("{rate_result}", "Kết quả số hóa / Digitised results"),
+    ("{rate_satisfied}", "Hài lòng / Satisfied"),
+)
+
+
+def _processing_table(level: str) -> list[tuple[str, str]]:
+    family = "motcua_dossiers" if level == "site" else "motcua_dossiers_agency"
+    rates = {
+        "rate_on_time": _share(level, "on_time"),
+        "rate_online": _share(level, "online"),
+        "rate_paid": _share(level, "paid_online"),
+        "rate_digitised": _share(level, "digitised_intake"),
+        "rate_result": _share(level, "digitised_result"),
+        "rate_satisfied": _share(level, "satisfied"),
+    }
+    targets = [("motcua_site_info", "site")] if level == "site" else []
+    for expr, _header in _PROCESSING_COLUMNS:
+        targets.append((expr.format(by=level, family=family, **rates), level))
+    return targets
+
+
+def _processing_organize(level: str) -> list[dict[str, object]]:
+    first = 2 if level == "site" else 1  # the site table's first query is motcua_site_info (its labels)
+    rename: dict[str, str] = {f"Value #{chr(ord('A') + first - 1 + i)}": header
+                              for i, (_expr, header) in enumerate(_PROCESSING_COLUMNS)}  # fmt: skip
+    rename.update({"site": "Mã / Code", "ward": "Điểm / Site", "agency": "Cơ quan / Agency"})
+    hidden = {f"Time{n}": True for n in ("", *(f" {i}" for i in range(1, 13)))}
+    hidden.update({"Value #A": True} if level == "site" else {})
+    hidden.update({"kind": True, "team": True, "phase": True, "region": True, "__name__": True})
+    return [
+        {"id": "joinByField", "options": {"byField": level, "mode": "outer"}},
+        {"id": "organize", "options": {"excludeByName": hidden, "renameByName": rename}},
+    ]
+
+
+def dossier_processing() -> dict[str, object]:
+    """Decision 766's processing figures (docs/kpis.md), over the window chosen: the city, each ward and each
+    agency, and why dossiers are late."""
+    p = _Panels()
+    percent = {"defaults": {"unit": "percentunit", "min": 0, "max": 1}, "overrides": []}
+    on_time = _thresholds(("red", None), ("orange", 0.9), ("green", 0.95))
+    on_time["defaults"].update(percent["defaults"])  # type: ignore[union-attr]
+    p.stat("Tiếp nhận / Received", 'sum(motcua_dossiers_received{window="$window"})', 4)
+    p.stat(
+        "Tỷ lệ đúng hạn / On-time rate",
+        'window:motcua_dossiers_on_time:ratio{window="$window"}',
+        4,
+        on_time,
+    )
+    p.stat("Quá hạn đang xử lý / Overdue open", 'sum(motcua_dossiers_open{state="overdue"})', 4, ZERO_GOOD)
+    p.stat("Trực tuyến / Online", 'window:motcua_dossiers_online:ratio{window="$window"}', 4, percent)
+    digitised = 'window:motcua_dossiers_digitised_intake:ratio{window="$window"}'
+    p.stat("Số hóa khi tiếp nhận / Digitised at intake", digitised, 4, percent)
+    p.stat("Hài lòng / Satisfied", 'window:motcua_dossiers_satisfied:ratio{window="$window"}', 4, percent)
+    p.add("table", "Từng phường, xã, đặc khu / Each ward and unit", _processing_table("site"), 24, 14,
+          transformations=_processing_organize("site"))  # fmt: skip
+    p.add("table", "Từng sở, ngành tại Trung tâm / Each agency at the city centre", _processing_table("agency"), 24, 8,
+          transformations=_processing_organize("agency"))  # fmt: skip
+    p.add("table", "Lý do chậm (7 ngày) / Why late (7 days)", [("motcua_dossiers_late_by_reason", "{{reason}}")], 12, 8)
+    p.add("table", "Thủ tục có hồ sơ quá hạn / Procedures with overdue dossiers",
+          [("motcua_dossiers_overdue_by_procedure", "{{procedure}}")], 12, 8)  # fmt: skip
+    p.add(
+        "timeseries",
+        "Hồ sơ quá hạn theo thời gian / Overdue dossiers over time",
+        [('sum(motcua_dossiers_open{state="overdue"})', "overdue"), ('sum(motcua_dossiers_open{state="paused"})',
+                                                                       "paused")],
+        24,
+        8,
+    )  # fmt: skip
+    window = {
+        "name": "window",
+        "label": "Khoảng thời gian / Window",
+        "type": "custom",
+        "query": "today,7d,month",
+        "current": {"text": "today", "value": "today"},
+        "options": [{"text": w, "value": w, "selected": w == "today"} for w in ("today", "7d", "month")],
+    }
+    return _dashboard("motcua-dossier-processing", "Một cửa TP.HCM - Giải quyết hồ sơ / Dossier processing", p,
+                      [window], refresh="1m")  # fmt: skip
+
+
+DASHBOARDS = {
+    "city-overview": city_overview,
+    "ward": ward_drilldown,
+    "dossier-system": dossier_system,
+    "dossier-processing": dossier_processing,
+}
 
 
 def render() -> dict[str, str]:
@@ -331,8 +434,8 @@ def expressions(dashboard: dict[str, object]) -> Iterator[tuple[str, str]]:
             yield panel["title"], target["expr"]
 
 
-def substitute(expr: str, site: str) -> str:
-    """An expression as Grafana sends it, for a given site."""
+def substitute(expr: str, site: str, window: str = "7d") -> str:
+    """An expression as Grafana sends it, for a given site (and dossier window)."""
     for name, value in GRAFANA_VARIABLES.items():
         expr = expr.replace(name, value)
-    return expr.replace("$site", site)
+    return expr.replace("$site", site).replace("$window", window)

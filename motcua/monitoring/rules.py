@@ -538,6 +538,23 @@ def dossier_rules() -> list[dict[str, object]]:
                 "record": f"{prefix}:motcua_dossiers_online:ratio",
                 "expr": f"sum by ({by}) ({family}_online) / (sum by ({by}) ({family}_received) > 0)",
             },
+            # Decision 766's digitisation, online-payment and satisfaction shares (docs/kpis.md)
+            {
+                "record": f"{prefix}:motcua_dossiers_paid_online:ratio",
+                "expr": f"sum by ({by}) ({family}_paid_online) / (sum by ({by}) ({family}_payment_recorded) > 0)",
+            },
+            {
+                "record": f"{prefix}:motcua_dossiers_digitised_intake:ratio",
+                "expr": f"sum by ({by}) ({family}_digitised_intake) / (sum by ({by}) ({family}_received) > 0)",
+            },
+            {
+                "record": f"{prefix}:motcua_dossiers_digitised_result:ratio",
+                "expr": f"sum by ({by}) ({family}_digitised_result) / (sum by ({by}) ({family}_finished) > 0)",
+            },
+            {
+                "record": f"{prefix}:motcua_dossiers_satisfied:ratio",
+                "expr": f"sum by ({by}) ({family}_satisfied) / (sum by ({by}) ({family}_rated) > 0)",
+            },
         ]
     out += [
         {"record": "window:motcua_dossiers_received:sum", "expr": "sum by (window) (motcua_dossiers_received)"},

@@ -40,6 +40,15 @@ def test_the_metrics_pass_promtool_and_hold_the_figures(dossiers):
     assert "scope=" not in text  # the dossier exporter's targets carry scope: the metrics must not
     assert 'motcua_dossiers_late_by_reason{reason="Thiếu cán bộ"} 1' in text
     assert f"motcua_dossiers_last_update_timestamp_seconds {NOW.timestamp():.0f}" in text
+    # Decision 766's inputs, 26740 over 7 days: H01, H02 (paid online), H03 (not paid online) received;
+    # H01 and H02 finished, H01's result digitised; both rated, H01 satisfied.
+    samples = [line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#")]
+    week = {name.split("{")[0].removeprefix("motcua_dossiers_"): float(value) for name, value in samples
+            if 'site="26740",window="7d"' in name}  # fmt: skip
+    wanted = {"payment_recorded": 2, "paid_online": 1, "digitised_intake": 2, "digitised_result": 1, "rated": 2,
+              "satisfied": 1}  # fmt: skip
+    assert {name: week[name] for name in wanted} == wanted
+    assert 'motcua_dossiers_agency_rated{agency="SXD",window="month"} 0' in text
 
 
 def test_a_site_the_registry_does_not_name_gets_no_series(dossiers):

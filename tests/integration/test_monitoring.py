@@ -648,6 +648,8 @@ def test_the_dossier_exporter_reads_the_records_and_prometheus_records_the_rates
     assert not answered('motcua_dossier_records_invalid{job="dossier"} > 0')
     wait_for(lambda: answered('window:motcua_dossiers_on_time:ratio{window="7d"} > 0'), 30, "the city's on-time rate")
     assert answered('site_window:motcua_dossiers_online:ratio{site="26740", window="7d"}')
+    for share in ("paid_online", "digitised_intake", "digitised_result", "satisfied"):  # Decision 766's inputs
+        assert answered(f'site_window:motcua_dossiers_{share}:ratio{{site="26740", window="7d"}}'), share
     token, directory = mon.file("/etc/motcua/dossier/api-token"), mon.file("/etc/motcua/dossier")
     assert (token.mode, token.user, directory.mode) == (0o640, "root", 0o700)
     assert mon.file("/var/lib/motcua-dossier-records/records.json").mode == 0o600
