@@ -559,6 +559,14 @@ def watchdogs(host: str) -> list[str]:
     return sorted(a["labels"]["origin"] for a in alerts)
 
 
+def alert_mails(start: int, alertname: str, status: str) -> list[dict]:
+    """The e-mails about ``alertname`` since notification ``start``, firing or resolved."""
+    marker = "FIRING" if status == "firing" else "RESOLVED"
+    return [
+        n for n in notifications(start) if n["kind"] == "email" and alertname in n["subject"] and marker in n["subject"]
+    ]
+
+
 def messages(start: int, kind: str, who: str, alertname: str, status: str) -> list[dict]:
     return [
         n
@@ -718,12 +726,7 @@ def test_a_dossier_backlog_at_one_ward_reaches_its_person_on_duty_and_clears(lab
     start = len(notifications())
 
     def mail(status: str):
-        marker = "FIRING" if status == "firing" else "RESOLVED"
-        return [
-            n
-            for n in notifications(start)
-            if n["kind"] == "email" and "DossiersOverdue" in n["subject"] and marker in n["subject"]
-        ]
+        return alert_mails(start, "DossiersOverdue", status)
 
     write_fault(faults, "backlog", seconds=12, site="26740")
     try:
@@ -768,12 +771,7 @@ def test_a_stopped_printer_reaches_the_person_on_duty_for_that_ward(lab, monitor
     start = len(notifications())
 
     def mail(status: str):
-        marker = "FIRING" if status == "firing" else "RESOLVED"
-        return [
-            n
-            for n in notifications(start)
-            if n["kind"] == "email" and "PrinterStopped" in n["subject"] and marker in n["subject"]
-        ]
+        return alert_mails(start, "PrinterStopped", status)
 
     counter.run(f"cupsdisable {queue}")
     try:
