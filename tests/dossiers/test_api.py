@@ -84,9 +84,13 @@ def test_stale_data_is_read_as_it_is_and_the_high_water_mark_never_goes_back(api
     path = tmp_path / "records.json"
     RecordStore(path).update(api)
     newest = RecordStore(path).high_water
+    read_at = dt.datetime.fromisoformat(RecordStore(path).read_at)  # the API's own clock (thoi_diem)
+    assert abs((read_at - dt.datetime.now(TZ)).total_seconds()) < 60
     write_fault(dossier_standin["faults"], "stale", seconds=3 * 3600)
     _read, changed = RecordStore(path).update(api)
     assert changed == 0 and RecordStore(path).high_water == newest  # nothing newer: the store as it was
+    # The source answered as of three hours ago: the store is current as of then (the report says STALE).
+    assert dt.datetime.fromisoformat(RecordStore(path).read_at) < dt.datetime.now(TZ) - dt.timedelta(hours=2.9)
     fresh = fetch(api)
     assert max(i["cap_nhat_luc"] for i in fresh.items) < (dt.datetime.now(TZ) - dt.timedelta(hours=2.9)).isoformat()
 

@@ -270,3 +270,22 @@ def test_recording_a_run_outside_systemd_is_refused(tmp_path):
     result = record(tmp_path / "x.prom")
     assert result.returncode == 2 and "no $SERVICE_RESULT" in result.stderr
     assert not (tmp_path / "x.prom").exists()
+
+
+@pytest.mark.parametrize(
+    ("read_at", "stale"),
+    [
+        ("2026-12-06T17:05:00+07:00", False),  # a Sunday: nothing updated since Saturday, yet read just now
+        ("2026-12-06T14:00:00+07:00", True),  # the exporter stopped reading three hours before the cut-off
+        (None, True),  # a store from before read_at was kept: its newest update (Friday) decides
+    ],
+    ids=["quiet-day-read-now", "not-read-since-14h", "old-store"],
+)
+def test_a_quiet_day_is_not_stale_a_source_not_read_is(tmp_path, store, read_at, stale):
+    """STALE means the source was not read before the cut-off, not that nothing happened (a Sunday)."""
+    data = json.loads(store.read_text())
+    if read_at:
+        data["read_at"] = read_at
+    store.write_text(json.dumps(data))
+    made = report.make(report.load(config_text(tmp_path, store)), dt.date(2026, 12, 6))
+    assert ("SỐ LIỆU CŨ" in made.source) is stale, made.source

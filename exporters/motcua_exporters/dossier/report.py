@@ -144,12 +144,15 @@ def make(config: ReportConfig, day: dt.date) -> daily.DailyReport:
         raise OSError(str(exc)) from None
     dossiers, problems = store.checked(config.sites)
     newest = parse_time(store.high_water).astimezone(TZ) if store.high_water else None
+    # Current as of the source's last answer (a store written before read_at was kept: its newest update).
+    read = parse_time(store.read_at).astimezone(TZ) if store.read_at else newest
     source = (f"{len(dossiers)} hồ sơ / dossiers"
               + (f", {len({p.code for p in problems})} bị loại / refused" if problems else "")
               + (f"; cập nhật mới nhất / newest update {newest:%d/%m/%Y %H:%M}" if newest else
-                 "; chưa có bản ghi / no records yet"))  # fmt: skip
+                 "; chưa có bản ghi / no records yet")
+              + (f"; đọc lúc / read at {read:%d/%m/%Y %H:%M}" if read and store.read_at else ""))  # fmt: skip
     cutoff = dt.datetime.combine(day, config.cutoff, TZ)
-    if newest is None or newest < cutoff - dt.timedelta(hours=1):
+    if read is None or read < cutoff - dt.timedelta(hours=1):
         source += " — SỐ LIỆU CŨ, nguồn không cập nhật / STALE: the source stopped updating"
     return daily.build(dossiers, cutoff, config.sites, config.agencies, source)
 

@@ -161,6 +161,9 @@ class RecordStore:
             raise DossierSourceError(f"{path}: cannot read the record store: {exc}", "store") from None
         self.items: dict[str, dict] = data.get("items", {})
         self.high_water: str = data.get("high_water", "")
+        # When the source last answered, by its own clock (its answer's time; ours if it gives none): the
+        # store is current as of then, even on a day without a single update (a Sunday).
+        self.read_at: str = data.get("read_at", "")
 
     def since(self) -> str:
         """Where the next fetch starts: the high-water mark less the overlap (empty: from the beginning)."""
@@ -185,7 +188,12 @@ class RecordStore:
                 self.items[code] = item
                 changed += 1
         self.high_water = max([self.high_water, *(fmt.updated_at(i) for i in fetched.items)])
-        body = {"high_water": self.high_water, "items": self.items}
+        try:
+            answered = fmt.parse_time(fetched.server_time) if fetched.server_time else None
+        except ValueError:
+            answered = None
+        self.read_at = (answered or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds")
+        body = {"high_water": self.high_water, "read_at": self.read_at, "items": self.items}
         write_atomic(self.path, json.dumps(body, ensure_ascii=False), mode=0o600)
         return len(fetched.items), changed
 
