@@ -180,6 +180,9 @@ def statistics(agencies: list[dict[str, str]], now: float) -> dict[str, object]:
 
 
 RECORDS_DAYS = 10  # the stand-in's records: dossiers received over the last ten days
+# Processing time, Monday to Friday (hours of the day, Vietnam's time); intake, Monday (0) to Sunday (6).
+WORK_HOURS = ((7.5, 11.5), (13.0, 17.0))
+INTAKE_HOURS = {**dict.fromkeys(range(5), WORK_HOURS), 5: ((7.5, 11.5),), 6: ()}
 PAGE_MAX = 500
 PROCEDURES = (  # (code, name, field, working hours allowed)
     ("1.001612", "Đăng ký khai sinh", "Hộ tịch", 8),
@@ -197,27 +200,57 @@ def _iso(when: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S+07:00", time.gmtime(when + 7 * 3600))
 
 
+def _weekday(local_midnight: float) -> int:
+    """Monday 0 ... Sunday 6 of a day given by its midnight in Vietnam's time, shifted to UTC+7 seconds."""
+    return int((local_midnight // 86400 + 3) % 7)  # 1 January 1970 was a Thursday
+
+
+def working_after(start: float, hours: float) -> float:
+    """``hours`` of working time after ``start`` (epoch seconds): Monday to Friday, 7:30-11:30 and
+    13:00-17:00 in Vietnam's time, as a one-stop shop counts a procedure's time limit."""
+    remaining = hours * 3600
+    local = start + 7 * 3600
+    while True:
+        midnight = local - local % 86400
+        for begin, end in WORK_HOURS if _weekday(midnight) < 5 else ():
+            segment_end = midnight + end * 3600
+            if local < segment_end:
+                at = max(local, midnight + begin * 3600)
+                if remaining <= segment_end - at:
+                    return at + remaining - 7 * 3600
+                remaining -= segment_end - at
+                local = segment_end
+        local = midnight + 86400
+
+
 def dossier_records(agencies: list[dict[str, str]], now: float) -> list[dict[str, object]]:
     """Every dossier of the last RECORDS_DAYS as the system holds it at ``now``: derived from the clock,
     so a dossier moves on (received, result, handed over) as time passes and its ``cap_nhat_luc``
-    with it. One dossier per unit every ~40 minutes of the day's opening hours (7:30 to 17:00)."""
+    with it. One dossier per unit every ~40 minutes of the counters' opening hours (INTAKE_HOURS: 7:30
+    to 17:00 with a lunch break, Monday to Friday, and Saturday morning); limits and results in
+    working time (:func:`working_after`), so a limit never falls on a day off."""
     day = 86400
     today = (int(now) + 7 * 3600) // day * day - 7 * 3600  # midnight in Vietnam's time
     records = []
     for u, unit in enumerate(agencies):
         for d in range(RECORDS_DAYS, -1, -1):
             midnight = today - d * day
+            hours_open = INTAKE_HOURS[_weekday(midnight + 7 * 3600)]
             for n in range(14):
                 received = midnight + 7.5 * 3600 + n * 2400 + (u * 97) % 600
                 if received > now:
                     break
+                clock = (received - midnight) / 3600
+                if not any(begin <= clock < end for begin, end in hours_open):
+                    continue  # closed: lunch, Saturday afternoon, Sunday
                 serial = (u * 1000 + (today // day - d) * 14 + n) % 100_000
                 code, name, field, hours = PROCEDURES[serial % len(PROCEDURES)]
-                due = received + hours * 3600
+                due = working_after(received, hours)
                 late = serial % 9 == 0
-                took = hours * 3600 * (1.4 if late else 0.6)
-                finished = received + took if received + took <= now else None
-                returned = finished + 3600 if finished is not None and finished + 3600 <= now else None
+                done = working_after(received, hours * (1.4 if late else 0.6))
+                finished = done if done <= now else None
+                handed = working_after(finished, 1) if finished is not None else None
+                returned = handed if handed is not None and handed <= now else None
                 reason, step = (
                     REASONS[serial % len(REASONS)] if (late and finished) or (not finished and now > due) else ("", "")
                 )
