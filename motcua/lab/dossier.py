@@ -47,6 +47,8 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from motcua_exporters.dossier.records import day_off
+
 from ..times import TZ
 from .switchfile import WatchedJSON, write_json
 
@@ -135,9 +137,9 @@ def backlog_records(faults: dict, units: set[str], now: float) -> list[dict[str,
             continue
         withdrawn = until is not None and until <= now
         # Due at 17:00 on the last working day at least two days before the fault: overdue whatever the
-        # weekday (a limit on a day off would run to the next working day's end).
+        # day (a limit on a day off would run to the next working day's end: records.legal_limit).
         day = dt.datetime.fromtimestamp(since, TZ).date() - dt.timedelta(days=2)
-        while day.weekday() >= 5:
+        while day_off(day):
             day -= dt.timedelta(days=1)
         due = dt.datetime.combine(day, dt.time(17), TZ).timestamp()
         for n in range(min(count, BACKLOG_MAX)):

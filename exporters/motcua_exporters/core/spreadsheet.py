@@ -17,11 +17,13 @@ beside it: every cell a text cell, exactly as given.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import math
 import re
 import zipfile
 from collections.abc import Iterable
+from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -199,8 +201,6 @@ def _is_date_format(code: str) -> bool:
 
 def _serial_time(serial: float, epoch_1904: bool) -> str:
     """An Excel serial date as ``dd/mm/yyyy HH:MM:SS`` (Vietnam's time is the reader's to assume)."""
-    import datetime as dt
-
     base = dt.datetime(1904, 1, 1) if epoch_1904 else dt.datetime(1899, 12, 30)
     when = base + dt.timedelta(days=serial)
     when = (when + dt.timedelta(microseconds=500_000)).replace(microsecond=0)  # whole seconds, rounded
@@ -229,8 +229,6 @@ def read_xlsx(data: bytes) -> tuple[list[tuple[int, list[str]]], list[str]]:
     (numbers without a trailing ``.0``, dates and times in a date format as ``dd/mm/yyyy HH:MM:SS``,
     booleans as 1 / 0, formulas as their cached value); ``merged`` lists the merged ranges (``A1:B1``),
     which a reader of records must refuse: only their first cell holds the value."""
-    from xml.etree import ElementTree
-
     ns = f"{{{_MAIN}}}"
     try:
         book = zipfile.ZipFile(io.BytesIO(data))

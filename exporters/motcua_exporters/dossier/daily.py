@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from ..core.spreadsheet import csv_document, xlsx_document
-from .indicators import CITY, NOT_RECORDED, Figures, by_agency, open_at, summarise
+from .indicators import CITY, NOT_RECORDED, Figures, by_agency, overdue_at, summarise
 from .records import TZ, Dossier
 
 WORST = 10
@@ -112,7 +112,7 @@ def build(
     late = [
         Overdue(d, f"{d.site} / {d.agency}" if d.agency else d.site, (cutoff - d.limit).total_seconds() / 86400)
         for d in mine
-        if d.status != "paused" and d.limit is not None and d.limit < cutoff and open_at(d, cutoff)
+        if overdue_at(d, cutoff)
     ]
     late.sort(key=lambda o: (-o.days, o.dossier.code))
     return DailyReport(cutoff.date(), cutoff, site_units, agency_units, city, sorted(ranked, key=badness)[:worst],

@@ -60,6 +60,12 @@ def open_at(d: Dossier, when: dt.datetime) -> bool:
     )
 
 
+def overdue_at(d: Dossier, when: dt.datetime) -> bool:
+    """Overdue at ``when``: in progress then (:func:`open_at`), not paused, its limit passed. Judged on the
+    times, so a dossier finished since still counts for a window or a cut-off that ended before."""
+    return d.status != "paused" and d.limit is not None and when > d.limit and open_at(d, when)
+
+
 def _rate(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
@@ -133,7 +139,7 @@ class Figures:
         if open_at(d, window.end):
             if d.status == "paused":
                 self.open_paused += 1
-            elif d.limit is not None and window.end > d.limit:  # in progress then (it may be finished now)
+            elif overdue_at(d, window.end):
                 self.open_overdue += 1
                 self._late(d)
             else:

@@ -21,14 +21,14 @@ from .indicators import CITY, summarise
 from .records import Dossier
 
 OTHER = "other"
-# (metric suffix, Figures attribute, help): the counts behind the shares of docs/kpis.md
+# (Figures attribute, also the metric's suffix; help): the counts behind the shares of docs/kpis.md
 COUNTS_766 = (
-    ("payment_recorded", "payment_recorded", "Dossiers received in the window whose payment is recorded"),
-    ("paid_online", "paid_online", "Dossiers received in the window and paid online"),
-    ("digitised_intake", "digitised_intake", "Dossiers received in the window and digitised at intake"),
-    ("digitised_result", "digitised_result", "Dossiers finished in the window with a digitised result"),
-    ("rated", "rated", "Dossiers finished in the window that the applicant rated"),
-    ("satisfied", "satisfied", "Dossiers finished in the window rated satisfied or very satisfied"),
+    ("payment_recorded", "Dossiers received in the window whose payment is recorded"),
+    ("paid_online", "Dossiers received in the window and paid online"),
+    ("digitised_intake", "Dossiers received in the window and digitised at intake"),
+    ("digitised_result", "Dossiers finished in the window with a digitised result"),
+    ("rated", "Dossiers finished in the window that the applicant rated"),
+    ("satisfied", "Dossiers finished in the window rated satisfied or very satisfied"),
 )
 
 
@@ -94,11 +94,11 @@ def as_metrics(dossiers: Iterable[Dossier], now: dt.datetime, sites: Iterable[st
             for window, f in spans.items():
                 sample(f"{prefix}_online", {label: code, "window": window}, f.online)
         # What Decision 766's digitisation, online-service and satisfaction groups are computed from.
-        for suffix, attribute, text in COUNTS_766:
-            family(f"{prefix}_{suffix}", f"{text}, {whose}.")
+        for count, text in COUNTS_766:
+            family(f"{prefix}_{count}", f"{text}, {whose}.")
             for code, spans in figures.items():
                 for window, f in spans.items():
-                    sample(f"{prefix}_{suffix}", {label: code, "window": window}, getattr(f, attribute))
+                    sample(f"{prefix}_{count}", {label: code, "window": window}, getattr(f, count))
 
     overdue = [d for d in dossiers if d.overdue(now)]
     procedures = _top(Counter(d.procedure_code for d in overdue), top)

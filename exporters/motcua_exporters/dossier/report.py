@@ -22,6 +22,7 @@ import argparse
 import datetime as dt
 import email.policy
 import logging
+import os
 import re
 import smtplib
 import ssl
@@ -230,8 +231,6 @@ def run_record(previous: str, result: str, exit_status: str, now: float) -> str:
 
 def record_run(textfile: Path) -> int:
     """``--record-run``: the run that just ended (systemd's environment) into ``textfile``."""
-    import os
-
     result = os.environ.get("SERVICE_RESULT", "")
     if not result:
         print(f"{NAME}: --record-run: no $SERVICE_RESULT (run it from the unit's ExecStopPost=)", file=sys.stderr)
