@@ -165,6 +165,14 @@ def test_node_exporter_on_the_management_address_only(lab, provisioned, counters
             metrics = resp.read().decode()
         assert "node_exporter_build_info" in metrics
         assert f'nodename="{counter.name}"' in metrics  # the counter's own node_exporter answered
+        # systemd's units one by one only for those the roles run; every unit counted by state.
+        units = set(re.findall(r'^node_systemd_unit_state\{name="([^"]+)"', metrics, re.M))
+        assert {"ssh.service", "cups.service", "motcua-counter-exporter.service"} <= units, units
+        assert all(re.fullmatch(r"(motcua-.+|prometheus-node-exporter|cups|chrony|nftables|pcscd|ssh)\."
+                                r"(service|socket|timer)", unit) for unit in units), units  # fmt: skip
+        active = int(re.search(r'^node_systemd_units\{state="active"\} (\d+)', metrics, re.M).group(1))
+        assert active > len(units)
+        assert "node_netstat_" not in metrics  # off in the lab (group_vars/counters.yml)
     # Lab hosts share this machine's network namespace, so every listener on :9100 is
     # visible here: exactly one per counter, on its own address, and none on a wildcard
     # (besides the monitoring hosts' own node_exporters once playbooks/monitoring.yml ran).
