@@ -21,8 +21,8 @@ from ..core.web import Request, Response
 from . import config as config_module
 from .api_format import parse_time
 from .config import DossierConfig, RecordsSpec, StatisticsAdapter, Target
-from .metrics import as_metrics
-from .records import TZ
+from .records import TZ, RecordProblem
+from .running import Running
 from .source import Api, DossierSourceError, RecordStore
 
 log = logging.getLogger("dossier")
@@ -138,6 +138,10 @@ class DossierExporter:
         self.records = Board(RECORDS_FAMILIES)
         self._figures = ""  # the last good read's indicators (text format), kept while the source fails
         self._store: RecordStore | None = None
+        # The indicators kept up to date with the store (running.Running), for these sites; the codes refused.
+        self._running: Running | None = None
+        self._running_sites: tuple[str, ...] = ()
+        self._refused: set[str] = set()
         self._records_lock = threading.Lock()  # one read at a time, across reloads
         self.loop = LoopThread("probes")
         self._last_success: dict[str, float] = {}
@@ -290,21 +294,49 @@ class DossierExporter:
                 raise DossierSourceError(f"{spec.token_file}: {exc.strerror}", "token") from None
             api = Api(spec.url, token, spec.ca_file, timeout=spec.timeout, page_size=spec.page_size)
             if self._store is None or self._store.path != spec.store:
-                self._store = RecordStore(spec.store)
+                self._store, self._running = RecordStore(spec.store), None
             store = self._store
             store.update(api, strict=False)
-            dossiers, problems = store.checked(spec.sites)
+            now = dt.datetime.now(TZ)
+            try:
+                problems = self._apply(store, spec, now)
+                figures = self._running.render(now, spec.sites, top=spec.top)
+            except BaseException:
+                self._running = None  # the store has this read's records: the next read starts from all of them
+                raise
             for problem in problems[:5]:
                 log.warning("record left out: %s", problem)
             if len(problems) > 5:
                 log.warning("... and %d more problems", len(problems) - 5)
-            figures = as_metrics(dossiers, dt.datetime.now(TZ), spec.sites, top=spec.top)
             newest = parse_time(store.high_water).timestamp() if store.high_water else 0.0
             return figures, {
                 "motcua_dossier_records_stored": [({}, float(len(store.items)))],
-                "motcua_dossier_records_invalid": [({}, float(len({p.code for p in problems})))],
+                "motcua_dossier_records_invalid": [({}, float(len(self._refused)))],
                 "motcua_dossier_records_newest_update_timestamp_seconds": [({}, newest)],
             }
+
+    def _apply(self, store: RecordStore, spec: RecordsSpec, now: dt.datetime) -> list[RecordProblem]:
+        """Bring the running indicators to the store: every record the first time (or when the sites
+        changed), then only those the last read changed. The problems of the records looked at."""
+        if self._running is None or self._running_sites != spec.sites:
+            dossiers, problems = store.checked(spec.sites)
+            running = Running()
+            running.advance(now)
+            for d in dossiers:
+                running.put(d)
+            self._running, self._running_sites, self._refused = running, spec.sites, {p.code for p in problems}
+            return problems
+        problems = []
+        for code in store.changed:
+            dossier, wrong = store.check_one(code, spec.sites)
+            problems += wrong
+            if dossier is None:
+                self._running.remove(code)
+                self._refused.add(code)
+            else:
+                self._running.put(dossier)
+                self._refused.discard(code)
+        return problems
 
     # -- HTTP ---------------------------------------------------------------
     def routes(self):

@@ -116,34 +116,57 @@ class Figures:
 
     def add(self, d: Dossier, window: Window) -> None:
         if window.holds(d.received_at):
-            self.received += 1
-            self.online += d.channel == "online"
-            if d.paid_online is not None:
-                self.payment_recorded += 1
-                self.paid_online += d.paid_online
-            self.digitised_intake += bool(d.digitised_at_intake)
+            self.add_received(d)
         if d.closed and window.holds(d.finished_at):
-            self.finished += 1
-            self.digitised_result += bool(d.digitised_result)
-            verdict = d.on_time()
-            if verdict is None:
-                self.finished_unjudged += 1
-            elif verdict:
-                self.finished_on_time += 1
-            else:
-                self.finished_late += 1
-                self._late(d)
-            if d.rating is not None:
-                self.rated += 1
-                self.satisfied += d.rating in ("very_satisfied", "satisfied")
+            self.add_finished(d)
         if open_at(d, window.end):
-            if d.status == "paused":
-                self.open_paused += 1
-            elif overdue_at(d, window.end):
-                self.open_overdue += 1
-                self._late(d)
-            else:
-                self.open_not_due += 1
+            self.add_open(d, window.end)
+
+    # The three parts of a dossier's figures: the first two are fixed once their time has passed
+    # (running.Running keeps them per day), the third changes with the clock.
+    def add_received(self, d: Dossier) -> None:
+        self.received += 1
+        self.online += d.channel == "online"
+        if d.paid_online is not None:
+            self.payment_recorded += 1
+            self.paid_online += d.paid_online
+        self.digitised_intake += bool(d.digitised_at_intake)
+
+    def add_finished(self, d: Dossier) -> None:
+        self.finished += 1
+        self.digitised_result += bool(d.digitised_result)
+        verdict = d.on_time()
+        if verdict is None:
+            self.finished_unjudged += 1
+        elif verdict:
+            self.finished_on_time += 1
+        else:
+            self.finished_late += 1
+            self._late(d)
+        if d.rating is not None:
+            self.rated += 1
+            self.satisfied += d.rating in ("very_satisfied", "satisfied")
+
+    def add_open(self, d: Dossier, when: dt.datetime) -> None:
+        """``d`` is in progress at ``when`` (:func:`open_at`)."""
+        if d.status == "paused":
+            self.open_paused += 1
+        elif overdue_at(d, when):
+            self.open_overdue += 1
+            self._late(d)
+        else:
+            self.open_not_due += 1
+
+    def merge(self, other: Figures, sign: int = 1) -> None:
+        """Add ``other``'s counts (``sign`` -1: take them out); a reason or step counted zero times is dropped."""
+        for name, value in other.__dict__.items():
+            if isinstance(value, int):
+                setattr(self, name, getattr(self, name) + sign * value)
+        for mine, theirs in ((self.late_by_reason, other.late_by_reason), (self.late_by_step, other.late_by_step)):
+            for key, count in theirs.items():
+                mine[key] += sign * count
+                if not mine[key]:
+                    del mine[key]
 
     def _late(self, d: Dossier) -> None:
         self.late_by_reason[d.overdue_reason or NOT_RECORDED] += 1

@@ -17,7 +17,7 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Iterable
 
-from .indicators import CITY, summarise
+from .indicators import CITY, Figures, summarise
 from .records import Dossier
 
 OTHER = "other"
@@ -36,19 +36,37 @@ def _label(value: str) -> str:
     return value.replace("\\", r"\\").replace('"', r"\"").replace("\n", r"\n")
 
 
-def _top(counts: Counter, top: int) -> set[str]:
-    return {name for name, _count in counts.most_common(top)}
+def top_names(counts: Counter, top: int) -> set[str]:
+    """The ``top`` names with the highest counts; a tie goes to the name first in alphabetical order (the
+    same names whatever order the counts were made in)."""
+    return {name for name, _count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:top]}
 
 
 def as_metrics(dossiers: Iterable[Dossier], now: dt.datetime, sites: Iterable[str], top: int = 20) -> str:
+    """The metrics text of these dossiers at ``now``, computed from every one (running.Running keeps the
+    same figures up to date record by record)."""
     dossiers = list(dossiers)
-    known = set(sites)
-    busiest = _top(Counter(d.agency for d in dossiers if d.agency), top)
+    busiest = top_names(Counter(d.agency for d in dossiers if d.agency), top)
     per_site = summarise(dossiers, now)
     per_agency = summarise(
         dossiers, now, key=lambda d: (d.agency if d.agency in busiest else OTHER) if d.agency else None
     )
     del per_agency[CITY]
+    overdue = Counter(d.procedure_code for d in dossiers if d.overdue(now))
+    return render(per_site, per_agency, overdue, now, sites, top)
+
+
+def render(
+    per_site: dict[str, dict[str, Figures]],
+    per_agency: dict[str, dict[str, Figures]],
+    overdue_by_procedure: Counter,
+    now: dt.datetime,
+    sites: Iterable[str],
+    top: int = 20,
+) -> str:
+    """The text of the figures per site (and city-wide, under CITY), per agency (the busiest and OTHER) and
+    the dossiers overdue now by procedure."""
+    known = set(sites)
     # Two families per figure: by site (the label Alertmanager routes on, joined with motcua_site_info) and
     # by agency (the city centre's dossiers again, split by the agency that decides them). No city series:
     # city-wide is the sum over the sites (recording rules), so nothing is counted twice.
@@ -100,17 +118,18 @@ def as_metrics(dossiers: Iterable[Dossier], now: dt.datetime, sites: Iterable[st
                 for window, f in spans.items():
                     sample(f"{prefix}_{count}", {label: code, "window": window}, getattr(f, count))
 
-    overdue = [d for d in dossiers if d.overdue(now)]
-    procedures = _top(Counter(d.procedure_code for d in overdue), top)
+    procedures = top_names(overdue_by_procedure, top)
     family(
         "motcua_dossiers_overdue_by_procedure",
         f"Dossiers overdue now, city-wide, by procedure (the {top} with the most; the rest as other).",
     )
-    by_procedure = Counter(d.procedure_code if d.procedure_code in procedures else OTHER for d in overdue)
+    by_procedure = Counter()
+    for procedure, count in overdue_by_procedure.items():
+        by_procedure[procedure if procedure in procedures else OTHER] += count
     for procedure, count in sorted(by_procedure.items()):
         sample("motcua_dossiers_overdue_by_procedure", {"procedure": procedure}, count)
     week = per_site[CITY]["7d"]
-    reasons = _top(week.late_by_reason, top)
+    reasons = top_names(week.late_by_reason, top)
     family(
         "motcua_dossiers_late_by_reason",
         f"Late and overdue dossiers of the last 7 days, city-wide, by recorded reason (the {top} most common; "

@@ -164,6 +164,7 @@ class RecordStore:
         # When the source last answered, by its own clock (its answer's time; ours if it gives none): the
         # store is current as of then, even on a day without a single update (a Sunday).
         self.read_at: str = data.get("read_at", "")
+        self.changed: list[str] = []  # the codes the last update added or changed
 
     def since(self) -> str:
         """Where the next fetch starts: the high-water mark less the overlap (empty: from the beginning)."""
@@ -174,7 +175,7 @@ class RecordStore:
     def update(self, api: Api, strict: bool = True) -> tuple[int, int]:
         """Fetch what changed and merge it: (records read, records new or changed). ``strict``: as :func:`fetch`."""
         fetched = fetch(api, self.since(), strict)
-        changed = 0
+        changed: dict[str, None] = {}
         for item in fetched.items:
             code = str(item[fmt.CODE_KEY])
             old = self.items.get(code)
@@ -186,7 +187,7 @@ class RecordStore:
                 or (fmt.updated_at(old) == fmt.updated_at(item) and old != item)
             ):
                 self.items[code] = item
-                changed += 1
+                changed[code] = None
         self.high_water = max([self.high_water, *(fmt.updated_at(i) for i in fetched.items)])
         try:
             answered = fmt.parse_time(fetched.server_time) if fetched.server_time else None
@@ -195,7 +196,17 @@ class RecordStore:
         self.read_at = (answered or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds")
         body = {"high_water": self.high_water, "read_at": self.read_at, "items": self.items}
         write_atomic(self.path, json.dumps(body, ensure_ascii=False), mode=0o600)
-        return len(fetched.items), changed
+        self.changed = list(changed)
+        return len(fetched.items), len(changed)
+
+    def check_one(self, code: str, sites: Iterable[str] | None = None) -> tuple[Dossier | None, list[RecordProblem]]:
+        """One stored record as a dossier, checked like :meth:`checked` does (None if it has problems)."""
+        item = self.items[code]
+        dossier, wrong = fmt.map_item(item, f"{self.path} {code}")
+        problems = [RecordProblem(str(self.path), 0, code, key, message) for key, message in wrong]
+        if dossier is not None:
+            problems += check([dossier], str(self.path), sites)
+        return (None if problems else dossier), problems
 
     def checked(self, sites: Iterable[str] | None = None) -> tuple[list[Dossier], list[RecordProblem]]:
         """The stored records that map and pass :func:`check`, and the problems of those that do not."""
