@@ -124,28 +124,29 @@ class Figures:
 
     # The three parts of a dossier's figures: the first two are fixed once their time has passed
     # (running.Running keeps them per day), the third changes with the clock.
-    def add_received(self, d: Dossier) -> None:
-        self.received += 1
-        self.online += d.channel == "online"
+    # ``sign`` -1 takes a dossier's part out again (running.Running, when its record changes).
+    def add_received(self, d: Dossier, sign: int = 1) -> None:
+        self.received += sign
+        self.online += sign * (d.channel == "online")
         if d.paid_online is not None:
-            self.payment_recorded += 1
-            self.paid_online += d.paid_online
-        self.digitised_intake += bool(d.digitised_at_intake)
+            self.payment_recorded += sign
+            self.paid_online += sign * d.paid_online
+        self.digitised_intake += sign * bool(d.digitised_at_intake)
 
-    def add_finished(self, d: Dossier) -> None:
-        self.finished += 1
-        self.digitised_result += bool(d.digitised_result)
+    def add_finished(self, d: Dossier, sign: int = 1) -> None:
+        self.finished += sign
+        self.digitised_result += sign * bool(d.digitised_result)
         verdict = d.on_time()
         if verdict is None:
-            self.finished_unjudged += 1
+            self.finished_unjudged += sign
         elif verdict:
-            self.finished_on_time += 1
+            self.finished_on_time += sign
         else:
-            self.finished_late += 1
-            self._late(d)
+            self.finished_late += sign
+            self._late(d, sign)
         if d.rating is not None:
-            self.rated += 1
-            self.satisfied += d.rating in ("very_satisfied", "satisfied")
+            self.rated += sign
+            self.satisfied += sign * (d.rating in ("very_satisfied", "satisfied"))
 
     def add_open(self, d: Dossier, when: dt.datetime) -> None:
         """``d`` is in progress at ``when`` (:func:`open_at`)."""
@@ -168,9 +169,11 @@ class Figures:
                 if not mine[key]:
                     del mine[key]
 
-    def _late(self, d: Dossier) -> None:
-        self.late_by_reason[d.overdue_reason or NOT_RECORDED] += 1
-        self.late_by_step[d.late_step or NOT_RECORDED] += 1
+    def _late(self, d: Dossier, sign: int = 1) -> None:
+        for counts, key in ((self.late_by_reason, d.overdue_reason), (self.late_by_step, d.late_step)):
+            counts[key or NOT_RECORDED] += sign
+            if not counts[key or NOT_RECORDED]:
+                del counts[key or NOT_RECORDED]
 
     def as_dict(self) -> dict[str, object]:
         counts = {k: v for k, v in self.__dict__.items() if isinstance(v, int)}

@@ -15,6 +15,7 @@ import datetime as dt
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")  # a time without an offset, in every source, is Vietnam's
@@ -117,7 +118,7 @@ class Dossier:
         """Whether the dossier is judged on time or late (not withdrawn or refused, and has a limit)."""
         return self.status not in LEFT and self.due_at is not None
 
-    @property
+    @cached_property  # judged again at every refresh for every dossier in progress
     def limit(self) -> dt.datetime | None:
         """The limit as the law reads it (:func:`legal_limit` of ``due_at``); None: no time limit."""
         return None if self.due_at is None else legal_limit(self.due_at)

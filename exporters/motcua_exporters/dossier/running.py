@@ -115,12 +115,11 @@ class Running:
         day = when.astimezone(TZ).date()
         if self._earliest is not None and day < self._earliest:
             return  # no window reaches that day any more
-        figures = Figures()
+        bucket = self._days.setdefault((d.site, d.agency), {}).setdefault(day, Figures())
         if part == RECEIVED:
-            figures.add_received(d)
+            bucket.add_received(d, sign)
         else:
-            figures.add_finished(d)
-        self._days.setdefault((d.site, d.agency), {}).setdefault(day, Figures()).merge(figures, sign)
+            bucket.add_finished(d, sign)
 
     def render(self, now: dt.datetime, sites: Iterable[str], top: int = 20) -> str:
         """The metrics text at ``now`` (not before the last render's: an earlier time places everything again)."""
