@@ -153,10 +153,7 @@ def main() -> int:
 def build(store: RecordStore, sites: list[str], now: dt.datetime) -> Running:
     """What the exporter does at its first read: every stored record checked and put, the first text."""
     dossiers, _problems = store.checked(sites)
-    running = Running()
-    running.advance(now)
-    for d in dossiers:
-        running.put(d)
+    running = Running.of(dossiers, now)
     running.render(now, sites)
     return running
 

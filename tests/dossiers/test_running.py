@@ -99,13 +99,19 @@ def test_the_same_text_as_from_every_dossier_through_changes_and_days(seed):
     assert running.render(now, SITES, top) == as_metrics(current.values(), now, SITES, top)
 
 
-def test_a_clock_that_goes_back_places_every_dossier_again():
-    rng = random.Random(7)  # noqa: S311 - test data
+def unplaced(seed: int, count: int) -> tuple[dt.datetime, list[Dossier], Running]:
+    """Random dossiers put before the clock was ever set: every part waits for the first render."""
+    rng = random.Random(seed)  # noqa: S311 - test data
     now = dt.datetime(2026, 11, 28, 9, 30, tzinfo=TZ)
-    dossiers = valid([random_dossier(rng, f"H{n:04d}", now) for n in range(300)])
+    dossiers = valid([random_dossier(rng, f"H{n:04d}", now) for n in range(count)])
     running = Running()
     for d in dossiers:
         running.put(d)
+    return now, dossiers, running
+
+
+def test_a_clock_that_goes_back_places_every_dossier_again():
+    now, dossiers, running = unplaced(7, 300)
     assert running.render(now, SITES) == as_metrics(dossiers, now, SITES)
     earlier = now - dt.timedelta(hours=30)
     assert running.render(earlier, SITES) == as_metrics(dossiers, earlier, SITES)
@@ -113,12 +119,7 @@ def test_a_clock_that_goes_back_places_every_dossier_again():
 
 
 def test_every_dossier_taken_out_leaves_no_site_and_no_agency():
-    rng = random.Random(3)  # noqa: S311 - test data
-    now = dt.datetime(2026, 11, 28, 9, 30, tzinfo=TZ)
-    dossiers = valid([random_dossier(rng, f"H{n:04d}", now) for n in range(100)])
-    running = Running()
-    for d in dossiers:
-        running.put(d)
+    now, dossiers, running = unplaced(3, 100)
     running.render(now, SITES)
     for d in dossiers:
         running.remove(d.code)

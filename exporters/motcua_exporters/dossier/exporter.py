@@ -320,11 +320,8 @@ class DossierExporter:
         changed), then only those the last read changed. The problems of the records looked at."""
         if self._running is None or self._running_sites != spec.sites:
             dossiers, problems = store.checked(spec.sites)
-            running = Running()
-            running.advance(now)
-            for d in dossiers:
-                running.put(d)
-            self._running, self._running_sites, self._refused = running, spec.sites, {p.code for p in problems}
+            self._running, self._running_sites = Running.of(dossiers, now), spec.sites
+            self._refused = {p.code for p in problems}
             return problems
         problems = []
         for code in store.changed:

@@ -158,22 +158,20 @@ class Figures:
         else:
             self.open_not_due += 1
 
-    def merge(self, other: Figures, sign: int = 1) -> None:
-        """Add ``other``'s counts (``sign`` -1: take them out); a reason or step counted zero times is dropped."""
+    def merge(self, other: Figures) -> None:
+        """Add ``other``'s counts."""
         for name, value in other.__dict__.items():
             if isinstance(value, int):
-                setattr(self, name, getattr(self, name) + sign * value)
-        for mine, theirs in ((self.late_by_reason, other.late_by_reason), (self.late_by_step, other.late_by_step)):
-            for key, count in theirs.items():
-                mine[key] += sign * count
-                if not mine[key]:
-                    del mine[key]
+                setattr(self, name, getattr(self, name) + value)
+        self.late_by_reason.update(other.late_by_reason)
+        self.late_by_step.update(other.late_by_step)
 
     def _late(self, d: Dossier, sign: int = 1) -> None:
-        for counts, key in ((self.late_by_reason, d.overdue_reason), (self.late_by_step, d.late_step)):
-            counts[key or NOT_RECORDED] += sign
-            if not counts[key or NOT_RECORDED]:
-                del counts[key or NOT_RECORDED]
+        for counts, key in ((self.late_by_reason, d.overdue_reason or NOT_RECORDED),
+                            (self.late_by_step, d.late_step or NOT_RECORDED)):  # fmt: skip
+            counts[key] += sign
+            if not counts[key]:
+                del counts[key]  # taken out again: a reason counted zero times is no reason
 
     def as_dict(self) -> dict[str, object]:
         counts = {k: v for k, v in self.__dict__.items() if isinstance(v, int)}

@@ -62,6 +62,15 @@ class Running:
         self._now: dt.datetime | None = None  # parts before it are in the buckets
         self._earliest: dt.date | None = None  # buckets before it are no window's any more
 
+    @classmethod
+    def of(cls, dossiers: Iterable[Dossier], now: dt.datetime) -> Running:
+        """The running figures of these dossiers, the clock at ``now`` (what has passed placed at once)."""
+        running = cls()
+        running.advance(now)
+        for d in dossiers:
+            running.put(d)
+        return running
+
     def __len__(self) -> int:
         return len(self._dossiers)
 
