@@ -1,5 +1,5 @@
 """``python3 -m motcua_exporters NAME [flags]`` (or ``python3 motcua-exporters.pyz NAME``): NAME is
-dossier, counter, certificate or notify (the notification bridge), or dossier-report (the daily
+dossier, counter, certificate, notify (the notification bridge) or board (the duty board), or dossier-report (the daily
 dossier report). Counter PCs and the monitoring hosts run them this way from one zip file."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-EXPORTERS = ("dossier", "counter", "certificate", "notify")
+EXPORTERS = ("dossier", "counter", "certificate", "notify", "board")
 # Tools beside the exporters, run from the same zip: name -> module with main(argv).
 TOOLS = {"dossier-report": "motcua_exporters.dossier.report"}
 

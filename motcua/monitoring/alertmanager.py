@@ -13,7 +13,7 @@ import copy
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from ..registry import PHASES
+from ..registry import PHASES, REGIONS, Registry
 from ..rosters.duty import WINDOW_INTERVAL, DutyRoster, Shift
 from . import rules
 
@@ -320,3 +320,30 @@ def bridge_recipients(roster: DutyRoster) -> dict[str, dict[str, object]]:
             entry["phone"] = person.phone
         out[receiver] = entry
     return out
+
+
+def board_data(registry: Registry, roster: DutyRoster) -> dict[str, object]:
+    """The duty board's data file (motcua_exporters.board.data): the sites with their devices, and each span of
+    each shift with its person and the sites it covers, in the roster's local time. The board on the monitoring
+    host reads this, never the registry or the roster."""
+    sites = []
+    for site in sorted(registry.sites.values(), key=lambda s: s.code):
+        sites.append({
+            "code": site.code, "name": site.name, "kind": "centre" if site.kind != "ward" else "ward",
+            "region": site.region, "team": site.team, "phase": site.phase, "address": site.street_address or "",
+            "devices": [{"name": h.name, "role": h.role} for h in site.hosts],
+        })  # fmt: skip
+    people = {}
+    shifts = []
+    for shift in roster.shifts:
+        person = shift.person
+        people[person.id] = {"name": person.name, "zalo": person.zalo or "", "phone": person.phone or ""}
+        scope: object = "system" if shift.scope.system else sorted(shift.scope.sites & registry.sites.keys())
+        if scope == []:
+            continue
+        for start, end in shift.spans():
+            shifts.append({"person": person.id, "scope": scope, "start": start.isoformat(timespec="minutes"),
+                           "end": end.isoformat(timespec="minutes")})  # fmt: skip
+    used = {s["region"] for s in sites}
+    return {"timezone": roster.timezone, "regions": {k: v for k, v in REGIONS.items() if k in used},
+            "sites": sites, "people": people, "shifts": shifts}  # fmt: skip

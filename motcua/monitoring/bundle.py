@@ -24,7 +24,8 @@ def bundle_bytes(package: Path = PACKAGE) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         entries = [("__main__.py", MAIN)]
-        for path in sorted(package.rglob("*.py")):
+        # The code, and the duty board's page templates (read with importlib.resources, which reads a zip).
+        for path in sorted([*package.rglob("*.py"), *package.rglob("templates/*.html")]):
             entries.append((f"motcua_exporters/{path.relative_to(package).as_posix()}", path.read_bytes()))
         for name, data in entries:
             info = zipfile.ZipInfo(name, EPOCH)

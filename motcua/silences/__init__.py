@@ -20,12 +20,13 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
+from motcua_exporters.core.silences import MAX_WINDOW, matcher, silence_body
+
 from ..errors import ToolError
 from ..registry import Registry
 from ..times import local, window_problem
 from ..webauth import Credentials, open_url
 
-MAX_WINDOW = dt.timedelta(days=14)  # the launch window; longer work is a change, not a silence
 ALERTMANAGER_PORT = 9093
 
 
@@ -78,9 +79,7 @@ def matchers(registry: Registry, hosts: list[str], sites: list[str]) -> list[dic
         if unknown:
             raise SilenceError(f"--sites: unknown site(s): {', '.join(unknown)}")
         label, values = "site", sorted(set(sites))
-    if len(values) == 1:
-        return [{"name": label, "value": values[0], "isRegex": False, "isEqual": True}]
-    return [{"name": label, "value": "|".join(re.escape(v) for v in values), "isRegex": True, "isEqual": True}]
+    return matcher(label, values)
 
 
 def default_url(registry: Registry, lab: bool) -> str:
@@ -133,13 +132,10 @@ class Alertmanager:
         raise SilenceError("; ".join(unreachable))
 
     def create(self, match: list[dict], window: Window, author: str, comment: str) -> str:
-        body = {
-            "matchers": match,
-            "startsAt": window.start.astimezone(dt.UTC).isoformat(),
-            "endsAt": window.end.astimezone(dt.UTC).isoformat(),
-            "createdBy": author,
-            "comment": comment,
-        }
+        try:
+            body = silence_body(match, window.start, window.end, author, comment)
+        except ValueError as exc:
+            raise SilenceError(f"--{exc}") from None
         return str(self._call("POST", "/api/v2/silences", body)["silenceID"])  # type: ignore[index]
 
     def silences(self) -> list[dict]:

@@ -49,6 +49,7 @@ class Request:
     headers: dict[str, str]
     method: str = "GET"
     body: bytes = b""
+    user: str = ""  # the basic-auth user the server accepted ("" without basic auth)
 
     def scrape_timeout(self, default: float) -> float:
         """Prometheus tells the exporter how long it will wait; a probe must answer before that."""
@@ -64,6 +65,7 @@ class Response:
     status: int
     body: bytes | str
     content_type: str = "text/plain; charset=utf-8"
+    headers: dict[str, str] = field(default_factory=dict)  # more headers (Location, Cache-Control)
 
     def data(self) -> bytes:
         return self.body.encode("utf-8") if isinstance(self.body, str) else self.body
@@ -130,6 +132,16 @@ class WebConfig:
             context.verify_mode = ssl.CERT_REQUIRED
             context.load_verify_locations(self.client_ca_file)
         return context
+
+
+def basic_user(header: str | None) -> str:
+    """The user name of a basic ``Authorization`` header ("" for none or a malformed one)."""
+    if not header or not header.startswith("Basic "):
+        return ""
+    try:
+        return base64.b64decode(header[6:], validate=True).decode("utf-8").partition(":")[0]
+    except (ValueError, UnicodeDecodeError):
+        return ""
 
 
 class _Auth:
@@ -222,9 +234,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(Response(401, "Unauthorized\n"), {"WWW-Authenticate": 'Basic realm="motcua-exporter"'})
             return
         url = urllib.parse.urlsplit(self.path)
-        route = (server.post_routes if method == "POST" else server.routes).get(url.path)
+        route = _find(server.post_routes if method == "POST" else server.routes, url.path)
         if route is None:
-            known = method == "POST" and url.path in server.routes
+            known = method == "POST" and _find(server.routes, url.path) is not None
             self._reply(Response(405 if known else 404, "Method not allowed\n" if known else "Not found\n"))
             return
         body = b""
@@ -241,7 +253,14 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             body = self.rfile.read(length)
         query = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query, keep_blank_values=True).items()}
-        request = Request(url.path, query, {k.lower(): v for k, v in self.headers.items()}, method, body)
+        request = Request(
+            url.path,
+            query,
+            {k.lower(): v for k, v in self.headers.items()},
+            method,
+            body,
+            basic_user(self.headers.get("Authorization")) if server.auth.users else "",
+        )
         started = time.monotonic()
         try:
             response = route(request)
@@ -256,11 +275,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(data)))
-        for key, value in (extra or {}).items():
+        for key, value in {**response.headers, **(extra or {})}.items():
             self.send_header(key, value)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
+
+
+def _find(routes: dict[str, Route], path: str) -> Route | None:
+    """The route of exactly ``path``, else of the longest prefix route (a key ending in ``/``, not ``/`` itself:
+    ``/site/`` serves ``/site/26740``)."""
+    route = routes.get(path)
+    if route is not None:
+        return route
+    prefixes = [p for p in routes if p.endswith("/") and p != "/" and path.startswith(p)]
+    return routes[max(prefixes, key=len)] if prefixes else None
 
 
 class _Server(ThreadingHTTPServer):

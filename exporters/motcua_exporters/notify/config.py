@@ -113,6 +113,26 @@ def _base(value: str) -> str:
     return value if value.endswith("/") else value + "/"
 
 
+def read_plane(root: Section) -> PlaneSettings | None:
+    """The ``plane`` section (the plane's CA, a user and the file holding its password), or None without one."""
+    section = root.section("plane", None)
+    if section is None:
+        return None
+    ca = section.path("ca_file", None, must_exist=True)
+    username = section.str("username")
+    if not username or ":" in username:
+        raise section.error("username", "must be a user name without ':'")
+    password_file = section.path("password_file", must_exist=True)
+    try:
+        password = password_file.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise section.error("password_file", f"cannot be read: {exc.strerror}") from None
+    if not password:
+        raise section.error("password_file", f"{password_file} is empty")
+    section.done()
+    return PlaneSettings(ca, username, password)
+
+
 def load(path: str | Path) -> NotifyConfig:
     root = load_yaml(path)
     state_dir = root.path("state_dir", Path("/var/lib/motcua-notify"))
@@ -245,22 +265,7 @@ def load(path: str | Path) -> NotifyConfig:
             external_method,
         )
         section.done()
-    plane = None
-    section = root.section("plane", None)
-    if section is not None:
-        ca = section.path("ca_file", None, must_exist=True)
-        username = section.str("username")
-        if not username or ":" in username:
-            raise section.error("username", "must be a user name without ':'")
-        password_file = section.path("password_file", must_exist=True)
-        try:
-            password = password_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise section.error("password_file", f"cannot be read: {exc.strerror}") from None
-        if not password:
-            raise section.error("password_file", f"{password_file} is empty")
-        plane = PlaneSettings(ca, username, password)
-        section.done()
+    plane = read_plane(root)
     configured = {"zalo": zalo is not None, "zns": bool(zns), "sms": sms is not None}
     recipients: dict[str, dict[str, object]] = {}
     for name, raw in root.mapping("recipients").items():

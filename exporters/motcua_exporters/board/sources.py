@@ -1,0 +1,191 @@
+"""The board's live data: one read of the Prometheus and Alertmanager pair per refresh, shared by every viewer.
+
+A read is a constant number of calls whatever the number of sites and viewers (:data:`QUERIES` to Prometheus,
+two to Alertmanager). Each side is asked of the pair's members in order and the first that answers is used; the
+snapshot says which one, and when neither answers, it keeps the last data it had, marked stale with its time:
+the pages say so and never show it as current.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..notify.channels import Http, Outcome, Reply
+from .state import Alert, Silence, parse_alerts, parse_silences
+
+log = logging.getLogger("board")
+
+# Prometheus instant queries of one read: name -> PromQL.
+QUERIES = {
+    "dossier_up": 'motcua_dossier_probe_success{job="dossier"}',
+    "dossier_seconds": 'motcua_dossier_probe_duration_seconds{job="dossier"}',
+    "dossier_cert_days": '(motcua_dossier_probe_tls_not_after_timestamp_seconds{job="dossier"} - time()) / 86400',
+    "readiness": "motcua_readiness_site_verdict == 1",
+}
+
+
+@dataclass
+class Side:
+    """What one side (Prometheus or Alertmanager) gave at the last read."""
+
+    source: str = ""  # the member that answered
+    taken: float = 0.0  # when (Unix time); 0: never
+    error: str = ""  # why the last read failed ("" when it worked)
+    tried: int = 0  # calls made at the last read
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and self.taken > 0
+
+
+@dataclass
+class Snapshot:
+    alerts: list[Alert] = field(default_factory=list)
+    silences: list[Silence] = field(default_factory=list)
+    system: dict[str, list[tuple[dict[str, str], float]]] = field(default_factory=dict)
+    readiness: dict[str, str] = field(default_factory=dict)  # site -> green | amber | red
+    alertmanager: Side = field(default_factory=Side)
+    prometheus: Side = field(default_factory=Side)
+    read_at: float = 0.0
+
+    def stale(self, side: Side) -> bool:
+        return not side.ok
+
+
+class Pair:
+    """Members of one side of the monitoring pair (base URLs, each ending in /), asked in order."""
+
+    def __init__(self, urls: list[str], http: Http):
+        self.urls = [u if u.endswith("/") else u + "/" for u in urls]
+        self.http = http
+
+    def get(self, path: str, member: str | None = None) -> tuple[Any, str, list[str], int]:
+        """(the parsed reply, the member that answered, the errors of those that did not, calls made).
+        ``member`` is tried first (the one that answered the read's first call, so one read is one member's)."""
+        order = sorted(self.urls, key=lambda u: u != member) if member else self.urls
+        errors, calls = [], 0
+        for url in order:
+            calls += 1
+            reply = self.http.call("GET", url + path, {"Accept": "application/json"}, None)
+            if isinstance(reply, Outcome):
+                errors.append(reply.detail)
+                continue
+            if not 200 <= reply.status < 300:
+                errors.append(f"{urllib.parse.urlsplit(url).netloc}: HTTP {reply.status}")
+                continue
+            return reply.body, url, errors, calls
+        return None, "", errors, calls
+
+    def post(self, path: str, body: bytes) -> tuple[Reply | None, list[str]]:
+        errors = []
+        for url in self.urls:
+            reply = self.http.call("POST", url + path, {"Content-Type": "application/json"}, body)
+            if isinstance(reply, Outcome):
+                errors.append(reply.detail)
+                continue
+            return reply, errors
+        return None, errors
+
+
+def _vector(body: Any) -> list[tuple[dict[str, str], float]] | None:
+    if not isinstance(body, dict) or body.get("status") != "success":
+        return None
+    data = body.get("data") or {}
+    if data.get("resultType") != "vector":
+        return None
+    out = []
+    for item in data.get("result") or []:
+        try:
+            out.append(({str(k): str(v) for k, v in item["metric"].items()}, float(item["value"][1])))
+        except (KeyError, IndexError, TypeError, ValueError):
+            continue
+    return out
+
+
+class Feed:
+    """Reads the pair every ``interval`` seconds in a thread of its own; pages take :meth:`current`."""
+
+    def __init__(self, prometheus: Pair, alertmanager: Pair, interval: float):
+        self.prometheus = prometheus
+        self.alertmanager = alertmanager
+        self.interval = interval
+        self._snapshot = Snapshot()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.reads = 0
+
+    def current(self) -> Snapshot:
+        with self._lock:
+            return self._snapshot
+
+    def read(self, now: float | None = None) -> Snapshot:
+        """One read of both sides; a side that fails keeps its last data, marked with the error."""
+        now = time.time() if now is None else now
+        last = self.current()
+        snap = Snapshot(last.alerts, last.silences, last.system, last.readiness, read_at=now)
+        am = Side(last.alertmanager.source, last.alertmanager.taken)
+        body, member, errors, calls = self.alertmanager.get("api/v2/alerts")
+        am.tried = calls
+        if body is not None and isinstance(body, list):
+            silences, member2, errors2, calls2 = self.alertmanager.get("api/v2/silences", member)
+            am.tried += calls2
+            if isinstance(silences, list):
+                snap.alerts = parse_alerts(body)
+                snap.silences = parse_silences(silences, dt.datetime.fromtimestamp(now, dt.UTC))
+                am.source, am.taken = member2 or member, now
+            else:
+                am.error = "; ".join(errors2) or "silences: not a list"
+        else:
+            am.error = "; ".join(errors) or "alerts: not a list"
+        snap.alertmanager = am
+        prom = Side(last.prometheus.source, last.prometheus.taken)
+        results: dict[str, list] = {}
+        member = None
+        for name, query in QUERIES.items():
+            body, answered, errs, calls = self.prometheus.get(
+                "api/v1/query?" + urllib.parse.urlencode({"query": query}), member
+            )
+            prom.tried += calls
+            vector = _vector(body)
+            if vector is None:
+                prom.error = "; ".join(errs) or f"{name}: not a vector"
+                break
+            member = answered
+            results[name] = vector
+        if not prom.error:
+            snap.system = {k: v for k, v in results.items() if k != "readiness"}
+            snap.readiness = {m.get("site", ""): m.get("verdict", "") for m, _ in results["readiness"]}
+            prom.source, prom.taken = member or "", now
+        snap.prometheus = prom
+        for side, name in ((am, "alertmanager"), (prom, "prometheus")):
+            if side.error:
+                log.warning("board: %s: no member answered: %s", name, side.error)
+        with self._lock:
+            self._snapshot = snap
+            self.reads += 1
+        return snap
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="board-feed", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.read()
+            except Exception:
+                log.exception("board: a read of the pair failed")
+            self._stop.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
