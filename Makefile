@@ -75,6 +75,7 @@ bench: venv
 	$(BIN)/python bench/netgear_fleet.py
 	$(BIN)/python bench/certs_registration.py
 	$(BIN)/python bench/dossier_records.py
+	$(BIN)/python bench/board_render.py
 
 lock: venv
 	{ echo "# Every Python package in .venv, pinned (transitive ones too)."; \

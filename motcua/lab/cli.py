@@ -204,7 +204,9 @@ def cmd_lab_demo(args: argparse.Namespace) -> int:
     print(f"The lab stays up for practice: 'motcua lab status', 'ssh -F {paths.ssh_config} w26740-pc01',")
     print("The monitoring pair: Prometheus https://127.79.0.10:9090/ and https://127.79.0.13:9090/, Alertmanager")
     print("https://127.79.0.10:9093/ and https://127.79.0.13:9093/ (one cluster; user operator, the password in")
-    print(f"{home}/web/operator-password, the lab CA {home}/ca/ca.pem), 'motcua lab notifications',")
+    print(f"{home}/web/operator-password, the lab CA {home}/ca/ca.pem), 'motcua lab notifications'.")
+    print("The duty board (docs/board.md): https://127.79.0.10:9443/ and https://127.79.0.13:9443/ - user operator")
+    print(f"(may silence) or viewer (looks only), the passwords in {home}/web/operator-password and viewer-password;")
     print("'make lab-down' to stop it. Training guide: docs/lab.md")
     return 0
 

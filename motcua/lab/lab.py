@@ -45,6 +45,10 @@ DOSSIER_PORTS = {"https": 443, "http": 80}
 # The notification sink (motcua.lab.sink) at this offset (127.79.0.25).
 SINK_OFFSET = 25
 SINK_PORTS = {"http": 80, "smtp": 25}
+# The duty board's port on each monitoring host (monitoring_exporters_board_port) and the lab's read-only
+# user of the plane (motcua_web_users in inventory/lab/group_vars/all.yml): it may look, not silence.
+BOARD_PORT = 9443
+LAB_VIEWER = "viewer"
 HOST_KINDS = ("counter", "server")  # containers: counter PCs and the DX Centre's servers
 # Sizing: what one booted counter container costs, and the share of the
 # machine's available memory the lab may take.
@@ -360,6 +364,8 @@ class Lab:
             checks.append(("counter", host.name, host.address, 22, "" if counters.is_vacant(host) else host.name))
         for host in plan.servers:
             checks.append(("monitoring", host.name, host.address, 22, host.name))
+        for host in plan.servers:  # the duty board each monitoring host serves (monitoring_exporters_board)
+            checks.append(("board", f"board {host.name} (https)", host.address, BOARD_PORT, host.name))
         for device in plan.gear:
             checks.append((device.role, device.name, device.address, 22, "gear"))
         checks.append(("dossier", "dossier (https)", plan.dossier_address, DOSSIER_PORTS["https"], "dossier"))
@@ -624,13 +630,13 @@ class Lab:
     def _web_credentials(self, plan: LabPlan) -> None:
         """The locked monitoring plane's lab credentials (docs/monitoring.md): each host's TLS certificate
         from the lab CA (<lab home>/web/<host>.crt, .key) and the two basic-auth users' passwords,
-        monitoring (the plane's own services) and operator (people, motcua silence, the tests), in
-        <lab home>/web/<user>-password - the lab's stand-in for the vault."""
+        monitoring (the plane's own services), operator (people, motcua silence, the tests) and viewer
+        (the duty board's read-only user), in <lab home>/web/<user>-password - the lab's stand-in for the vault."""
         folder = self.home / "web"
         issued = ca.issue_web_certificates(self.home / "ca", folder, {h.name: h.address for h in plan.hosts})
         if issued:
             self.progress(f"lab: TLS certificates from the lab CA for {len(issued)} host(s)")
-        for user in WEB_USERS:
+        for user in (*WEB_USERS, LAB_VIEWER):
             path = folder / f"{user}-password"
             if not path.exists():
                 path.write_text(secrets.token_urlsafe(24) + "\n")

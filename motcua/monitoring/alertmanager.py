@@ -333,7 +333,8 @@ def board_data(registry: Registry, roster: DutyRoster) -> dict[str, object]:
             "region": site.region, "team": site.team, "phase": site.phase, "address": site.street_address or "",
             "devices": [{"name": h.name, "role": h.role} for h in site.hosts],
         })  # fmt: skip
-    people = {}
+    lead = roster.lead
+    people = {lead.id: {"name": lead.name, "zalo": lead.zalo or "", "phone": lead.phone or ""}}
     shifts = []
     for shift in roster.shifts:
         person = shift.person
@@ -346,4 +347,4 @@ def board_data(registry: Registry, roster: DutyRoster) -> dict[str, object]:
                            "end": end.isoformat(timespec="minutes")})  # fmt: skip
     used = {s["region"] for s in sites}
     return {"timezone": roster.timezone, "regions": {k: v for k, v in REGIONS.items() if k in used},
-            "sites": sites, "people": people, "shifts": shifts}  # fmt: skip
+            "lead": lead.id, "sites": sites, "people": people, "shifts": shifts}  # fmt: skip

@@ -275,7 +275,7 @@ def test_a_counter_down_turns_its_site_critical_and_the_site_page_names_it_its_r
     if 7 <= hour < 18:
         assert "Đang trực / now" in page and ("Hoàng Văn Dũng" in page or "Nguyễn Văn An" in page)
     else:
-        assert "Không có ai trực lúc này" in page and "Ca sau / next" in page
+        assert "Không có ca trực lúc này" in page and "Trần Thị Lan" in page and "Ca sau / next" in page
     runbook = client.call("/runbook/counter-down")[1]
     assert "<h2>CounterDown" in runbook and "<pre><code>motcua fleet diag" in runbook and "```" not in runbook
     alerts = client.call("/alerts?severity=critical")[1]

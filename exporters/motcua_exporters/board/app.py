@@ -251,6 +251,7 @@ class Board:
             devices=st.device_states(state),
             on_now=on_now,
             on_next=on_next,
+            lead=self.config.data.lead,
             readiness=snap.readiness.get(code, ""),
             level_text=st.LEVEL_TEXT,
             token=self.token(request.user),

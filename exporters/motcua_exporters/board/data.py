@@ -9,6 +9,7 @@ registry itself, and nothing here parses it again.
     sites:
       - {code: "26740", name: Phường Sài Gòn, kind: ward, region: hcm, team: dx-hcm, phase: live,
          address: ..., devices: [{name: w26740-rt01, role: router}, ...]}
+    lead: lan.tt      # who gets the alerts no shift covers (outside the launch window, for one)
     people: {an.nv: {name: Nguyễn Văn An, zalo: "847...", phone: "0900000002"}}
     shifts:   # each span of each shift, in the roster's local time
       - {person: an.nv, scope: system, start: "2025-07-01T07:00", end: "2025-07-01T19:00"}
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ..core.config import ConfigError, Section, load_yaml
+from ..core.config import Section, load_yaml
 
 SITE_CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 ROLES = ("router", "switch", "kiosk", "counter", "printer", "scanner")  # the registry's device roles
@@ -82,6 +83,7 @@ class BoardData:
     regions: dict[str, str]
     sites: dict[str, Site]
     spans: list[Span]
+    lead: Person | None = None
 
     def on_duty(self, site: str | None, when: dt.datetime) -> tuple[list[Span], list[Span]]:
         """The spans covering ``site`` (None: the dossier system) now, and the next ones to start."""
@@ -150,6 +152,8 @@ def load_data(path: str | Path) -> BoardData:
             tuple(devices),
         )
         entry.done()
+    if not sites:
+        raise root.error("sites", "no site: the board would show nothing")
     people: dict[str, Person] = {}
     for pid, raw in root.mapping("people", {}).items():
         person = Section(raw, root.file, f"people.{pid}")
@@ -157,6 +161,9 @@ def load_data(path: str | Path) -> BoardData:
             str(pid), person.str("name"), str(person.raw("zalo", "") or ""), str(person.raw("phone", "") or "")
         )
         person.done()
+    lead_id = root.str("lead", None)
+    if lead_id is not None and lead_id not in people:
+        raise root.error("lead", f"{lead_id!r} is not in people")
     spans = []
     for entry in root.sections("shifts", []):
         pid = entry.str("person")
@@ -178,6 +185,4 @@ def load_data(path: str | Path) -> BoardData:
         spans.append(Span(people[pid], system, codes, start, end))
         entry.done()
     root.done()
-    if not sites:
-        raise ConfigError(path, "sites", "no site: the board would show nothing")
-    return BoardData(str(path), zone, regions, sites, spans)
+    return BoardData(str(path), zone, regions, sites, spans, people[lead_id] if lead_id else None)

@@ -13,10 +13,12 @@ description:
     the Alertmanager config (as a mapping) - receivers, time intervals, routes, topology inhibition.
   - C(bridge) reads the roster the same way and returns the notification bridge's recipients
     (receiver name to person, channels, Zalo id, phone).
+  - C(board) reads the roster the same way and returns the duty board's data file (as a mapping) - the
+    inventory's sites with their devices, regions and teams, and each span of each shift.
   - Vault-encrypted roster files are decrypted through Ansible's loader.
 options:
   _terms:
-    description: C(rules), C(alertmanager) or C(bridge).
+    description: C(rules), C(alertmanager), C(bridge) or C(board).
     required: true
   registry:
     description: Site registry directory (the inventory exports it as C(motcua_registry_dir)).
@@ -42,7 +44,7 @@ options:
     type: str
     default: docs/runbooks
   roster:
-    description: (alertmanager, bridge) The duty roster file.
+    description: (alertmanager, bridge, board) The duty roster file.
     type: str
   settings:
     description: (alertmanager) smtp, telegram, webhooks, bridge, pace - see motcua.monitoring.alertmanager.
@@ -73,8 +75,8 @@ class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
         project.require("motcua.ops.monitoring", AnsibleLookupError)
         self.set_options(var_options=variables, direct=kwargs)
-        if len(terms) != 1 or terms[0] not in ("rules", "alertmanager", "bridge"):
-            raise AnsibleLookupError("motcua.ops.monitoring takes one term: rules, alertmanager or bridge")
+        if len(terms) != 1 or terms[0] not in ("rules", "alertmanager", "bridge", "board"):
+            raise AnsibleLookupError("motcua.ops.monitoring takes one term: rules, alertmanager, bridge or board")
         try:
             registry = project.registry.load_registry(self.get_option("registry"))
             registry = registry.subset(self.get_option("sites") or None)
@@ -94,6 +96,8 @@ class LookupModule(LookupBase):
                 parsed = project.duty.load_duty_roster(real, registry, label=str(roster))
                 if terms[0] == "bridge":
                     return [project.alertmanager.bridge_recipients(parsed)]
+                if terms[0] == "board":
+                    return [project.alertmanager.board_data(registry, parsed)]
                 return [project.alertmanager.compile_alertmanager(parsed, self.get_option("settings"))]
             except project.validation.InputError as exc:
                 raise AnsibleLookupError(str(exc)) from None
