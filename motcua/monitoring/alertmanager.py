@@ -346,5 +346,5 @@ def board_data(registry: Registry, roster: DutyRoster) -> dict[str, object]:
             shifts.append({"person": person.id, "scope": scope, "start": start.isoformat(timespec="minutes"),
                            "end": end.isoformat(timespec="minutes")})  # fmt: skip
     used = {s["region"] for s in sites}
-    return {"timezone": roster.timezone, "regions": {k: v for k, v in REGIONS.items() if k in used},
+    return {"timezone": roster.timezone, "regions": [{"id": k, "name": v} for k, v in REGIONS.items() if k in used],
             "lead": lead.id, "sites": sites, "people": people, "shifts": shifts}  # fmt: skip

@@ -11,7 +11,7 @@ from motcua_exporters.core.config import ConfigError
 
 GOOD = {
     "timezone": "Asia/Ho_Chi_Minh",
-    "regions": {"hcm": "TP Hồ Chí Minh"},
+    "regions": [{"id": "hcm", "name": "TP Hồ Chí Minh"}],
     "lead": "lan",
     "sites": [
         {
@@ -79,6 +79,8 @@ def test_the_good_data_file_knows_who_is_on_duty_and_next(tmp_path):
         ({"viewers": [], "silencers": []}, "viewers: no viewer and no silencer"),
         ({"refresh": "1s"}, "refresh: must be at least 2s"),
         ({"runbook_dir": "/nonexistent"}, "runbook_dir: no such file"),
+        ({"data": GOOD}, "data_file: give data_file (the data file's path) or data (its content), not both"),
+        ({"data": {**GOOD, "sites": []}, "data_file": None}, "data.sites: no site"),
     ],
 )
 def test_a_bad_config_is_refused_naming_the_key(tmp_path, config, where):
@@ -90,6 +92,7 @@ def test_a_bad_config_is_refused_naming_the_key(tmp_path, config, where):
         "viewers": ["viewer"],
         "silencers": ["operator"],
     }
-    (tmp_path / "board.yml").write_text(yaml.safe_dump({**base, **config}))
+    merged = {k: v for k, v in {**base, **config}.items() if v is not None}  # None: the key left out
+    (tmp_path / "board.yml").write_text(yaml.safe_dump(merged))
     with pytest.raises(ConfigError, match=where.replace("(", r"\(").replace(")", r"\)")):
         load_config(tmp_path / "board.yml")

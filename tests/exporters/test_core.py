@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import zipfile
 from io import BytesIO
 
@@ -69,9 +71,29 @@ def test_bundle_is_reproducible_and_holds_every_module():
     assert first == second  # copying it to counters is idempotent
     assert first.startswith(b"#!/usr/bin/python3\n")
     names = zipfile.ZipFile(BytesIO(first.split(b"\n", 1)[1])).namelist()
-    modules = sorted(f"motcua_exporters/{p.relative_to(PACKAGE).as_posix()}" for p in PACKAGE.rglob("*.py"))
+    files = [*PACKAGE.rglob("*.py"), *PACKAGE.rglob("templates/*.html")]
+    modules = sorted(f"motcua_exporters/{p.relative_to(PACKAGE).as_posix()}" for p in files)
     assert names == ["__main__.py", *modules]
+    assert "motcua_exporters/board/templates/city.html" in names  # the duty board's pages travel with its code
     assert not any("__pycache__" in name for name in names)
+
+
+def test_the_board_reads_its_templates_from_inside_the_zip(tmp_path):
+    """On a monitoring host the board runs from the zip: its templates are read with importlib.resources."""
+    bundle = tmp_path / "motcua-exporters.pyz"
+    bundle.write_bytes(bundle_bytes())
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import motcua_exporters.board.app as app; "
+        "from motcua_exporters.board.sources import Snapshot; "
+        "assert app.__file__.startswith(sys.argv[1]), app.__file__; "
+        "print(app._templates().get_template('city.html').render(partial=True, snap=Snapshot(), stale_am=False, "
+        "stale_prom=False, regions=[], counts={'ok': 0, 'warning': 0, 'critical': 0, 'offline': 0}, "
+        "system={'known': False, 'alerts': [], 'seconds': None, 'cert_days': None}, readiness={}, level_text={}, "
+        "refresh=15, host=str, at=str)[:2000])"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, str(bundle)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "0 bình thường / ok" in done.stdout
 
 
 SLOW_ADDRESS = "127.81.0.7:19110"  # the tests' own loopback address

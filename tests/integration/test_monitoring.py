@@ -14,6 +14,8 @@ monitoring host reaches the lead by SMS.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 import shutil
@@ -29,6 +31,9 @@ import pytest
 import testinfra
 import yaml
 from ansible_collections.motcua.ops.plugins.filter.metric_value import metric_value
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from PIL import Image
 
 from motcua.lab import make_plan
 from motcua.lab.dossier import write_fault
@@ -834,3 +839,131 @@ def test_a_ward_whose_line_is_cut_is_one_alert_for_its_person_on_duty(lab, monit
                 labels = alert["labels"]
                 if "site" in labels:  # a site's alert: only this ward's SiteOffline
                     assert (labels["alertname"], labels["site"]) == ("SiteOffline", site), labels
+
+
+# ---------------------------------------------------------------- the duty board (docs/board.md)
+BOARDS = {MON: "https://127.79.0.10:9443", MON2: "https://127.79.0.13:9443"}
+ARTEFACTS = ROOT / "reports" / "board"
+
+
+def board(path: str, user: str | None = "viewer", form: dict | None = None, host: str = MON) -> tuple[int, str, dict]:
+    """A page of a lab monitoring host's duty board, as ``user`` (None: no credentials), redirects not followed."""
+    headers = {}
+    if user:
+        password = (LAB_HOME / "web" / f"{user}-password").read_text().strip()
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    data = urllib.parse.urlencode(form).encode() if form is not None else None
+    request = urllib.request.Request(BOARDS[host] + path, data=data, headers=headers)  # noqa: S310 - the lab
+
+    class Keep(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    context = ssl.create_default_context(cafile=str(LAB_HOME / "ca" / "ca.pem"))
+    opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), Keep)
+    try:
+        with opener.open(request, timeout=10) as resp:
+            return resp.status, resp.read().decode(), dict(resp.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(), dict(exc.headers)
+
+
+def tile_level(code: str, host: str = MON) -> str:
+    match = re.search(rf'data-site="{code}" data-level="(\w+)"', board("/", host=host)[1])
+    assert match, f"no tile for {code}"
+    return match.group(1)
+
+
+def screenshot(tmp_path, width: int, height: int) -> Image.Image:
+    """The city view in Debian's headless Chromium, as the viewer, kept in reports/board/ (the test's artefact).
+    Chromium trusts exactly dx-mon01's key (its SPKI hash): the lab CA is not in its store."""
+    cert = x509.load_pem_x509_certificate((LAB_HOME / "web" / f"{MON}.crt").read_bytes())
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    pin = base64.b64encode(hashlib.sha256(spki).digest()).decode()
+    password = (LAB_HOME / "web" / "viewer-password").read_text().strip()
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTEFACTS / f"city-{width}x{height}.png"
+    shot.unlink(missing_ok=True)
+    browser = shutil.which("chromium")
+    assert browser, "Debian's chromium package is missing (requirements-apt.txt)"
+    url = f"https://viewer:{urllib.parse.quote(password, safe='')}@127.79.0.10:9443/"
+    done = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--window-size={width},{height}",
+         f"--user-data-dir={tmp_path / f'profile-{width}'}", f"--ignore-certificate-errors-spki-list={pin}",
+         f"--screenshot={shot}", url],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0 and shot.is_file(), done.stderr[-2000:]
+    image = Image.open(shot).convert("RGB")
+    assert image.size == (width, height)
+    return image
+
+
+def colour_pixels(image: Image.Image, rgb: tuple[int, int, int]) -> int:
+    return sum(1 for p in image.getdata() if all(abs(a - b) <= 8 for a, b in zip(p, rgb, strict=True)))
+
+
+def test_the_duty_board_shows_a_stopped_counter_who_is_on_duty_and_silences_it(lab, monitored, tmp_path):
+    """The board on both monitoring hosts: a counter stopped turns its site's tile amber (CounterDown is a warning)
+    within the refresh; the site's page names the counter, its runbook and the ward's person on duty; a silence
+    from the board reaches Alertmanager with the operator as author; screenshots for a phone and a wall screen."""
+    listed = {row["name"]: row for row in lab.status() if row["kind"] == "board"}
+    assert {name.split()[1] for name in listed} == {MON, MON2}
+    assert all(row["state"] == "up" for row in listed.values()), listed
+    assert board("/", user=None)[0] == 401
+    for host in BOARDS:
+        status, page, _ = board("/", host=host)
+        assert status == 200 and "Không đọc được" not in page
+        for code in ("ttpv", "26740", "25747", "26732"):
+            assert f'data-site="{code}"' in page
+    site, counter = "25747", "w25747-pc02"
+    wait_for(lambda: tile_level(site) == "ok", 90, f"the {site} tile green")
+    phone, wall = screenshot(tmp_path, 360, 800), screenshot(tmp_path, 1920, 1080)
+    for image in (phone, wall):
+        # Four green tiles (each about 80 x 34 px or more) and the "ok" count badge.
+        assert colour_pixels(image, (0x1E, 0x8E, 0x3E)) > 4 * 2000, image.size
+
+    silence_id = ""
+    print(lab.stop_host(counter))
+    try:
+        wait_for(lambda: tile_level(site) == "warning", 90, f"the {site} tile amber (CounterDown)")
+        page = board(f"/site/{site}")[1]
+        assert re.search(rf'data-host="{counter}" data-level="warning"', page), page[-3000:]
+        assert 'href="/runbook/counter-down"' in page and "Đang trực / now" in page and "Phạm Thị Phường" in page
+        runbook = board("/runbook/counter-down")[1]
+        assert "<h2>CounterDown" in runbook and "```" not in runbook
+
+        viewer_form = board(f"/site/{site}")[1]
+        assert 'action="/silence"' not in viewer_form
+        token = re.search(r'name="token" value="(\w+)"', board(f"/site/{site}", "operator")[1]).group(1)
+        form = {"token": token, "site": site, "host": counter, "for": "30m",
+                "comment": "máy quầy đang sửa / under repair"}  # fmt: skip
+        assert board("/silence", "viewer", form)[0] == 403
+        assert board("/silence", "operator", {**form, "comment": ""})[0] == 400
+        status, _, headers = board("/silence", "operator", form)
+        assert status == 303, headers
+        mine = [s for s in get_json(f"{ALERTMANAGERS[MON2]}/api/v2/silences")
+                if s["status"]["state"] == "active" and "under repair" in s["comment"]]  # fmt: skip
+        assert len(mine) == 1 and mine[0]["createdBy"] == "operator"
+        assert {m["name"]: m["value"] for m in mine[0]["matchers"]} == {"instance": counter}
+        silence_id = mine[0]["id"]
+        wait_for(lambda: tile_level(site) == "ok", 60, "the silenced counter no longer colouring the tile")
+        assert re.search(rf'data-host="{counter}" data-level="silenced"', board(f"/site/{site}")[1])
+    finally:
+        lab.up()
+        if silence_id:
+            expire = f"{ALERTMANAGERS[MON]}/api/v2/silence/{silence_id}"
+            with plane_open(urllib.request.Request(expire, method="DELETE")):  # noqa: S310 - the lab's plane
+                pass
+
+    # dx-mon01's Alertmanager stopped: its board still answers, from dx-mon02's, and says so.
+    mon1 = testinfra.get_host(f"ssh://{MON}", ssh_config=str(lab.ssh_dir / "config"))
+    mon1.run("systemctl stop prometheus-alertmanager")
+    try:
+        page = wait_for(lambda: (p := board("/")[1]) and "Alertmanager 127.79.0.13:9093" in p and p, 30,
+                        "dx-mon01's board reading dx-mon02's Alertmanager")  # fmt: skip
+        assert "Không đọc được Alertmanager" not in page
+    finally:
+        mon1.run("systemctl start prometheus-alertmanager")
+    wait_for(lambda: "Alertmanager 127.79.0.10:9093" in board("/")[1], 60, "dx-mon01's board back on its own")
+    wait_for(lambda: tile_level(site) == "ok", 90, f"{counter} back")

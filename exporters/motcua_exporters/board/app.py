@@ -2,7 +2,8 @@
 
 Config (``/etc/motcua/board.yml``, written by the monitoring_board role)::
 
-    data_file: /etc/motcua/board/data.yml        # sites, devices, shifts (rendered from the registry)
+    data_file: /etc/motcua/board/data.yml        # sites, devices, shifts (rendered from the registry); or the same
+                                                 # inline as data: (the controller's check before the host changes)
     runbook_dir: /usr/share/motcua/runbooks      # docs/runbooks/*.md, served as HTML
     prometheus: [https://mon01:9090/, https://mon02:9090/]
     alertmanager: [https://mon01:9093/, https://mon02:9093/]
@@ -36,7 +37,7 @@ from ..core.web import Request, Response
 from ..notify.channels import Http
 from ..notify.config import PlaneSettings, read_plane
 from . import state as st
-from .data import BoardData, load_data
+from .data import BoardData, load_data, parse_data
 from .runbooks import Runbooks
 from .sources import Feed, Pair, Snapshot
 
@@ -67,11 +68,13 @@ def _urls(root, key: str) -> list[str]:
 
 def load_config(path: str | Path) -> BoardConfig:
     root = load_yaml(path)
-    data_file = root.path("data_file", must_exist=True)
+    if root.has("data") == root.has("data_file"):
+        raise root.error("data_file", "give data_file (the data file's path) or data (its content), not both")
+    data = parse_data(root.section("data")) if root.has("data") else load_data(root.path("data_file", must_exist=True))
     runbook_dir = root.path("runbook_dir", None, must_exist=True)
     config = BoardConfig(
         Path(path),
-        load_data(data_file),
+        data,
         Runbooks(runbook_dir),
         _urls(root, "prometheus"),
         _urls(root, "alertmanager"),

@@ -5,7 +5,7 @@ registry itself, and nothing here parses it again.
 ::
 
     timezone: Asia/Ho_Chi_Minh
-    regions: {hcm: TP Hồ Chí Minh (cũ), bd: Bình Dương (cũ), vt: Bà Rịa - Vũng Tàu (cũ)}
+    regions: [{id: hcm, name: TP Hồ Chí Minh}, {id: bd, name: Bình Dương}, {id: vt, name: Bà Rịa - Vũng Tàu}]
     sites:
       - {code: "26740", name: Phường Sài Gòn, kind: ward, region: hcm, team: dx-hcm, phase: live,
          address: ..., devices: [{name: w26740-rt01, role: router}, ...]}
@@ -120,13 +120,20 @@ def _time(section: Section, key: str, zone: ZoneInfo) -> dt.datetime:
 
 
 def load_data(path: str | Path) -> BoardData:
-    root = load_yaml(path)
+    return parse_data(load_yaml(path))
+
+
+def parse_data(root: Section) -> BoardData:
+    """The data file's mapping (a file's, or one given inline in the board's config for a check)."""
     zone_name = root.str("timezone", "Asia/Ho_Chi_Minh")
     try:
         zone = ZoneInfo(zone_name)
     except (ZoneInfoNotFoundError, ValueError):
         raise root.error("timezone", f"unknown time zone {zone_name!r}") from None
-    regions = {str(k): str(v) for k, v in root.mapping("regions").items()}
+    regions: dict[str, str] = {}
+    for entry in root.sections("regions"):
+        regions[entry.str("id")] = entry.str("name")
+        entry.done()
     sites: dict[str, Site] = {}
     for entry in root.sections("sites"):
         code = str(entry.raw("code") or "")
@@ -185,4 +192,4 @@ def load_data(path: str | Path) -> BoardData:
         spans.append(Span(people[pid], system, codes, start, end))
         entry.done()
     root.done()
-    return BoardData(str(path), zone, regions, sites, spans, people[lead_id] if lead_id else None)
+    return BoardData(root.file, zone, regions, sites, spans, people[lead_id] if lead_id else None)
