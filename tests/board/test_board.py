@@ -98,111 +98,116 @@ def plane(tmp_path_factory):
     """A real Alertmanager and Prometheus on loopback, and the board reading them (first member: a dead port)."""
     tmp = tmp_path_factory.mktemp("board")
     procs: list = []
-    registry = load_registry(ROOT / "inventory/hcmc/registry").subset(LAB_SITES, max_counters=2)
-    data = board_data(registry, load_duty_roster(shifted_roster(tmp), registry))
-    (tmp / "data.yml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    try:
+        registry = load_registry(ROOT / "inventory/hcmc/registry").subset(LAB_SITES, max_counters=2)
+        data = board_data(registry, load_duty_roster(shifted_roster(tmp), registry))
+        (tmp / "data.yml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
 
-    am_port = free_port()
-    (tmp / "am.yml").write_text(
-        yaml.safe_dump(
-            {
-                "route": {"receiver": "none", "group_wait": "1s"},
-                "receivers": [{"name": "none"}],
-                "inhibit_rules": inhibit_rules(),
-            }
+        am_port = free_port()
+        (tmp / "am.yml").write_text(
+            yaml.safe_dump(
+                {
+                    "route": {"receiver": "none", "group_wait": "1s"},
+                    "receivers": [{"name": "none"}],
+                    "inhibit_rules": inhibit_rules(),
+                }
+            )
         )
-    )
-    am_argv = [
-        "/usr/bin/prometheus-alertmanager",
-        f"--config.file={tmp / 'am.yml'}",
-        f"--storage.path={tmp / 'am'}",
-        f"--web.listen-address=127.0.0.1:{am_port}",
-        "--cluster.listen-address=",
-    ]
-    am = start(am_argv, tmp / "am.log", am_port, procs)
-
-    prom_port = free_port()
-    rules = {
-        "groups": [
-            {
-                "name": "stand-ins",
-                "interval": "1s",
-                "rules": [
-                    {
-                        "record": "motcua_dossier_probe_success",
-                        "expr": 'label_replace(vector(1), "job", "dossier", "", "")',
-                    },
-                    {
-                        "record": "motcua_dossier_probe_duration_seconds",
-                        "expr": 'label_replace(vector(0.42), "job", "dossier", "", "")',
-                    },
-                    {
-                        "record": "motcua_dossier_probe_tls_not_after_timestamp_seconds",
-                        "expr": 'label_replace(vector(time() + 40 * 86400), "job", "dossier", "", "")',
-                    },
-                    {
-                        "record": "motcua_readiness_site_verdict",
-                        "expr": 'label_replace(label_replace(vector(1), "site", "26740", "", ""),'
-                        ' "verdict", "amber", "", "")',
-                    },
-                ],
-            }
+        am_argv = [
+            "/usr/bin/prometheus-alertmanager",
+            f"--config.file={tmp / 'am.yml'}",
+            f"--storage.path={tmp / 'am'}",
+            f"--web.listen-address=127.0.0.1:{am_port}",
+            "--cluster.listen-address=",
         ]
-    }
-    (tmp / "rules.yml").write_text(yaml.safe_dump(rules))
-    (tmp / "prometheus.yml").write_text(
-        yaml.safe_dump({"global": {"evaluation_interval": "1s"}, "rule_files": [str(tmp / "rules.yml")]})
-    )
-    prom_argv = [
-        "/usr/bin/prometheus",
-        f"--config.file={tmp / 'prometheus.yml'}",
-        f"--storage.tsdb.path={tmp / 'prom'}",
-        f"--web.listen-address=127.0.0.1:{prom_port}",
-    ]
-    start(prom_argv, tmp / "prom.log", prom_port, procs)
+        am = start(am_argv, tmp / "am.log", am_port, procs)
 
-    ca.ensure_lab_ca(tmp / "ca", "127.0.0.1")
-    ca.issue_web_certificates(tmp / "ca", tmp / "web", {"board": "127.0.0.1"})
-    users = {u: bcrypt.hashpw(p.encode(), bcrypt.gensalt(4)).decode() for u, p in PASSWORDS.items()}
-    (tmp / "web.yml").write_text(
-        yaml.safe_dump(
-            {
-                "tls_server_config": {"cert_file": str(tmp / "web/board.crt"), "key_file": str(tmp / "web/board.key")},
-                "basic_auth_users": users,
-            }
+        prom_port = free_port()
+        rules = {
+            "groups": [
+                {
+                    "name": "stand-ins",
+                    "interval": "1s",
+                    "rules": [
+                        {
+                            "record": "motcua_dossier_probe_success",
+                            "expr": 'label_replace(vector(1), "job", "dossier", "", "")',
+                        },
+                        {
+                            "record": "motcua_dossier_probe_duration_seconds",
+                            "expr": 'label_replace(vector(0.42), "job", "dossier", "", "")',
+                        },
+                        {
+                            "record": "motcua_dossier_probe_tls_not_after_timestamp_seconds",
+                            "expr": 'label_replace(vector(time() + 40 * 86400), "job", "dossier", "", "")',
+                        },
+                        {
+                            "record": "motcua_readiness_site_verdict",
+                            "expr": 'label_replace(label_replace(vector(1), "site", "26740", "", ""),'
+                            ' "verdict", "amber", "", "")',
+                        },
+                    ],
+                }
+            ]
+        }
+        (tmp / "rules.yml").write_text(yaml.safe_dump(rules))
+        (tmp / "prometheus.yml").write_text(
+            yaml.safe_dump({"global": {"evaluation_interval": "1s"}, "rule_files": [str(tmp / "rules.yml")]})
         )
-    )
-    dead = f"http://127.0.0.1:{free_port()}/"
-    config = {
-        "data_file": str(tmp / "data.yml"),
-        "runbook_dir": str(ROOT / "docs/runbooks"),
-        "prometheus": [f"http://127.0.0.1:{prom_port}/"],
-        "alertmanager": [dead, f"http://127.0.0.1:{am_port}/"],
-        "refresh": "2s",
-        "timeout": "1s",
-        "viewers": ["viewer"],
-        "silencers": ["operator"],
-    }
-    (tmp / "board.yml").write_text(yaml.safe_dump(config))
-    board_port = free_port()
-    start(
-        [
-            str(BIN / "motcua-board"),
-            f"--config.file={tmp / 'board.yml'}",
-            f"--web.listen-address=127.0.0.1:{board_port}",
-            f"--web.config.file={tmp / 'web.yml'}",
-        ],
-        tmp / "board.log",
-        board_port,
-        procs,
-    )
-    context = ssl.create_default_context(cafile=str(tmp / "ca/ca.pem"))
-    context.check_hostname = False  # the certificate names 127.0.0.1 as an IP address; urllib checks the host name
-    client = Client(f"https://127.0.0.1:{board_port}", context)
-    # Prometheus' rules have run once (the dossier system is known).
-    poll(lambda: "0.42 s" in client.call("/")[1], 30, "the board's first read of Prometheus")
-    yield {"client": client, "am": f"http://127.0.0.1:{am_port}/", "am_proc": am, "dead": dead, "tmp": tmp}
-    stop(procs)
+        prom_argv = [
+            "/usr/bin/prometheus",
+            f"--config.file={tmp / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp / 'prom'}",
+            f"--web.listen-address=127.0.0.1:{prom_port}",
+        ]
+        start(prom_argv, tmp / "prom.log", prom_port, procs)
+
+        ca.ensure_lab_ca(tmp / "ca", "127.0.0.1")
+        ca.issue_web_certificates(tmp / "ca", tmp / "web", {"board": "127.0.0.1"})
+        users = {u: bcrypt.hashpw(p.encode(), bcrypt.gensalt(4)).decode() for u, p in PASSWORDS.items()}
+        (tmp / "web.yml").write_text(
+            yaml.safe_dump(
+                {
+                    "tls_server_config": {
+                        "cert_file": str(tmp / "web/board.crt"),
+                        "key_file": str(tmp / "web/board.key"),
+                    },
+                    "basic_auth_users": users,
+                }
+            )
+        )
+        dead = f"http://127.0.0.1:{free_port()}/"
+        config = {
+            "data_file": str(tmp / "data.yml"),
+            "runbook_dir": str(ROOT / "docs/runbooks"),
+            "prometheus": [f"http://127.0.0.1:{prom_port}/"],
+            "alertmanager": [dead, f"http://127.0.0.1:{am_port}/"],
+            "refresh": "2s",
+            "timeout": "1s",
+            "viewers": ["viewer"],
+            "silencers": ["operator"],
+        }
+        (tmp / "board.yml").write_text(yaml.safe_dump(config))
+        board_port = free_port()
+        start(
+            [
+                str(BIN / "motcua-board"),
+                f"--config.file={tmp / 'board.yml'}",
+                f"--web.listen-address=127.0.0.1:{board_port}",
+                f"--web.config.file={tmp / 'web.yml'}",
+            ],
+            tmp / "board.log",
+            board_port,
+            procs,
+        )
+        context = ssl.create_default_context(cafile=str(tmp / "ca/ca.pem"))
+        context.check_hostname = False  # the certificate names 127.0.0.1 as an IP address; urllib checks the host name
+        client = Client(f"https://127.0.0.1:{board_port}", context)
+        # Prometheus' rules have run once (the dossier system is known).
+        poll(lambda: "0.42 s" in client.call("/")[1], 30, "the board's first read of Prometheus")
+        yield {"client": client, "am": f"http://127.0.0.1:{am_port}/", "am_proc": am, "dead": dead, "tmp": tmp}
+    finally:  # also when the set-up fails half-way: nothing it started is left running
+        stop(procs)
 
 
 def raise_alerts(am: str, *alerts: tuple[str, str, str, str, str]) -> None:

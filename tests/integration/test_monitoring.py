@@ -766,6 +766,14 @@ def test_every_dashboard_query_runs_on_the_lab_prometheus(monitored, name):
 def test_dashboards_on_the_monitoring_host(monitored, mon):
     for name in dashboards.render():
         assert mon.file(f"/var/lib/motcua/dashboards/{name}").exists
+    # Grafana's provisioning: the pair's Prometheus (this host's the default) and the dashboards' folder.
+    sources = yaml.safe_load(mon.file("/etc/grafana/provisioning/datasources/motcua.yml").content_string)
+    assert [(s["url"], s["isDefault"]) for s in sources["datasources"]] == [
+        ("https://127.79.0.10:9090", True), ("https://127.79.0.13:9090", False)]  # fmt: skip
+    secrets = sources["datasources"][0]["secureJsonData"]
+    assert secrets["basicAuthPassword"] == "$__file{/etc/motcua/web/monitoring.password}"
+    providers = yaml.safe_load(mon.file("/etc/grafana/provisioning/dashboards/motcua.yml").content_string)
+    assert providers["providers"][0]["options"]["path"] == "/var/lib/motcua/dashboards"
 
 
 def test_a_stopped_printer_reaches_the_person_on_duty_for_that_ward(lab, monitored):
