@@ -101,6 +101,7 @@ def plane(tmp_path_factory):
     try:
         registry = load_registry(ROOT / "inventory/hcmc/registry").subset(LAB_SITES, max_counters=2)
         data = board_data(registry, load_duty_roster(shifted_roster(tmp), registry))
+        next(site for site in data["sites"] if site["code"] == "26732")["phase"] = "cut-over"  # a tile's phase mark
         (tmp / "data.yml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
 
         am_port = free_port()
@@ -262,6 +263,7 @@ def test_nobody_without_credentials_and_a_viewer_sees_every_site_and_the_dossier
     assert "Không đọc được" not in page
     # The readiness verdict from Prometheus.
     assert 'title="sẵn sàng / readiness: amber"' in page
+    assert page.count('title="giai đoạn / phase: cut-over">C</span>') == 1  # 26732's; steady is unmarked
     # A refresh without a full reload: the main part alone.
     partial = client.call("/?partial=1")[1]
     assert partial.lstrip().startswith("<div") and "<html" not in partial

@@ -42,6 +42,8 @@ from .runbooks import Runbooks
 from .sources import Feed, Pair, Snapshot
 
 HTML = "text/html; charset=utf-8"
+# The go-live phases a tile marks (steady, the usual one, is left unmarked).
+PHASE_MARKS = {"pre-production": "P", "cut-over": "C", "hypercare": "H"}
 DURATIONS = {"30m": 30, "1h": 60, "2h": 120, "4h": 240, "8h": 480, "1d": 1440, "3d": 4320}
 
 
@@ -230,6 +232,7 @@ class Board:
             system=self.system(snap),
             readiness=snap.readiness,
             level_text=st.LEVEL_TEXT,
+            phase_marks=PHASE_MARKS,
         )
 
     def site(self, request: Request) -> Response:
