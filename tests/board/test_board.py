@@ -45,6 +45,24 @@ def shifted_roster(tmp_path: Path) -> Path:
     return path
 
 
+def series(name: str, value: float, **labels: str) -> dict:
+    """A recording rule standing for an exporter's series: ``name{job="dossier", labels...} value``."""
+    expr = f"vector({value})"
+    for key, label in {"job": "dossier", **labels}.items():
+        expr = f'label_replace({expr}, "{key}", "{label}", "", "")'
+    return {"record": name, "expr": expr}
+
+
+def dossier_rules(site: str, received: int, on_time: int, late: int, overdue: int) -> list[dict]:
+    """The dossier exporter's figures of one site today (motcua_exporters.dossier.metrics), as Prometheus has them."""
+    return [
+        series("motcua_dossiers_received", received, site=site, window="today"),
+        series("motcua_dossiers_finished", on_time, site=site, window="today", verdict="on_time"),
+        series("motcua_dossiers_finished", late, site=site, window="today", verdict="late"),
+        series("motcua_dossiers_open", overdue, site=site, state="overdue"),
+    ]
+
+
 def start(argv: list[str], log: Path, port: int, procs: list):
     proc = spawn(Path(argv[0]).name, "board-test", argv, log)
     procs.append(proc)
@@ -147,6 +165,7 @@ def plane(tmp_path_factory):
                             "expr": 'label_replace(label_replace(vector(1), "site", "26740", "", ""),'
                             ' "verdict", "amber", "", "")',
                         },
+                        *dossier_rules("26740", received=12, on_time=5, late=1, overdue=2),
                     ],
                 }
             ]
@@ -283,6 +302,10 @@ def test_a_counter_down_turns_its_site_critical_and_the_site_page_names_it_its_r
         assert "Đang trực / now" in page and ("Hoàng Văn Dũng" in page or "Nguyễn Văn An" in page)
     else:
         assert "Không có ca trực lúc này" in page and "Trần Thị Lan" in page and "Ca sau / next" in page
+    # The site's dossier indicators today, from Prometheus.
+    figures = dict(re.findall(r'<td data-figure="(\w+)">(\d+)</td>', page))
+    assert figures == {"received": "12", "on_time": "5", "late": "1", "not_due": "0", "overdue": "2", "paused": "0"}
+    assert "data-figure=" not in client.call("/site/26732")[1]  # no figures for a site the exporter has none of
     runbook = client.call("/runbook/counter-down")[1]
     assert "<h2>CounterDown" in runbook and "<pre><code>motcua fleet diag" in runbook and "```" not in runbook
     alerts = client.call("/alerts?severity=critical")[1]

@@ -259,6 +259,7 @@ class Board:
             on_next=on_next,
             lead=self.config.data.lead,
             readiness=snap.readiness.get(code, ""),
+            dossiers=snap.dossiers.get(code, {}) if snap.prometheus.ok else {},
             level_text=st.LEVEL_TEXT,
             token=self.token(request.user),
             durations=DURATIONS,

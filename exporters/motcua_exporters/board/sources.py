@@ -27,7 +27,12 @@ QUERIES = {
     "dossier_seconds": 'motcua_dossier_probe_duration_seconds{job="dossier"}',
     "dossier_cert_days": '(motcua_dossier_probe_tls_not_after_timestamp_seconds{job="dossier"} - time()) / 86400',
     "readiness": "motcua_readiness_site_verdict == 1",
+    # The dossier indicators per site (Decision 766, docs/kpis.md): both hosts' exporters read the same records.
+    "dossiers_received": 'max by (site) (motcua_dossiers_received{job="dossier", window="today"})',
+    "dossiers_finished": 'max by (site, verdict) (motcua_dossiers_finished{job="dossier", window="today"})',
+    "dossiers_open": 'max by (site, state) (motcua_dossiers_open{job="dossier"})',
 }
+DOSSIER_QUERIES = ("dossiers_received", "dossiers_finished", "dossiers_open")
 
 
 @dataclass
@@ -50,6 +55,8 @@ class Snapshot:
     silences: list[Silence] = field(default_factory=list)
     system: dict[str, list[tuple[dict[str, str], float]]] = field(default_factory=dict)
     readiness: dict[str, str] = field(default_factory=dict)  # site -> green | amber | red
+    # site -> received, on_time, late, unjudged (finished today), not_due, overdue, paused (open now)
+    dossiers: dict[str, dict[str, float]] = field(default_factory=dict)
     alertmanager: Side = field(default_factory=Side)
     prometheus: Side = field(default_factory=Side)
     read_at: float = 0.0
@@ -129,7 +136,7 @@ class Feed:
         """One read of both sides; a side that fails keeps its last data, marked with the error."""
         now = time.time() if now is None else now
         last = self.current()
-        snap = Snapshot(last.alerts, last.silences, last.system, last.readiness, read_at=now)
+        snap = Snapshot(last.alerts, last.silences, last.system, last.readiness, last.dossiers, read_at=now)
         am = Side(last.alertmanager.source, last.alertmanager.taken)
         body, member, errors, calls = self.alertmanager.get("api/v2/alerts")
         am.tried = calls
@@ -160,8 +167,14 @@ class Feed:
             member = answered
             results[name] = vector
         if not prom.error:
-            snap.system = {k: v for k, v in results.items() if k != "readiness"}
+            snap.system = {k: v for k, v in results.items() if k.startswith("dossier_")}
             snap.readiness = {m.get("site", ""): m.get("verdict", "") for m, _ in results["readiness"]}
+            dossiers: dict[str, dict[str, float]] = {}
+            for name in DOSSIER_QUERIES:
+                for labels, value in results[name]:
+                    key = labels.get("verdict") or labels.get("state") or "received"
+                    dossiers.setdefault(labels.get("site", ""), {})[key] = value
+            snap.dossiers = dossiers
             prom.source, prom.taken = member or "", now
         snap.prometheus = prom
         for side, name in ((am, "alertmanager"), (prom, "prometheus")):
