@@ -953,6 +953,9 @@ def test_the_duty_board_shows_a_stopped_counter_who_is_on_duty_and_silences_it(l
         page = board(f"/site/{site}")[1]
         assert re.search(rf'data-host="{counter}" data-level="warning"', page), page[-3000:]
         assert 'href="/runbook/counter-down"' in page and "Đang trực / now" in page and "Phạm Thị Phường" in page
+        # The ward's dossiers today, as the dossier exporter reads them from the stand-in's reporting API.
+        figures = dict(re.findall(r'<td data-figure="(\w+)">(\d+)</td>', page))
+        assert set(figures) == {"received", "on_time", "late", "not_due", "overdue", "paused"}, page[-3000:]
         runbook = board("/runbook/counter-down")[1]
         assert "<h2>CounterDown" in runbook and "```" not in runbook
 
