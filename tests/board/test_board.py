@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 import re
+import shutil
 import ssl
+import subprocess
 import time
 import urllib.error
 import urllib.parse
@@ -19,6 +22,8 @@ from pathlib import Path
 import bcrypt
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from motcua.lab import ca
 from motcua.lab.procs import spawn, stop, wait_for_port
@@ -225,7 +230,14 @@ def plane(tmp_path_factory):
         client = Client(f"https://127.0.0.1:{board_port}", context)
         # Prometheus' rules have run once (the dossier system is known).
         poll(lambda: "0.42 s" in client.call("/")[1], 30, "the board's first read of Prometheus")
-        yield {"client": client, "am": f"http://127.0.0.1:{am_port}/", "am_proc": am, "dead": dead, "tmp": tmp}
+        yield {
+            "client": client,
+            "am": f"http://127.0.0.1:{am_port}/",
+            "am_proc": am,
+            "dead": dead,
+            "tmp": tmp,
+            "port": board_port,
+        }
     finally:  # also when the set-up fails half-way: nothing it started is left running
         stop(procs)
 
@@ -350,6 +362,29 @@ def test_a_viewer_cannot_silence_bad_silences_are_refused_and_a_silencer_silence
     page = page_with(client, "/site/26740", "thay nguồn")
     assert re.search(r'data-host="w26740-pc02" data-level="silenced"', page)
     assert tile(client.call("/")[1], "26740") == "ok"
+
+
+def test_a_browser_refreshes_the_page_part_without_a_reload(plane, tmp_path):
+    """Debian's headless Chromium opens the city view and lets its script run for 7 s of the page's time: the main
+    part is fetched again (refresh: 2 s) and replaced, and the page without JavaScript reloads itself."""
+    cert = x509.load_pem_x509_certificate((plane["tmp"] / "web/board.crt").read_bytes())
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    pin = base64.b64encode(hashlib.sha256(spki).digest()).decode()
+    url = f"https://viewer:{urllib.parse.quote(PASSWORDS['viewer'], safe='')}@127.0.0.1:{plane['port']}/"
+    done = subprocess.run(
+        [shutil.which("chromium") or "chromium", "--headless", "--no-sandbox", "--disable-gpu",
+         f"--user-data-dir={tmp_path / 'profile'}", f"--ignore-certificate-errors-spki-list={pin}",
+         "--virtual-time-budget=7000", "--dump-dom", url],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert re.search(r'<body data-refreshed="\d+">', done.stdout), done.stdout[:3000]
+    assert done.stdout.count('<main id="main">') == 1 and 'data-site="26740"' in done.stdout  # replaced, not nested
+    assert '<noscript><meta http-equiv="refresh" content="8"></noscript>' in client_page(plane)
+
+
+def client_page(plane) -> str:
+    return plane["client"].call("/")[1]
 
 
 def test_unknown_site_and_runbook_are_a_clear_404(plane):
