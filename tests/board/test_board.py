@@ -361,6 +361,10 @@ def test_a_viewer_cannot_silence_bad_silences_are_refused_and_a_silencer_silence
     assert silence["matchers"][0]["name"] == "instance" and silence["matchers"][0]["value"] == "w26740-pc02"
     page = page_with(client, "/site/26740", "thay nguồn")
     assert re.search(r'data-host="w26740-pc02" data-level="silenced"', page)
+    alerts = client.call("/alerts")[1]  # city-wide: who silenced what, until when
+    assert re.search(
+        r"<td>instance=w26740-pc02</td>\s*<td>operator</td><td>thay nguồn / new PSU \[duty board\]</td>", alerts
+    )
     assert tile(client.call("/")[1], "26740") == "ok"
 
 
