@@ -61,9 +61,6 @@ class Snapshot:
     prometheus: Side = field(default_factory=Side)
     read_at: float = 0.0
 
-    def stale(self, side: Side) -> bool:
-        return not side.ok
-
 
 class Pair:
     """Members of one side of the monitoring pair (base URLs, each ending in /), asked in order."""
@@ -126,7 +123,6 @@ class Feed:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.reads = 0
 
     def current(self) -> Snapshot:
         with self._lock:
@@ -182,7 +178,6 @@ class Feed:
                 log.warning("board: %s: no member answered: %s", name, side.error)
         with self._lock:
             self._snapshot = snap
-            self.reads += 1
         return snap
 
     def start(self) -> None:
