@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
 import subprocess
 import sys
 import zipfile
@@ -9,10 +12,14 @@ from io import BytesIO
 
 import pytest
 
+from motcua.lab.procs import spawn, stop
 from motcua.monitoring.bundle import PACKAGE, bundle_bytes
 from motcua_exporters.core.config import ConfigError, Section, parse_duration
 from motcua_exporters.core.exposition import Board, Family
 from motcua_exporters.core.web import split_address
+
+from ..conftest import BIN
+from .conftest import free_port
 
 
 @pytest.mark.parametrize(
@@ -169,3 +176,39 @@ def test_metrics_answer_while_slow_clients_wait(http_server):
     finally:
         for sock in socks:
             sock.close()
+
+
+def test_an_exporter_tells_systemd_it_is_ready_once_its_port_answers(tmp_path):
+    """The units are Type=notify: `systemctl restart` (and the playbook's handler) returns on READY=1, so a
+    port that does not answer yet must never be announced, and an exporter that cannot start never is."""
+    notify = tmp_path / "notify"
+    port = free_port()
+    config = tmp_path / "counter.yml"
+    config.write_text(f'checks:\n  scan_storage: {{paths: ["{tmp_path}"], interval: 1s}}\n')
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(str(notify))
+        listener.settimeout(15)
+        argv = [str(BIN / "motcua-counter-exporter"), "--config.file", str(config),
+                "--web.listen-address", f"127.0.0.1:{port}"]  # fmt: skip
+        proc = spawn("notify", "exporter", argv, tmp_path / "log", env={**os.environ, "NOTIFY_SOCKET": str(notify)})
+        try:
+            ready = listener.recv(4096).decode()
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                pass  # the port answered when READY=1 arrived
+            assert ready.splitlines()[0] == "READY=1" and f"MAINPID={proc.pid}" in ready, ready
+            assert f"STATUS=listening on 127.0.0.1:{port}" in ready
+            os.kill(proc.pid, signal.SIGTERM)
+            assert listener.recv(4096) == b"STOPPING=1"
+        finally:
+            stop([proc])
+        # A port already taken: the exporter ends without announcing anything.
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            argv[-1] = f"127.0.0.1:{taken.getsockname()[1]}"
+            env = {**os.environ, "NOTIFY_SOCKET": str(notify)}
+            done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=30, check=False)
+        assert done.returncode == 1 and "cannot listen" in done.stderr, done.stderr
+        listener.settimeout(0.1)
+        with pytest.raises(TimeoutError):
+            listener.recv(4096)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import faulthandler
 import logging
+import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -64,6 +66,25 @@ def arguments(name: str, description: str, listen: str, config: str | None) -> a
     return parser
 
 
+def notify_systemd(state: str) -> bool:
+    """Tell systemd about our state (sd_notify(3)): the units are Type=notify, so `systemctl start` and a
+    playbook's restart return once the port answers, and an exporter that dies starting fails them.
+    Nothing happens outside systemd (no NOTIFY_SOCKET). Returns whether the message was sent."""
+    address = os.environ.get("NOTIFY_SOCKET", "")
+    if not address:
+        return False
+    if address.startswith("@"):  # an abstract socket
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.connect(address)
+            sock.sendall(state.encode())
+    except OSError as exc:
+        log.warning("cannot notify systemd at %s: %s", address, exc)
+        return False
+    return True
+
+
 def run(name: str, args: argparse.Namespace, load: Callable[[Path], Exporter]) -> int:
     logs.setup(args.log_level, args.log_format)
     try:
@@ -115,12 +136,14 @@ def run(name: str, args: argparse.Namespace, load: Callable[[Path], Exporter]) -
         # answered once the exporter has started, never by one half started (the bridge's store).
         exporter.start()
         server.serve()
+        notify_systemd(f"READY=1\nMAINPID={os.getpid()}\nSTATUS=listening on {args.listen}")
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
     log.info("%s %s started", name, __version__)
     while not stopping.wait(1.0):
         pass
     log.info("stopping")
+    notify_systemd("STOPPING=1")
     exporter.stop()
     server.stop()
     return 0
