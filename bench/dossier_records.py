@@ -1,23 +1,22 @@
 #!/usr/bin/env python3
-"""Benchmark: the dossier records model at city scale (issue #24), in one process, no network.
+"""Benchmark: the dossier records model at city scale (issue #24), no network.
 
 Synthetic records in the reporting API's format (exporters/motcua_exporters/dossier/api_format.py)
-for the production registry's 172 sites: a day of the whole city (~60,000 dossiers) and more days
-on top, to see how each step grows. For each size it prints (medians of --repeat runs):
+for the production registry's 172 sites, ~60,000 dossiers a day. Each size (in days of the city;
+a month is ~1.5 million records) runs in a process of its own, so its peak resident memory is its
+own, and does what the dossier exporter does, through the exporter's own code:
 
-  - merge: 5 minutes of dossiers (~525 records) merged into a store of that size, written whole
-    (RecordStore.update's work after the fetch; the fetch itself is HTTP and not measured here);
-  - check: every stored record mapped and checked (RecordStore.checked);
-  - metrics: the indicators and the metrics text of every checked dossier (as_metrics);
-  - refresh from every record: merge + check + metrics, what the exporter did every interval
-    before running.Running (the baseline, measured in the same run);
-  - running: the exporter's way now: built once (every record checked and put, the first text),
-    then at each refresh merge + the changed records checked and put + the text rendered; the
-    run says whether its text is the same as the baseline's;
-  - the store's size on disk and the process's peak resident memory.
+  - fill: the records merged into the SQLite store (RecordStore.merge) 50,000 at a time;
+  - build: every stored record read, mapped, checked and put into the running figures, one at a
+    time (running.build), and the first metrics text: the exporter's start, or a whole recompute;
+  - refresh: 5 minutes of dossiers (~525: new ones, and earlier ones finished) merged into the store,
+    the changed records' old versions taken out and the new put in (running.apply), the text
+    rendered: the exporter's every read after the fetch (the fetch itself is HTTP, not measured);
+  - prune: the closed dossiers older than every window dropped (once a day in the exporter);
+  - for sizes up to --baseline-days, the text from every dossier at once (metrics.as_metrics, what
+    the exporter did before running.Running), and whether the two texts are the same.
 
-Targets (the issue): a 5-minute refresh < 1 s; a month (~1.5 million records) recomputed < 60 s;
-resident memory < 300 MB. The month is projected linearly from the sizes measured.
+Targets (the issue): a 5-minute refresh < 1 s; a month recomputed < 60 s; resident memory < 300 MB.
 Bounded: sizes and repeats are arguments; a temporary directory, removed at the end.
 """
 
@@ -26,9 +25,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import random
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -38,55 +39,48 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from motcua.registry import load_registry  # noqa: E402
-from motcua_exporters.core.files import write_atomic  # noqa: E402
-from motcua_exporters.dossier import api_format as fmt  # noqa: E402
+from motcua_exporters.dossier.indicators import keep_from  # noqa: E402
 from motcua_exporters.dossier.metrics import as_metrics  # noqa: E402
 from motcua_exporters.dossier.records import TZ  # noqa: E402
-from motcua_exporters.dossier.running import Running  # noqa: E402
-from motcua_exporters.dossier.source import RecordStore  # noqa: E402
+from motcua_exporters.dossier.running import apply, build, forgetting  # noqa: E402
+from motcua_exporters.dossier.source import Fetched, RecordStore  # noqa: E402
 
 PER_DAY = 60_000
 FIVE_MINUTES = PER_DAY * 5 // (9 * 60 + 30)  # the day's intake over 9.5 opening hours
+CHUNK = 50_000
+# The parent's clock, passed to its children (the store's times and the figures' "now" agree).
+NOW = os.environ.setdefault("MOTCUA_BENCH_NOW", dt.datetime.now(TZ).replace(microsecond=0).isoformat())
 
 
-def items(sites: list[str], count: int, end: dt.datetime, rng: random.Random, prefix: str) -> list[dict]:
-    out = []
-    for n in range(count):
-        received = end - dt.timedelta(seconds=rng.randrange(0, max(1, int((count / PER_DAY) * 86400))))
-        due = received + dt.timedelta(hours=rng.choice((8, 24, 72, 120)))
-        done = rng.random() < 0.7
-        finished = received + dt.timedelta(hours=rng.uniform(1, 130)) if done else None
-        if finished and finished > end:
-            finished, done = None, False
-        late = finished is not None and finished > due
-        out.append({
-            "ma_ho_so": f"{prefix}{n:08d}",
-            "ma_don_vi": rng.choice(sites),
-            "ma_co_quan": None,
-            "ma_thu_tuc": f"1.{rng.randrange(300):06d}",
-            "ten_thu_tuc": "Thủ tục",
-            "linh_vuc": "Hộ tịch",
-            "kenh": rng.choice(("truc_tiep", "truc_tuyen")),
-            "ngay_tiep_nhan": received.isoformat(timespec="seconds"),
-            "han_xu_ly": due.isoformat(timespec="seconds"),
-            "ngay_co_ket_qua": finished.isoformat(timespec="seconds") if finished else None,
-            "ngay_tra_ket_qua": None,
-            "trang_thai": "da_giai_quyet" if done else "dang_xu_ly",
-            "ly_do_qua_han": "Thiếu hồ sơ" if late else None,
-            "cap_nhat_luc": (finished or received).isoformat(timespec="seconds"),
-        })  # fmt: skip
-    return out
+def item(site: str, code: str, received: dt.datetime, end: dt.datetime, rng: random.Random) -> dict:
+    due = received + dt.timedelta(hours=rng.choice((8, 24, 72, 120)))
+    # Processing times: 40 % the same day, 40 % in 1-3 days, 15 % in 3-10 days, 5 % not finished yet.
+    draw = rng.random()
+    hours = rng.uniform(0.5, 8) if draw < 0.4 else rng.uniform(24, 72) if draw < 0.8 else rng.uniform(72, 240)
+    finished = received + dt.timedelta(hours=hours) if draw < 0.95 else None
+    if finished and finished > end:
+        finished = None
+    late = finished is not None and finished > due
+    return {
+        "ma_ho_so": code,
+        "ma_don_vi": site,
+        "ma_co_quan": None,
+        "ma_thu_tuc": f"1.{rng.randrange(300):06d}",
+        "ten_thu_tuc": "Thủ tục",
+        "linh_vuc": "Hộ tịch",
+        "kenh": rng.choice(("truc_tiep", "truc_tuyen")),
+        "ngay_tiep_nhan": received.isoformat(timespec="seconds"),
+        "han_xu_ly": due.isoformat(timespec="seconds"),
+        "ngay_co_ket_qua": finished.isoformat(timespec="seconds") if finished else None,
+        "ngay_tra_ket_qua": None,
+        "trang_thai": "da_giai_quyet" if finished else "dang_xu_ly",
+        "ly_do_qua_han": "Thiếu hồ sơ" if late else None,
+        "cap_nhat_luc": (finished or received).isoformat(timespec="seconds"),
+    }
 
 
-def merge(store: RecordStore, fresh: list[dict]) -> None:
-    """What RecordStore.update does with a fetch's items: merge them, write the store whole."""
-    for item in fresh:
-        store.items[item["ma_ho_so"]] = item
-    store.changed = [item["ma_ho_so"] for item in fresh]
-    store.high_water = max([store.high_water, *(fmt.updated_at(i) for i in fresh)])
-    write_atomic(
-        store.path, json.dumps({"high_water": store.high_water, "items": store.items}, ensure_ascii=False), mode=0o600
-    )
+def fetched(items: list[dict]) -> Fetched:
+    return Fetched(items, [], 1, "")
 
 
 def timed(func):
@@ -95,78 +89,122 @@ def timed(func):
     return time.perf_counter() - started, result
 
 
+def fill(days: float, path: Path) -> float:
+    """The store of ``days`` of the city, in this process (its memory is not the exporter's): seconds."""
+    sites = sorted(load_registry(ROOT / "inventory" / "hcmc" / "registry").sites)
+    rng = random.Random(766)  # noqa: S311 - synthetic data, the same each run
+    now = dt.datetime.fromisoformat(NOW)
+    size, span = int(PER_DAY * days), days * 86400
+    store = RecordStore(path)
+    started = time.perf_counter()
+    for first in range(0, size, CHUNK):
+        chunk = [item(rng.choice(sites), f"B{n:08d}", now - dt.timedelta(seconds=rng.uniform(300, span)), now, rng)
+                 for n in range(first, min(size, first + CHUNK))]  # fmt: skip
+        store.merge(fetched(chunk))
+    store.close()
+    return time.perf_counter() - started
+
+
+def one(days: float, path: Path, repeat: int, baseline_days: float) -> dict:
+    """What the exporter does with that store, in this process: its figures as a dict."""
+    registry = load_registry(ROOT / "inventory" / "hcmc" / "registry")
+    sites = tuple(sorted(registry.sites))
+    rng = random.Random(76)  # noqa: S311 - synthetic data, the same each run
+    now = dt.datetime.fromisoformat(NOW)
+    size = int(PER_DAY * days)
+    out: dict = {"days": days}
+    store = RecordStore(path)
+    out["records"] = len(store)
+    out["build"], (running, refused, _problems) = timed(lambda: build(store, sites, now))
+    seconds, _text = timed(lambda: running.render(now, sites))
+    out["build"] += seconds
+    out["open"] = len(running._open)
+    out["built_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    refresh = []
+    for run in range(repeat):
+        later = now + dt.timedelta(minutes=5 * (run + 1))
+        new = [item(rng.choice(sites), f"N{run}-{n:05d}", later - dt.timedelta(seconds=rng.uniform(0, 300)), later,
+                    rng) for n in range(FIVE_MINUTES)]  # fmt: skip
+        # Earlier dossiers finished in these five minutes: changed records, their old counts out.
+        done = []
+        for code in (f"B{rng.randrange(size):08d}" for _ in range(FIVE_MINUTES // 4)):
+            old = store.item(code)
+            if old and not old["ngay_co_ket_qua"]:
+                finish = (later - dt.timedelta(seconds=rng.uniform(0, 300))).isoformat(timespec="seconds")
+                done.append({**old, "ngay_co_ket_qua": finish, "trang_thai": "da_giai_quyet",
+                             "cap_nhat_luc": finish})  # fmt: skip
+
+        def refresh_once(batch=new + done, later=later):
+            store.merge(fetched(batch))
+            apply(running, refused, store, sites)
+            return running.render(later, sites)
+
+        seconds, text = timed(refresh_once)
+        refresh.append(seconds)
+    out["refresh"] = statistics.median(refresh)
+    out["refresh_max"] = max(refresh)
+    out["prune"], out["pruned"] = timed(lambda: store.prune(keep_from(later), forgetting(running, refused)))
+    out["store_mib"] = path.stat().st_size / 2**20
+    out["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if days <= baseline_days:  # after the peak is taken: every dossier in memory at once is the old way's
+        every, (dossiers, _problems) = timed(lambda: store.checked(sites))
+        seconds, expected = timed(lambda: as_metrics(dossiers, later, sites))
+        out["every"] = every + seconds
+        out["same"] = expected == text
+    store.close()
+    return out
+
+
+def child(*args: str) -> dict:
+    done = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, timeout=3600, check=False)
+    if done.returncode:
+        raise SystemExit(f"{' '.join(args)}: failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.splitlines()[-1])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--days", type=float, nargs="+", default=[1, 2], help="store sizes, in days of the city")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--days", type=float, nargs="+", default=[1, 25], help="sizes, in days of the city")
+    parser.add_argument("--repeat", type=int, default=5, help="refreshes per size (median)")
+    parser.add_argument("--baseline-days", type=float, default=2, help="the text from every dossier up to this size")
+    parser.add_argument("--one", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--fill", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--store", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    registry = load_registry(ROOT / "inventory" / "hcmc" / "registry")
-    sites = sorted(registry.sites)
-    rng = random.Random(766)  # noqa: S311 - synthetic data, the same each run
-    now = dt.datetime.now(TZ).replace(microsecond=0)
+    if args.fill is not None:
+        print(json.dumps({"fill": fill(args.fill, args.store)}))
+        return 0
+    if args.one is not None:
+        print(json.dumps(one(args.one, args.store, args.repeat, args.baseline_days)))
+        return 0
     rows = []
     with tempfile.TemporaryDirectory(prefix="motcua-bench-dossiers-") as tmp:
         for days in args.days:
-            size = int(PER_DAY * days)
-            base = items(sites, size, now - dt.timedelta(minutes=5), rng, "B")
-            path = Path(tmp) / f"store-{days:g}.json"
-            write_atomic(path, json.dumps({"high_water": "", "items": {i["ma_ho_so"]: i for i in base}}), mode=0o600)
-            store = RecordStore(path)
-            built, running = timed(lambda store=store: build(store, sites, now))
-            merge_t, check_t, metrics_t, running_t, same = [], [], [], [], True
-            for run in range(args.repeat):
-                fresh = items(sites, FIVE_MINUTES, now, rng, f"N{run}-")
-                seconds, _ = timed(lambda fresh=fresh, store=store: merge(store, fresh))
-                merge_t.append(seconds)
-                seconds, (dossiers, _problems) = timed(lambda store=store: store.checked(sites))
-                check_t.append(seconds)
-                seconds, text = timed(lambda dossiers=dossiers: as_metrics(dossiers, now, sites))
-                metrics_t.append(seconds)
-                seconds, kept = timed(lambda store=store, running=running: apply(store, running, sites, now))
-                running_t.append(seconds)
-                same = same and kept == text
-            med = [statistics.median(t) for t in (merge_t, check_t, metrics_t, running_t)]
-            rows.append((days, len(store.items), *med[:3], sum(med[:3]), built, med[3], med[0] + med[3],
-                         path.stat().st_size / 2**20))  # fmt: skip
-            print(f"{days:g} day(s): {len(store.items):,} records: merge {med[0]:.2f} s, check {med[1]:.2f} s, "
-                  f"metrics {med[2]:.2f} s, refresh from every record {sum(med[:3]):.2f} s; running: built in "
-                  f"{built:.2f} s, a refresh {med[0] + med[3]:.2f} s (merge + {med[3]:.3f} s), the same text: "
-                  f"{'yes' if same else 'NO'}; store {rows[-1][-1]:.0f} MiB", flush=True)  # fmt: skip
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(f"{days:g} day(s) of the city: filling the store, then the exporter's work ...", flush=True)
+            store = Path(tmp) / f"records-{days:g}.sqlite"
+            row = {**child("--fill", str(days), "--store", str(store)),
+                   **child("--one", str(days), "--store", str(store), "--repeat", str(args.repeat),
+                           "--baseline-days", str(args.baseline_days))}  # fmt: skip
+            store.unlink()
+            rows.append(row)
+            every = (f"; from every dossier {row['every']:.2f} s, the same text: {'yes' if row['same'] else 'NO'}"
+                     if "every" in row else "")  # fmt: skip
+            print(f"  {row['records']:,} records: fill {row['fill']:.1f} s, build {row['build']:.1f} s "
+                  f"({row['open']:,} in progress), refresh {row['refresh']:.3f} s (max {row['refresh_max']:.3f})"
+                  f"{every}; prune {row['prune']:.1f} s ({row['pruned']:,}); store {row['store_mib']:.0f} MiB; "
+                  f"memory {row['built_mib']:.0f} MiB built, {row['peak_mib']:.0f} MiB peak", flush=True)  # fmt: skip
     print()
-    print(f"{'days':>5} {'records':>10} {'merge s':>8} {'check s':>8} {'metrics s':>9} {'every s':>8} "
-          f"{'built s':>8} {'running s':>9} {'store MiB':>9}")  # fmt: skip
-    for days, count, merge_s, check_s, metrics_s, every_s, built_s, _apply_s, running_s, mib in rows:
-        print(f"{days:>5g} {count:>10,} {merge_s:>8.2f} {check_s:>8.2f} {metrics_s:>9.2f} {every_s:>8.2f} "
-              f"{built_s:>8.2f} {running_s:>9.2f} {mib:>9.0f}")  # fmt: skip
-    month = 1_500_000
-    every, built, merged = (rows[-1][i] / rows[-1][1] for i in (5, 6, 2))
-    print(f"\npeak resident memory: {peak:.0f} MiB (target < 300 MB), both ways in one process")
-    print(f"per record: {every * 1e6:.1f} µs a refresh from every record, {built * 1e6:.1f} µs to build the running "
-          f"figures, {merged * 1e6:.1f} µs to write the store -> a month ({month:,} records): {every * month:.0f} s "
-          f"a refresh from every record; running: built in {built * month:.0f} s, a refresh "
-          f"~{merged * month + statistics.median(r[7] for r in rows):.0f} s, nearly all of it writing the store whole "
-          "(targets: a 5-minute refresh < 1 s, a month recomputed < 60 s)")  # fmt: skip
+    print(f"{'days':>5} {'records':>10} {'fill s':>7} {'build s':>8} {'refresh s':>9} {'every s':>8} "
+          f"{'prune s':>8} {'store MiB':>9} {'peak MiB':>9}")  # fmt: skip
+    for r in rows:
+        every = f"{r['every']:>8.2f}" if "every" in r else f"{'-':>8}"
+        print(f"{r['days']:>5g} {r['records']:>10,} {r['fill']:>7.1f} {r['build']:>8.1f} {r['refresh']:>9.3f} {every} "
+              f"{r['prune']:>8.1f} {r['store_mib']:>9.0f} {r['peak_mib']:>9.0f}")  # fmt: skip
+    print(
+        "\ntargets: a 5-minute refresh < 1 s; a month (~1.5 million records) recomputed (build) < 60 s; "
+        "resident memory < 300 MB"
+    )
     return 0
-
-
-def build(store: RecordStore, sites: list[str], now: dt.datetime) -> Running:
-    """What the exporter does at its first read: every stored record checked and put, the first text."""
-    dossiers, _problems = store.checked(sites)
-    running = Running.of(dossiers, now)
-    running.render(now, sites)
-    return running
-
-
-def apply(store: RecordStore, running: Running, sites: list[str], now: dt.datetime) -> str:
-    """What the exporter does at every later read: the changed records checked and put, the text."""
-    for code in store.changed:
-        dossier, _problems = store.check_one(code, sites)
-        if dossier is None:
-            running.remove(code)
-        else:
-            running.put(dossier)
-    return running.render(now, sites)
 
 
 if __name__ == "__main__":

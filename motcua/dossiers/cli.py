@@ -130,7 +130,7 @@ def add_parser(sub) -> None:
     r.add_argument("--ca-file", help="--api: CA bundle for its HTTPS certificate (default: the system's)")
     r.add_argument(
         "--store",
-        default="dossiers/records.json",
+        default="dossiers/records.sqlite",
         help="--api: the records read so far; each run asks only for what changed (default: %(default)s)",
     )
     r.add_argument("--timeout", type=float, default=30.0, help="--api: seconds per page (default: 30)")

@@ -61,7 +61,7 @@ def steps(inventory: str = "inventory/lab", home: Path | None = None, batch: str
     # The dossier indicators as the monitoring reads them: the stand-in's reporting API, its token and the lab CA.
     indicators = ("motcua", "dossiers", "report", "-i", inventory, "--api", f"https://{standin}/api/ho-so",
                   "--token-file", str(home / "dossier" / "api-token"), "--ca-file", str(home / "ca" / "ca.pem"),
-                  "--store", str(home / "dossiers" / "records.json"), "--window", "7d")  # fmt: skip
+                  "--store", str(home / "dossiers" / "records.sqlite"), "--window", "7d")  # fmt: skip
     return [
         Step("validate", ("motcua", "validate"), "the production registry validates"),
         Step("lab-up", ("motcua", "lab", "up", "--inventory", inventory), "the lab: counter PCs, gear, services"),

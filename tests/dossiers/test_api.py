@@ -57,15 +57,15 @@ def test_only_http_urls_and_a_token(api):
     [("http500", "HTTP 500"), ("wrong-content", "has no 'ho_so' list"), ("down", "not reachable")],
 )
 def test_a_failing_source_is_an_error_and_the_store_is_left_as_it_was(api, dossier_standin, tmp_path, fault, message):
-    store = RecordStore(tmp_path / "records.json")
+    store = RecordStore(tmp_path / "records.sqlite")
     store.update(api)
-    before = (tmp_path / "records.json").read_bytes()
+    before = (tmp_path / "records.sqlite").read_bytes()
     write_fault(dossier_standin["faults"], fault)
     if fault == "down":
         time.sleep(0.6)  # the stand-in closes its listeners on its next tick
     with pytest.raises(DossierSourceError, match=message):
-        RecordStore(tmp_path / "records.json").update(api)
-    assert (tmp_path / "records.json").read_bytes() == before
+        RecordStore(tmp_path / "records.sqlite").update(api)
+    assert (tmp_path / "records.sqlite").read_bytes() == before
     write_fault(dossier_standin["faults"], None)
     assert wait_for_port(STANDIN_ADDRESS, STANDIN_HTTPS, 10)
 
@@ -75,13 +75,13 @@ def test_a_page_token_that_comes_back_stops_the_read_as_broken_paging(api, dossi
     the read stops at the second page (not after 10,000) and keeps nothing of it."""
     write_fault(dossier_standin["faults"], "paging-broken")
     with pytest.raises(DossierSourceError, match="page 2 gives the next-page token of an earlier page") as info:
-        RecordStore(tmp_path / "records.json").update(api)
+        RecordStore(tmp_path / "records.sqlite").update(api)
     assert info.value.reason == "paging"
-    assert not (tmp_path / "records.json").exists()
+    assert not (tmp_path / "records.sqlite").exists()
 
 
 def test_stale_data_is_read_as_it_is_and_the_high_water_mark_never_goes_back(api, dossier_standin, tmp_path):
-    path = tmp_path / "records.json"
+    path = tmp_path / "records.sqlite"
     RecordStore(path).update(api)
     newest = RecordStore(path).high_water
     read_at = dt.datetime.fromisoformat(RecordStore(path).read_at)  # the API's own clock (thoi_diem)
@@ -96,7 +96,7 @@ def test_stale_data_is_read_as_it_is_and_the_high_water_mark_never_goes_back(api
 
 
 def test_the_store_asks_only_for_what_changed(api, tmp_path):
-    path = tmp_path / "records.json"
+    path = tmp_path / "records.sqlite"
     read, changed = RecordStore(path).update(api)
     assert read == changed > 0
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -105,7 +105,7 @@ def test_the_store_asks_only_for_what_changed(api, tmp_path):
     read2, changed2 = again.update(api)
     assert read2 < read  # only the overlap (and what moved on since)
     assert changed2 <= read2
-    assert len(again.dossiers()) == len(again.items) >= read
+    assert len(again.dossiers()) == len(again) >= read
 
 
 def test_a_record_that_cannot_be_mapped_names_each_field():
@@ -126,7 +126,7 @@ def test_the_report_from_the_api_refuses_a_site_the_registry_lacks(api, tmp_path
 
     token = tmp_path / "token"
     token.write_text(api.token + "\n")
-    store = tmp_path / "store" / "records.json"
+    store = tmp_path / "store" / "records.sqlite"
     argv = ["dossiers", "report", "--api", api.url, "--token-file", str(token), "--ca-file", str(api.ca_file),
             "--store", str(store), "-i", "inventory/lab"]  # fmt: skip
     assert main(argv) == 2
@@ -138,7 +138,7 @@ def test_a_backlog_piles_up_overdue_at_one_site_and_is_withdrawn_when_cleared(ap
     """`motcua lab fault dossier backlog --site 26740 --value 7`: seven dossiers in progress and overdue
     at that site only, read by the incremental store; clearing the fault withdraws them (they leave the
     overdue count and never count as late)."""
-    path = tmp_path / "records.json"
+    path = tmp_path / "records.sqlite"
     RecordStore(path).update(api)
 
     def piled(now: dt.datetime) -> tuple[list, dict, dict]:
@@ -156,7 +156,12 @@ def test_a_backlog_piles_up_overdue_at_one_site_and_is_withdrawn_when_cleared(ap
     assert with_pile.finished_late == without.finished_late  # overdue, not yet late: none has a result
     assert sum(with_pile.late_by_reason.values()) - sum(without.late_by_reason.values()) == 7  # each gives a reason
     write_fault(dossier_standin["faults"], None)
-    RecordStore(path).update(api)
+    store = RecordStore(path)
+    store.update(api)
+    # The store hands over each changed record's previous version (the exporter takes its old counts out).
+    withdrawn = {code: old for code, old in store.replaced.items() if code.startswith("T")}
+    assert len(withdrawn) == 7 and {old["trang_thai"] for old in withdrawn.values()} == {"dang_xu_ly"}
+    assert set(withdrawn) <= set(store.changed)
     pile, with_pile, without = piled(dt.datetime.now(TZ))
     assert len(pile) == 7 and {d.status for d in pile} == {"withdrawn"}
     assert with_pile.open_overdue == without.open_overdue and with_pile.finished_late == without.finished_late
@@ -173,3 +178,19 @@ def test_a_backlog_needs_a_site_and_a_sensible_count(dossier_standin, site, coun
         write_fault(dossier_standin["faults"], "backlog", seconds=count, site=site)
     after = dossier_standin["faults"].read_bytes() if dossier_standin["faults"].exists() else None
     assert after == before
+
+
+def test_pruning_drops_only_closed_dossiers_older_than_every_window(api, tmp_path):
+    path = tmp_path / "records.sqlite"
+    store = RecordStore(path)
+    store.update(api)
+    dossiers = store.dossiers()
+    assert store.prune(min(d.received_at for d in dossiers)) == 0  # nothing is that old
+    later = max(t for d in dossiers for t in (d.received_at, d.finished_at, d.returned_at) if t) + dt.timedelta(days=2)
+    handed = []
+    gone = store.prune(later, handed.append)
+    kept = RecordStore(path).dossiers()
+    assert gone == len(handed) == len(dossiers) - len(kept) > 0
+    assert {d.code for d in handed} == {d.code for d in dossiers if d.closed}
+    assert kept and all(not d.closed for d in kept)  # what is still in progress stays, however old
+    assert {d.code for d in kept} == {d.code for d in dossiers if not d.closed}

@@ -3,9 +3,11 @@ it refuses, and the e-mail as the lab's mail relay (motcua.lab.sink) receives it
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -171,6 +173,7 @@ def api_item(d: Dossier) -> dict:
 
 @pytest.fixture
 def store(tmp_path, day) -> Path:
+    """A store in the format before SQLite (one JSON document): the report converts it in place."""
     path = tmp_path / "records.json"
     items = {d.code: api_item(d) for d in day if d.site != "99999"}
     path.write_text(json.dumps({"high_water": "2026-12-04T16:55:00+07:00", "items": items}), encoding="utf-8")
@@ -215,9 +218,10 @@ def test_the_report_is_written_kept_pruned_and_sent_with_its_files(tmp_path, sto
     assert message["subject"].startswith("[motcua] Hồ sơ ngày 04/12/2026: 3 tiếp nhận, 2 quá hạn")
     assert sorted(message["attachments"]) == written
     # A stale store is said so, and a relay that is down fails the run after the files are written.
-    stale = json.loads(store.read_text())
-    stale["high_water"] = "2026-12-03T08:00:00+07:00"
-    store.write_text(json.dumps(stale))
+    assert store.read_bytes()[:16] == b"SQLite format 3\x00"  # the old JSON store, converted in place
+    with contextlib.closing(sqlite3.connect(store)) as db, db:
+        db.execute("UPDATE meta SET value = '2026-12-03T08:00:00+07:00' WHERE key = 'high_water'")
+        db.execute("UPDATE meta SET value = '' WHERE key = 'read_at'")
     config.write_text(config.read_text().replace(f"127.0.0.1:{port}", f"127.0.0.1:{free_port()}"))
     result = subprocess.run([sys.executable, "-m", "motcua_exporters", "dossier-report", "--config.file", str(config),
                              "--day", "2026-12-04"], capture_output=True, text=True, check=False)  # fmt: skip

@@ -295,7 +295,7 @@ def test_records_become_the_indicators_and_a_failing_source_keeps_the_last_figur
     indicators per site and city-wide; the unit the registry does not have is left out and counted. While
     the API answers HTTP 500 the figures stay those of the last good read (never zero dossiers), the read
     is counted as failed and records_up says 0; back, it reads again."""
-    store = tmp_path / "records.json"
+    store = tmp_path / "records.sqlite"
     running = start_exporter(SCRIPT, records_config(dossier_standin, store))
     text = running.wait_for("motcua_dossier_records_up 1", timeout=30)
     stored = value(text, "motcua_dossier_records_stored")
@@ -323,7 +323,7 @@ def test_paging_that_loops_is_told_apart_and_no_figures_are_made_up(
     """A first read (many pages) whose every page is the first again: counted as a paging failure after the
     second page, records_up 0, and no dossier figures at all (never zero dossiers); then a good read."""
     write_fault(dossier_standin["faults"], "paging-broken")
-    running = start_exporter(SCRIPT, records_config(dossier_standin, tmp_path / "records.json"))
+    running = start_exporter(SCRIPT, records_config(dossier_standin, tmp_path / "records.sqlite"))
     failed = running.wait_for('motcua_dossier_records_reads_total{result="paging"} 1', timeout=20)
     assert value(failed, "motcua_dossier_records_up") == 0
     assert "motcua_dossiers_received{" not in failed
@@ -339,7 +339,7 @@ def test_stale_records_are_read_and_show_as_old_never_as_no_dossiers(
     """The reporting API answers as the system stood 3 hours ago: the read succeeds (records_up 1), the newest
     update says how old the data is (what DossierRecordsStale alerts on), and the figures are there."""
     write_fault(dossier_standin["faults"], "stale", seconds=3 * 3600)
-    running = start_exporter(SCRIPT, records_config(dossier_standin, tmp_path / "records.json"))
+    running = start_exporter(SCRIPT, records_config(dossier_standin, tmp_path / "records.sqlite"))
     text = running.wait_for("motcua_dossier_records_up 1", timeout=30)
     assert value(text, "motcua_dossier_records_newest_update_timestamp_seconds") < time.time() - 3 * 3600 + 60
     assert value(text, 'motcua_dossiers_received{site="26740",window="month"}') > 0
@@ -349,10 +349,10 @@ def test_a_refused_token_is_told_apart(start_exporter, dossier_standin, clear_do
     token = tmp_path / "token"
     token.write_text("not-the-lab-token\n")
     token.chmod(0o600)
-    running = start_exporter(SCRIPT, records_config(dossier_standin, tmp_path / "records.json", token_file=token))
+    running = start_exporter(SCRIPT, records_config(dossier_standin, tmp_path / "records.sqlite", token_file=token))
     text = running.wait_for('motcua_dossier_records_reads_total{result="refused"}', timeout=20)
     assert value(text, "motcua_dossier_records_up") == 0
     assert "motcua_dossiers_received" not in text  # never read: no figures, not zeros
-    assert not (tmp_path / "records.json").exists()
+    assert not (tmp_path / "records.sqlite").exists()
     token.write_text(dossier_standin["token"].read_text())  # a rotated token is read at the next round
     running.wait_for("motcua_dossier_records_up 1", timeout=20)

@@ -666,7 +666,7 @@ def test_the_dossier_exporter_reads_the_records_and_prometheus_records_the_rates
         assert answered(f'site_window:motcua_dossiers_{share}:ratio{{site="26740", window="7d"}}'), share
     token, directory = mon.file("/etc/motcua/dossier/api-token"), mon.file("/etc/motcua/dossier")
     assert (token.mode, token.user, directory.mode) == (0o640, "root", 0o700)
-    assert mon.file("/var/lib/motcua-dossier-records/records.json").mode == 0o600
+    assert mon.file("/var/lib/motcua-dossier-records/records.sqlite").mode == 0o600
     assert not answered('ALERTS{alertname=~"Dossiers.*|DossierIntakeStopped|DossierRecords.*"}')
 
 

@@ -8,6 +8,7 @@ this one (``ITEMS_KEY``, ``NEXT_KEY``, ``map_item``), not a rewrite of the clien
 from __future__ import annotations
 
 import datetime as dt
+import sys
 
 from .records import CHANNELS, RATINGS, STATUSES, TZ, Dossier, lookup
 
@@ -45,12 +46,13 @@ def map_item(item: object, where: str, line: int = 0) -> tuple[Dossier | None, l
         if not isinstance(value, str) or not value.strip():
             wrong.append((key, "required text"))
         else:
-            values[name] = value.strip()
+            # Sites, procedures, fields: a few hundred values over a million records, held once each.
+            values[name] = value.strip() if name == "code" else sys.intern(value.strip())
     for name, key in OPTIONAL_TEXT.items():
         value = item.get(key)
         if value is not None and not isinstance(value, str):
             wrong.append((key, f"text or null, not {type(value).__name__}"))
-        values[name] = value.strip() if isinstance(value, str) and value.strip() else None
+        values[name] = sys.intern(value.strip()) if isinstance(value, str) and value.strip() else None
     values["procedure_name"] = values["procedure_name"] or ""
     values["field"] = values["field"] or ""
     for name, key in TIMES.items():

@@ -21,8 +21,9 @@ from ..core.web import Request, Response
 from . import config as config_module
 from .api_format import parse_time
 from .config import DossierConfig, RecordsSpec, StatisticsAdapter, Target
+from .indicators import keep_from
 from .records import TZ, RecordProblem
-from .running import Running
+from .running import Running, apply, build, forgetting
 from .source import Api, DossierSourceError, RecordStore
 
 log = logging.getLogger("dossier")
@@ -142,6 +143,7 @@ class DossierExporter:
         self._running: Running | None = None
         self._running_sites: tuple[str, ...] = ()
         self._refused: set[str] = set()
+        self._pruned_to: dt.datetime | None = None  # the store's horizon at its last pruning
         self._records_lock = threading.Lock()  # one read at a time, across reloads
         self.loop = LoopThread("probes")
         self._last_success: dict[str, float] = {}
@@ -299,6 +301,15 @@ class DossierExporter:
             store.update(api, strict=False)
             now = dt.datetime.now(TZ)
             try:
+                horizon = keep_from(now)
+                if horizon != self._pruned_to:
+                    # Closed dossiers older than every window (and the report's yesterday) leave the store, and
+                    # the running figures, once a day.
+                    forget = forgetting(self._running, self._refused) if self._running is not None else None
+                    dropped = store.prune(horizon, forget)
+                    self._pruned_to = horizon
+                    if dropped:
+                        log.info("record store: %d closed dossiers older than %s dropped", dropped, horizon.date())
                 problems = self._apply(store, spec, now)
                 figures = self._running.render(now, spec.sites, top=spec.top)
             except BaseException:
@@ -310,30 +321,21 @@ class DossierExporter:
                 log.warning("... and %d more problems", len(problems) - 5)
             newest = parse_time(store.high_water).timestamp() if store.high_water else 0.0
             return figures, {
-                "motcua_dossier_records_stored": [({}, float(len(store.items)))],
+                "motcua_dossier_records_stored": [({}, float(len(store)))],
                 "motcua_dossier_records_invalid": [({}, float(len(self._refused)))],
                 "motcua_dossier_records_newest_update_timestamp_seconds": [({}, newest)],
             }
 
     def _apply(self, store: RecordStore, spec: RecordsSpec, now: dt.datetime) -> list[RecordProblem]:
         """Bring the running indicators to the store: every record the first time (or when the sites
-        changed), then only those the last read changed. The problems of the records looked at."""
-        if self._running is None or self._running_sites != spec.sites:
-            dossiers, problems = store.checked(spec.sites)
-            self._running, self._running_sites = Running.of(dossiers, now), spec.sites
-            self._refused = {p.code for p in problems}
+        changed, or the clock went back), then only those the last read changed: the old version out
+        (as the store held it), the new in. The problems of the records looked at."""
+        running = self._running
+        if running is None or self._running_sites != spec.sites or (running.clock and now < running.clock):
+            self._running, self._refused, problems = build(store, spec.sites, now)
+            self._running_sites = spec.sites
             return problems
-        problems = []
-        for code in store.changed:
-            dossier, wrong = store.check_one(code, spec.sites)
-            problems += wrong
-            if dossier is None:
-                self._running.remove(code)
-                self._refused.add(code)
-            else:
-                self._running.put(dossier)
-                self._refused.discard(code)
-        return problems
+        return apply(running, self._refused, store, spec.sites)
 
     # -- HTTP ---------------------------------------------------------------
     def routes(self):

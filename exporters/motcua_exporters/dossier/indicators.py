@@ -51,6 +51,12 @@ def windows(now: dt.datetime) -> list[Window]:
     ]
 
 
+def keep_from(now: dt.datetime) -> dt.datetime:
+    """The earliest time any figure at ``now`` looks at: the first window's start, less a day for the daily
+    report's "yesterday" (and a margin). A closed dossier with every time before it counts nowhere."""
+    return min(w.start for w in windows(now)) - dt.timedelta(days=1)
+
+
 def open_at(d: Dossier, when: dt.datetime) -> bool:
     """In progress at ``when``: received by then, without a result by then, not withdrawn or refused."""
     return (

@@ -12,6 +12,7 @@ package) and for ``motcua dossiers`` (which imports it from here).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -77,8 +78,18 @@ def plain(text: str) -> str:
 
 def lookup(table: dict[str, tuple[str, ...]], value: str) -> str | None:
     """The key whose spellings include ``value`` (or the key itself), None if none does."""
+    _TABLES.setdefault(id(table), table)  # held here, so no other table ever has its id
+    return _lookup(id(table), value)
+
+
+_TABLES: dict[int, dict[str, tuple[str, ...]]] = {}  # the tables looked up in (module constants)
+
+
+@functools.lru_cache(maxsize=4096)
+def _lookup(table_id: int, value: str) -> str | None:
+    # A source spells a channel or a status the same way a million times: each spelling is worked out once.
     wanted = plain(value)
-    for key, spellings in table.items():
+    for key, spellings in _TABLES[table_id].items():
         if wanted == plain(key) or wanted in (plain(s) for s in spellings):
             return key
     return None

@@ -13,7 +13,9 @@
 - the dossiers that may be in progress (not withdrawn or refused; no result, or one still ahead):
   judged again at every render, as the clock makes them overdue.
 
-A changed record takes its old parts out and puts its new ones in. :meth:`render` gives the same
+It does not keep the dossiers themselves (a month of the city is 1.5 million): a changed record's
+old version comes from the store (:attr:`source.RecordStore.replaced`), its old parts are taken out
+and its new ones put in. :meth:`render` gives the same
 text as :func:`metrics.as_metrics` over the same dossiers at the same time
 (tests/exporters/test_dossier_running.py checks it on random records).
 """
@@ -24,11 +26,12 @@ import datetime as dt
 import heapq
 import itertools
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from .indicators import CITY, Figures, open_at, windows
 from .metrics import OTHER, render, top_names
-from .records import TZ, Dossier
+from .records import TZ, Dossier, RecordProblem
+from .source import RecordStore
 
 RECEIVED, FINISHED = "received", "finished"
 Key = tuple[str, "str | None"]  # (site, agency)
@@ -48,14 +51,20 @@ def _may_open(d: Dossier, since: dt.datetime | None) -> bool:
     return d.finished_at is None or since is None or d.finished_at >= since
 
 
+class ClockWentBackError(Exception):
+    """The clock was set back (a time step): the running figures cannot undo what has passed."""
+
+
 class Running:
     """The indicators of a set of dossiers that changes one dossier at a time (see the module's text)."""
 
     def __init__(self) -> None:
-        self._dossiers: dict[str, Dossier] = {}
+        self._count = 0
         self._days: dict[Key, dict[dt.date, Figures]] = {}
-        self._pending: list[tuple[dt.datetime, int, str, Dossier]] = []  # a heap: parts whose time is ahead
+        # A heap of the parts whose time is ahead: (time, order, the put's id, part, dossier).
+        self._pending: list[tuple[dt.datetime, int, int, str, Dossier]] = []
         self._serial = itertools.count()
+        self._waiting: dict[str, tuple[int, int]] = {}  # code: the id of its put with parts pending, how many
         self._open: dict[str, Dossier] = {}
         self._sites: Counter = Counter()
         self._agencies: Counter = Counter()
@@ -64,7 +73,8 @@ class Running:
 
     @classmethod
     def of(cls, dossiers: Iterable[Dossier], now: dt.datetime) -> Running:
-        """The running figures of these dossiers, the clock at ``now`` (what has passed placed at once)."""
+        """The running figures of these dossiers (codes unique), the clock at ``now`` (what has passed
+        placed at once)."""
         running = cls()
         running.advance(now)
         for d in dossiers:
@@ -72,53 +82,68 @@ class Running:
         return running
 
     def __len__(self) -> int:
-        return len(self._dossiers)
+        return self._count
+
+    @property
+    def clock(self) -> dt.datetime | None:
+        return self._now
+
+    def replace(self, old: Dossier | None, new: Dossier | None) -> None:
+        """A record changed: ``old`` (as it was put; None if it was not) out, ``new`` (None: gone) in."""
+        if old is not None:
+            self.remove(old)
+        if new is not None:
+            self.put(new)
 
     def put(self, d: Dossier) -> None:
-        """Add ``d``, or put it in place of the dossier with its code."""
-        self.remove(d.code)
-        self._dossiers[d.code] = d
+        """Add ``d``; a dossier with its code must not be in (:meth:`replace`)."""
+        self._count += 1
         self._sites[d.site] += 1
         if d.agency:
             self._agencies[d.agency] += 1
+        put_id, waiting = next(self._serial), 0
         for part, when in _parts(d):
             if self._now is not None and when < self._now:
                 self._place(d, part, when, 1)
             else:
-                heapq.heappush(self._pending, (when, next(self._serial), part, d))
+                heapq.heappush(self._pending, (when, next(self._serial), put_id, part, d))
+                waiting += 1
+        if waiting:
+            self._waiting[d.code] = (put_id, waiting)
         if _may_open(d, self._now):
             self._open[d.code] = d
 
-    def remove(self, code: str) -> None:
-        """Take out the dossier with this code, if there is one."""
-        d = self._dossiers.pop(code, None)
-        if d is None:
-            return
+    def remove(self, d: Dossier) -> None:
+        """Take out ``d``, as it was put (the same fields; it may be another object, mapped again)."""
+        self._count -= 1
         for counts, name in ((self._sites, d.site), (self._agencies, d.agency)):
             if name:
                 counts[name] -= 1
                 if not counts[name]:
                     del counts[name]
+        # Every part before the clock has been placed (put or advance placed it); the rest are pending, and
+        # are dropped when they come due, as they are no longer of a dossier put.
+        self._waiting.pop(d.code, None)
         for part, when in _parts(d):
             if self._now is not None and when < self._now:
                 self._place(d, part, when, -1)
-        self._open.pop(code, None)  # its pending parts are dropped when they come due (no longer its dossier)
+        self._open.pop(d.code, None)
 
     def advance(self, now: dt.datetime) -> None:
-        """Move the clock to ``now``: the parts whose time has passed go into their buckets. A clock that went
-        back (a time step) places every dossier again."""
+        """Move the clock to ``now``: the parts whose time has passed go into their buckets. The clock never
+        goes back (:class:`ClockWentBackError`: the figures are built again from the store)."""
         if self._now is not None and now < self._now:
-            dossiers = list(self._dossiers.values())
-            self.__init__()
-            self._now = now
-            for d in dossiers:
-                self.put(d)
-            return
+            raise ClockWentBackError(f"the clock went back from {self._now.isoformat()} to {now.isoformat()}")
         self._now = now
         while self._pending and self._pending[0][0] < now:
-            when, _serial, part, d = heapq.heappop(self._pending)
-            if self._dossiers.get(d.code) is d:
+            when, _serial, put_id, part, d = heapq.heappop(self._pending)
+            waiting = self._waiting.get(d.code)
+            if waiting is not None and waiting[0] == put_id:
                 self._place(d, part, when, 1)
+                if waiting[1] > 1:
+                    self._waiting[d.code] = (put_id, waiting[1] - 1)
+                else:
+                    del self._waiting[d.code]
 
     def _place(self, d: Dossier, part: str, when: dt.datetime, sign: int) -> None:
         day = when.astimezone(TZ).date()
@@ -179,3 +204,54 @@ class Running:
                 for name, figures in spans_of_key.items():
                     target[name].merge(figures)
         return render(per_site, per_agency, overdue, now, sites, top)
+
+
+def build(
+    store: RecordStore, sites: tuple[str, ...] | None, now: dt.datetime
+) -> tuple[Running, set[str], list[RecordProblem]]:
+    """The running figures of every stored record, read one at a time (never all in memory): the figures,
+    the codes refused and their problems."""
+    running, refused, problems = Running(), set(), []
+    running.advance(now)
+    for dossier, wrong in store.each_checked(sites):
+        problems += wrong
+        if dossier is not None:
+            running.put(dossier)
+        elif wrong:
+            refused.add(wrong[0].code)
+    return running, refused, problems
+
+
+def apply(
+    running: Running, refused: set[str], store: RecordStore, sites: tuple[str, ...] | None
+) -> list[RecordProblem]:
+    """The store's last merge into the running figures: each changed record's old version out (as the
+    store held it, if it was counted), the new one in. ``refused`` is kept up to date. The problems."""
+    problems = []
+    for code in store.changed:
+        old = store.replaced.get(code)
+        if old is not None and code not in refused:
+            before, _wrong = store.map_one(code, old, sites)
+            if before is not None:
+                running.remove(before)
+        dossier, wrong = store.check_one(code, sites)
+        problems += wrong
+        if dossier is None:
+            refused.add(code)
+        else:
+            running.put(dossier)
+            refused.discard(code)
+    return problems
+
+
+def forgetting(running: Running, refused: set[str]) -> Callable[[Dossier], None]:
+    """What takes a dossier the store prunes (:meth:`source.RecordStore.prune`) out of the running figures
+    too: its days are no window's any more, but it still counts towards its site's and agency's dossiers."""
+
+    def forget(d: Dossier) -> None:
+        if d.code in refused:
+            refused.discard(d.code)
+        else:
+            running.remove(d)
+
+    return forget

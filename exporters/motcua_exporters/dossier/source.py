@@ -1,7 +1,7 @@
 """Dossier records from the dossier system's reporting API: paged, with a token, incremental.
 
 :func:`fetch` reads every page of the records updated since a time. :class:`RecordStore` keeps
-what was read (one JSON file, written atomically: on the controller for ``motcua dossiers``, on
+what was read (an SQLite file, one row per dossier: on the controller for ``motcua dossiers``, on
 the monitoring host for the dossier exporter) and asks only for what changed since its high-water
 mark, less an overlap for clocks that disagree; a record read again replaces the older copy. In
 strict mode (the command) a page with a record that cannot be mapped refuses the whole fetch with
@@ -14,17 +14,18 @@ The format is in :mod:`.api_format`; this module knows only pages and tokens.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import sqlite3
 import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.files import write_atomic
 from . import api_format as fmt
 from .records import Dossier, RecordProblem, check
 
@@ -151,20 +152,90 @@ def fetch(api: Api, since: str = "", strict: bool = True) -> Fetched:
 
 
 class RecordStore:
-    """The records read so far, by code, and the high-water mark of their update times."""
+    """The records read so far, by code, and the high-water mark of their update times, in SQLite.
+
+    One row per dossier code (the item as the API gave it, and its update time), so a read of five
+    minutes writes a few hundred rows, not the whole store, and readers (the daily report, a second
+    process) see the last committed read. The file is created by the first read that succeeds:
+    a failed read leaves no file, or the file as it was. A store of the old format (one JSON
+    document) is converted in place the first time it is opened."""
 
     def __init__(self, path: Path):
         self.path = path
-        try:
-            data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-        except (OSError, ValueError) as exc:
-            raise DossierSourceError(f"{path}: cannot read the record store: {exc}", "store") from None
-        self.items: dict[str, dict] = data.get("items", {})
-        self.high_water: str = data.get("high_water", "")
+        self._db: sqlite3.Connection | None = None
+        self.high_water = ""
         # When the source last answered, by its own clock (its answer's time; ours if it gives none): the
         # store is current as of then, even on a day without a single update (a Sunday).
-        self.read_at: str = data.get("read_at", "")
+        self.read_at = ""
         self.changed: list[str] = []  # the codes the last update added or changed
+        self.replaced: dict[str, dict] = {}  # of those, the ones it held before, as they were
+        if path.exists():
+            try:
+                with path.open("rb") as head:
+                    magic = head.read(len(SQLITE_MAGIC))
+                if magic != SQLITE_MAGIC:
+                    self._convert()
+                self._open()
+                meta = dict(self._db.execute("SELECT key, value FROM meta"))  # type: ignore[union-attr]
+            except (OSError, ValueError, sqlite3.Error) as exc:
+                self.close()
+                raise DossierSourceError(f"{path}: cannot read the record store: {exc}", "store") from None
+            self.high_water, self.read_at = meta.get("high_water", ""), meta.get("read_at", "")
+
+    def _open(self) -> None:
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            created = not self.path.exists()
+            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            if created:
+                self.path.chmod(0o600)
+                self._db.executescript(SCHEMA)
+
+    def _convert(self) -> None:
+        """The old store (a JSON document) into SQLite at the same path, atomically."""
+        data = json.loads(self.path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or not isinstance(data.get("items", {}), dict):
+            raise ValueError("neither SQLite nor a JSON record store")
+        partial = self.path.with_name(f".{self.path.name}.converting")
+        partial.unlink(missing_ok=True)
+        db = sqlite3.connect(partial)
+        try:
+            db.executescript(SCHEMA)
+            db.executemany(
+                "INSERT OR REPLACE INTO records VALUES (?, ?, ?)",
+                ((str(code), fmt.updated_at(item), json.dumps(item, ensure_ascii=False))
+                 for code, item in data.get("items", {}).items()),
+            )  # fmt: skip
+            db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                           [(k, str(data.get(k) or "")) for k in ("high_water", "read_at")])  # fmt: skip
+            db.commit()
+        finally:
+            db.close()
+        partial.chmod(0o600)
+        partial.replace(self.path)
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def __len__(self) -> int:
+        if self._db is None:
+            return 0
+        return self._db.execute("SELECT count(*) FROM records").fetchone()[0]
+
+    def item(self, code: str) -> dict | None:
+        if self._db is None:
+            return None
+        row = self._db.execute("SELECT item FROM records WHERE code = ?", (code,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def items(self) -> Iterator[tuple[str, dict]]:
+        """Every stored record, by code in order, read a batch at a time (never all in memory)."""
+        if self._db is None:
+            return
+        for code, text in self._db.execute("SELECT code, item FROM records ORDER BY code"):
+            yield code, json.loads(text)
 
     def since(self) -> str:
         """Where the next fetch starts: the high-water mark less the overlap (empty: from the beginning)."""
@@ -173,52 +244,136 @@ class RecordStore:
         return (fmt.parse_time(self.high_water) - OVERLAP).isoformat(timespec="seconds")
 
     def update(self, api: Api, strict: bool = True) -> tuple[int, int]:
-        """Fetch what changed and merge it: (records read, records new or changed). ``strict``: as :func:`fetch`."""
-        fetched = fetch(api, self.since(), strict)
-        changed: dict[str, None] = {}
-        for item in fetched.items:
+        """Fetch what changed and merge it: (records read, records new or changed). ``strict``: as :func:`fetch`.
+        Nothing is written unless the whole fetch succeeded; the merge is one transaction."""
+        return self.merge(fetch(api, self.since(), strict))
+
+    def merge(self, fetched: Fetched) -> tuple[int, int]:
+        """Merge a fetch's records (:meth:`update`'s second half): (records read, records new or changed)."""
+        latest: dict[str, dict] = {}
+        for item in fetched.items:  # the same code twice in one read (it changed while we paged): the newer
             code = str(item[fmt.CODE_KEY])
-            old = self.items.get(code)
-            # A newer update wins; so does a different record with the same update time (its times
-            # have whole seconds: a change within the second of the last read is this read's).
-            if (
-                old is None
-                or fmt.updated_at(old) < fmt.updated_at(item)
-                or (fmt.updated_at(old) == fmt.updated_at(item) and old != item)
-            ):
-                self.items[code] = item
-                changed[code] = None
-        self.high_water = max([self.high_water, *(fmt.updated_at(i) for i in fetched.items)])
+            if code not in latest or fmt.updated_at(latest[code]) <= fmt.updated_at(item):
+                latest[code] = item
         try:
-            answered = fmt.parse_time(fetched.server_time) if fetched.server_time else None
-        except ValueError:
-            answered = None
-        self.read_at = (answered or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds")
-        body = {"high_water": self.high_water, "read_at": self.read_at, "items": self.items}
-        write_atomic(self.path, json.dumps(body, ensure_ascii=False), mode=0o600)
-        self.changed = list(changed)
+            self._open()
+            db = self._db
+            assert db is not None
+            changed: dict[str, dict] = {}
+            replaced: dict[str, dict] = {}
+            codes = list(latest)
+            for start in range(0, len(codes), 500):
+                batch = codes[start : start + 500]
+                marks = ",".join("?" * len(batch))
+                held = dict(db.execute(f"SELECT code, item FROM records WHERE code IN ({marks})", batch))  # noqa: S608
+                for code in batch:
+                    item, old = latest[code], json.loads(held[code]) if code in held else None
+                    # A newer update wins; so does a different record with the same update time (its times
+                    # have whole seconds: a change within the second of the last read is this read's).
+                    if (
+                        old is None
+                        or fmt.updated_at(old) < fmt.updated_at(item)
+                        or (fmt.updated_at(old) == fmt.updated_at(item) and old != item)
+                    ):
+                        changed[code] = item
+                        if old is not None:
+                            replaced[code] = old
+            high_water = max([self.high_water, *(fmt.updated_at(i) for i in fetched.items)])
+            try:
+                answered = fmt.parse_time(fetched.server_time) if fetched.server_time else None
+            except ValueError:
+                answered = None
+            read_at = (answered or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds")
+            with _transaction(db):
+                db.executemany(
+                    "INSERT OR REPLACE INTO records VALUES (?, ?, ?)",
+                    ((code, fmt.updated_at(item), json.dumps(item, ensure_ascii=False))
+                     for code, item in changed.items()),
+                )  # fmt: skip
+                db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                               [("high_water", high_water), ("read_at", read_at)])  # fmt: skip
+        except (OSError, sqlite3.Error) as exc:
+            raise DossierSourceError(f"{self.path}: cannot write the record store: {exc}", "store") from None
+        self.high_water, self.read_at = high_water, read_at
+        self.changed, self.replaced = list(changed), replaced
         return len(fetched.items), len(changed)
 
-    def check_one(self, code: str, sites: Iterable[str] | None = None) -> tuple[Dossier | None, list[RecordProblem]]:
-        """One stored record as a dossier, checked like :meth:`checked` does (None if it has problems)."""
-        item = self.items[code]
+    def prune(self, before: dt.datetime, dropped: Callable[[Dossier], None] | None = None) -> int:
+        """Drop the records of dossiers closed with everything before ``before`` (received, result and
+        hand-over): no window the figures or the report look at reaches them. ``dropped`` is given each
+        one, as a dossier, before it goes (never all at once: a month's pruning is a million). Returns
+        how many went. A record that changes again later is read again, as a new one."""
+        if self._db is None:
+            return 0
+        # Update times are ISO 8601 text as the source wrote them (offsets may differ): a day's margin makes the
+        # text comparison safe, and the dossier's own times decide. A batch at a time, each deleted in its own
+        # transaction before its dossiers are handed to ``dropped``: what was handed over is gone.
+        margin = (before - dt.timedelta(days=1)).isoformat()
+        where, after, count = str(self.path), "", 0
+        while True:
+            rows = self._db.execute(
+                "SELECT code, item FROM records WHERE updated < ? AND code > ? ORDER BY code LIMIT 10000",
+                (margin, after),
+            ).fetchall()
+            if not rows:
+                return count
+            after = rows[-1][0]
+            old = []
+            for _code, text in rows:
+                dossier, _wrong = fmt.map_item(json.loads(text), where)
+                if (
+                    dossier is not None
+                    and dossier.closed
+                    and all(
+                        t is None or t < before for t in (dossier.received_at, dossier.finished_at, dossier.returned_at)
+                    )
+                ):
+                    old.append(dossier)
+            try:
+                with _transaction(self._db):
+                    self._db.executemany("DELETE FROM records WHERE code = ?", [(d.code,) for d in old])
+            except sqlite3.Error as exc:
+                raise DossierSourceError(f"{self.path}: cannot prune the record store: {exc}", "store") from None
+            count += len(old)
+            for d in old if dropped is not None else ():
+                dropped(d)
+
+    def map_one(
+        self, code: str, item: dict, sites: Iterable[str] | None = None
+    ) -> tuple[Dossier | None, list[RecordProblem]]:
+        """A record as a dossier, checked like :meth:`checked` does (None if it has problems)."""
         dossier, wrong = fmt.map_item(item, f"{self.path} {code}")
         problems = [RecordProblem(str(self.path), 0, code, key, message) for key, message in wrong]
         if dossier is not None:
             problems += check([dossier], str(self.path), sites)
         return (None if problems else dossier), problems
 
+    def check_one(self, code: str, sites: Iterable[str] | None = None) -> tuple[Dossier | None, list[RecordProblem]]:
+        """One stored record as a dossier, checked like :meth:`checked` does (None if it has problems)."""
+        item = self.item(code)
+        if item is None:
+            raise KeyError(code)
+        return self.map_one(code, item, sites)
+
+    def each_checked(self, sites: Iterable[str] | None = None) -> Iterator[tuple[Dossier | None, list[RecordProblem]]]:
+        """Every stored record, one at a time, as :meth:`check_one` gives it (codes are unique in the store)."""
+        known = set(sites) if sites is not None else None
+        where = str(self.path)  # one string for every dossier (a problem names the code beside it)
+        for line, (code, item) in enumerate(self.items(), 1):
+            dossier, wrong = fmt.map_item(item, where, line)
+            problems = [RecordProblem(str(self.path), line, code, key, message) for key, message in wrong]
+            if dossier is not None:
+                problems += check([dossier], str(self.path), known)
+            yield (None if problems else dossier), problems
+
     def checked(self, sites: Iterable[str] | None = None) -> tuple[list[Dossier], list[RecordProblem]]:
         """The stored records that map and pass :func:`check`, and the problems of those that do not."""
         result, problems = [], []
-        for line, (code, item) in enumerate(sorted(self.items.items()), 1):
-            dossier, wrong = fmt.map_item(item, f"{self.path} {code}", line)
-            problems += [RecordProblem(str(self.path), line, code, key, message) for key, message in wrong]
+        for dossier, wrong in self.each_checked(sites):
+            problems += wrong
             if dossier is not None:
                 result.append(dossier)
-        problems += check(result, str(self.path), sites)
-        refused = {p.code for p in problems}
-        return [d for d in result if d.code not in refused], problems
+        return result, problems
 
     def dossiers(self, sites: Iterable[str] | None = None) -> list[Dossier]:
         """The stored records as dossiers, checked like every source's: any problem refuses them all."""
@@ -226,3 +381,22 @@ class RecordStore:
         if problems:
             raise DossierRecordError(problems)
         return result
+
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (code TEXT PRIMARY KEY, updated TEXT NOT NULL, item TEXT NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS records_updated ON records (updated);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@contextlib.contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
