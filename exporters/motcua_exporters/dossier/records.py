@@ -16,7 +16,6 @@ import functools
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cached_property
 from zoneinfo import ZoneInfo
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")  # a time without an offset, in every source, is Vietnam's
@@ -129,10 +128,15 @@ class Dossier:
         """Whether the dossier is judged on time or late (not withdrawn or refused, and has a limit)."""
         return self.status not in LEFT and self.due_at is not None
 
-    @cached_property  # judged again at every refresh for every dossier in progress
+    @property  # judged again at every refresh for every dossier in progress: worked out once
     def limit(self) -> dt.datetime | None:
         """The limit as the law reads it (:func:`legal_limit` of ``due_at``); None: no time limit."""
-        return None if self.due_at is None else legal_limit(self.due_at)
+        # (Not functools.cached_property: in Python 3.11 it takes a lock at every read.)
+        try:
+            return self.__dict__["_limit"]
+        except KeyError:
+            limit = self.__dict__["_limit"] = None if self.due_at is None else legal_limit(self.due_at)
+            return limit
 
     def on_time(self) -> bool | None:
         """Finished within its limit (a result at the limit itself is on time: "đúng hạn"); None while
