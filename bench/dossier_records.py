@@ -118,7 +118,7 @@ def one(days: float, path: Path, repeat: int, baseline_days: float) -> dict:
     out["build"], (running, refused, _problems) = timed(lambda: build(store, sites, now))
     seconds, _text = timed(lambda: running.render(now, sites))
     out["build"] += seconds
-    out["open"] = len(running._open)
+    out["open"] = running.in_progress
     out["built_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     refresh = []
     for run in range(repeat):

@@ -149,7 +149,7 @@ class Figures:
             self.finished_on_time += sign
         else:
             self.finished_late += sign
-            self._late(d, sign)
+            self.late(d, sign)
         if d.rating is not None:
             self.rated += sign
             self.satisfied += sign * (d.rating in ("very_satisfied", "satisfied"))
@@ -160,7 +160,7 @@ class Figures:
             self.open_paused += 1
         elif overdue_at(d, when):
             self.open_overdue += 1
-            self._late(d)
+            self.late(d)
         else:
             self.open_not_due += 1
 
@@ -172,7 +172,7 @@ class Figures:
         self.late_by_reason.update(other.late_by_reason)
         self.late_by_step.update(other.late_by_step)
 
-    def _late(self, d: Dossier, sign: int = 1) -> None:
+    def late(self, d: Dossier, sign: int = 1) -> None:
         for counts, key in ((self.late_by_reason, d.overdue_reason or NOT_RECORDED),
                             (self.late_by_step, d.late_step or NOT_RECORDED)):  # fmt: skip
             counts[key] += sign

@@ -10,14 +10,17 @@
   read again for them;
 - a part whose time is still ahead of the clock (a source whose clock runs fast) pending until it
   has passed;
-- the dossiers that may be in progress (not withdrawn or refused; no result, or one still ahead):
-  judged again at every render, as the clock makes them overdue.
+- the dossiers in progress now, as counts per (site, agency): not yet due, overdue (with their
+  reasons and steps) and paused, and overdue per procedure. A dossier's place in them changes only
+  when the clock passes its reception, its legal limit or its result: those times wait in a heap,
+  and a render moves only the dossiers whose time came since the last one, not every one in
+  progress.
 
 It does not keep the dossiers themselves (a month of the city is 1.5 million): a changed record's
 old version comes from the store (:attr:`source.RecordStore.replaced`), its old parts are taken out
 and its new ones put in. :meth:`render` gives the same
 text as :func:`metrics.as_metrics` over the same dossiers at the same time
-(tests/exporters/test_dossier_running.py checks it on random records).
+(tests/dossiers/test_running.py checks it on random records).
 """
 
 from __future__ import annotations
@@ -28,12 +31,12 @@ import itertools
 from collections import Counter
 from collections.abc import Callable, Iterable
 
-from .indicators import CITY, Figures, open_at, windows
+from .indicators import CITY, Figures, open_at, overdue_at, windows
 from .metrics import OTHER, render, top_names
 from .records import TZ, Dossier, RecordProblem
 from .source import RecordStore
 
-RECEIVED, FINISHED = "received", "finished"
+RECEIVED, FINISHED, STATE = "received", "finished", "state"
 Key = tuple[str, "str | None"]  # (site, agency)
 
 
@@ -44,11 +47,34 @@ def _parts(d: Dossier) -> list[tuple[str, dt.datetime]]:
     return parts
 
 
+PAUSED, NOT_DUE, OVERDUE = "open_paused", "open_not_due", "open_overdue"  # the Figures fields
+
+
+def _state(d: Dossier, when: dt.datetime | None) -> tuple[str | None, bool]:
+    """Where ``d`` counts among the dossiers in progress at ``when`` (:meth:`Figures.add_open`: None if it
+    is not in progress), and whether it counts as overdue for its procedure (:meth:`Dossier.overdue`)."""
+    if when is None:
+        return None, False
+    procedure = d.overdue(when)
+    if not open_at(d, when):
+        return None, procedure
+    if d.status == "paused":
+        return PAUSED, procedure
+    return (OVERDUE if overdue_at(d, when) else NOT_DUE), procedure
+
+
 def _may_open(d: Dossier, since: dt.datetime | None) -> bool:
-    """Whether ``d`` can be in progress at ``since`` or later (:func:`indicators.open_at`)."""
+    """Whether ``d`` can be in progress, or overdue for its procedure, at ``since`` or later (else
+    :func:`_state` is (None, False) from ``since`` on: a result already in, or withdrawn or refused).
+    Most of a month's dossiers are such: they are never judged again, nor kept for it."""
     if d.status in ("withdrawn", "refused"):
         return False
     return d.finished_at is None or since is None or d.finished_at >= since
+
+
+def _moments(d: Dossier) -> list[dt.datetime]:
+    """The times at which :func:`_state` of ``d`` can change."""
+    return [t for t in (d.received_at, d.limit, d.finished_at) if t is not None]
 
 
 class ClockWentBackError(Exception):
@@ -61,11 +87,13 @@ class Running:
     def __init__(self) -> None:
         self._count = 0
         self._days: dict[Key, dict[dt.date, Figures]] = {}
-        # A heap of the parts whose time is ahead: (time, order, the put's id, part, dossier).
+        # A heap of what waits for the clock: a part whose time is ahead, a moment a dossier's state changes:
+        # (time, order, the put's id, part or STATE, dossier).
         self._pending: list[tuple[dt.datetime, int, int, str, Dossier]] = []
         self._serial = itertools.count()
-        self._waiting: dict[str, tuple[int, int]] = {}  # code: the id of its put with parts pending, how many
-        self._open: dict[str, Dossier] = {}
+        self._waiting: dict[str, tuple[int, int]] = {}  # code: the id of its put with something pending, how many
+        self._open: dict[Key, Figures] = {}  # the dossiers in progress now (only the open_* counts are used)
+        self._procedures: Counter = Counter()  # in progress and overdue now, by procedure
         self._sites: Counter = Counter()
         self._agencies: Counter = Counter()
         self._now: dt.datetime | None = None  # parts before it are in the buckets
@@ -108,10 +136,14 @@ class Running:
             else:
                 heapq.heappush(self._pending, (when, next(self._serial), put_id, part, d))
                 waiting += 1
+        if _may_open(d, self._now):
+            for when in _moments(d):
+                if self._now is None or when >= self._now:
+                    heapq.heappush(self._pending, (when, next(self._serial), put_id, STATE, d))
+                    waiting += 1
+            self._count_open(d, _state(d, self._now), 1)
         if waiting:
             self._waiting[d.code] = (put_id, waiting)
-        if _may_open(d, self._now):
-            self._open[d.code] = d
 
     def remove(self, d: Dossier) -> None:
         """Take out ``d``, as it was put (the same fields; it may be another object, mapped again)."""
@@ -122,28 +154,58 @@ class Running:
                 if not counts[name]:
                     del counts[name]
         # Every part before the clock has been placed (put or advance placed it); the rest are pending, and
-        # are dropped when they come due, as they are no longer of a dossier put.
+        # are dropped when they come due, as they are no longer of a dossier put. So are its moments.
         self._waiting.pop(d.code, None)
         for part, when in _parts(d):
             if self._now is not None and when < self._now:
                 self._place(d, part, when, -1)
-        self._open.pop(d.code, None)
+        if _may_open(d, self._now):
+            self._count_open(d, _state(d, self._now), -1)
+
+    @property
+    def in_progress(self) -> int:
+        """How many dossiers are in progress at the clock."""
+        return sum(f.open_paused + f.open_not_due + f.open_overdue for f in self._open.values())
 
     def advance(self, now: dt.datetime) -> None:
-        """Move the clock to ``now``: the parts whose time has passed go into their buckets. The clock never
-        goes back (:class:`ClockWentBackError`: the figures are built again from the store)."""
+        """Move the clock to ``now``: the parts whose time has passed go into their buckets, the dossiers
+        whose state changed move. The clock never goes back (:class:`ClockWentBackError`: the figures are
+        built again from the store)."""
         if self._now is not None and now < self._now:
             raise ClockWentBackError(f"the clock went back from {self._now.isoformat()} to {now.isoformat()}")
-        self._now = now
+        before, self._now = self._now, now
+        moved: dict[str, Dossier] = {}
         while self._pending and self._pending[0][0] < now:
             when, _serial, put_id, part, d = heapq.heappop(self._pending)
             waiting = self._waiting.get(d.code)
-            if waiting is not None and waiting[0] == put_id:
+            if waiting is None or waiting[0] != put_id:
+                continue  # of a dossier taken out since
+            if part == STATE:
+                moved[d.code] = d
+            else:
                 self._place(d, part, when, 1)
-                if waiting[1] > 1:
-                    self._waiting[d.code] = (put_id, waiting[1] - 1)
-                else:
-                    del self._waiting[d.code]
+            if waiting[1] > 1:
+                self._waiting[d.code] = (put_id, waiting[1] - 1)
+            else:
+                del self._waiting[d.code]
+        for d in moved.values():
+            self._count_open(d, _state(d, before), -1)
+            self._count_open(d, _state(d, now), 1)
+
+    def _count_open(self, d: Dossier, state: tuple[str | None, bool], sign: int) -> None:
+        where, procedure = state
+        if procedure:
+            self._procedures[d.procedure_code] += sign
+            if not self._procedures[d.procedure_code]:
+                del self._procedures[d.procedure_code]
+        if where is None:
+            return
+        figures = self._open.get((d.site, d.agency))
+        if figures is None:
+            figures = self._open[d.site, d.agency] = Figures()
+        setattr(figures, where, getattr(figures, where) + sign)
+        if where == OVERDUE:
+            figures.late(d, sign)
 
     def _place(self, d: Dossier, part: str, when: dt.datetime, sign: int) -> None:
         day = when.astimezone(TZ).date()
@@ -181,18 +243,8 @@ class Running:
         for agency in self._agencies:
             per_agency.setdefault(agency if agency in busiest else OTHER, fresh())
         # The dossiers in progress now, per (site, agency): the same for every window (each ends now).
-        now_open: dict[Key, Figures] = {}
-        overdue: Counter = Counter()
-        for code, d in list(self._open.items()):
-            if open_at(d, now):
-                figures = now_open.get((d.site, d.agency))
-                if figures is None:  # (not setdefault: a Figures made for every dossier was half the time)
-                    figures = now_open[d.site, d.agency] = Figures()
-                figures.add_open(d, now)
-            elif d.finished_at is not None and d.finished_at < now:
-                del self._open[code]  # its result has come: never in progress again
-            if d.overdue(now):
-                overdue[d.procedure_code] += 1
+        now_open = {k: f for k, f in self._open.items() if f.open_paused or f.open_not_due or f.open_overdue}
+        overdue = Counter(self._procedures)
         for key in self._days.keys() | now_open.keys():
             site, agency = key
             if site not in self._sites:
