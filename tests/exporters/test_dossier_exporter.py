@@ -216,10 +216,16 @@ def test_reload_applies_a_good_config_and_keeps_running_on_a_bad_one(start_expor
     assert "reload refused, keeping the running config" in running.log.read_text()
     # SIGUSR1: every thread's stack into the log, and the exporter runs on.
     os.kill(running.proc.pid, signal.SIGUSR1)
+    # The dump is written thread by thread: wait for the part looked for, not only its first line.
     deadline = time.monotonic() + 5
-    while "Current thread" not in running.log.read_text() and time.monotonic() < deadline:
+
+    def dumped() -> bool:
+        log = running.log.read_text()
+        return "Current thread" in log and "Thread 0x" in log and "in run_forever" in log
+
+    while not dumped() and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert "Thread 0x" in running.log.read_text() and "in run_forever" in running.log.read_text()
+    assert dumped(), running.log.read_text()[-3000:]
     assert running.alive() and running.get("/metrics")[0] == 200
 
 
