@@ -72,6 +72,16 @@ def overdue_at(d: Dossier, when: dt.datetime) -> bool:
     return d.status != "paused" and d.limit is not None and when > d.limit and open_at(d, when)
 
 
+def open_state(d: Dossier, when: dt.datetime) -> str | None:
+    """Where ``d`` counts among the dossiers in progress at ``when``: the :class:`Figures` field
+    (``open_paused``, ``open_overdue`` or ``open_not_due``), or None if it is not in progress then."""
+    if not open_at(d, when):
+        return None
+    if d.status == "paused":
+        return "open_paused"
+    return "open_overdue" if overdue_at(d, when) else "open_not_due"
+
+
 def _rate(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
@@ -155,14 +165,17 @@ class Figures:
             self.satisfied += sign * (d.rating in ("very_satisfied", "satisfied"))
 
     def add_open(self, d: Dossier, when: dt.datetime) -> None:
-        """``d`` is in progress at ``when`` (:func:`open_at`)."""
-        if d.status == "paused":
-            self.open_paused += 1
-        elif overdue_at(d, when):
-            self.open_overdue += 1
-            self.late(d)
-        else:
-            self.open_not_due += 1
+        """``d`` is in progress at ``when`` (:func:`open_at`): counted where :func:`open_state` says."""
+        self.count_open(d, open_state(d, when))
+
+    def count_open(self, d: Dossier, where: str | None, sign: int = 1) -> None:
+        """``d`` counted (``sign`` 1) or taken out (-1) in the field ``where`` (:func:`open_state`; None:
+        nowhere), with its reason and step when it is overdue."""
+        if where is None:
+            return
+        setattr(self, where, getattr(self, where) + sign)
+        if where == "open_overdue":
+            self.late(d, sign)
 
     def merge(self, other: Figures) -> None:
         """Add ``other``'s counts."""

@@ -174,7 +174,7 @@ class RecordProblem:
 
 def check(dossiers: Iterable[Dossier], file: str, sites: Iterable[str] | None = None) -> list[RecordProblem]:
     """The rules every source's dossiers follow; problems name the file, the row and the field."""
-    known = set(sites) if sites is not None else None
+    known = sites if isinstance(sites, frozenset) or sites is None else set(sites)
     seen: dict[str, int] = {}
     problems = []
 

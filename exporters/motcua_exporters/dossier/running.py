@@ -31,7 +31,7 @@ import itertools
 from collections import Counter
 from collections.abc import Callable, Iterable
 
-from .indicators import CITY, Figures, open_at, overdue_at, windows
+from .indicators import CITY, Figures, open_state, windows
 from .metrics import OTHER, render, top_names
 from .records import TZ, Dossier, RecordProblem
 from .source import RecordStore
@@ -47,20 +47,12 @@ def _parts(d: Dossier) -> list[tuple[str, dt.datetime]]:
     return parts
 
 
-PAUSED, NOT_DUE, OVERDUE = "open_paused", "open_not_due", "open_overdue"  # the Figures fields
-
-
 def _state(d: Dossier, when: dt.datetime | None) -> tuple[str | None, bool]:
-    """Where ``d`` counts among the dossiers in progress at ``when`` (:meth:`Figures.add_open`: None if it
-    is not in progress), and whether it counts as overdue for its procedure (:meth:`Dossier.overdue`)."""
+    """Where ``d`` counts among the dossiers in progress at ``when`` (:func:`indicators.open_state`: None if
+    it is not in progress), and whether it counts as overdue for its procedure (:meth:`Dossier.overdue`)."""
     if when is None:
         return None, False
-    procedure = d.overdue(when)
-    if not open_at(d, when):
-        return None, procedure
-    if d.status == "paused":
-        return PAUSED, procedure
-    return (OVERDUE if overdue_at(d, when) else NOT_DUE), procedure
+    return open_state(d, when), d.overdue(when)
 
 
 def _may_open(d: Dossier, since: dt.datetime | None) -> bool:
@@ -203,9 +195,7 @@ class Running:
         figures = self._open.get((d.site, d.agency))
         if figures is None:
             figures = self._open[d.site, d.agency] = Figures()
-        setattr(figures, where, getattr(figures, where) + sign)
-        if where == OVERDUE:
-            figures.late(d, sign)
+        figures.count_open(d, where, sign)
 
     def _place(self, d: Dossier, part: str, when: dt.datetime, sign: int) -> None:
         day = when.astimezone(TZ).date()
@@ -288,13 +278,14 @@ def apply(
     """The store's last merge into the running figures: each changed record's old version out (as the
     store held it, if it was counted), the new one in. ``refused`` is kept up to date. The problems."""
     problems = []
-    for code in store.changed:
+    known = frozenset(sites) if sites is not None else None
+    for code, item in store.changed.items():
         old = store.replaced.get(code)
         if old is not None and code not in refused:
-            before, _wrong = store.map_one(code, old, sites)
+            before, _wrong = store.map_one(code, old, known)
             if before is not None:
                 running.remove(before)
-        dossier, wrong = store.check_one(code, sites)
+        dossier, wrong = store.map_one(code, item, known)
         problems += wrong
         if dossier is None:
             refused.add(code)

@@ -167,7 +167,7 @@ class RecordStore:
         # When the source last answered, by its own clock (its answer's time; ours if it gives none): the
         # store is current as of then, even on a day without a single update (a Sunday).
         self.read_at = ""
-        self.changed: list[str] = []  # the codes the last update added or changed
+        self.changed: dict[str, dict] = {}  # the records the last update added or changed, by code
         self.replaced: dict[str, dict] = {}  # of those, the ones it held before, as they were
         if path.exists():
             try:
@@ -295,7 +295,7 @@ class RecordStore:
         except (OSError, sqlite3.Error) as exc:
             raise DossierSourceError(f"{self.path}: cannot write the record store: {exc}", "store") from None
         self.high_water, self.read_at = high_water, read_at
-        self.changed, self.replaced = list(changed), replaced
+        self.changed, self.replaced = changed, replaced
         return len(fetched.items), len(changed)
 
     def prune(self, before: dt.datetime, dropped: Callable[[Dossier], None] | None = None) -> int:
@@ -339,32 +339,22 @@ class RecordStore:
                 dropped(d)
 
     def map_one(
-        self, code: str, item: dict, sites: Iterable[str] | None = None
+        self, code: str, item: dict, sites: Iterable[str] | None = None, line: int = 0
     ) -> tuple[Dossier | None, list[RecordProblem]]:
-        """A record as a dossier, checked like :meth:`checked` does (None if it has problems)."""
-        dossier, wrong = fmt.map_item(item, f"{self.path} {code}")
-        problems = [RecordProblem(str(self.path), 0, code, key, message) for key, message in wrong]
+        """A record as a dossier, checked like :meth:`checked` does (None if it has problems). ``line``: its
+        place in a read of the whole store (:meth:`each_checked`), 0 for one record."""
+        where = str(self.path)  # one string for every dossier (a problem names the code beside it)
+        dossier, wrong = fmt.map_item(item, where, line)
+        problems = [RecordProblem(where, line, code, key, message) for key, message in wrong]
         if dossier is not None:
-            problems += check([dossier], str(self.path), sites)
+            problems += check([dossier], where, sites)
         return (None if problems else dossier), problems
 
-    def check_one(self, code: str, sites: Iterable[str] | None = None) -> tuple[Dossier | None, list[RecordProblem]]:
-        """One stored record as a dossier, checked like :meth:`checked` does (None if it has problems)."""
-        item = self.item(code)
-        if item is None:
-            raise KeyError(code)
-        return self.map_one(code, item, sites)
-
     def each_checked(self, sites: Iterable[str] | None = None) -> Iterator[tuple[Dossier | None, list[RecordProblem]]]:
-        """Every stored record, one at a time, as :meth:`check_one` gives it (codes are unique in the store)."""
-        known = set(sites) if sites is not None else None
-        where = str(self.path)  # one string for every dossier (a problem names the code beside it)
+        """Every stored record, one at a time, as :meth:`map_one` gives it (codes are unique in the store)."""
+        known = frozenset(sites) if sites is not None else None  # made once, not per record
         for line, (code, item) in enumerate(self.items(), 1):
-            dossier, wrong = fmt.map_item(item, where, line)
-            problems = [RecordProblem(str(self.path), line, code, key, message) for key, message in wrong]
-            if dossier is not None:
-                problems += check([dossier], str(self.path), known)
-            yield (None if problems else dossier), problems
+            yield self.map_one(code, item, known, line)
 
     def checked(self, sites: Iterable[str] | None = None) -> tuple[list[Dossier], list[RecordProblem]]:
         """The stored records that map and pass :func:`check`, and the problems of those that do not."""
