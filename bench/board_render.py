@@ -21,7 +21,6 @@ import argparse
 import datetime as dt
 import json
 import random
-import re
 import socket
 import statistics
 import subprocess
@@ -40,7 +39,7 @@ from motcua.lab.procs import spawn, stop, wait_for_port  # noqa: E402
 from motcua.monitoring.alertmanager import board_data  # noqa: E402
 from motcua.monitoring.rules import ALERTS, inhibit_rules, runbook_url  # noqa: E402
 from motcua.registry import load_registry  # noqa: E402
-from motcua.rosters.duty import load_duty_roster  # noqa: E402
+from motcua.rosters.duty import load_duty_roster, moved  # noqa: E402
 from motcua_exporters.board.app import Board, BoardConfig  # noqa: E402
 from motcua_exporters.board.data import load_data  # noqa: E402
 from motcua_exporters.board.runbooks import Runbooks  # noqa: E402
@@ -67,10 +66,7 @@ def free_port() -> int:
 def shifted_roster(tmp: Path) -> Path:
     """The lab's duty roster (production has none in the repository: it is vaulted per launch) moved to today."""
     text = (ROOT / "inventory/lab/duty.yml").read_text(encoding="utf-8")
-    first = min(dt.date.fromisoformat(d) for d in re.findall(r"\d{4}-\d{2}-\d{2}", text))
-    delta = (dt.date.today() - dt.timedelta(days=1)) - first
-    out = re.sub(r"\d{4}-\d{2}-\d{2}", lambda m: (dt.date.fromisoformat(m.group(0)) + delta).isoformat(), text)
-    (tmp / "duty.yml").write_text(out, encoding="utf-8")
+    (tmp / "duty.yml").write_text(moved(text, dt.date.today() - dt.timedelta(days=1)), encoding="utf-8")
     return tmp / "duty.yml"
 
 

@@ -150,6 +150,17 @@ class DutyRoster:
         return [s.person for s in self.shifts if s.scope.covers(site) and any(a <= when < b for a, b in s.spans())]
 
 
+def moved(text: str, first_day: date) -> str:
+    """A roster file's text with every date in it moved by the same number of days, so that its earliest
+    is ``first_day``: a window's roster reused for another window, or the lab's roster made current (the
+    duty board shows who is on duty now). Comments and layout are kept."""
+    found = [date.fromisoformat(d) for d in re.findall(r"\b\d{4}-\d{2}-\d{2}\b", text)]
+    if not found:
+        return text
+    delta = first_day - min(found)
+    return re.sub(r"\b\d{4}-\d{2}-\d{2}\b", lambda m: (date.fromisoformat(m.group(0)) + delta).isoformat(), text)
+
+
 # ---------------------------------------------------------------- parsing
 def _minutes(hh: str, mm: str) -> int | None:
     h, m = int(hh), int(mm)

@@ -30,7 +30,7 @@ from motcua.lab.procs import spawn, stop, wait_for_port
 from motcua.monitoring.alertmanager import board_data
 from motcua.monitoring.rules import ALERTS, inhibit_rules, runbook_url
 from motcua.registry import load_registry
-from motcua.rosters.duty import load_duty_roster
+from motcua.rosters.duty import load_duty_roster, moved
 
 from ..conftest import BIN, ROOT
 from ..exporters.conftest import free_port
@@ -43,10 +43,8 @@ PASSWORDS = {"viewer": "viewer-password-0123", "operator": "operator-password-01
 def shifted_roster(tmp_path: Path) -> Path:
     """The lab's duty roster moved so that its window starts yesterday (the board shows who is on duty now)."""
     text = (ROOT / "inventory/lab/duty.yml").read_text(encoding="utf-8")
-    delta = (dt.date.today() - dt.timedelta(days=1)) - dt.date(2025, 7, 1)
-    out = re.sub(r"\d{4}-\d{2}-\d{2}", lambda m: (dt.date.fromisoformat(m.group(0)) + delta).isoformat(), text)
     path = tmp_path / "duty.yml"
-    path.write_text(out, encoding="utf-8")
+    path.write_text(moved(text, dt.date.today() - dt.timedelta(days=1)), encoding="utf-8")
     return path
 
 

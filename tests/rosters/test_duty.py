@@ -213,3 +213,20 @@ def test_who_refuses_an_unknown_site_and_reads_a_time_with_an_offset(capsys):
     with pytest.raises(SystemExit):
         main([*args, "--who", "26740", "--at", "tomorrow morning"])
     assert "'tomorrow morning' is not a date and time" in capsys.readouterr().err
+
+
+def test_a_roster_moved_to_another_window_keeps_its_shape_and_loads(lab_registry, tmp_path):
+    from datetime import date
+
+    text = LAB_ROSTER.read_text(encoding="utf-8")
+    out = duty.moved(text, date(2026, 12, 6))
+    assert "2025-07" not in out and 'window: {start: "2026-12-06", end: "2026-12-19"}' in out
+    assert "2026-12-13..2026-12-19" in out  # a shift's range moved by the same days (2025-07-08..14)
+    assert [line.split("#")[1] for line in out.splitlines() if "#" in line] == [
+        line.split("#")[1] for line in text.splitlines() if "#" in line
+    ]  # comments kept
+    path = tmp_path / "duty.yml"
+    path.write_text(out, encoding="utf-8")
+    roster = duty.load_duty_roster(path, lab_registry)
+    assert roster.on_duty("26740", datetime(2026, 12, 6, 9, 0))  # local time
+    assert duty.moved("no dates here\n", date(2026, 1, 1)) == "no dates here\n"

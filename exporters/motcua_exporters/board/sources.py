@@ -72,29 +72,39 @@ class Pair:
     def get(self, path: str, member: str | None = None) -> tuple[Any, str, list[str], int]:
         """(the parsed reply, the member that answered, the errors of those that did not, calls made).
         ``member`` is tried first (the one that answered the read's first call, so one read is one member's)."""
+        reply, url, errors, calls = self._first("GET", path, {"Accept": "application/json"}, None, member, True)
+        return (reply.body if reply is not None else None), url, errors, calls
+
+    def post(self, path: str, body: bytes) -> tuple[Reply | None, list[str]]:
+        """The first member's answer, whatever its status (the caller reads a refusal), and the errors of
+        those that could not be reached."""
+        reply, _url, errors, _calls = self._first("POST", path, {"Content-Type": "application/json"}, body)
+        return reply, errors
+
+    def _first(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        member: str | None = None,
+        success_only: bool = False,
+    ) -> tuple[Reply | None, str, list[str], int]:
+        """The members in order (``member`` first) until one answers (with a 2xx status if
+        ``success_only``): (its reply or None, its URL, the others' errors, calls made)."""
         order = sorted(self.urls, key=lambda u: u != member) if member else self.urls
         errors, calls = [], 0
         for url in order:
             calls += 1
-            reply = self.http.call("GET", url + path, {"Accept": "application/json"}, None)
+            reply = self.http.call(method, url + path, headers, body)
             if isinstance(reply, Outcome):
                 errors.append(reply.detail)
                 continue
-            if not 200 <= reply.status < 300:
+            if success_only and not 200 <= reply.status < 300:
                 errors.append(f"{urllib.parse.urlsplit(url).netloc}: HTTP {reply.status}")
                 continue
-            return reply.body, url, errors, calls
+            return reply, url, errors, calls
         return None, "", errors, calls
-
-    def post(self, path: str, body: bytes) -> tuple[Reply | None, list[str]]:
-        errors = []
-        for url in self.urls:
-            reply = self.http.call("POST", url + path, {"Content-Type": "application/json"}, body)
-            if isinstance(reply, Outcome):
-                errors.append(reply.detail)
-                continue
-            return reply, errors
-        return None, errors
 
 
 def _vector(body: Any) -> list[tuple[dict[str, str], float]] | None:
