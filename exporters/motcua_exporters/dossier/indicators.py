@@ -79,7 +79,8 @@ def open_state(d: Dossier, when: dt.datetime) -> str | None:
         return None
     if d.status == "paused":
         return "open_paused"
-    return "open_overdue" if overdue_at(d, when) else "open_not_due"
+    # In progress and not paused: overdue_at's other conditions hold, only the limit is left to judge.
+    return "open_overdue" if d.limit is not None and when > d.limit else "open_not_due"
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -135,8 +136,7 @@ class Figures:
             self.add_received(d)
         if d.closed and window.holds(d.finished_at):
             self.add_finished(d)
-        if open_at(d, window.end):
-            self.add_open(d, window.end)
+        self.count_open(d, open_state(d, window.end))
 
     # The three parts of a dossier's figures: the first two are fixed once their time has passed
     # (running.Running keeps them per day), the third changes with the clock.
@@ -163,10 +163,6 @@ class Figures:
         if d.rating is not None:
             self.rated += sign
             self.satisfied += sign * (d.rating in ("very_satisfied", "satisfied"))
-
-    def add_open(self, d: Dossier, when: dt.datetime) -> None:
-        """``d`` is in progress at ``when`` (:func:`open_at`): counted where :func:`open_state` says."""
-        self.count_open(d, open_state(d, when))
 
     def count_open(self, d: Dossier, where: str | None, sign: int = 1) -> None:
         """``d`` counted (``sign`` 1) or taken out (-1) in the field ``where`` (:func:`open_state`; None:
