@@ -110,6 +110,18 @@ def recap(result: subprocess.CompletedProcess[str]) -> dict[str, dict[str, int]]
     return rows
 
 
+def changed_tasks(result: subprocess.CompletedProcess[str], host_name: str) -> list[str]:
+    """Names of the tasks and handlers that reported a change on one host (delegated ones too), once per task."""
+    current, changed = "", []
+    for line in result.stdout.splitlines():
+        match = re.match(r"^(?:TASK|RUNNING HANDLER) \[(?:[\w.]+ : )?(.+?)\]", line)
+        if match:
+            current = match.group(1)
+        elif re.match(rf"^changed: \[{re.escape(host_name)}(?: -> [^\]]+)?\]", line) and changed[-1:] != [current]:
+            changed.append(current)
+    return changed
+
+
 def run(cmd: list[str], cwd: Path = ROOT, timeout: int = 300, **env: str) -> subprocess.CompletedProcess[str]:
     """Run a command from the repository root with the venv's tools first on PATH."""
     return subprocess.run(

@@ -39,8 +39,7 @@ from motcua.lab import make_plan
 from motcua.lab.dossier import write_fault
 from motcua.lab.procs import poll as wait_for
 from motcua.monitoring import dashboards
-from tests.conftest import CORPUS, LAB_HOME, ROOT, plane_open, run
-from tests.integration.test_counters import changed_tasks, recap
+from tests.conftest import CORPUS, LAB_HOME, ROOT, changed_tasks, plane_open, recap, run
 
 pytestmark = pytest.mark.lab
 PLAYBOOK = "playbooks/monitoring.yml"
