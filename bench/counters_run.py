@@ -2,7 +2,8 @@
 """Benchmark: provisioning counter PCs with playbooks/counters.yml on the lab.
 
 Prints, for 6 and for 24 lab counter PCs (fresh hosts, the package pool warm):
-  - first provisioning (every role, every package installed)
+  - first provisioning (every role; the roles' packages come from the lab's counters' layer, as from a
+    golden image, since 2026-12-07: the figures before that date include unpacking them on every host)
   - no-change re-run with the project's ansible.cfg (median of --reruns); target for 6: <= 60 s
   - the ratio 24 / 6 of the re-runs; target <= 2x
   - the CPU a re-run keeps busy: the whole machine's (/proc/stat; the lab's counters run on the

@@ -155,17 +155,19 @@ def kill_leftovers(namespace: str, timeout: float = 5.0) -> int:
     return len(pids)
 
 
-def mount_overlay(host: CounterHost, image: Path) -> None:
+def mount_overlay(host: CounterHost, *lowers: Path) -> None:
+    """Mount the host's tree: its own changes over ``lowers`` (the topmost first: a layer, then the image)."""
     if str(host.merged) in mounted_paths():
         return
     # Changes made over another image would not fit this one: start the host afresh.
+    stack = ":".join(str(lower) for lower in lowers)
     marker = host.root / "image"
-    if marker.exists() and marker.read_text().strip() != str(image):
+    if marker.exists() and marker.read_text().strip() != stack:
         shutil.rmtree(host.upper, ignore_errors=True)
         shutil.rmtree(host.work, ignore_errors=True)
     for path in (host.merged, host.upper, host.work):
         path.mkdir(parents=True, exist_ok=True)
-    marker.write_text(f"{image}\n")
+    marker.write_text(f"{stack}\n")
     subprocess.run(
         [
             "mount",
@@ -173,7 +175,7 @@ def mount_overlay(host: CounterHost, image: Path) -> None:
             "overlay",
             "overlay",
             "-o",
-            f"lowerdir={image},upperdir={host.upper},workdir={host.work}",
+            f"lowerdir={stack},upperdir={host.upper},workdir={host.work}",
             str(host.merged),
         ],
         check=True,

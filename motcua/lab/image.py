@@ -1,7 +1,15 @@
-"""The counter-PC image: Debian 12 made once with debootstrap, cached outside the repository.
+"""The lab's images: Debian 12 made once with debootstrap, and the counter PCs' layer over it.
 
-The cache key covers everything that shapes the image (suite, packages, mirror,
-set-up steps), so a change rebuilds it and an unchanged one is reused.
+Both are cached outside the repository. The cache key covers everything that
+shapes them (suite, packages, mirror, set-up steps), so a change rebuilds them
+and an unchanged one is reused.
+
+The counters' layer holds the packages the counter roles install, unpacked
+once (as the DX Centre's golden image for counter PCs would hold them) rather
+than by each of the lab's counters on its first provisioning: eight dpkg runs
+side by side on two cores took about four minutes of a fresh lab's first
+`playbooks/counters.yml`. The services those packages enable are disabled in
+the layer: each role enables and starts its own once it has configured it.
 """
 
 from __future__ import annotations
@@ -41,6 +49,39 @@ MASKED_UNITS = (
     "getty@tty1.service",
 )
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
+
+# What the counters' roles install with the lab's settings (counter_base, counter_peripherals,
+# counter_token with SoftHSM, counter_kiosk, counter_monitoring, motcua_exporter, ward_certificates);
+# tests/lab/test_image.py checks this list against the roles both ways.
+COUNTER_PACKAGES = (
+    "ca-certificates",
+    "chrony",
+    "cups",
+    "cups-client",
+    "cups-filters",
+    "firefox-esr",
+    "fonts-dejavu-core",
+    "fonts-liberation2",
+    "ghostscript",
+    "gnutls-bin",
+    "libsane1",
+    "locales",
+    "nftables",
+    "opensc",
+    "opensc-pkcs11",
+    "p11-kit",
+    "pcscd",
+    "prometheus-node-exporter",
+    "python3-bcrypt",
+    "python3-cryptography",
+    "python3-prometheus-client",
+    "python3-yaml",
+    "sane-utils",
+    "softhsm2",
+    "unattended-upgrades",
+)
+# Bump when the layer's set-up steps change.
+LAYER_RECIPE_VERSION = "1"
 
 
 def host_mirror() -> str:
@@ -118,12 +159,16 @@ def ensure_image(cache: Path, progress=print) -> Path:
 
 def prune_images(cache: Path, keep: Path, progress=print) -> None:
     """Remove images of older recipes that no mounted lab host uses."""
+    _prune(cache / "images", keep, progress)
+
+
+def _prune(folder: Path, keep: Path, progress=print) -> None:
     mounts = Path("/proc/self/mountinfo").read_text()
-    for old in (cache / "images").iterdir():
+    for old in folder.iterdir():
         if old == keep or ".building-" in old.name or str(old) in mounts:
             continue
         shutil.rmtree(old)
-        progress(f"lab image: removed the outdated image {old.name}")
+        progress(f"lab image: removed the outdated {folder.name[:-1]} {old.name}")
 
 
 def _configure(root: Path, mirror: str) -> None:
@@ -155,6 +200,97 @@ def _configure(root: Path, mirror: str) -> None:
         link.parent.mkdir(parents=True, exist_ok=True)
         if not link.is_symlink():
             link.symlink_to("/dev/null")
+
+
+def layer_path(cache: Path, base: Path) -> Path:
+    """The counters' layer over the image ``base``: an overlay upper directory, used as a lower one."""
+    text = "|".join([str(base), ",".join(COUNTER_PACKAGES), LAYER_RECIPE_VERSION])
+    return cache / "layers" / f"counters-{hashlib.sha256(text.encode()).hexdigest()[:12]}" / "upper"
+
+
+def ensure_counter_layer(cache: Path, base: Path, apt_cache: Path, progress=print) -> Path:
+    """Return the counters' layer over ``base``, building it first if needed (~1-2 min).
+
+    apt-get runs once in a systemd-nspawn container (no boot, no extra capabilities) over an
+    overlay of the image; the downloaded packages go to the lab's shared pool ``apt_cache``.
+    """
+    layer = layer_path(cache, base)
+    if (layer.parent / "complete").exists():
+        return layer
+    building = layer.parent.with_name(layer.parent.name + f".building-{os.getpid()}")
+    if building.exists():
+        shutil.rmtree(building)
+    upper, work, merged = building / "upper", building / "work", building / "merged"
+    for path in (upper, work, merged):
+        path.mkdir(parents=True)
+    started = time.monotonic()
+    progress(f"lab image: the counters' layer, {len(COUNTER_PACKAGES)} packages into {building} (once; ~1-2 min)")
+    apt_cache.mkdir(parents=True, exist_ok=True)
+    (apt_cache / "partial").mkdir(exist_ok=True)
+    os.chown(apt_cache / "partial", *apt_user_ids(base))
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={base},upperdir={upper},workdir={work}",
+                    str(merged)], check=True, capture_output=True, text=True)  # fmt: skip
+    try:
+        policy = merged / "usr/sbin/policy-rc.d"  # no service starts while packages are unpacked
+        policy.write_text("#!/bin/sh\nexit 101\n")
+        policy.chmod(0o755)
+        enabled_before = _enabled_links(merged)
+        log = building / "apt.log"
+        with log.open("wb") as out:
+            result = subprocess.run(
+                [
+                    "systemd-nspawn",
+                    "--quiet",
+                    "--register=no",
+                    "--keep-unit",
+                    f"--directory={merged}",
+                    "--resolv-conf=copy-host",
+                    "--timezone=off",
+                    f"--bind={apt_cache}:/var/cache/apt/archives",
+                    "--setenv=DEBIAN_FRONTEND=noninteractive",
+                    *("apt-get", "install", "-y", "-q", "--no-install-recommends", *COUNTER_PACKAGES),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
+        if result.returncode != 0:
+            tail = log.read_text(errors="replace").splitlines()[-15:]
+            raise RuntimeError("the counters' layer: apt-get install failed:\n" + "\n".join(tail))
+        disabled = sorted(_enabled_links(merged) - enabled_before)
+        for link in disabled:  # what `systemctl disable` would remove: the roles enable their own
+            (merged / link).unlink()
+        policy.unlink()
+    finally:
+        subprocess.run(["umount", str(merged)], check=True, capture_output=True, text=True)
+    for name in ("etc/resolv.conf", "etc/hostname"):  # nspawn's; each host writes its own
+        target = upper / name
+        if target.is_file() or target.is_symlink():
+            target.unlink()
+    shutil.rmtree(work)
+    merged.rmdir()
+    units = ", ".join(sorted({Path(link).name for link in disabled})) or "none"
+    (building / "complete").write_text(f"built in {time.monotonic() - started:.0f} s\nunits disabled: {units}\n")
+    if layer.parent.exists():  # another build finished first
+        shutil.rmtree(building)
+    else:
+        building.rename(layer.parent)
+    progress(f"lab image: the counters' layer ready in {time.monotonic() - started:.0f} s (units disabled until "
+             f"their role configures them: {units})")  # fmt: skip
+    _prune(cache / "layers", keep=layer.parent, progress=progress)
+    return layer
+
+
+def _enabled_links(root: Path) -> set[str]:
+    """The symlinks that enable units (``*.wants``/``*.requires`` under /etc/systemd/system), relative to root."""
+    system = root / "etc/systemd/system"
+    return {
+        str(link.relative_to(root))
+        for folder in (*system.glob("*.wants"), *system.glob("*.requires"))
+        for link in folder.iterdir()
+        if link.is_symlink()
+    }
 
 
 def apt_user_ids(rootfs: Path) -> tuple[int, int]:

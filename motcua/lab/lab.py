@@ -259,6 +259,7 @@ class Lab:
 
         ensure_inotify(len(plan.hosts), self.progress)
         rootfs = image.ensure_image(self.cache, self.progress)
+        layer = image.ensure_counter_layer(self.cache, rootfs, self.apt_cache, self.progress) if plan.counters else None
         self._ensure_keys()
         ca.ensure_lab_ca(self.home / "ca", plan.dossier_address)
         self._ensure_certificates()
@@ -282,7 +283,7 @@ class Lab:
             counters.unmount(host.merged)
             counters.harvest_packages(host, self.apt_cache)
             counters.prepare_apt_cache(host, apt_ids)
-            counters.mount_overlay(host, rootfs)
+            counters.mount_overlay(host, *((layer, rootfs) if host in plan.counters and layer else (rootfs,)))
         for host in plan.hosts:  # running hosts are mounted, the others were just now
             if host not in vacant:
                 host_keys[host.address] = counters.prepare(host, public_key)
@@ -490,8 +491,9 @@ class Lab:
         counters.mark_vacant(source, f"its PC moved to {new}")
         # Boot it under the new identity: only this host; the rest of the lab is left as it is.
         rootfs = image.ensure_image(self.cache, self.progress)
+        layer = image.ensure_counter_layer(self.cache, rootfs, self.apt_cache, self.progress)
         counters.prepare_apt_cache(target, image.apt_user_ids(rootfs))
-        counters.mount_overlay(target, rootfs)
+        counters.mount_overlay(target, layer, rootfs)
         counters.prepare(target, self.key.with_suffix(".pub").read_text())
         state = LabState.load(self.home)
         proc = counters.start(target, self.apt_cache, "counter")

@@ -25,7 +25,7 @@ from motcua.access import LAB_SUPPORT_USER
 from motcua.lab import make_plan
 from motcua.lab.dossier import write_fault
 from motcua.rosters.officials import load_roster
-from tests.conftest import CORPUS, LAB_HOME, ROOT, counter_metrics, plane_open, recap, run
+from tests.conftest import CORPUS, LAB_HOME, ROOT, changed_tasks, counter_metrics, plane_open, recap, run
 from tests.exporters.conftest import promtool_check
 
 pytestmark = pytest.mark.lab
@@ -37,18 +37,6 @@ MONITORING_ADDRESSES = ("127.79.0.10", "127.79.0.13")  # dx-mon01, dx-mon02
 
 def playbook(*args: str) -> subprocess.CompletedProcess[str]:
     return run(["ansible-playbook", "-i", "inventory/lab", PLAYBOOK, *args], timeout=900)
-
-
-def changed_tasks(result: subprocess.CompletedProcess[str], host_name: str) -> list[str]:
-    """Names of the tasks and handlers that reported a change on one host."""
-    current, changed = "", []
-    for line in result.stdout.splitlines():
-        match = re.match(r"^(?:TASK|RUNNING HANDLER) \[(?:[\w.]+ : )?(.+?)\]", line)
-        if match:
-            current = match.group(1)
-        elif line.startswith(f"changed: [{host_name}]"):
-            changed.append(current)
-    return changed
 
 
 @pytest.fixture(scope="module")
@@ -396,30 +384,38 @@ def test_second_run_changes_nothing(provisioned):
 
 
 def test_check_mode_reports_nothing_then_exactly_the_drift(lab, provisioned):
-    # One check run over a ward's two counters, one of them drifted twice (journald's limit, a print queue's
-    # description): the provisioned one reports nothing, the drifted one exactly its drift. (The second run
-    # above covers a counter of every site.)
+    # One check run over a ward's two counters, both drifted: one twice (journald's limit, a print queue's
+    # description), the other by a package removed (the lab's counters start with the roles' packages in their
+    # image, as a golden image would hold them: this is where a role is seen installing one). Each reports
+    # exactly its drift, and the check changes nothing; a run with the tags of the drift puts it back.
+    # (The second run above covers a counter of every site.)
     drifted, queue = "w25747-pc02", "w25747-pr01"
-    h = host(lab, drifted)
+    unpackaged, package = "w25747-pc01", "sane-utils"
+    h, u = host(lab, drifted), host(lab, unpackaged)
     h.run("sed -i 's/^SystemMaxUse=200M$/SystemMaxUse=2G/' /etc/systemd/journald.conf.d/50-motcua.conf")
     h.check_output(f"lpadmin -p {queue} -D 'Máy in tạm'")
+    u.check_output(f"DEBIAN_FRONTEND=noninteractive apt-get remove -y -q {package}")
     try:
         check = playbook("--check", "--diff", "--limit", "site_25747")
         assert check.returncode == 0, check.stdout[-4000:]
         rows = recap(check)
-        # Exactly the drift: the file and the restart it would cause, and the queue.
+        # Exactly the drift: the file and the restart it would cause, and the queue; the package.
         queue_task = "Printing | one queue per printer of the site, the first is the default"
         assert sorted(changed_tasks(check, drifted)) == sorted(["Journald | limits", "Restart journald", queue_task])
-        others = {name: row["changed"] for name, row in rows.items() if name not in (drifted, "localhost")}
-        assert others == {"w25747-pc01": 0}, rows
+        assert changed_tasks(check, unpackaged) == ["Peripherals | packages"], rows
+        assert set(rows) - {"localhost"} == {drifted, unpackaged}, rows
         assert "-SystemMaxUse=2G" in check.stdout and "+SystemMaxUse=200M" in check.stdout
         assert "-description: Máy in tạm" in check.stdout
         # Check changed nothing.
         assert h.file("/etc/systemd/journald.conf.d/50-motcua.conf").contains("^SystemMaxUse=2G$")
         assert "Máy in tạm" in h.check_output(f"LC_ALL=C lpoptions -p {queue}")
+        assert not u.package(package).is_installed
     finally:
-        fixed = playbook("--limit", drifted, "--tags", "counter_base_journald,counter_peripherals_printing")
+        tags = "counter_base_journald,counter_peripherals_printing,counter_peripherals_install"
+        fixed = playbook("--limit", f"{drifted},{unpackaged}", "--tags", tags)
         assert fixed.returncode == 0, fixed.stdout[-3000:]
+    assert changed_tasks(fixed, unpackaged) == ["Peripherals | packages"], fixed.stdout[-3000:]
+    assert u.package(package).is_installed and u.exists("scanimage")
     assert h.file("/etc/systemd/journald.conf.d/50-motcua.conf").contains("^SystemMaxUse=200M$")
     assert "Máy in tạm" not in h.check_output(f"LC_ALL=C lpoptions -p {queue}")
 
