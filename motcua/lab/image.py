@@ -81,7 +81,7 @@ COUNTER_PACKAGES = (
     "unattended-upgrades",
 )
 # Bump when the layer's set-up steps change.
-LAYER_RECIPE_VERSION = "1"
+LAYER_RECIPE_VERSION = "2"
 
 
 def host_mirror() -> str:
@@ -259,7 +259,7 @@ def ensure_counter_layer(cache: Path, base: Path, apt_cache: Path, progress=prin
             tail = log.read_text(errors="replace").splitlines()[-15:]
             raise RuntimeError("the counters' layer: apt-get install failed:\n" + "\n".join(tail))
         disabled = sorted(_enabled_links(merged) - enabled_before)
-        for link in disabled:  # what `systemctl disable` would remove: the roles enable their own
+        for link in disabled:  # what `systemctl disable` removes (aliases too): the roles enable their own
             (merged / link).unlink()
         policy.unlink()
     finally:
@@ -283,13 +283,17 @@ def ensure_counter_layer(cache: Path, base: Path, apt_cache: Path, progress=prin
 
 
 def _enabled_links(root: Path) -> set[str]:
-    """The symlinks that enable units (``*.wants``/``*.requires`` under /etc/systemd/system), relative to root."""
+    """The symlinks that make units enabled: every link under /etc/systemd/system but masks, relative to root.
+
+    Aliases count: `systemctl is-enabled chrony` says "enabled" while the alias chronyd.service is there,
+    even with no link in any ``*.wants``; Ansible's systemd_service then sees nothing to enable, and the
+    unit never starts at boot. Removing them all is what `systemctl disable` does.
+    """
     system = root / "etc/systemd/system"
     return {
         str(link.relative_to(root))
-        for folder in (*system.glob("*.wants"), *system.glob("*.requires"))
-        for link in folder.iterdir()
-        if link.is_symlink()
+        for link in system.rglob("*")
+        if link.is_symlink() and str(link.readlink()) != "/dev/null"
     }
 
 

@@ -77,6 +77,15 @@ def test_base_system_on_every_counter(lab, provisioned, counters):
         assert chrony.contains("^server 127.79.0.11 iburst$") and chrony.contains("^server 127.79.0.12 iburst$")
         assert h.service("chrony").is_running
         assert " -x" in h.check_output("LC_ALL=C ps -o args= -C chronyd")  # a container never sets the clock
+        # Started at boot too, by their [Install] links: the PCs start from a layer where these units are
+        # disabled, and an alias left behind (chronyd.service) once made is-enabled say yes with no link.
+        for unit in (
+            "multi-user.target.wants/chrony.service",
+            "multi-user.target.wants/cups.service",
+            "multi-user.target.wants/prometheus-node-exporter.service",
+            "sockets.target.wants/pcscd.socket",
+        ):
+            assert h.file(f"/etc/systemd/system/{unit}").is_symlink, f"{counter.name}: {unit}"
         assert h.file("/etc/apt/apt.conf.d/50unattended-upgrades").contains("label=Debian-Security")
         assert h.file("/etc/apt/apt.conf.d/20auto-upgrades").contains('Unattended-Upgrade "1"')
         assert h.file("/etc/systemd/journald.conf.d/50-motcua.conf").contains("^SystemMaxUse=200M$")
