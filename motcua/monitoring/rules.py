@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..hours import Opening, describe, opening_condition, parse_opening
 from ..registry import Registry
 from ..registry.model import PARENT_ROLE
 
@@ -29,11 +30,13 @@ DEFAULT_FOR = {"fast": "30s", "short": "2m", "medium": "5m", "long": "15m", "esc
 _BY_SITE = ", ".join(SITE_LABELS)
 _JOIN_SITE = f"* on (site) group_left (ward, region, phase, team) {SITE_INFO}"
 # Dossier processing: judged only while the exporter's last read of the records worked (else the figures
-# are an old read's: DossierRecordsFailing says so), and intake only in opening hours on working days
-# (Vietnam's time, UTC+7: 9:00-16:59, Monday to Friday; from 9:00 the hour before is the same day's).
+# are an old read's: DossierRecordsFailing says so). Intake is judged at a site only while it has been
+# open for the whole last hour (motcua_site_open_hour, from the registry's opening hours, so the hour
+# compared with other days' is all open), and the records' staleness only while most shops are open.
 _RECORDS_FRESH = 'and on (instance) (motcua_dossier_records_up{job="dossier"} == 1)'
-_OPENING_HOURS = ("and on () (hour(vector(time() + 7 * 3600)) >= 9 < 17)"
-                  " and on () (day_of_week(vector(time() + 7 * 3600)) >= 1 <= 5)")  # fmt: skip
+SITE_OPEN = "motcua_site_open"
+SITE_OPEN_HOUR = "motcua_site_open_hour"
+_MOST_SITES_OPEN = f"and on () (count({SITE_OPEN}) > count({SITE_INFO}) / 2)"
 # Their thresholds (monitoring_prometheus_dossier_thresholds overrides): overdue dossiers at a site; their
 # growth in an hour; intake at the same hour a week ago that makes none now unusual; the day's on-time target
 # and the finished dossiers it needs to judge; hours without any record updated before the source is stale.
@@ -375,7 +378,7 @@ ALERTS: tuple[Alert, ...] = (
         f' - motcua_dossiers_received{{job="dossier", window="today"}} offset 25h) >= DOSSIER_USUAL_INTAKE'
         f' or (motcua_dossiers_received{{job="dossier", window="today"}} offset 7d'
         f' - motcua_dossiers_received{{job="dossier", window="today"}} offset 169h) >= DOSSIER_USUAL_INTAKE)'
-        f" {_RECORDS_FRESH} {_OPENING_HOURS}) {_JOIN_SITE}",
+        f" {_RECORDS_FRESH} and on (site) {SITE_OPEN_HOUR}) {_JOIN_SITE}",
         "short",
         "warning",
         SCOPE_SITE,
@@ -409,7 +412,7 @@ ALERTS: tuple[Alert, ...] = (
     Alert(
         "DossierRecordsStale",
         '(time() - motcua_dossier_records_newest_update_timestamp_seconds{job="dossier"}) > DOSSIER_STALE_HOURS * 3600'
-        f' and on (instance) motcua_dossier_records_up{{job="dossier"}} == 1 {_OPENING_HOURS}',
+        f' and on (instance) motcua_dossier_records_up{{job="dossier"}} == 1 {_MOST_SITES_OPEN}',
         "long",
         "warning",
         SCOPE_SYSTEM,
@@ -502,8 +505,10 @@ def _alert_rule(
     return rule
 
 
-def site_info_rules(registry: Registry) -> list[dict[str, object]]:
-    """One ``motcua_site_info`` series per site: the registry's labels, for joins and dashboards."""
+def site_info_rules(registry: Registry, opening: dict[str, Opening] | None = None) -> list[dict[str, object]]:
+    """One ``motcua_site_info`` series per site: the registry's labels, for joins and dashboards, and its
+    opening hours (``opening`` replaces a site's hours from the registry: the lab's, so that a test can
+    judge intake at any hour)."""
     return [
         {
             "record": SITE_INFO,
@@ -515,10 +520,26 @@ def site_info_rules(registry: Registry) -> list[dict[str, object]]:
                 "region": site.region,
                 "phase": site.phase,
                 "team": site.team,
+                "opening_hours": describe((opening or {}).get(site.code, site.opening_hours)),
             },
         }
         for site in registry.sites.values()
     ]
+
+
+def opening_rules(registry: Registry, opening: dict[str, Opening] | None = None) -> list[dict[str, object]]:
+    """For each set of opening hours the sites have, ``motcua_site_open`` (a series per site while it is
+    open) and ``motcua_site_open_hour`` (while it has been open for the whole last hour). They head the
+    alerts' group: rules of one group are evaluated in order, so the alerts see them at the same instant
+    (from another group they would be a round late, at opening and at closing)."""
+    hours = [(opening or {}).get(site.code, site.opening_hours) for site in registry.sites.values()]
+    kinds = {describe(h): h for h in hours}
+    return [
+        {"record": record,
+         "expr": f'{SITE_INFO}{{opening_hours="{text}"}} and on () ({opening_condition(h, settled)})'}
+        for record, settled in ((SITE_OPEN, 0), (SITE_OPEN_HOUR, 60))
+        for text, h in sorted(kinds.items())
+    ]  # fmt: skip
 
 
 def dossier_rules() -> list[dict[str, object]]:
@@ -568,8 +589,10 @@ def rule_groups(
     durations: dict[str, str] | None = None,
     runbook_base: str = "docs/runbooks",
     dossier_thresholds: dict[str, float] | None = None,
+    opening_hours: dict[str, dict[str, str]] | None = None,
 ) -> dict[str, object]:
-    """The rules file: site information, the dossier rates, then every alert."""
+    """The rules file: site information, the dossier rates, then every alert. ``opening_hours`` (site
+    code -> hours as sites.yml writes them) replaces those sites' hours from the registry."""
     pace = {**DEFAULT_FOR, **(durations or {})}
     unknown = set(pace) - set(DEFAULT_FOR)
     if unknown:
@@ -584,11 +607,27 @@ def rule_groups(
             raise ValueError(f"dossier threshold {name}: a number of 0 or more, not {value!r}")
     values = {f"DOSSIER_{name.upper()}": f"{value:g}" for name, value in thresholds.items()}
     values["MONITORING_HOSTS"] = str(sum(1 for host in registry.dx_hosts if host.role == "monitoring"))
+    opening: dict[str, Opening] = {}
+    for code, raw in (opening_hours or {}).items():
+        if str(code) not in registry.sites:
+            raise ValueError(f"opening hours of site {code}: not a site of this inventory")
+        if not isinstance(raw, dict):
+            raise ValueError(f"opening hours of site {code}: a mapping of weekdays to hours, not {raw!r}")
+        parsed, problems = parse_opening(raw)
+        if problems:
+            raise ValueError(f"opening hours of site {code}: {problems[0][1]}")
+        opening[str(code)] = parsed
     return {
         "groups": [
-            {"name": "motcua_sites", "rules": site_info_rules(registry)},
+            {"name": "motcua_sites", "rules": site_info_rules(registry, opening)},
             {"name": "motcua_dossiers", "rules": dossier_rules()},
-            {"name": "motcua_alerts", "rules": [_alert_rule(a, pace, runbook_base, values) for a in ALERTS]},
+            {
+                "name": "motcua_alerts",
+                "rules": [
+                    *opening_rules(registry, opening),
+                    *[_alert_rule(a, pace, runbook_base, values) for a in ALERTS],
+                ],
+            },
         ]
     }
 

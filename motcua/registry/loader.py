@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
+from ..hours import DEFAULT_OPENING_HOURS, Opening, parse_opening
 from ..validation import Checker, Field, InputError, LineDict, LineList, Problem, load_csv, load_yaml, text_problem
 from ..validation.fields import device_text_problem
 from .model import (
@@ -101,6 +102,7 @@ SITE_COMMON = {
     "counters": Field("int", minimum=COUNTERS_MIN, maximum=COUNTERS_MAX),
     "gear": Field("mapping"),
     "phase": Field("text", choices=PHASES),
+    "opening_hours": Field("mapping"),
     "team": Field("ident"),
     "net": Field("int", minimum=0),
     "subnet": Field("cidr"),
@@ -115,6 +117,7 @@ DEFAULTS_SPEC = {
     "counters": Field("int", required=True, minimum=COUNTERS_MIN, maximum=COUNTERS_MAX),
     "gear": Field("mapping", required=True),
     "phase": Field("text", required=True, choices=PHASES),
+    "opening_hours": Field("mapping"),  # motcua.hours; DEFAULT_OPENING_HOURS when absent
 }
 WARD_SPEC = {"code": Field("code", required=True), "name": Field("text"), **SITE_COMMON}
 CENTRE_SPEC = {
@@ -536,6 +539,8 @@ def _load_sites(
         return None
     defaults = check.fields(raw_defaults, "defaults", "defaults.", DEFAULTS_SPEC)
     default_gear = _check_gear(check, defaults.get("gear"), "defaults", "defaults.gear", required=True)
+    defaults["opening_hours"] = _check_opening(check, raw_defaults, defaults, "defaults",
+                                             parse_opening(DEFAULT_OPENING_HOURS)[0])  # fmt: skip
     if len(problems) != before:
         return None
     team_by_region = {r: t.id for t in (teams or {}).values() for r in t.regions}
@@ -583,6 +588,18 @@ def _site_entry(
     return site if len(check.problems) == mark else None
 
 
+def _check_opening(check: Checker, entry: LineDict, values: dict[str, object], site: str, default: Opening) -> Opening:
+    """A site's (or the defaults') opening hours: its own if it has them, else ``default``."""
+    raw = values.get("opening_hours")
+    if not isinstance(raw, dict):
+        return default
+    opening, problems = parse_opening(raw)
+    for key, message in problems:
+        line = raw.line_of(key) if isinstance(raw, LineDict) and key in raw else entry.line_of("opening_hours")
+        check.report(line, site, f"opening_hours.{key}" if key != "" else "opening_hours", message)
+    return opening
+
+
 def _check_gear(check: Checker, raw: object, site: str, field: str, required: bool = False) -> dict[str, int] | None:
     if not isinstance(raw, LineDict):
         return None
@@ -622,6 +639,7 @@ def _build_site(
                      f"unknown team {team!r} (teams.yml has: {', '.join(context.teams)})")  # fmt: skip
     vlans = _site_vlans(check, entry, values, code, plan)
     contacts = _check_contacts(check, values.get("contacts"), code)
+    opening = _check_opening(check, entry, values, code, context.defaults["opening_hours"])  # type: ignore[arg-type]
     if plan is None:
         return None
     counts = {GEAR_ROLES[k]: v for k, v in gear.items()}
@@ -657,6 +675,7 @@ def _build_site(
         line=line,
         hosts=hosts,
         ports=ports,
+        opening_hours=opening,
     )
 
 

@@ -207,6 +207,8 @@ class Site:
     line: int
     hosts: tuple[Host, ...] = field(default=(), compare=False)
     ports: tuple[Port, ...] = field(default=(), compare=False)
+    # weekday (Monday 0) -> (opening, closing) in minutes after midnight, city time (motcua.hours)
+    opening_hours: dict[int, tuple[int, int]] = field(default_factory=dict, compare=False)
 
     @property
     def host_prefix(self) -> str:

@@ -4,8 +4,8 @@ A duty roster says who is on duty for which sites when (format:
 docs/monitoring.md). It is checked against the site registry before anything
 is written: unknown sites, regions or teams, people without a way to reach
 them, shifts outside the window, two shifts covering one site at the same
-time, and opening hours (or, for the dossier system, any hour) that nobody
-covers are reported with file, line and shift.
+time, and a site's opening hours (the registry's) or, for the dossier system,
+any hour that nobody covers are reported with file, line and shift.
 
 A valid roster compiles into Alertmanager's routing
 (:func:`motcua.monitoring.alertmanager.compile_alertmanager`).
@@ -19,18 +19,15 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ..hours import parse_hours
 from ..registry import Registry
 from ..validation import Checker, Field, InputError, LineDict, Problem, load_yaml, shown, text_problem, type_name
 
 CITY_TIMEZONE = "Asia/Ho_Chi_Minh"
 CITY_OFFSET = timedelta(hours=7)
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-# Hồ Chí Minh City's one-stop shops: Monday to Friday all day, Saturday morning.
-DEFAULT_OPENING_HOURS = {"monday-friday": "07:30-17:00", "saturday": "07:30-11:30"}
 MAX_WINDOW_DAYS = 62
 WINDOW_INTERVAL = "launch-window"
 SYSTEM = "system"  # the scope of city-wide alerts (the dossier system, the monitoring itself)
-_HOURS = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 _DATES = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:\.\.(\d{4}-\d{2}-\d{2}))?$")
 _PERSON_ID = re.compile(r"^[a-z][a-z0-9._-]{1,31}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -139,7 +136,6 @@ class DutyRoster:
     file: str
     timezone: str
     window: tuple[date, date]
-    opening_hours: dict[int, tuple[int, int]]  # weekday -> (start, end) minutes
     system_hours: tuple[int, int] | None  # daily minutes; None: the system needs no cover
     lead: Person
     people: dict[str, Person]
@@ -162,33 +158,6 @@ def moved(text: str, first_day: date) -> str:
 
 
 # ---------------------------------------------------------------- parsing
-def _minutes(hh: str, mm: str) -> int | None:
-    h, m = int(hh), int(mm)
-    if m > 59 or h > 24 or (h == 24 and m):
-        return None
-    return h * 60 + m
-
-
-def parse_hours(text: str) -> tuple[int, int] | None:
-    """'07:30-17:00' -> (450, 1020); '19:00-07:00' (overnight) -> (1140, 1860); None if malformed."""
-    match = _HOURS.fullmatch(text.strip())
-    if not match:
-        return None
-    start, end = _minutes(*match.group(1, 2)), _minutes(*match.group(3, 4))
-    if start is None or end is None or start >= 1440 or start == end:
-        return None
-    return (start, end if end > start else end + 1440)
-
-
-def parse_weekdays(text: str) -> list[int] | None:
-    """'monday-friday' -> [0..4]; 'saturday' -> [5]; None if malformed."""
-    parts = text.strip().lower().split("-")
-    if not all(p in WEEKDAYS for p in parts) or len(parts) > 2:
-        return None
-    first, last = WEEKDAYS.index(parts[0]), WEEKDAYS.index(parts[-1])
-    return list(range(first, last + 1)) if first <= last else None
-
-
 def _parse_date(text: str) -> date | None:
     try:
         return date.fromisoformat(text)
@@ -397,25 +366,11 @@ def check_duty_roster(
             r.report(top.line_of("timezone"), "", "timezone",
                      f"{tz} is UTC{hours:+g}, not the city's UTC+7 (in Etc/GMT names the sign is reversed: "
                      f"Etc/GMT-7 is UTC+7); use {CITY_TIMEZONE}, or set allow_other_timezone: true")  # fmt: skip
-    # --- opening hours
-    opening: dict[int, tuple[int, int]] = {}
-    raw_opening = values.get("opening_hours", DEFAULT_OPENING_HOURS)
-    if not raw_opening:  # no opening hours would check no site's cover at all
+    if "opening_hours" in values:  # one source: the registry's hours are what the alerts judge by as well
         r.report(top.line_of("opening_hours"), "", "opening_hours",
-                 "names no day: every site's cover is checked against the one-stop shops' opening hours")  # fmt: skip
-    for key, hours_text in raw_opening.items():
-        at = raw_opening.line_of(key) if isinstance(raw_opening, LineDict) else 0
-        days = parse_weekdays(str(key))
-        hours = parse_hours(str(hours_text))
-        if days is None:
-            r.report(at, "opening_hours", str(key), "write a weekday or a range like monday-friday")
-        elif hours is None or hours[1] > 1440:
-            r.report(at, "opening_hours", str(key), f"{hours_text!r}: write hours like 07:30-17:00 within one day")
-        else:
-            for day in days:
-                if day in opening:
-                    r.report(at, "opening_hours", str(key), f"{WEEKDAYS[day]} is given twice")
-                opening[day] = hours
+                 "the one-stop shops' opening hours are in the site registry (sites.yml: "
+                 "defaults.opening_hours, or a site's own): remove this key; every site's cover is checked "
+                 "against its hours there")  # fmt: skip
     system_text = str(values.get("system_hours", "00:00-24:00"))
     system_hours = None if system_text == "none" else parse_hours(system_text)
     if system_text != "none" and (system_hours is None or system_hours[1] > 1440):
@@ -467,11 +422,11 @@ def check_duty_roster(
             shifts.append(Shift(i + 1, line, person, scope, tuple(days), start, hours[1], str(entry["hours"])))
     if not problems and lead is not None and window is not None:
         problems += _overlaps(label, shifts)
-        problems += _gaps(label, registry, shifts, window, opening, system_hours)
+        problems += _gaps(label, registry, shifts, window, system_hours)
     if problems:
         return None, sorted(set(problems))
     assert lead is not None and window is not None
-    return DutyRoster(label, tz, window, opening, system_hours, lead, people, shifts), []
+    return DutyRoster(label, tz, window, system_hours, lead, people, shifts), []
 
 
 def load_duty_roster(path: str | Path, registry: Registry, label: str | None = None) -> DutyRoster:
@@ -525,10 +480,9 @@ def _gaps(
     registry: Registry,
     shifts: list[Shift],
     window: tuple[date, date],
-    opening: dict[int, tuple[int, int]],
     system_hours: tuple[int, int] | None,
 ) -> list[Problem]:
-    """Opening hours of a site (or system hours) with nobody on duty, grouped by gap."""
+    """Opening hours of a site (the registry's) or system hours with nobody on duty, grouped by gap."""
     by_gap: dict[tuple[datetime, datetime], set[str]] = {}
     days = [window[0] + timedelta(days=n) for n in range((window[1] - window[0]).days + 1)]
     covering: dict[str, list[tuple[datetime, datetime]]] = {}
@@ -536,7 +490,9 @@ def _gaps(
         keys = list(shift.scope.sites) + ([SYSTEM] if shift.scope.system else [])
         for key in keys:
             covering.setdefault(key, []).extend(shift.spans())
-    needs: list[tuple[str, dict[int, tuple[int, int]]]] = [(code, opening) for code in registry.sites]
+    needs: list[tuple[str, dict[int, tuple[int, int]]]] = [
+        (code, site.opening_hours) for code, site in registry.sites.items()
+    ]
     if system_hours is not None:
         needs.append((SYSTEM, dict.fromkeys(range(7), system_hours)))
     for key, hours_by_day in needs:

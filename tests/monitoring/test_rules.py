@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from motcua.monitoring import rules
@@ -31,9 +32,13 @@ def test_promtool_checks_the_rules_of_every_site(production_registry, tmp_path):
     groups = write_rules(production_registry, tmp_path / "rules.yml")
     result = subprocess.run(["promtool", "check", "rules", str(tmp_path / "rules.yml")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    info = groups["groups"][0]["rules"]
+    info = [r for r in groups["groups"][0]["rules"] if r["record"] == "motcua_site_info"]
     assert len(info) == len(production_registry.sites) == 172  # 168 wards and units + 4 centres
     assert {r["labels"]["site"] for r in info} == set(production_registry.sites)
+    # Every site's opening hours (the registry's; all the default today) and a rule for each kind of hours.
+    assert {r["labels"]["opening_hours"] for r in info} == {"monday-friday 07:30-17:00, saturday 07:30-11:30"}
+    opening = [r["record"] for r in groups["groups"][2]["rules"] if "record" in r]
+    assert opening == ["motcua_site_open", "motcua_site_open_hour"]  # in the alerts' group, ahead of them
 
 
 def test_promtool_unit_tests_pass(lab_registry, tmp_path):
@@ -95,7 +100,7 @@ def test_one_failed_probe_never_pages_at_the_lab_pace(lab_registry, tmp_path):
 def test_annotations_vietnamese_and_english_with_a_runbook(lab_registry):
     groups = rules.rule_groups(lab_registry, runbook_base="https://runbooks.example/motcua/")
     (group,) = [g for g in groups["groups"] if g["name"] == "motcua_alerts"]
-    alerts = group["rules"]
+    alerts = [r for r in group["rules"] if "alert" in r]
     slugs = set()
     for rule in alerts:
         notes = rule["annotations"]
@@ -149,3 +154,54 @@ def test_dossier_thresholds_override_the_defaults_and_bad_ones_are_refused(lab_r
             assert message in str(exc)
         else:
             raise AssertionError(f"{bad} was accepted")
+
+
+def test_each_site_is_open_by_its_own_hours(lab_registry, tmp_path):
+    """motcua_site_open and motcua_site_open_hour follow each site's hours, in Vietnam's time, by promtool:
+    the registry's default for most, a site's own (here the lab's setting for 26732: every day, all day)."""
+    write_rules(lab_registry, tmp_path / "rules.yml", annotations=False,
+                opening_hours={"26732": {"monday-sunday": "00:00-24:00"}})  # fmt: skip
+    # t=0 is Thursday 07:00 in Vietnam. An hour of each kind: (eval time, sites open, sites open an hour).
+    default = {"ttpv", "26740", "25747"}
+    moments = [
+        ("20m", {"26732"}, {"26732"}),  # Thursday 07:20: before the default's 07:30
+        ("40m", default | {"26732"}, {"26732"}),  # 07:40: open, not for an hour yet
+        ("1h40m", default | {"26732"}, default | {"26732"}),  # 08:40
+        ("10h", {"26732"}, {"26732"}),  # 17:00: the default's closing
+        ("17h30m", {"26732"}, set()),  # Friday 00:30: the first hour of a day is never "open an hour"
+        ("52h", default | {"26732"}, default | {"26732"}),  # Saturday 11:00
+        ("53h", {"26732"}, {"26732"}),  # Saturday 12:00: the default's 11:30 closing
+        ("75h", {"26732"}, {"26732"}),  # Sunday 10:00
+    ]
+    tests = [{
+        "interval": "5m",
+        "input_series": [],
+        "promql_expr_test": [
+            {"expr": f"sort(count by (site) ({record}))", "eval_time": at,
+             "exp_samples": [{"labels": f'{{site="{code}"}}', "value": 1} for code in sorted(sites)]}
+            for at, open_now, open_hour in moments
+            for record, sites in (("motcua_site_open", open_now), ("motcua_site_open_hour", open_hour))
+        ],
+    }]  # fmt: skip
+    (tmp_path / "cases.yml").write_text(yaml.safe_dump({"rule_files": ["rules.yml"], "evaluation_interval": "5m",
+                                                        "tests": tests}))  # fmt: skip
+    result = subprocess.run(["promtool", "test", "rules", "cases.yml"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr
+    info = {r["labels"]["site"]: r["labels"]["opening_hours"] for r in rules.site_info_rules(lab_registry)
+            if r["record"] == "motcua_site_info"}  # fmt: skip
+    assert info["26732"] == "monday-friday 07:30-17:00, saturday 07:30-11:30"  # without the setting: the registry's
+
+
+@pytest.mark.parametrize(
+    ("hours", "message"),
+    [
+        ({"99999": {"monday": "07:30-17:00"}}, "opening hours of site 99999: not a site of this inventory"),
+        ({"26740": {"mon": "07:30-17:00"}}, "'mon': write a weekday or a range like monday-friday"),
+        ({"26740": {"monday": "17:00-07:30"}}, "within one day"),
+        ({"26740": {}}, "names no day"),
+        ({"26740": "07:30-17:00"}, "a mapping of weekdays to hours"),
+    ],
+)
+def test_bad_opening_hours_setting_is_refused(lab_registry, hours, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        rules.rule_groups(lab_registry, opening_hours=hours)

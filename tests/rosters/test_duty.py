@@ -51,7 +51,7 @@ def test_cli_reports_a_bad_roster_and_exits_1():
         cwd=ROOT,
     )
     assert result.returncode == 1
-    assert "overlapping-shifts.yml:19: roster shift 2: field hours: overlaps shift 1 (line 18" in result.stderr
+    assert "overlapping-shifts.yml:16: roster shift 2: field hours: overlaps shift 1 (line 15" in result.stderr
 
 
 @pytest.fixture(scope="module")

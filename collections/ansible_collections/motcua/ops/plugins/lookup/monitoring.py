@@ -39,6 +39,12 @@ options:
       on_time_target, on_time_minimum, stale_hours (docs/dossiers.md); the others keep their defaults.
     type: dict
     default: {}
+  opening_hours:
+    description: >-
+      (rules) Site code to opening hours (weekdays to C(HH:MM-HH:MM), as sites.yml writes them) that
+      replace the registry's for those sites.
+    type: dict
+    default: {}
   runbook_base:
     description: (rules) Base URL of the runbooks; each alert links to C(<base>/<alert-slug>.md).
     type: str
@@ -87,7 +93,8 @@ class LookupModule(LookupBase):
                 durations, runbooks = self.get_option("durations"), self.get_option("runbook_base")
                 thresholds = self.get_option("dossier_thresholds")
                 return [project.rules.rule_groups(registry, durations, runbook_base=runbooks,
-                                                  dossier_thresholds=thresholds)]  # fmt: skip
+                                                  dossier_thresholds=thresholds,
+                                                  opening_hours=self.get_option("opening_hours"))]  # fmt: skip
             except ValueError as exc:
                 raise AnsibleLookupError(str(exc)) from None
         roster = self.get_option("roster")
