@@ -264,12 +264,13 @@ def add_parser(sub) -> None:
                 "fault",
                 nargs="?",
                 help="dossier: down, slow, http500, wrong-content, expired-cert, untrusted-cert, reset, hang, "
-                "stale (the reporting API's old data), paging-broken, backlog (--site; --value dossiers); "
+                "stale (the reporting API's old data), paging-broken, backlog (--site; --value dossiers), "
+                "intake-stopped (--site); "
                 "gear: refuse-login, drop-mid-change, slow, lockout-on-acl; "
                 "counter, monitoring: down (the host stops); "
                 "site-offline (--site): none (the line is cut); any: clear",
             )
-            p.add_argument("--site", help="site-offline, dossier backlog: the site code, e.g. 26740")
+            p.add_argument("--site", help="site-offline, dossier backlog and intake-stopped: the site code, e.g. 26740")
             p.add_argument("--device", help="gear, counter or monitoring host name, e.g. w26740-sw01, dx-mon02")
             p.add_argument("--value", type=float,
                            help="seconds for slow, how old for stale, dossiers in a backlog; "

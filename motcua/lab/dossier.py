@@ -26,6 +26,9 @@ Fault switches, read from a JSON file that `motcua lab fault dossier ...` writes
                   before, received three days before that, still in progress (default 12); clearing the
                   fault has them withdrawn (rút hồ sơ) at that moment, so they leave the overdue figures
                   and never count as on time or late
+  intake-stopped  (with a site) that site receives nobody from now on: the dossiers its flow would
+                  receive are never served, during the fault or after it (cleared, the site receives
+                  again from that moment; the gap stays, as a real stop leaves one)
 
 A fault may be limited to one path with ``"path": "/api/health"``.
 """
@@ -53,7 +56,8 @@ from ..times import TZ
 from .switchfile import WatchedJSON, write_json
 
 FAULTS = ("down", "slow", "http500", "wrong-content", "expired-cert", "untrusted-cert", "reset", "hang", "stale",
-          "paging-broken", "backlog")  # fmt: skip
+          "paging-broken", "backlog", "intake-stopped")  # fmt: skip
+SITE_FAULTS = ("backlog", "intake-stopped")
 STALE_DEFAULT = 3 * 3600.0
 BACKLOG_DEFAULT = 12
 BACKLOG_MAX = 500
@@ -93,17 +97,20 @@ def write_fault(
     or replaced is kept in the file as withdrawn, so the stand-in goes on serving its dossiers as such."""
     if fault is not None and fault not in FAULTS:
         raise ValueError(f"unknown dossier fault {fault!r}; known: {', '.join(FAULTS)}")
+    if fault in SITE_FAULTS and (not site or not site.replace("-", "").isalnum()):
+        raise ValueError(f"{fault}: --site CODE (the unit's code, e.g. 26740 or ttpv) is required")
     if fault == "backlog":
-        if not site or not site.replace("-", "").isalnum():
-            raise ValueError("backlog: --site CODE (the unit's code, e.g. 26740 or ttpv) is required")
         count = int(seconds if seconds is not None else BACKLOG_DEFAULT)
         if not 1 <= count <= BACKLOG_MAX:
             raise ValueError(f"backlog: --value is how many dossiers pile up, 1 to {BACKLOG_MAX}")
     old = WatchedJSON(path).read()
     withdrawn = [b for b in old.get("withdrawn", []) if isinstance(b, dict)]
+    gaps = [g for g in old.get("intake_gaps", []) if isinstance(g, dict)]
     now = time.time()
     if old.get("fault") == "backlog":
         withdrawn.append({k: old[k] for k in ("site", "count", "since") if k in old} | {"until": now})
+    if old.get("fault") == "intake-stopped":
+        gaps.append({k: old[k] for k in ("site", "since") if k in old} | {"until": now})
     data: dict[str, object] = {}
     if fault:
         data["fault"] = fault
@@ -113,12 +120,40 @@ def write_fault(
             data["seconds"] = float(seconds if seconds is not None else STALE_DEFAULT)
         if fault == "backlog":
             data.update(site=site, count=count, since=now)
+        if fault == "intake-stopped":
+            data.update(site=site, since=now)
         if scope:
             data["path"] = scope
     if withdrawn:
         data["withdrawn"] = withdrawn[-BACKLOGS_KEPT:]
+    if gaps:
+        data["intake_gaps"] = gaps[-BACKLOGS_KEPT:]
     write_json(path, data)
     return data
+
+
+def without_intake_gaps(records: list[dict[str, object]], faults: dict, now: float) -> list[dict[str, object]]:
+    """The records but those a site received while its intake was stopped (the fault, and earlier ones)."""
+    gaps = [g for g in faults.get("intake_gaps", []) if isinstance(g, dict)]
+    if faults.get("fault") == "intake-stopped":
+        gaps.append({"site": faults.get("site"), "since": faults.get("since"), "until": now})
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for gap in gaps:
+        try:
+            spans.setdefault(str(gap["site"]), []).append((float(gap["since"]), float(gap["until"])))
+        except (KeyError, TypeError, ValueError):
+            continue  # a hand-edited switch file: that gap is ignored
+    if not spans:
+        return records
+
+    def received_in_gap(record: dict[str, object]) -> bool:
+        site_spans = spans.get(str(record["ma_don_vi"]))
+        if not site_spans:
+            return False
+        at = dt.datetime.fromisoformat(str(record["ngay_tiep_nhan"])).timestamp()
+        return any(a <= at < b for a, b in site_spans)
+
+    return [r for r in records if not received_in_gap(r)]
 
 
 def backlog_records(faults: dict, units: set[str], now: float) -> list[dict[str, object]]:
@@ -352,8 +387,9 @@ class Handler(BaseHTTPRequestHandler):
             query = urllib.parse.parse_qs(self.path.partition("?")[2])
             if kind == "paging-broken":  # every later page is the first again, with the first's token
                 query.pop("trang", None)
-            records = dossier_records(app.agencies, now)
-            piled = backlog_records(app.faults.raw(), {u["code"] for u in app.agencies}, now)
+            switches = app.faults.raw()
+            records = without_intake_gaps(dossier_records(app.agencies, now), switches, now)
+            piled = backlog_records(switches, {u["code"] for u in app.agencies}, now)
             if piled:
                 records = sorted(records + piled, key=lambda r: (str(r["cap_nhat_luc"]), str(r["ma_ho_so"])))
             status, data = records_page(records, query, now)

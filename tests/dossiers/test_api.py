@@ -4,12 +4,13 @@ stand-in over HTTPS with the lab CA: paging, the token, the incremental store, f
 from __future__ import annotations
 
 import datetime as dt
+import json
 import stat
 import time
 
 import pytest
 
-from motcua.lab.dossier import write_fault
+from motcua.lab.dossier import dossier_records, without_intake_gaps, write_fault
 from motcua.lab.procs import wait_for_port
 from motcua.times import TZ
 from motcua_exporters.dossier.api_format import map_item
@@ -176,6 +177,49 @@ def test_a_backlog_needs_a_site_and_a_sensible_count(dossier_standin, site, coun
     before = dossier_standin["faults"].read_bytes() if dossier_standin["faults"].exists() else None
     with pytest.raises(ValueError, match=message):
         write_fault(dossier_standin["faults"], "backlog", seconds=count, site=site)
+    after = dossier_standin["faults"].read_bytes() if dossier_standin["faults"].exists() else None
+    assert after == before
+
+
+def test_intake_stopped_leaves_a_gap_at_one_site_that_stays_after_it_is_cleared(api, dossier_standin, tmp_path):
+    """`motcua lab fault dossier intake-stopped --site 26740`: the dossiers that site would receive from
+    then on are never served, while the fault lasts or after it; the other sites receive as before."""
+    faults = dossier_standin["faults"]
+    write_fault(faults, "intake-stopped", site="26740")
+    switches = json.loads(faults.read_text())
+    assert switches["fault"] == "intake-stopped" and switches["site"] == "26740"
+    since = switches["since"]
+    write_fault(faults, None)
+    (gap,) = json.loads(faults.read_text())["intake_gaps"]
+    assert gap["site"] == "26740" and gap["since"] == since <= gap["until"]
+    # Over the stand-in's own flow: a gap of the last three days at 26740 (as if stopped then).
+    units = [{"code": code} for code in ("ttpv", "26740", "25747")]
+    now = time.time()
+    records = dossier_records(units, now)
+    stopped = {"intake_gaps": [{"site": "26740", "since": now - 3 * 86400, "until": now - 86400}],
+               "fault": "intake-stopped", "site": "25747", "since": now - 2 * 86400}  # fmt: skip
+    kept = without_intake_gaps(records, stopped, now)
+
+    def received(r) -> float:
+        return dt.datetime.fromisoformat(r["ngay_tiep_nhan"]).timestamp()
+
+    gone = [r for r in records if r not in kept]
+    in_gap = [r for r in records if (r["ma_don_vi"] == "26740" and now - 3 * 86400 <= received(r) < now - 86400)
+              or (r["ma_don_vi"] == "25747" and received(r) >= now - 2 * 86400)]  # fmt: skip
+    assert gone == in_gap and gone  # exactly those, and some (two working days out of three at least)
+    assert [r for r in kept if r["ma_don_vi"] == "ttpv"] == [r for r in records if r["ma_don_vi"] == "ttpv"]
+    # The API serves the same: none of 26740's received while its fault is on.
+    write_fault(faults, "intake-stopped", site="26740")
+    served = fetch(api).dossiers
+    since = json.loads(faults.read_text())["since"]
+    assert served and not [d for d in served if d.site == "26740" and d.received_at.timestamp() >= since]
+
+
+@pytest.mark.parametrize("site", [None, "26 740"])
+def test_intake_stopped_needs_a_site(dossier_standin, site):
+    before = dossier_standin["faults"].read_bytes() if dossier_standin["faults"].exists() else None
+    with pytest.raises(ValueError, match="intake-stopped: --site CODE"):
+        write_fault(dossier_standin["faults"], "intake-stopped", site=site)
     after = dossier_standin["faults"].read_bytes() if dossier_standin["faults"].exists() else None
     assert after == before
 
