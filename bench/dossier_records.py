@@ -8,16 +8,18 @@ own, and does what the dossier exporter does, through the exporter's own code:
 
   - fill: the records merged into the SQLite store (RecordStore.merge) 50,000 at a time;
   - build: every stored record read, mapped, checked and put into the running figures, one at a
-    time (running.build), and the first metrics text: the exporter's start, or a whole recompute;
+    time (running.build), and the first metrics text: the exporter's start, or a whole recompute. As
+    the exporter does it: the store cut into --workers parts (default: the cores, at most 4), each built
+    in a process of its own, the parts added up; and, as the baseline in the same run, in one process;
   - refresh: 5 minutes of dossiers (~525: new ones, and earlier ones finished) merged into the store,
     the changed records' old versions taken out and the new put in (running.apply), the text
     rendered: the exporter's every read after the fetch (the fetch itself is HTTP, not measured);
   - prune: the closed dossiers older than every window dropped (once a day in the exporter);
-  - scrapes: while the figures are refreshed, pruned and built again (all in the process that serves
-    them, as in the exporter: its HTTP server, core.web.ExporterServer, serves the last text while the
-    records loop works, so the two share the GIL), another process scrapes /metrics every 50 ms over
-    one kept connection, as Prometheus does: the scrapes' median and p99 time, against scrapes of
-    the same process idle;
+  - scrapes: while the figures are refreshed, pruned and built again (in the process that serves them,
+    as in the exporter: its HTTP server, core.web.ExporterServer, serves the last text while the records
+    loop works, so the two share the GIL; a build in parts leaves that process waiting), another process
+    scrapes /metrics every 50 ms over one kept connection, as Prometheus does: the scrapes' median and
+    p99 time, against scrapes of the same process idle;
   - for sizes up to --baseline-days, the text from every dossier at once (metrics.as_metrics, what
     the exporter did before running.Running), and whether the two texts are the same.
 
@@ -32,6 +34,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import pickle
 import random
 import resource
 import socket
@@ -50,7 +53,7 @@ from motcua_exporters.core.web import ExporterServer, Response  # noqa: E402
 from motcua_exporters.dossier.indicators import keep_from  # noqa: E402
 from motcua_exporters.dossier.metrics import as_metrics  # noqa: E402
 from motcua_exporters.dossier.records import TZ  # noqa: E402
-from motcua_exporters.dossier.running import apply, build, forgetting  # noqa: E402
+from motcua_exporters.dossier.running import PARALLEL_MIN, apply, build, build_part, forgetting  # noqa: E402
 from motcua_exporters.dossier.source import Fetched, RecordStore  # noqa: E402
 
 PER_DAY = 60_000
@@ -155,7 +158,7 @@ def p99(values: list[float]) -> float:
     return sorted(values)[max(0, round(0.99 * len(values)) - 1)]
 
 
-def one(days: float, path: Path, repeat: int, baseline_days: float) -> dict:
+def one(days: float, path: Path, repeat: int, baseline_days: float, workers: int) -> dict:
     """What the exporter does with that store, in this process: its figures as a dict."""
     registry = load_registry(ROOT / "inventory" / "hcmc" / "registry")
     sites = tuple(sorted(registry.sites))
@@ -165,9 +168,10 @@ def one(days: float, path: Path, repeat: int, baseline_days: float) -> dict:
     out: dict = {"days": days}
     store = RecordStore(path)
     out["records"] = len(store)
-    out["build"], (running, refused, _problems) = timed(lambda: build(store, sites, now))
+    out["build"], (running, refused, _problems) = timed(lambda: build(store, sites, now, workers))
     seconds, _text = timed(lambda: running.render(now, sites))
     out["build"] += seconds
+    out["workers"] = workers if len(store) >= PARALLEL_MIN else 1
     out["open"] = running.in_progress
     out["built_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     served = {"text": _text}
@@ -210,9 +214,20 @@ def one(days: float, path: Path, repeat: int, baseline_days: float) -> dict:
     with Scrapes(url) as during:
         out["prune"], out["pruned"] = timed(lambda: store.prune(keep_from(later), forgetting(running, refused)))
     busy["prune"] += during.latencies
-    with Scrapes(url) as during:  # a whole recompute (sites changed, the clock set back) while serving
-        out["rebuild"], _ = timed(lambda: build(store, sites, later))
-    busy["rebuild"] += during.latencies
+    # A whole recompute (sites changed, the clock set back) while serving the last text: in one process (the
+    # baseline), then in parts as the exporter does it; the two give the same text. As the exporter, the old
+    # figures are let go first (what is served is their text).
+    running = None
+    with Scrapes(url) as during:
+        out["rebuild_one"], (rebuilt, _r, _p) = timed(lambda: build(store, sites, later))
+    busy["rebuild in one process"] = during.latencies
+    expected = rebuilt.render(later, sites)
+    del rebuilt
+    with Scrapes(url) as during:
+        out["rebuild"], (rebuilt, _r, _p) = timed(lambda: build(store, sites, later, workers))
+    busy["rebuild"] = during.latencies
+    out["rebuild_same"] = rebuilt.render(later, sites) == expected
+    del rebuilt
     server.stop()
     out["scrape_idle"] = [statistics.median(idle.latencies), p99(idle.latencies)]
     out["scrape_busy"] = {phase: [statistics.median(got), p99(got), len(got)] for phase, got in busy.items() if got}
@@ -227,6 +242,19 @@ def one(days: float, path: Path, repeat: int, baseline_days: float) -> dict:
     return out
 
 
+def part(path: Path, workers: int) -> dict:
+    """A build's first part as a process of the exporter's build makes it (its result pickled, as it goes
+    back), in a process of its own: its peak memory. (The pool's own processes cannot be measured from
+    outside: a child's peak counts what it inherited at fork.)"""
+    sites = tuple(sorted(load_registry(ROOT / "inventory" / "hcmc" / "registry").sites))
+    store = RecordStore(path)
+    first = store.parts(workers)[0]
+    store.close()
+    result = build_part(path, sites, dt.datetime.fromisoformat(NOW), first)
+    size = len(pickle.dumps(result))
+    return {"part_peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "part_pickle_mib": size / 2**20}
+
+
 def child(*args: str) -> dict:
     done = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, timeout=3600, check=False)
     if done.returncode:
@@ -239,15 +267,25 @@ def main() -> int:
     parser.add_argument("--days", type=float, nargs="+", default=[1, 25], help="sizes, in days of the city")
     parser.add_argument("--repeat", type=int, default=5, help="refreshes per size (median)")
     parser.add_argument("--baseline-days", type=float, default=2, help="the text from every dossier up to this size")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=min(4, os.cpu_count() or 1),
+        help="processes a build is shared among (the exporter's default: the cores, at most 4)",
+    )
     parser.add_argument("--one", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--fill", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--store", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--part", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.fill is not None:
         print(json.dumps({"fill": fill(args.fill, args.store)}))
         return 0
+    if args.part:
+        print(json.dumps(part(args.store, args.workers)))
+        return 0
     if args.one is not None:
-        print(json.dumps(one(args.one, args.store, args.repeat, args.baseline_days)))
+        print(json.dumps(one(args.one, args.store, args.repeat, args.baseline_days, args.workers)))
         return 0
     rows = []
     with tempfile.TemporaryDirectory(prefix="motcua-bench-dossiers-") as tmp:
@@ -256,29 +294,37 @@ def main() -> int:
             store = Path(tmp) / f"records-{days:g}.sqlite"
             row = {**child("--fill", str(days), "--store", str(store)),
                    **child("--one", str(days), "--store", str(store), "--repeat", str(args.repeat),
-                           "--baseline-days", str(args.baseline_days))}  # fmt: skip
+                           "--baseline-days", str(args.baseline_days), "--workers", str(args.workers)),
+                   **child("--part", "--store", str(store), "--workers", str(args.workers))}  # fmt: skip
             store.unlink()
             rows.append(row)
             every = (f"; from every dossier {row['every']:.2f} s, the same text: {'yes' if row['same'] else 'NO'}"
                      if "every" in row else "")  # fmt: skip
             print(f"  {row['records']:,} records: fill {row['fill']:.1f} s, build {row['build']:.1f} s "
-                  f"({row['open']:,} in progress), refresh {row['refresh']:.3f} s (max {row['refresh_max']:.3f})"
+                  f"({row['workers']} process(es); {row['open']:,} in progress), "
+                  f"refresh {row['refresh']:.3f} s (max {row['refresh_max']:.3f})"
                   f"{every}; prune {row['prune']:.1f} s ({row['pruned']:,}); store {row['store_mib']:.0f} MiB; "
                   f"memory {row['built_mib']:.0f} MiB built, {row['peak_mib']:.0f} MiB peak (a rebuild beside "
-                  f"the figures served: {row['rebuild']:.1f} s); /metrics "
+                  f"the figures served), a part's process {row['part_peak_mib']:.0f} MiB (its result "
+                  f"{row['part_pickle_mib']:.0f} MiB pickled); rebuild "
+                  f"{row['rebuild']:.1f} s in {row['workers']} process(es), {row['rebuild_one']:.1f} s in one "
+                  f"(x{row['rebuild_one'] / row['rebuild']:.2f}), the same text: "
+                  f"{'yes' if row['rebuild_same'] else 'NO'}; /metrics "
                   f"({row['text_kib']:.0f} KiB) idle median {1000 * row['scrape_idle'][0]:.1f} ms, p99 "
                   f"{1000 * row['scrape_idle'][1]:.1f} ms; while "
                   + ", ".join(f"{phase} ({n} scrapes) median {1000 * median:.1f} ms, p99 {1000 * high:.1f} ms"
                               for phase, (median, high, n) in row["scrape_busy"].items()), flush=True)  # fmt: skip
     print()
-    print(f"{'days':>5} {'records':>10} {'fill s':>7} {'build s':>8} {'refresh s':>9} {'every s':>8} "
+    print(f"{'days':>5} {'records':>10} {'fill s':>7} {'build s':>8} {'1 proc s':>8} {'refresh s':>9} {'every s':>8} "
           f"{'prune s':>8} {'store MiB':>9} {'peak MiB':>9} {'scrape p99 ms idle/busy':>24}")  # fmt: skip
     for r in rows:
         every = f"{r['every']:>8.2f}" if "every" in r else f"{'-':>8}"
         scrapes = f"{1000 * r['scrape_idle'][1]:.1f} / {1000 * max(v[1] for v in r['scrape_busy'].values()):.1f}"
-        print(f"{r['days']:>5g} {r['records']:>10,} {r['fill']:>7.1f} {r['build']:>8.1f} {r['refresh']:>9.3f} {every} "
+        print(f"{r['days']:>5g} {r['records']:>10,} {r['fill']:>7.1f} {r['build']:>8.1f} {r['rebuild_one']:>8.1f} "
+              f"{r['refresh']:>9.3f} {every} "
               f"{r['prune']:>8.1f} {r['store_mib']:>9.0f} {r['peak_mib']:>9.0f} {scrapes:>24}")  # fmt: skip
     print(
+        "\n(build: in parts, as the exporter does; 1 proc: the rebuild in one process, the baseline)"
         "\ntargets: a 5-minute refresh < 1 s; a month (~1.5 million records) recomputed (build) < 60 s; "
         "resident memory < 300 MB; /metrics p99 < 100 ms during a refresh"
     )

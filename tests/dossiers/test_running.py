@@ -6,15 +6,22 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import subprocess
+import sys
+import time
 from dataclasses import replace
 
 import pytest
 
+from motcua.lab.dossier import dossier_records
+from motcua.monitoring.bundle import bundle_bytes
 from motcua.times import TZ
+from motcua_exporters.dossier import running as running_module
 from motcua_exporters.dossier.indicators import keep_from
 from motcua_exporters.dossier.metrics import as_metrics
 from motcua_exporters.dossier.records import Dossier, check
-from motcua_exporters.dossier.running import ClockWentBackError, Running, forgetting
+from motcua_exporters.dossier.running import ClockWentBackError, Running, apply, build, forgetting
+from motcua_exporters.dossier.source import Fetched, RecordStore
 
 SITES = ["26740", "25747", "26732", "ttpv"]
 AGENCIES = ["so-tu-phap", "so-xay-dung", "so-tai-chinh", "cong-an"]
@@ -148,3 +155,94 @@ def test_dossiers_pruned_from_the_store_leave_the_same_text_as_a_build_without_t
     rest = [d for d in dossiers if d not in old]
     expected = as_metrics(rest, now, SITES, 2)
     assert running.render(now, SITES, 2) == expected == Running.of(rest, now).render(now, SITES, 2)
+
+
+def test_a_build_in_parts_in_processes_is_the_build_in_one(tmp_path, monkeypatch):
+    """running.build with workers: the store cut by code, each part built in a process of its own, the
+    parts added up. The same figures as one build, then and as the clock moves on and records change; the
+    same records refused, with the same problems (lines counted over the whole store)."""
+    units = [{"code": code} for code in SITES]
+    items = dossier_records(units, time.time())
+    for n, broken in enumerate(items[5:200:40]):  # a few the checks refuse, spread over the parts
+        items.append({**broken, "ma_ho_so": f"{broken['ma_ho_so']}-X{n}", "ngay_tiep_nhan": "hôm qua"})
+    store = RecordStore(tmp_path / "records.sqlite")
+    store.merge(Fetched(items, [], 1, ""))
+    monkeypatch.setattr(running_module, "PARALLEL_MIN", 1)
+    now = dt.datetime.now(TZ)
+    one, refused_one, problems_one = build(store, tuple(SITES), now)
+    parts, refused_parts, problems_parts = build(store, tuple(SITES), now, workers=3)
+    assert len(store.parts(3)) == 3 and len(parts) == len(one) == len(items) - 5
+    assert refused_parts == refused_one and len(refused_one) == 5
+    assert sorted(problems_parts) == sorted(problems_one)
+    assert parts.render(now, SITES) == one.render(now, SITES)
+    # Records change (in progress ones finished now) and the clock moves on: both move alike.
+    changed = [{**i, "trang_thai": "da_giai_quyet", "ngay_co_ket_qua": i["cap_nhat_luc"]}
+               for i in items if i["trang_thai"] == "dang_xu_ly"][:10]  # fmt: skip
+    assert changed
+    store.merge(Fetched(changed, [], 1, ""))
+    for running, refused in ((one, refused_one), (parts, refused_parts)):
+        assert not apply(running, refused, store, tuple(SITES))
+    for later in (now + dt.timedelta(hours=1), now + dt.timedelta(days=3)):
+        assert parts.render(later, SITES) == one.render(later, SITES)
+
+
+def test_the_store_cut_into_parts_covers_every_record_once(tmp_path):
+    store = RecordStore(tmp_path / "records.sqlite")
+    store.merge(Fetched([{"ma_ho_so": f"H{n:03d}", "cap_nhat_luc": "2026-12-01T08:00:00+07:00"} for n in range(10)],
+                        [], 1, ""))  # fmt: skip
+    assert store.parts(1) == [("", None, 1)] and RecordStore(tmp_path / "none.sqlite").parts(3) == [("", None, 1)]
+    for count in (2, 3, 4, 10):
+        parts = store.parts(count)
+        codes = [[code for code, _item in store.items(after, upto)] for after, upto, _line in parts]
+        assert [c for part in codes for c in part] == [f"H{n:03d}" for n in range(10)]
+        assert [line for _a, _u, line in parts] == [1 + sum(len(c) for c in codes[:i]) for i in range(count)]
+    assert store.parts(11) == [("", None, 1)]  # more parts than records: one
+
+
+def test_a_build_in_parts_from_the_exporters_zip(tmp_path):
+    """On a monitoring host the dossier exporter runs from the zip (motcua-exporters.pyz): the processes of
+    a build in parts (spawned, not forked) import it from there too, and add up to the build in one."""
+    bundle = tmp_path / "motcua-exporters.pyz"
+    bundle.write_bytes(bundle_bytes())
+    store = RecordStore(tmp_path / "records.sqlite")
+    store.merge(Fetched(dossier_records([{"code": code} for code in SITES], time.time()), [], 1, ""))
+    probe = (
+        "import datetime as dt, sys; sys.path.insert(0, sys.argv[1]); "
+        "from motcua_exporters.dossier import running; from motcua_exporters.dossier.source import RecordStore; "
+        "assert running.__file__.startswith(sys.argv[1]), running.__file__; running.PARALLEL_MIN = 1; "
+        "store, now, sites = RecordStore(__import__('pathlib').Path(sys.argv[2])), dt.datetime.now(dt.UTC), "
+        "tuple(sys.argv[3:]); "
+        "parts, one = running.build(store, sites, now, 2)[0], running.build(store, sites, now)[0]; "
+        "assert parts.render(now, sites) == one.render(now, sites); print(len(parts))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, str(bundle), str(store.path), *SITES], capture_output=True,
+                          text=True, check=False, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert int(done.stdout) == len(store) > 0
+
+
+def test_a_build_in_parts_that_cannot_run_is_built_in_one_process(tmp_path, monkeypatch, caplog):
+    """A process of the build killed (out of memory) or none started: the exporter builds in its own, and says so."""
+    store = RecordStore(tmp_path / "records.sqlite")
+    store.merge(Fetched(dossier_records([{"code": code} for code in SITES], time.time()), [], 1, ""))
+    monkeypatch.setattr(running_module, "PARALLEL_MIN", 1)
+
+    class Broken:
+        def __init__(self, *_args, **_kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *_exc):
+            return False
+
+        def map(self, *_args):
+            raise running_module.BrokenProcessPool("a process in the process pool was terminated abruptly")
+
+    monkeypatch.setattr(running_module, "ProcessPoolExecutor", Broken)
+    now = dt.datetime.now(TZ)
+    built = build(store, tuple(SITES), now, workers=2)[0]
+    alone = build(store, tuple(SITES), now)[0]
+    assert len(built) == len(store) and built.render(now, SITES) == alone.render(now, SITES)
+    assert "building the figures in 2 processes failed" in caplog.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,13 @@ class RecordsSpec:
     page_size: int = 500
     top: int = 20
     ca_file: Path | None = None
+    # Processes a whole build of the figures (at start, or after the clock went back) is shared among:
+    # 0 is as many as the host has cores, at most 4 (running.build; docs/dossiers.md, "Scale").
+    build_workers: int = 0
+
+    @property
+    def workers(self) -> int:
+        return self.build_workers or min(4, os.cpu_count() or 1)
 
 
 @dataclass
@@ -140,6 +148,7 @@ def _records(section: Section | None, ca_file: Path | None) -> RecordsSpec | Non
         section.int("page_size", 500, minimum=1, maximum=10_000),
         section.int("top", 20, minimum=1, maximum=200),
         section.path("ca_file", ca_file, must_exist=True),
+        section.int("build_workers", 0, minimum=0, maximum=64),
     )
     section.done()
     return spec

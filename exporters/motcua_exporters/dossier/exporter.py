@@ -332,7 +332,9 @@ class DossierExporter:
         (as the store held it), the new in. The problems of the records looked at."""
         running = self._running
         if running is None or self._running_sites != spec.sites or (running.clock and now < running.clock):
-            self._running, self._refused, problems = build(store, spec.sites, now)
+            # The old figures go first: what is served meanwhile is their text, and a month's are 180 MiB.
+            self._running = running = None
+            self._running, self._refused, problems = build(store, spec.sites, now, spec.workers)
             self._running_sites = spec.sites
             return problems
         return apply(running, self._refused, store, spec.sites)

@@ -230,12 +230,34 @@ class RecordStore:
         row = self._db.execute("SELECT item FROM records WHERE code = ?", (code,)).fetchone()
         return json.loads(row[0]) if row else None
 
-    def items(self) -> Iterator[tuple[str, dict]]:
-        """Every stored record, by code in order, read a batch at a time (never all in memory)."""
+    def items(self, after: str = "", upto: str | None = None) -> Iterator[tuple[str, dict]]:
+        """Every stored record, by code in order, read a batch at a time (never all in memory); with
+        ``after`` and ``upto``, those whose code is in (after, upto] only (a part: :meth:`parts`)."""
         if self._db is None:
             return
-        for code, text in self._db.execute("SELECT code, item FROM records ORDER BY code"):
+        if upto is None:
+            rows = self._db.execute("SELECT code, item FROM records WHERE code > ? ORDER BY code", (after,))
+        else:
+            rows = self._db.execute(
+                "SELECT code, item FROM records WHERE code > ? AND code <= ? ORDER BY code", (after, upto)
+            )
+        for code, text in rows:
             yield code, json.loads(text)
+
+    def parts(self, count: int) -> list[tuple[str, str | None, int]]:
+        """The store cut into ``count`` parts of about as many records, by code: (after, upto, the line of
+        the part's first record in a read of the whole store); the last part's ``upto`` is None."""
+        total = len(self)
+        if self._db is None or count < 2 or total < count:
+            return [("", None, 1)]
+        cuts = [
+            self._db.execute(
+                "SELECT code FROM records ORDER BY code LIMIT 1 OFFSET ?", (total * i // count - 1,)
+            ).fetchone()[0]
+            for i in range(1, count)
+        ]
+        bounds = ["", *cuts]
+        return [(bounds[i], cuts[i] if i < len(cuts) else None, total * i // count + 1) for i in range(count)]
 
     def since(self) -> str:
         """Where the next fetch starts: the high-water mark less the overlap (empty: from the beginning)."""
@@ -350,10 +372,14 @@ class RecordStore:
             problems += check([dossier], where, sites)
         return (None if problems else dossier), problems
 
-    def each_checked(self, sites: Iterable[str] | None = None) -> Iterator[tuple[Dossier | None, list[RecordProblem]]]:
-        """Every stored record, one at a time, as :meth:`map_one` gives it (codes are unique in the store)."""
+    def each_checked(
+        self, sites: Iterable[str] | None = None, part: tuple[str, str | None, int] = ("", None, 1)
+    ) -> Iterator[tuple[Dossier | None, list[RecordProblem]]]:
+        """Every stored record (or those of one :meth:`parts` part), one at a time, as :meth:`map_one`
+        gives it (codes are unique in the store)."""
         known = frozenset(sites) if sites is not None else None  # made once, not per record
-        for line, (code, item) in enumerate(self.items(), 1):
+        after, upto, first_line = part
+        for line, (code, item) in enumerate(self.items(after, upto), first_line):
             yield self.map_one(code, item, known, line)
 
     def checked(self, sites: Iterable[str] | None = None) -> tuple[list[Dossier], list[RecordProblem]]:
