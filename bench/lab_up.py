@@ -38,17 +38,17 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def image_seconds(rebuild: bool) -> tuple[float, float, str]:
-    """Seconds to build the image and the counters' layer over it."""
+def image_seconds(rebuild: bool, apt_cache: Path) -> tuple[float, float, str]:
+    """Seconds to build the image and the counters' layer over it (packages from the lab's pool, ``apt_cache``)."""
     if rebuild:
         with tempfile.TemporaryDirectory(dir="/var/tmp") as cache:
             started = time.monotonic()
             rootfs = ensure_image(Path(cache), say)
             built = time.monotonic()
-            ensure_counter_layer(Path(cache), rootfs, lab_cache() / "apt-archives", say)
+            ensure_counter_layer(Path(cache), rootfs, apt_cache, say)
             return built - started, time.monotonic() - built, "measured now"
     rootfs = ensure_image(lab_cache(), say)
-    layer = ensure_counter_layer(lab_cache(), rootfs, lab_cache() / "apt-archives", say)
+    layer = ensure_counter_layer(lab_cache(), rootfs, apt_cache, say)
     return recorded(rootfs.parent), recorded(layer.parent), f"recorded at build ({rootfs.parent.name})"
 
 
@@ -76,9 +76,9 @@ def main() -> int:
     parser.add_argument("--rebuild-image", action="store_true", help="time a fresh debootstrap (~1 min)")
     args = parser.parse_args()
 
-    image_time, layer_time, image_note = image_seconds(args.rebuild_image)
-
     default = Lab(ROOT / "inventory" / "lab", HOME, lab_cache(), progress=say)
+    image_time, layer_time, image_note = image_seconds(args.rebuild_image, default.apt_cache)
+
     ups = []
     try:
         for cycle in range(args.cycles):
