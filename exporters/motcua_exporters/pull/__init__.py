@@ -1,0 +1,1 @@
+"""A counter PC that configures itself: the pull of its configuration (issue #26)."""
