@@ -95,6 +95,7 @@ def site_vars(registry: Registry, site: Site, lab: bool) -> dict[str, object]:
         "motcua_site_region_name": site.region_name,
         "motcua_site_phase": site.phase,
         "motcua_site_team": site.team,
+        "motcua_site_pull_ring": site.ring or None,  # pull.yml's roll-out ring (docs/pull.md); None: push only
         "motcua_site_subnet": str(subnet),
         "motcua_site_gateway": str(gateway),
         "motcua_site_monitoring_address": str(registry.plan.to_lab(monitoring) if lab else monitoring),

@@ -17,7 +17,7 @@ import itertools
 import os
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
@@ -41,6 +41,7 @@ from .model import (
     GearUser,
     Host,
     NetworkPlan,
+    PullPlan,
     Registry,
     Site,
     Team,
@@ -52,6 +53,7 @@ from .model import (
 from .official import RECORD_NAME, check_record
 
 FILES = ("network.yml", "teams.yml", "sites.yml", "wards.csv", RECORD_NAME)
+PULL_FILE = "pull.yml"  # optional: counters that configure themselves (docs/pull.md)
 
 
 class RegistryError(InputError):
@@ -156,6 +158,11 @@ def check_registry(directory: str | os.PathLike[str]) -> tuple[Registry | None, 
 
     if plan is not None and dx is not None and sites is not None:
         _check_addresses(plan, dx, sites, label, problems)
+    pull = None
+    # Checked against valid sites only: a site refused above would show up here again as unknown.
+    if (root / PULL_FILE).exists() and sites is not None and not problems:
+        pull, rings = _load_pull(root / PULL_FILE, _label(root / PULL_FILE), sites, problems)
+        sites = {code: replace(site, ring=rings.get(code, "")) for code, site in sites.items()}
     if problems or plan is None or dx is None or sites is None or wards is None or teams is None:
         return None, sorted(problems)
     registry = Registry(
@@ -168,8 +175,89 @@ def check_registry(directory: str | os.PathLike[str]) -> tuple[Registry | None, 
         dx_hosts=dx[2],
         wards=wards,
         gear=gear,
+        pull=pull,
     )
     return registry, problems
+
+
+PULL_SPEC = {
+    # A counter pulls every `interval` (5 minutes to a day), plus up to `randomized_delay` at random.
+    "interval": Field("duration", required=True, minimum=300, maximum=86400),
+    "randomized_delay": Field("duration", minimum=0, maximum=86400),
+    "rings": Field("list", required=True),
+}
+RING_SPEC = {"name": Field("ident", required=True), "sites": Field("list")}
+
+
+def _load_pull(
+    path: Path, label: str, sites: dict[str, Site], problems: list[Problem]
+) -> tuple[PullPlan | None, dict[str, str]]:
+    """pull.yml: the plan, and each site's ring. Rings go in roll-out order; every ring but the last
+    lists its sites; the last may leave them out: every site no earlier ring names."""
+    doc = load_yaml(path, label, problems)
+    if doc is None:
+        return None, {}
+    check = Checker(label, problems)
+    top = check.mapping(doc, 1, "", "")
+    if top is None:
+        return None, {}
+    before = len(problems)
+    values = check.fields(top, "", "", PULL_SPEC)
+    interval, delay = values.get("interval"), values.get("randomized_delay", 0)
+    if isinstance(interval, int) and isinstance(delay, int) and delay >= interval:
+        check.report(top.line_of("randomized_delay"), "", "randomized_delay",
+                     f"must be shorter than the interval ({interval} s): pulls would bunch up")  # fmt: skip
+    raw_rings = values.get("rings")
+    names: list[str] = []
+    ring_of: dict[str, str] = {}
+    if isinstance(raw_rings, LineList):
+        if not raw_rings:
+            check.report(top.line_of("rings"), "", "rings", "names no ring: write at least one, e.g. {name: all}")
+        for index, raw in enumerate(raw_rings):
+            where = f"rings[{index}]"
+            entry = check.mapping(raw, raw_rings.line_of(index), "", where)
+            if entry is None:
+                continue
+            ring = check.fields(entry, "", f"{where}.", RING_SPEC)
+            name = ring.get("name")
+            if not isinstance(name, str):
+                continue
+            if name in names:
+                check.report(entry.line_of("name"), "", f"{where}.name", f"ring {name!r} is named twice")
+                continue
+            names.append(name)
+            last = index == len(raw_rings) - 1
+            listed = ring.get("sites")
+            if listed is None:
+                if not last:
+                    check.report(entry.line, "", f"{where}.sites",
+                                 f"ring {name!r} must list its sites (only the last ring may leave them out: the "
+                                 "rest)")  # fmt: skip
+                else:
+                    ring_of.update({code: name for code in sites if code not in ring_of})
+                continue
+            if not listed:
+                check.report(entry.line_of("sites"), "", f"{where}.sites", f"ring {name!r} lists no site")
+            for n, raw_code in enumerate(listed):  # type: ignore[arg-type]
+                code = check.value(raw_code, Field("code"), entry.line_of("sites"), "", f"{where}.sites[{n}]")
+                if not isinstance(code, str):
+                    continue
+                if code not in sites:
+                    check.report(entry.line_of("sites"), code, f"{where}.sites",
+                                 f"ring {name!r} names site {code}, which is not in the registry")  # fmt: skip
+                elif code in ring_of:
+                    check.report(entry.line_of("sites"), code, f"{where}.sites",
+                                 f"site {code} is in ring {ring_of[code]!r} already: one ring a site")  # fmt: skip
+                else:
+                    ring_of[code] = name
+        left = [code for code in sites if code not in ring_of]
+        if names and left and len(problems) == before:
+            check.report(top.line_of("rings"), "", "rings",
+                         f"{len(left)} site(s) in no ring ({', '.join(left[:5])}{', ...' if len(left) > 5 else ''}): "
+                         "list them, or leave the last ring's sites out (the rest)")  # fmt: skip
+    if len(problems) != before or not isinstance(interval, int):
+        return None, {}
+    return PullPlan(interval, int(delay), tuple(names)), ring_of
 
 
 def load_registry(directory: str | os.PathLike[str]) -> Registry:

@@ -209,6 +209,7 @@ class Site:
     ports: tuple[Port, ...] = field(default=(), compare=False)
     # weekday (Monday 0) -> (opening, closing) in minutes after midnight, city time (motcua.hours)
     opening_hours: dict[int, tuple[int, int]] = field(default_factory=dict, compare=False)
+    ring: str = ""  # the pull roll-out ring its counters are in (pull.yml); "" without one
 
     @property
     def host_prefix(self) -> str:
@@ -249,6 +250,15 @@ class WardReference:
 
 
 @dataclass(frozen=True)
+class PullPlan:
+    """Counters that configure themselves (pull.yml, docs/pull.md): how often, and the roll-out rings."""
+
+    interval: int  # seconds between a counter's pulls
+    randomized_delay: int  # seconds: each pull waits up to this long more, at random
+    rings: tuple[str, ...]  # in roll-out order: the first is the canary ring
+
+
+@dataclass(frozen=True)
 class Registry:
     """The whole validated registry."""
 
@@ -261,6 +271,7 @@ class Registry:
     dx_hosts: tuple[Host, ...]
     wards: dict[str, WardReference]
     gear: GearPolicy | None = None
+    pull: PullPlan | None = None  # None: no pull.yml, counters are configured by push only
 
     def hosts(self) -> Iterator[Host]:
         yield from self.dx_hosts

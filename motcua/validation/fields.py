@@ -63,11 +63,15 @@ def type_name(value: object) -> str:
     return type(value).__name__
 
 
+_DURATION = re.compile(r"(\d+)(s|m|h|d)")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
 @dataclass(frozen=True)
 class Field:
     """How to check one key of a mapping."""
 
-    kind: str  # int, text, ident, domain, cidr, mapping, list, code; any (the caller checks the value)
+    kind: str  # int, text, ident, domain, cidr, mapping, list, code, duration; any (the caller checks the value)
     required: bool = False
     minimum: int | None = None
     maximum: int | None = None
@@ -199,6 +203,22 @@ class Checker:
         except ValueError as exc:
             self.report(line, site, name, f"{shown(raw)} is not an IPv4 network ({exc})")
             return MISSING
+
+    def _duration(self, raw: object, field: Field, line: int, site: str, name: str) -> object:
+        """A duration as systemd timers and Prometheus write it: 90s, 30m, 2h, 1d; whole seconds out."""
+        match = _DURATION.fullmatch(raw.strip()) if isinstance(raw, str) else None
+        if match is None:
+            self.report(line, site, name, f"must be a duration like 30m, 2h or 90s, got {type_name(raw)} {shown(raw)}")
+            return MISSING
+        seconds = int(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        low, high = field.minimum, field.maximum
+        if low is not None and seconds < low:
+            self.report(line, site, name, f"{raw} is too short: at least {low} s")
+        elif high is not None and seconds > high:
+            self.report(line, site, name, f"{raw} is too long: at most {high} s")
+        else:
+            return seconds
+        return MISSING
 
     def _mapping(self, raw: object, field: Field, line: int, site: str, name: str) -> object:
         value = self.mapping(raw, line, site, name)

@@ -136,3 +136,15 @@ def test_text_problem(text: str, expected: str | None):
 
 def test_every_official_name_passes_the_text_checks():
     assert [row["name"] for row in official_wards() if text_problem(row["name"])] == []
+
+
+def test_the_pull_rings_of_the_registry(production_registry):
+    """pull.yml: the canary ring's sites by name, every other site in the last ring; the inventory's lab
+    subset keeps each site's ring."""
+    plan = production_registry.pull
+    assert plan is not None and plan.rings == ("canary", "all")
+    assert (plan.interval, plan.randomized_delay) == (1800, 600)
+    canary = {code for code, site in production_registry.sites.items() if site.ring == "canary"}
+    assert canary == {"26740", "25747", "26732"}
+    assert {site.ring for site in production_registry.sites.values()} == {"canary", "all"}
+    assert production_registry.subset(["ttpv", "26740"]).site("26740").ring == "canary"
