@@ -311,7 +311,7 @@ def test_bad_roster_stops_the_run_before_any_config_is_written(monitored, mon):
     bad = CORPUS / "duty" / "overlapping-shifts.yml"
     result = playbook(bad)
     assert result.returncode != 0
-    assert "overlaps shift 1" in result.stdout and "overlapping-shifts.yml:19" in result.stdout
+    assert "overlaps shift 1" in result.stdout and "overlapping-shifts.yml:16" in result.stdout
     assert "changed: [dx-mon01]" not in result.stdout
     assert mon.file("/etc/prometheus/alertmanager.yml").sha256sum == before
 
