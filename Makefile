@@ -35,6 +35,8 @@ $(STAMP): pyproject.toml constraints.txt | host
 	$(BIN)/pip install -q -c constraints.txt uv 2>&1 | sed '/is ignored: it is neither a file nor a directory/d'
 	$(BIN)/uv pip install -q --python $(BIN)/python -c constraints.txt -e '.[dev]' -e ./exporters \
 	  || $(BIN)/pip install -q -c constraints.txt -e '.[dev]' -e ./exporters 2>&1 | sed '/is ignored: it is neither a file nor a directory/d'
+	@# the counters' pinned Ansible, served to them in pull mode (docs/pull.md): fetched now, not in a test
+	$(BIN)/python -m motcua.pull.wheelhouse
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

@@ -18,6 +18,7 @@ from .inventory import cli as inventory_cli
 from .lab import cli as lab_cli
 from .monitoring import cli as monitoring_cli
 from .netgear import cli as netgear_cli
+from .pull import cli as pull_cli
 from .readiness import cli as readiness_cli
 from .registry import cli as registry_cli
 from .relocation import cli as relocation_cli
@@ -34,6 +35,7 @@ COMMANDS = (
     netgear_cli,
     certs_cli,
     fleet_cli,
+    pull_cli,
     readiness_cli,
     dossiers_cli,
     silences_cli,

@@ -136,6 +136,10 @@ def build_inventory(registry: Registry, address_space: str = "production") -> In
             "motcua_supernet": str(
                 registry.plan.to_lab_network(registry.plan.supernet) if lab else registry.plan.supernet
             ),
+            # pull.yml (docs/pull.md): seconds between a counter's pulls, the random delay, the rings in order.
+            "motcua_pull_interval": registry.pull.interval if registry.pull else None,
+            "motcua_pull_randomized_delay": registry.pull.randomized_delay if registry.pull else None,
+            "motcua_pull_rings": list(registry.pull.rings) if registry.pull else [],
         }
     )
     top = inv.group("all").children
