@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
+import bcrypt
+
 from ..access import GEAR_USER, LEDGER_NAME, AccessError, LabPaths, lab_cache, lab_home, read_inventory_source
 from ..errors import ToolError
 from ..netgear.secrets import type9_hash
@@ -45,6 +47,12 @@ DOSSIER_PORTS = {"https": 443, "http": 80}
 # The notification sink (motcua.lab.sink) at this offset (127.79.0.25).
 SINK_OFFSET = 25
 SINK_PORTS = {"http": 80, "smtp": 25}
+# What the counters pull (motcua-exporters' pull-source, docs/pull.md) at this offset (127.79.0.21): the
+# lab's pull source serves <lab home>/pull (repo.git, wheels/) over HTTPS (lab CA) with basic auth.
+PULL_SOURCE_OFFSET = 21
+PULL_SOURCE_PORT = 443
+PULL_USER = "counter"  # the counters' user of the pull source (its password: <lab home>/pull/web/counter-password)
+PULL_SIGNER = "dx-centre"  # the principal of the lab's signing key (<lab home>/pull/signing-key)
 # The duty board's port on each monitoring host (monitoring_exporters_board_port) and the lab's read-only
 # user of the plane (motcua_web_users in inventory/lab/group_vars/all.yml): it may look, not silence.
 BOARD_PORT = 9443
@@ -84,6 +92,7 @@ class LabPlan:
     sink_address: str = ""
     servers: list[counters.CounterHost] = field(default_factory=list)
     ntp_addresses: list[str] = field(default_factory=list)
+    pull_source_address: str = ""
 
     @property
     def hosts(self) -> list[counters.CounterHost]:
@@ -157,6 +166,7 @@ def make_plan(inventory: Path, home: Path | None = None) -> LabPlan:
     plan_dx = registry.plan.to_lab_network(registry.dx_subnet)
     dossier = str(plan_dx[DOSSIER_OFFSET])
     sink = str(plan_dx[SINK_OFFSET])
+    pull_source = str(plan_dx[PULL_SOURCE_OFFSET])
     servers = [
         counters.CounterHost(h.name, str(h.lab_address), "dx", home / "hosts" / h.name)
         for h in registry.dx_hosts
@@ -164,10 +174,18 @@ def make_plan(inventory: Path, home: Path | None = None) -> LabPlan:
     ]
     monitoring = servers[0].address if servers else str(plan_dx[10])
     ntp = [str(h.lab_address) for h in registry.dx_hosts if h.role == "ntp"]
-    for address in [*(h.address for h in hosts), *(g.address for g in gear), dossier, monitoring, sink, *ntp]:
+    for address in [
+        *(h.address for h in hosts),
+        *(g.address for g in gear),
+        dossier,
+        monitoring,
+        sink,
+        pull_source,
+        *ntp,
+    ]:
         if IPv4Address(address) not in LOOPBACK:  # the registry validator already refuses this
             raise LabError(f"refusing non-loopback lab address {address}")
-    return LabPlan(inventory, registry, hosts, gear, dossier, monitoring, sink, servers, ntp)
+    return LabPlan(inventory, registry, hosts, gear, dossier, monitoring, sink, servers, ntp, pull_source)
 
 
 def check_capacity(plan: LabPlan) -> None:
@@ -301,6 +319,9 @@ class Lab:
         if not self._running(state, "sink"):
             state.put(self._start_sink(plan))
             state.save(self.home)
+        if not self._running(state, "pull-source"):
+            state.put(self._start_pull_source(plan))
+            state.save(self.home)
         if plan.ntp_addresses and not self._running(state, "ntp"):
             state.put(self._start_ntp(plan))
             state.save(self.home)
@@ -337,6 +358,8 @@ class Lab:
                 counters.harvest_packages(counters.CounterHost(host_root.name, "", "", host_root), self.apt_cache)
         if purge and hosts_dir.exists():
             shutil.rmtree(hosts_dir)
+            # What the counters pulled goes with them (the signing key and the wheelhouse stay).
+            shutil.rmtree(self.home / "pull" / "repo.git", ignore_errors=True)
             shutil.rmtree(self.home / "aside", ignore_errors=True)
             # The bridges' rotated Zalo tokens went with the monitoring hosts' state: the stand-in starts afresh too.
             (self.home / "notifications" / "zalo-refresh-token.current").unlink(missing_ok=True)
@@ -373,6 +396,7 @@ class Lab:
         checks.append(("dossier", "dossier (http)", plan.dossier_address, DOSSIER_PORTS["http"], "dossier"))
         checks.append(("sink", "notifications (http)", plan.sink_address, SINK_PORTS["http"], "sink"))
         checks.append(("sink", "notifications (smtp)", plan.sink_address, SINK_PORTS["smtp"], "sink"))
+        checks.append(("pull", "pull source (https)", plan.pull_source_address, PULL_SOURCE_PORT, "pull-source"))
         for address in plan.ntp_addresses:
             checks.append(("ntp", f"ntp {address}", address, 123, "ntp"))
 
@@ -542,6 +566,8 @@ class Lab:
             wanted += [(plan.dossier_address, port, f"dossier {scheme}") for scheme, port in DOSSIER_PORTS.items()]
         if not self._running(state, "sink"):
             wanted += [(plan.sink_address, port, f"notification sink {kind}") for kind, port in SINK_PORTS.items()]
+        if not self._running(state, "pull-source"):
+            wanted.append((plan.pull_source_address, PULL_SOURCE_PORT, "pull source"))
         busy = [f"{addr}:{port} ({who}): {why}" for addr, port, who in wanted if (why := port_in_use(addr, port))]
         if busy:
             raise LabError("lab addresses already in use (nothing was started):\n  " + "\n  ".join(busy))
@@ -694,6 +720,31 @@ class Lab:
             *("--http-port", str(SINK_PORTS["http"]), "--smtp-port", str(SINK_PORTS["smtp"])),
             *(arg for token in firsts for arg in ("--zalo-refresh-token", token)),
         )
+
+    def _start_pull_source(self, plan: LabPlan) -> Proc:
+        """What the counters pull (docs/pull.md), as the DX Centre's hosts serve it: <lab home>/pull's repo.git
+        and wheels/ over HTTPS (a lab-CA certificate for its address) with basic auth (user counter). The
+        lab's signing key (the DX Centre's, in production on a token or in the vault) is made here too."""
+        folder = self.home / "pull"
+        web = folder / "web"
+        ca.issue_web_certificates(self.home / "ca", web, {"pull-source": plan.pull_source_address})
+        password = web / f"{PULL_USER}-password"
+        if not password.exists():
+            password.write_text(secrets.token_urlsafe(24) + "\n")
+            password.chmod(0o600)
+        users = {PULL_USER: bcrypt.hashpw(password.read_text().strip().encode(), bcrypt.gensalt(10)).decode()}
+        (web / "web.yml").write_text(json.dumps({
+            "tls_server_config": {"cert_file": str(web / "pull-source.crt"), "key_file": str(web / "pull-source.key")},
+            "basic_auth_users": users}))  # fmt: skip
+        (web / "source.yml").write_text(json.dumps({"root": str(folder)}))
+        key = folder / "signing-key"
+        if not key.exists():
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", PULL_SIGNER, "-f", str(key)],
+                           check=True)  # fmt: skip
+        argv = [sys.executable, "-m", "motcua_exporters", "pull-source", "--config.file", str(web / "source.yml"),
+                "--web.config.file", str(web / "web.yml"),
+                "--web.listen-address", f"{plan.pull_source_address}:{PULL_SOURCE_PORT}"]  # fmt: skip
+        return spawn("pull-source", "pull-source", argv, folder / "pull-source.log")
 
     def _start_ntp(self, plan: LabPlan) -> Proc:
         return self._service("ntp", "ntp", *[arg for a in plan.ntp_addresses for arg in ("--address", a)])
