@@ -172,7 +172,31 @@ def demo(lab, tmp_path_factory):
     except lab_demo.DemoError as exc:
         failed = exc.results[-1]  # type: ignore[attr-defined]
         pytest.fail(f"make demo's steps on a lab just brought up: {exc}\n{failed.output[-6000:]}")
+    stop_pull_timers(lab)
     return {r.step.name: r for r in results}
+
+
+def stop_pull_timers(lab, timeout: float = 300) -> None:
+    """The demo set every counter to pull on its timer. A test drives the pulls it needs itself (a pull
+    between a test's deliberate drift and its check would put the drift back): the timers stop here,
+    and a pull that has started runs to its end."""
+    counters = _lab_counters()
+    for counter in counters:
+        lab_ssh(lab, counter.name, "systemctl stop motcua-pull.timer")
+    deadline = time.monotonic() + timeout
+    for counter in counters:
+        while lab_ssh(lab, counter.name, "systemctl is-active motcua-pull.service || true").strip() in RUNNING:
+            assert time.monotonic() < deadline, f"{counter.name}: a pull still runs after {timeout:.0f} s"
+            time.sleep(1)
+
+
+RUNNING = ("activating", "active", "deactivating")
+
+
+def _lab_counters():
+    from motcua.lab import make_plan
+
+    return make_plan(ROOT / "inventory" / "lab", LAB_HOME).counters
 
 
 def lab_ssh(lab, host: str, command: str, check: bool = True) -> str:

@@ -42,6 +42,7 @@ REMEDIES: dict[str, str] = {
     "enable-printers": "Bật lại máy in bị dừng / re-enable stopped printer queues",
     "restart-pcscd": "Khởi động lại dịch vụ đọc USB token (pcscd) / restart the token reader service",
     "resync-clock": "Đồng bộ lại đồng hồ (chrony) / poll the time servers now and step the clock",
+    "pull-now": "Kéo cấu hình đã ký ngay bây giờ / pull and apply the signed configuration now (pull mode)",
 }
 # motcua-support's exit codes.
 _REMEDY_FAILED, _NOT_AN_ACTION, _CHECK_FAILED = 1, 2, 3

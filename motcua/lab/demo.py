@@ -92,6 +92,20 @@ def steps(inventory: str = "inventory/lab", home: Path | None = None, batch: str
             (*play, "playbooks/golive_check.yml", "--limit", READINESS_SITES),
             "go-live readiness of the wards",
         ),
+        # Pull mode (docs/pull.md): the configuration the counters got by push, signed and served; the
+        # counters set to pull it themselves on their timers; site 26740's pull now, and what each pulled.
+        Step("pull-publish", ("motcua", "pull", "publish", "-i", inventory), "the counters' configuration, signed"),
+        Step("pull-setup", (*play, "playbooks/counter_pull.yml"), "the counter PCs set to pull it themselves"),
+        Step(
+            "pull-now",
+            ("motcua", "fleet", "exec", "pull-now", "-i", inventory, "--sites", "26740", "--timeout", "300", "-q"),
+            "site 26740's counters pull it now",
+        ),
+        Step(
+            "pull-status",
+            ("motcua", "pull", "status", "-i", inventory, "-q", "--exit-zero"),
+            "what each counter pulled",
+        ),
     ]
 
 

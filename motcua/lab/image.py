@@ -50,7 +50,7 @@ MASKED_UNITS = (
 )
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
-# What the counters' roles install with the lab's settings (counter_base, counter_peripherals,
+# What the counters' roles install with the lab's settings (counter_base, counter_peripherals, counter_pull,
 # counter_token with SoftHSM, counter_kiosk, counter_monitoring, motcua_exporter, ward_certificates);
 # tests/lab/test_image.py checks this list against the roles both ways.
 COUNTER_PACKAGES = (
@@ -63,6 +63,7 @@ COUNTER_PACKAGES = (
     "fonts-dejavu-core",
     "fonts-liberation2",
     "ghostscript",
+    "git",
     "gnutls-bin",
     "libsane1",
     "locales",
@@ -75,6 +76,7 @@ COUNTER_PACKAGES = (
     "python3-bcrypt",
     "python3-cryptography",
     "python3-prometheus-client",
+    "python3-venv",
     "python3-yaml",
     "sane-utils",
     "softhsm2",

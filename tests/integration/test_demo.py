@@ -46,6 +46,12 @@ def test_every_step_passes_in_order_on_hosts_just_started(demo):
     readiness = demo["readiness"].output
     assert "3 site(s): 3 green, 0 amber, 0 red" in said(readiness), readiness[-3000:]
     assert (LAB_HOME / "demo" / "04-counters.log").read_text(encoding="utf-8") == demo["counters"].output
+    # Pull mode: published to every ring (the first commit), the counters set up, 26740's pulled it.
+    assert "for 8 counters: ring canary, all names it" in demo["pull-publish"].output
+    assert {h: r["failed"] for h, r in recap_of(demo["pull-setup"].output).items()} == dict.fromkeys(COUNTERS, 0)
+    assert "pull-now: 2 ok, 0 failed" in demo["pull-now"].output
+    rows = {line.split()[0]: line for line in demo["pull-status"].output.splitlines() if line.startswith("  w26740-")}
+    assert set(rows) == {"w26740-pc01", "w26740-pc02"} and all("current" in row for row in rows.values()), rows
 
 
 def said(output: str) -> str:

@@ -74,7 +74,8 @@ def test_each_remediation_fixes_and_checks(site, action):
         assert ssh(site, host, "lpstat -o").strip()  # a job waits on the stopped queue
     elif action == "restart-cups":
         before = ssh(site, host, "systemctl show -p MainPID --value cups").strip()
-    result = fleet("exec", action, "--hosts", host, "--json")
+    # A pull applies the counters' playbook on the PC: longer than a service restart.
+    result = fleet("exec", action, "--hosts", host, "--json", *(("--timeout", "300") if action == "pull-now" else ()))
     assert result.returncode == 0, result.stdout + result.stderr
     assert json.loads(result.stdout)[host]["ok"]
     # Logged on the counter by motcua-support, with the support person's name, and on the controller.
@@ -91,6 +92,10 @@ def test_each_remediation_fixes_and_checks(site, action):
         assert ssh(site, host, "systemctl show -p MainPID --value cups").strip() != before
     elif action == "restart-pcscd":
         assert ssh(site, host, "systemctl is-active pcscd.socket").strip() == "active"
+    elif action == "pull-now":  # the demo set the counters to pull
+        textfile = ssh(site, host, "cat /var/lib/prometheus/node-exporter/motcua_pull.prom")
+        assert "motcua_pull_last_run_success 1" in textfile
+        assert 'motcua_pull_last_run_tasks{state="changed"} 0' in textfile
 
 
 def test_a_host_that_is_down_fails_alone(site):

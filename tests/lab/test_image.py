@@ -20,7 +20,7 @@ from motcua.lab import image
 from tests.conftest import ROOT
 
 # The playbooks that run on the counters; the roles they use (and the roles those include) are the counters'.
-COUNTER_PLAYBOOKS = ("playbooks/counters.yml", "playbooks/certificates.yml")
+COUNTER_PLAYBOOKS = ("playbooks/counters.yml", "playbooks/certificates.yml", "playbooks/counter_pull.yml")
 APT = ("ansible.builtin.apt", "apt")
 
 

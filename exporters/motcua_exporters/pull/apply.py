@@ -151,6 +151,10 @@ def apply(tree: Path, playbook: str, inventory: Path, limit: str, ansible_playbo
     """``ansible-playbook`` of the checked-out ``playbook`` on this PC alone: the PLAY RECAP's counts."""
     env = {**os.environ, "ANSIBLE_CONFIG": str(tree / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0",
            "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0"}  # fmt: skip
+    # The tree's Python (the collection's plugins import it): lib/ and the zip files in it.
+    lib = tree / "lib"
+    if lib.is_dir():
+        env["PYTHONPATH"] = os.pathsep.join([str(lib), *(str(z) for z in sorted(lib.glob("*.pyz")))])
     command = [ansible_playbook, "-i", str(inventory), "-c", "local", "--limit", limit, playbook]
     try:
         done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, timeout=timeout, check=False)
