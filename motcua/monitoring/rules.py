@@ -42,6 +42,9 @@ _MOST_SITES_OPEN = f"and on () (count({SITE_OPEN}) > count({SITE_INFO}) / 2)"
 # and the finished dossiers it needs to judge; hours without any record updated before the source is stale.
 DOSSIER_THRESHOLDS = {"overdue": 10, "growth": 3, "usual_intake": 3, "on_time_target": 0.95, "on_time_minimum": 5,
                       "stale_hours": 2}  # fmt: skip
+# A counter that pulls (docs/pull.md) and has not applied its configuration for this long: about 12
+# of its pulls (every 30 minutes) have failed or not run.
+PULL_STALE_HOURS = 6
 # A role whose alert means "unreachable" hides the alerts of the roles below it.
 UNREACHABLE_ALERTS = {"router": "SiteOffline", "counter": "CounterDown"}
 # Monitoring roles below the registry's device roles.
@@ -302,6 +305,32 @@ ALERTS: tuple[Alert, ...] = (
         "counter",
         "Thư mục lưu bản quét trên {{ $labels.instance }} sắp đầy (còn {{ $value | humanizePercentage }})",
         "Scan storage on {{ $labels.instance }} is nearly full ({{ $value | humanizePercentage }} free)",
+    ),
+    # ---- a counter that configures itself (docs/pull.md): its pull's own report, through node_exporter
+    Alert(
+        "CounterConfigPullFailing",
+        # A pull that found a push holding the lock (locked) tries again at its next run: not a failure.
+        '(motcua_pull_last_run_success{job="node"} == 0)'
+        ' * on (instance) group_left (reason) motcua_pull_last_run_failure_info{job="node", reason!="locked"}',
+        "long",
+        "warning",
+        SCOPE_SITE,
+        "counter",
+        "Máy quầy {{ $labels.instance }} không tự áp dụng được cấu hình đã ký (lỗi: {{ $labels.reason }})",
+        "Counter {{ $labels.instance }} fails to apply its signed configuration (reason: {{ $labels.reason }})",
+        set_scope=False,
+    ),
+    Alert(
+        "CounterConfigStale",
+        f'(time() - motcua_pull_last_success_timestamp_seconds{{job="node"}} > {PULL_STALE_HOURS} * 3600)'
+        ' and motcua_pull_last_success_timestamp_seconds{job="node"} > 0',
+        "long",
+        "warning",
+        SCOPE_SITE,
+        "counter",
+        "Máy quầy {{ $labels.instance }} đã {{ $value | humanizeDuration }} không tự cập nhật cấu hình thành công",
+        "Counter {{ $labels.instance }} has not applied its configuration for {{ $value | humanizeDuration }}",
+        set_scope=False,
     ),
     # ---- the ward's signing certificate (certificate exporter, and the token on each counter)
     Alert(
