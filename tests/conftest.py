@@ -149,6 +149,8 @@ def lab():
         for item in store.iterdir() if store.is_dir() else ():
             if item.name != "ca":
                 shutil.rmtree(item) if item.is_dir() else item.unlink()
+        # What the counters pull starts afresh too: the demo's publish is the first commit, every ring's.
+        shutil.rmtree(LAB_HOME / "pull" / "repo.git", ignore_errors=True)
         lab.up()
     except LabError as exc:
         pytest.fail(f"the lab did not come up: {exc}\n(an operator's lab on the same addresses? `motcua lab down`)")

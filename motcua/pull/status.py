@@ -91,18 +91,15 @@ def read_all(registry: Registry, targets: list[Target], access: PcAccess, worker
 
 
 def state(pull: CounterPull, commit: str) -> str:
-    """One word for a counter against its ring's commit: current, behind, failed, never, unreachable."""
+    """One word for a counter against its ring's commit: current, behind, failed (its last pull failed),
+    never, unreachable."""
     if not pull.reachable or pull.error:
         return "unreachable"
     if not pull.pulled:
         return "never"
-    if not pull.ok and pull.fetched == commit:
-        return "failed"
-    if pull.applied == commit and pull.ok:
-        return "current"
     if not pull.ok:
         return "failed"
-    return "behind"
+    return "current" if pull.applied == commit else "behind"
 
 
 WORDS = {
@@ -142,7 +139,9 @@ def gate(pulls: list[CounterPull], ring: str, commit: str) -> None:
     mine = [p for p in pulls if p.ring == ring]
     if not mine:
         raise ToolError(f"ring/{ring} has no counters in this inventory: nothing shows the commit works")
-    failed = [p.name for p in mine if state(p, commit) == "failed"]
+    # Failed on this very commit: the commit's fault, likely. A counter whose last pull failed on an
+    # older one (or found the lock held) has not tried this one yet: it is waited for.
+    failed = [p.name for p in mine if state(p, commit) == "failed" and p.fetched == commit]
     if failed:
         raise ToolError(f"ring/{ring}: {commit[:12]} FAILED on {', '.join(failed)}: the roll-out stops here "
                         "(fix, publish again; docs/pull.md, 'When a ring fails')")  # fmt: skip

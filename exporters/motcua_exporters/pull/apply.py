@@ -209,6 +209,7 @@ def pull(args: argparse.Namespace) -> Outcome:
         while True:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                print(f"{NAME}: lock taken ({args.lock_file})", file=sys.stderr, flush=True)
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
@@ -233,6 +234,8 @@ def pull(args: argparse.Namespace) -> Outcome:
                 f"{type(exc).__name__}: {exc}",
             )
         finally:
+            # Said before it is so: a push that takes the lock next starts after this line (the journal).
+            print(f"{NAME}: lock released", file=sys.stderr, flush=True)
             fcntl.flock(lock, fcntl.LOCK_UN)
     return outcome
 
