@@ -35,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.benchlab import inventory, machine_cpu  # noqa: E402
 from motcua.access import lab_cache  # noqa: E402
 from motcua.lab import Lab, LabError  # noqa: E402
 
@@ -53,27 +54,6 @@ enable_plugins = motcua.ops.registry
 
 def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def inventory(directory: Path, sites: list[str], max_counters: int) -> Path:
-    """A lab inventory of these sites, sharing the lab's group_vars."""
-    directory.mkdir(parents=True)
-    (directory / "motcua.yml").write_text(
-        "plugin: motcua.ops.registry\n"
-        f"registry: {ROOT / 'inventory' / 'hcmc' / 'registry'}\n"
-        "address_space: lab\n"
-        f"sites: [{', '.join(repr(code) for code in sites)}]\n"
-        f"max_counters: {max_counters}\n"
-    )
-    (directory / "group_vars").symlink_to(ROOT / "inventory" / "lab" / "group_vars")
-    return directory
-
-
-def machine_cpu() -> float:
-    """CPU seconds the whole machine has spent busy (controller and lab hosts share its cores)."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    user, nice, system, _idle, _iowait, irq, softirq = fields[:7]  # not steal: the hypervisor's, not ours
-    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def playbook(inv: Path, config: Path, **extra: str) -> tuple[float, dict[str, dict[str, int]], dict[str, float]]:

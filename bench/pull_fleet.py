@@ -37,6 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.benchlab import inventory, machine_cpu  # noqa: E402
 from motcua.access import lab_cache  # noqa: E402
 from motcua.lab import Lab, LabError, make_plan  # noqa: E402
 from motcua.lab.lab import LabState  # noqa: E402
@@ -50,26 +51,6 @@ TEXTFILE = "/var/lib/prometheus/node-exporter/motcua_pull.prom"
 
 def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def inventory(directory: Path, sites: list[str], max_counters: int) -> Path:
-    directory.mkdir(parents=True)
-    (directory / "motcua.yml").write_text(
-        "plugin: motcua.ops.registry\n"
-        f"registry: {ROOT / 'inventory' / 'hcmc' / 'registry'}\n"
-        "address_space: lab\n"
-        f"sites: [{', '.join(repr(code) for code in sites)}]\n"
-        f"max_counters: {max_counters}\n"
-    )
-    (directory / "group_vars").symlink_to(ROOT / "inventory" / "lab" / "group_vars")
-    (directory / "roster.yml").symlink_to(ROOT / "inventory" / "lab" / "roster.yml")
-    return directory
-
-
-def machine_cpu() -> float:
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    user, nice, system, _idle, _iowait, irq, softirq = fields[:7]
-    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def process_cpu(pid: int) -> float:
