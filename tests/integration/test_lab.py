@@ -321,12 +321,17 @@ def test_apt_in_parallel_and_through_the_shared_package_pool(lab, plan):
     for deb in lab.apt_cache.glob("tree_*.deb"):
         deb.unlink()  # start from a pool without the package
     install = "DEBIAN_FRONTEND=noninteractive apt-get install -y --reinstall tree 2>&1; tree --version"
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(pool.map(lambda host: ssh(lab, host, install), hosts))
-    for host, result in zip(hosts, results, strict=True):
-        assert result.returncode == 0, f"{host}: {result.stdout}{result.stderr}"
-    lab.stop_host(hosts[0])  # harvesting happens when a host stops
-    lab.up()
-    assert list(lab.apt_cache.glob("tree_*.deb")), "the package was not harvested into the shared pool"
-    result = ssh(lab, hosts[0], "ls /var/cache/apt/archives/ | grep -c '^tree_'")
-    assert result.stdout.strip() == "1", "the pool is not visible inside the host"
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            results = list(pool.map(lambda host: ssh(lab, host, install), hosts))
+        for host, result in zip(hosts, results, strict=True):
+            assert result.returncode == 0, f"{host}: {result.stdout}{result.stderr}"
+        lab.stop_host(hosts[0])  # harvesting happens when a host stops
+        lab.up()
+        assert list(lab.apt_cache.glob("tree_*.deb")), "the package was not harvested into the shared pool"
+        result = ssh(lab, hosts[0], "ls /var/cache/apt/archives/ | grep -c '^tree_'")
+        assert result.stdout.strip() == "1", "the pool is not visible inside the host"
+    finally:
+        # Put back what the test changed: later tests compare these counters' packages (test_pull).
+        for host in hosts:
+            ssh(lab, host, "DEBIAN_FRONTEND=noninteractive apt-get purge -y -q tree")
