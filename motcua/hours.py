@@ -103,17 +103,38 @@ def describe(opening: Opening) -> str:
     return ", ".join(parts)
 
 
+def settled_hours(opening: Opening, settled: int) -> Opening:
+    """Per weekday, the part of its hours from which the shop has been open for the whole last ``settled``
+    minutes: its opening plus ``settled``, or earlier when it opens at 00:00 and the day before was open
+    until 24:00 (hours that run on past midnight are one opening; every day 00:00-24:00 never closes).
+    A day whose hours are all shorter than that is left out."""
+    out: Opening = {}
+    for day, (start, end) in opening.items():
+        run_start, back = start, day  # the opening this day's hours belong to, in minutes from this midnight
+        for _ in range(7):
+            before = opening.get((back - 1) % 7)
+            if run_start != (back - day) * 1440 or before is None or before[1] != 1440:
+                break
+            back -= 1
+            run_start = (back - day) * 1440 + before[0]
+        else:
+            run_start = -7 * 1440 - settled  # open all week: open long enough at any time
+        first = max(start, run_start + settled)
+        if first < end:
+            out[day] = (first, end)
+    return out
+
+
 def opening_condition(opening: Opening, settled: int = 0) -> str:
     """A PromQL expression that has one series (no labels) while the hours say open, in the city's
     time, and none otherwise. ``settled`` minutes: from that long after opening only (an alert that compares
-    the last hour with other days' same hour waits until the whole hour was open)."""
+    the last hour with other days' same hour waits until the whole hour was open; see :func:`settled_hours`
+    for hours that run on past midnight)."""
     local = f"vector(time() + {CITY_OFFSET_SECONDS})"
     clock = f"(hour({local}) * 60 + minute({local}))"
     # Prometheus' day_of_week: Sunday 0 ... Saturday 6; ours: Monday 0 ... Sunday 6.
     terms = []
-    for first, last, (start, end) in _day_groups(opening):
-        if start + settled >= end:
-            continue
+    for first, last, (start, end) in _day_groups(settled_hours(opening, settled)):
         a, b = (first + 1) % 7, (last + 1) % 7
         day = f"day_of_week({local}) == {a}" if a == b else None
         if day is None:
@@ -122,7 +143,7 @@ def opening_condition(opening: Opening, settled: int = 0) -> str:
                 if a < b
                 else f"(day_of_week({local}) >= {a} or day_of_week({local}) <= {b})"
             )
-        terms.append(f"({clock} >= {start + settled} < {end} and on () {day})")
+        terms.append(f"({clock} >= {start} < {end} and on () {day})")
     if not terms:
         return "vector(1) < 0"  # never open (long enough): no series
     return " or on () ".join(terms)

@@ -51,6 +51,22 @@ UNREACHABLE_ALERTS = {"router": "SiteOffline", "counter": "CounterDown"}
 MONITORED_PARENTS = {"token": "counter", "exporter": "counter", "site-link": "router"}
 
 
+def _received_in_hour(ago: str = "") -> str:
+    """PromQL: the dossiers each site received in the hour that ended ``ago`` (a duration; now if empty),
+    from the exporter's count for today, which starts again at midnight: across midnight, what the hour
+    held before it (the day's last count less the count an hour before) plus what came since."""
+    count = 'motcua_dossiers_received{job="dossier", window="today"}'
+    at, before = (f" offset {ago}", f" offset {_add_hour(ago)}") if ago else ("", " offset 1h")
+    return (f"(({count}{at} - {count}{before}) >= 0"
+            f" or ({count}{at} + max_over_time({count}[1h]{at}) - {count}{before}))")  # fmt: skip
+
+
+def _add_hour(duration: str) -> str:
+    """'1d' -> '25h', '7d' -> '169h': the offset an hour further back."""
+    number, unit = int(duration[:-1]), duration[-1]
+    return f"{number * {'h': 1, 'd': 24}[unit] + 1}h"
+
+
 @dataclass(frozen=True)
 class Alert:
     name: str
@@ -401,12 +417,9 @@ ALERTS: tuple[Alert, ...] = (
     ),
     Alert(
         "DossierIntakeStopped",
-        f'(((motcua_dossiers_received{{job="dossier", window="today"}}'
-        f' - motcua_dossiers_received{{job="dossier", window="today"}} offset 1h) == 0)'
-        f' and ((motcua_dossiers_received{{job="dossier", window="today"}} offset 1d'
-        f' - motcua_dossiers_received{{job="dossier", window="today"}} offset 25h) >= DOSSIER_USUAL_INTAKE'
-        f' or (motcua_dossiers_received{{job="dossier", window="today"}} offset 7d'
-        f' - motcua_dossiers_received{{job="dossier", window="today"}} offset 169h) >= DOSSIER_USUAL_INTAKE)'
+        f"(({_received_in_hour()} == 0)"
+        f" and ({_received_in_hour('1d')} >= DOSSIER_USUAL_INTAKE"
+        f" or {_received_in_hour('7d')} >= DOSSIER_USUAL_INTAKE)"
         f" {_RECORDS_FRESH} and on (site) {SITE_OPEN_HOUR}) {_JOIN_SITE}",
         "short",
         "warning",

@@ -158,7 +158,8 @@ def test_dossier_thresholds_override_the_defaults_and_bad_ones_are_refused(lab_r
 
 def test_each_site_is_open_by_its_own_hours(lab_registry, tmp_path):
     """motcua_site_open and motcua_site_open_hour follow each site's hours, in Vietnam's time, by promtool:
-    the registry's default for most, a site's own (here the lab's setting for 26732: every day, all day)."""
+    the registry's default for most, a site's own (here the lab's setting for 26732: every day, all day, so
+    open a whole hour at any hour, the first after midnight too)."""
     write_rules(lab_registry, tmp_path / "rules.yml", annotations=False,
                 opening_hours={"26732": {"monday-sunday": "00:00-24:00"}})  # fmt: skip
     # t=0 is Thursday 07:00 in Vietnam. An hour of each kind: (eval time, sites open, sites open an hour).
@@ -168,7 +169,7 @@ def test_each_site_is_open_by_its_own_hours(lab_registry, tmp_path):
         ("40m", default | {"26732"}, {"26732"}),  # 07:40: open, not for an hour yet
         ("1h40m", default | {"26732"}, default | {"26732"}),  # 08:40
         ("10h", {"26732"}, {"26732"}),  # 17:00: the default's closing
-        ("17h30m", {"26732"}, set()),  # Friday 00:30: the first hour of a day is never "open an hour"
+        ("17h30m", {"26732"}, {"26732"}),  # Friday 00:30: open since Thursday, past midnight
         ("52h", default | {"26732"}, default | {"26732"}),  # Saturday 11:00
         ("53h", {"26732"}, {"26732"}),  # Saturday 12:00: the default's 11:30 closing
         ("75h", {"26732"}, {"26732"}),  # Sunday 10:00
@@ -190,6 +191,40 @@ def test_each_site_is_open_by_its_own_hours(lab_registry, tmp_path):
     info = {r["labels"]["site"]: r["labels"]["opening_hours"] for r in rules.site_info_rules(lab_registry)
             if r["record"] == "motcua_site_info"}  # fmt: skip
     assert info["26732"] == "monday-friday 07:30-17:00, saturday 07:30-11:30"  # without the setting: the registry's
+
+
+def test_intake_is_judged_across_midnight_at_a_site_open_all_night(lab_registry, tmp_path):
+    """DossierIntakeStopped at a site open around the clock (the lab's 26732), in the first hour after
+    midnight, when the exporter's count for today starts again from 0: by promtool, an hour of nothing
+    across midnight is nothing (yesterday's same hour, across its own midnight, held 11)."""
+    write_rules(lab_registry, tmp_path / "rules.yml", annotations=False,
+                opening_hours={"26732": {"monday-sunday": "00:00-24:00"}})  # fmt: skip
+    labels = next(r["labels"] for r in rules.site_info_rules(lab_registry)
+                  if r["record"] == "motcua_site_info" and r["labels"]["site"] == "26732")  # fmt: skip
+    series = 'motcua_dossiers_received{job="dossier", instance="dx-centre", site="26732", window="today"}'
+    # t=0 Thursday 07:00. One dossier every 5 minutes until Friday 23:00 (t=40h), the count starting again
+    # at each midnight (t=17h, t=41h); nothing after 23:00 on Friday.
+    received = "0+1x203 0+1x276 276x10 0x30"
+    fired = {k: labels[k] for k in ("site", "ward", "region", "phase", "team")}
+    fired |= {"job": "dossier", "instance": "dx-centre", "window": "today", "role": "dossiers", "scope": "site",
+              "severity": "warning"}  # fmt: skip
+    tests = [{
+        "interval": "5m",
+        "input_series": [
+            {"series": 'motcua_dossier_records_up{job="dossier", instance="dx-centre"}', "values": "1x520"},
+            {"series": series, "values": received},
+        ],
+        "alert_rule_test": [
+            # Friday 23:55: the last hour (22:55-23:55) held a dossier at 23:00
+            {"eval_time": "40h55m", "alertname": "DossierIntakeStopped", "exp_alerts": []},
+            # Saturday 00:30: nothing since 23:00 on either side of midnight; Friday 00:30 held 11 in its hour
+            {"eval_time": "41h30m", "alertname": "DossierIntakeStopped", "exp_alerts": [{"exp_labels": fired}]},
+        ],
+    }]  # fmt: skip
+    (tmp_path / "cases.yml").write_text(yaml.safe_dump({"rule_files": ["rules.yml"], "evaluation_interval": "5m",
+                                                        "tests": tests}, allow_unicode=True))  # fmt: skip
+    result = subprocess.run(["promtool", "test", "rules", "cases.yml"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr
 
 
 @pytest.mark.parametrize(
