@@ -174,17 +174,20 @@ def demo(lab, tmp_path_factory):
     except lab_demo.DemoError as exc:
         failed = exc.results[-1]  # type: ignore[attr-defined]
         pytest.fail(f"make demo's steps on a lab just brought up: {exc}\n{failed.output[-6000:]}")
-    stop_pull_timers(lab)
+    pause_pull_timers(lab)
     return {r.step.name: r for r in results}
 
 
-def stop_pull_timers(lab, timeout: float = 300) -> None:
+def pause_pull_timers(lab, timeout: float = 300) -> None:
     """The demo set every counter to pull on its timer. A test drives the pulls it needs itself (a pull
-    between a test's deliberate drift and its check would put the drift back): the timers stop here,
-    and a pull that has started runs to its end."""
+    between a test's deliberate drift and its check would put the drift back, a failed one would leave
+    the PC degraded): the timers stop and are disabled here, a pull that has started runs to its end,
+    and every later push keeps them so (the lab's `counter_pull_timer_enabled` reads
+    MOTCUA_LAB_PULL_TIMERS, which every playbook the tests run inherits)."""
+    os.environ["MOTCUA_LAB_PULL_TIMERS"] = "off"
     counters = _lab_counters()
     for counter in counters:
-        lab_ssh(lab, counter.name, "systemctl stop motcua-pull.timer")
+        lab_ssh(lab, counter.name, "systemctl disable --now motcua-pull.timer")
     deadline = time.monotonic() + timeout
     for counter in counters:
         while lab_ssh(lab, counter.name, "systemctl is-active motcua-pull.service || true").strip() in RUNNING:

@@ -2,11 +2,12 @@
 signed repository from the lab's pull source over HTTPS, with the pinned Ansible from its wheelhouse.
 
 The demo published the counters' configuration, set every counter to pull and had site 26740 pull;
-the session's `demo` fixture then stopped the counters' timers, so that here (and in every other
-module) a pull happens only when a test asks for it. In order: the canary ring gates the rest (a
-commit that fails on a canary goes nowhere else), a counter provisioned by pull alone matches one
-provisioned by push (testinfra) and a second pull changes nothing, a push waits for a pull and the
-two never interleave, and a counter that was down for a commit catches up by its own timer.
+the session's `demo` fixture then paused the counters' timers (`counter_pull_timer_enabled`), so that
+here (and in every other module) a pull happens only when a test asks for it. In order: the canary
+ring gates the rest (a commit that fails on a canary goes nowhere else), a counter provisioned by
+pull alone matches one provisioned by push (testinfra) and a second pull changes nothing, a push
+waits for a pull and the two never interleave, and a counter that was down for a commit catches up
+by its own timer.
 """
 
 from __future__ import annotations
@@ -148,8 +149,9 @@ def test_a_counter_provisioned_by_pull_alone_matches_one_provisioned_by_push(lab
     """ttpv-pc02 starts again from the image, gets counter_pull alone by push, and pulls everything else."""
     lab.reset_host("ttpv-pc02")
     lab.up()
-    set_up = run(["ansible-playbook", "-i", INVENTORY, "playbooks/counter_pull.yml", "--limit", "ttpv-pc02",
-                  "-e", "counter_pull_boot_delay=3600"], timeout=900)  # fmt: skip
+    # Its timer paused, as every counter's here.
+    setup = ["ansible-playbook", "-i", INVENTORY, "playbooks/counter_pull.yml", "--limit", "ttpv-pc02"]
+    set_up = run(setup, timeout=900)
     assert set_up.returncode == 0, set_up.stdout[-3000:]
     # As root: the support accounts and motcua-support come with this first pull.
     lab_ssh(lab, "ttpv-pc02", "systemctl start motcua-pull.service", check=False)
@@ -187,9 +189,10 @@ def test_a_push_waits_for_a_pull_and_the_two_never_interleave(lab, first):
 
 def test_a_counter_that_was_down_for_a_commit_catches_up_when_it_is_back(lab, first):
     name = "w26732-pc02"
-    # Its timer 10 s after boot, not the lab's 2 minutes: the test need not wait that long.
+    # Its timer on (the tests' are paused) and 10 s after boot, not the lab's 2 minutes.
     set_up = run(["ansible-playbook", "-i", INVENTORY, "playbooks/counter_pull.yml", "--limit", name,
-                  "-e", "counter_pull_boot_delay=10"], timeout=900)  # fmt: skip
+                  "-e", "counter_pull_timer_enabled=true", "-e", "counter_pull_boot_delay=10"],
+                 timeout=900)  # fmt: skip
     assert set_up.returncode == 0, set_up.stdout[-3000:]
     lab.stop_host(name)
     try:
@@ -204,6 +207,6 @@ def test_a_counter_that_was_down_for_a_commit_catches_up_when_it_is_back(lab, fi
         assert time.monotonic() < deadline, pulled(lab, name)
         time.sleep(3)
     assert "Lab portal" in lab_ssh(lab, name, "cat /etc/firefox/policies/policies.json")
-    lab_ssh(lab, name, "systemctl stop motcua-pull.timer")  # the other modules' tests drive pulls themselves
+    lab_ssh(lab, name, "systemctl disable --now motcua-pull.timer")  # paused again, as the other counters'
     # The canary ring back at the demo's configuration (the next push or pull puts the counter back).
     assert motcua("pull", "publish", "-i", INVENTORY).returncode == 0
