@@ -723,7 +723,8 @@ class Lab:
 
     def _start_pull_source(self, plan: LabPlan) -> Proc:
         """What the counters pull (docs/pull.md), as the DX Centre's hosts serve it: <lab home>/pull's repo.git
-        and wheels/ over HTTPS (a lab-CA certificate for its address) with basic auth (user counter). The
+        and wheels/ over HTTPS (a lab-CA certificate for its address) with basic auth (user counter; and
+        monitoring, the plane's, for Prometheus' scrape of /metrics). The
         lab's signing key (the DX Centre's, in production on a token or in the vault) is made here too."""
         folder = self.home / "pull"
         web = folder / "web"
@@ -733,6 +734,10 @@ class Lab:
             password.write_text(secrets.token_urlsafe(24) + "\n")
             password.chmod(0o600)
         users = {PULL_USER: bcrypt.hashpw(password.read_text().strip().encode(), bcrypt.gensalt(10)).decode()}
+        # Prometheus scrapes its /metrics as the plane's monitoring user (the PullOldCommit alert).
+        monitoring = self.home / "web" / "monitoring-password"
+        if monitoring.exists():
+            users["monitoring"] = bcrypt.hashpw(monitoring.read_text().strip().encode(), bcrypt.gensalt(10)).decode()
         (web / "web.yml").write_text(json.dumps({
             "tls_server_config": {"cert_file": str(web / "pull-source.crt"), "key_file": str(web / "pull-source.key")},
             "basic_auth_users": users}))  # fmt: skip

@@ -45,6 +45,12 @@ DOSSIER_THRESHOLDS = {"overdue": 10, "growth": 3, "usual_intake": 3, "on_time_ta
 # A counter that pulls (docs/pull.md) and has not applied its configuration for this long: about 12
 # of its pulls (every 30 minutes) have failed or not run.
 PULL_STALE_HOURS = 6
+# A counter still on an older commit this long after its ring's branch moved (the pull source says when):
+# about four of its pulls since; the stale and failing alerts cover a counter whose pulls do not succeed.
+PULL_BEHIND_HOURS = 2
+# Counters whose applied commit is not the one their ring names at the pull source (job pull-source),
+# judged only for rings the source serves: a series per counter behind, labels of its node target.
+PULL_BEHIND = "instance:motcua_pull_commit:behind"
 # A role whose alert means "unreachable" hides the alerts of the roles below it.
 UNREACHABLE_ALERTS = {"router": "SiteOffline", "counter": "CounterDown"}
 # Monitoring roles below the registry's device roles.
@@ -337,6 +343,21 @@ ALERTS: tuple[Alert, ...] = (
         set_scope=False,
     ),
     Alert(
+        "CounterConfigBehind",
+        f"{PULL_BEHIND} and on (ring) (time() - max by (ring)"
+        ' (motcua_pull_source_ring_changed_timestamp_seconds{job="pull-source"})'
+        f" > {PULL_BEHIND_HOURS} * 3600)",
+        "long",
+        "warning",
+        SCOPE_SITE,
+        "counter",
+        "Máy quầy {{ $labels.instance }} vẫn chạy cấu hình cũ ({{ $labels.commit }}) dù vòng {{ $labels.ring }}"
+        f" đã chuyển sang bản mới từ hơn {PULL_BEHIND_HOURS} giờ trước",
+        "Counter {{ $labels.instance }} still runs configuration {{ $labels.commit }} although ring"
+        f" {{{{ $labels.ring }}}} moved on over {PULL_BEHIND_HOURS} hours ago",
+        set_scope=False,
+    ),
+    Alert(
         "CounterConfigStale",
         f'(time() - motcua_pull_last_success_timestamp_seconds{{job="node"}} > {PULL_STALE_HOURS} * 3600)'
         ' and motcua_pull_last_success_timestamp_seconds{job="node"} > 0',
@@ -626,6 +647,19 @@ def dossier_rules() -> list[dict[str, object]]:
     return out
 
 
+def pull_rules() -> list[dict[str, object]]:
+    """Counters that pull (docs/pull.md): which of them run another commit than their ring's at the
+    pull source (the duty board and CounterConfigBehind read it)."""
+    return [
+        {
+            "record": PULL_BEHIND,
+            "expr": 'motcua_pull_applied_commit_info{job="node"}'
+            ' unless on (ring, commit) motcua_pull_source_ring_commit_info{job="pull-source"}'
+            ' and on (ring) motcua_pull_source_ring_commit_info{job="pull-source"}',
+        }
+    ]
+
+
 def rule_groups(
     registry: Registry,
     durations: dict[str, str] | None = None,
@@ -670,6 +704,7 @@ def rule_groups(
                     *[_alert_rule(a, pace, runbook_base, values) for a in ALERTS],
                 ],
             },
+            {"name": "motcua_pull", "rules": pull_rules()},
         ]
     }
 
@@ -718,6 +753,13 @@ def inhibit_rules() -> list[dict[str, object]]:
             "source_matchers": ['alertname="DossierSystemDown"'],
             "target_matchers": ['alertname=~"DossierSystemSlow|DossierUnreachableFromSite|DossierRecordsFailing"'],
             "equal": [],
+        }
+    )
+    out.append(  # a counter whose pulls fail is behind too: the failure says why
+        {
+            "source_matchers": ['alertname=~"CounterConfigPullFailing|CounterConfigStale"'],
+            "target_matchers": ['alertname="CounterConfigBehind"'],
+            "equal": ["instance"],
         }
     )
     out.append(  # a ward whose line is cut receives nothing: one alert, the cause

@@ -87,7 +87,7 @@ def test_a_signed_commit_is_applied_and_a_second_pull_changes_nothing(world):
     code, samples = run_pull(world)
     assert code == 0 and world["out"].read_text() == "v1\n"
     assert samples["motcua_pull_last_run_success"] == "1"
-    assert samples[f'motcua_pull_applied_commit_info{{commit="{first}"}}'] == "1"
+    assert samples[f'motcua_pull_applied_commit_info{{ring="canary",commit="{first}"}}'] == "1"
     assert samples['motcua_pull_last_run_tasks{state="changed"}'] == "1"
     assert float(samples["motcua_pull_last_success_timestamp_seconds"]) > 0
     code, samples = run_pull(world)
@@ -99,7 +99,7 @@ def test_a_signed_commit_is_applied_and_a_second_pull_changes_nothing(world):
     second = publish(world, "v2", world["key"])
     code, samples = run_pull(world)
     assert code == 0 and world["out"].read_text() == "v2\n"
-    assert f'motcua_pull_applied_commit_info{{commit="{second}"}}' in samples
+    assert f'motcua_pull_applied_commit_info{{ring="canary",commit="{second}"}}' in samples
 
 
 @pytest.mark.parametrize("signer", ["unsigned", "another key"])
@@ -112,8 +112,8 @@ def test_a_commit_not_signed_by_the_dx_centre_is_refused_and_nothing_changes(wor
     assert code == 1 and world["out"].read_text() == "v1\n"  # nothing applied
     assert samples["motcua_pull_last_run_success"] == "0"
     assert samples['motcua_pull_last_run_failure_info{reason="unsigned"}'] == "1"
-    assert samples[f'motcua_pull_fetched_commit_info{{commit="{bad}"}}'] == "1"  # what it refused
-    assert samples[f'motcua_pull_applied_commit_info{{commit="{good}"}}'] == "1"  # what the PC still runs
+    assert samples[f'motcua_pull_fetched_commit_info{{ring="canary",commit="{bad}"}}'] == "1"  # what it refused
+    assert samples[f'motcua_pull_applied_commit_info{{ring="canary",commit="{good}"}}'] == "1"  # what the PC still runs
     assert samples["motcua_pull_last_success_timestamp_seconds"] == success
     tree = world["tmp"] / "state" / "tree" / "playbooks" / "counters.yml"
     assert "tampered" not in tree.read_text()  # not even checked out

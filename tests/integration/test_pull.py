@@ -16,13 +16,16 @@ import json
 import re
 import subprocess
 import time
+import urllib.parse
 
 import pytest
 import testinfra
 
+from motcua.lab.procs import poll
+from motcua.monitoring.rules import PULL_BEHIND
 from motcua.pull import publish
 from motcua.pull.status import TEXTFILE
-from tests.conftest import LAB_HOME, lab_ssh, run
+from tests.conftest import LAB_HOME, lab_ssh, plane_open, run
 
 pytestmark = pytest.mark.lab
 INVENTORY = "inventory/lab"
@@ -49,8 +52,8 @@ def pulled(lab, host: str) -> dict[str, str]:
     # Samples only: the HELP line reads "motcua_pull_last_run_success 1 if the last pull ...".
     out = {"ok": "1" if re.search(r"^motcua_pull_last_run_success 1$", text, re.M) else "0"}
     patterns = {
-        "applied": r'applied_commit_info\{commit="(\w+)"',
-        "fetched": r'fetched_commit_info\{commit="(\w+)"',
+        "applied": r'applied_commit_info\{[^}]*commit="(\w+)"',
+        "fetched": r'fetched_commit_info\{[^}]*commit="(\w+)"',
         "reason": r'failure_info\{reason="(\w+)"',
         "changed": r'tasks\{state="changed"\} (\d+)',
     }
@@ -58,6 +61,18 @@ def pulled(lab, host: str) -> dict[str, str]:
         match = re.search(pattern, text)
         out[key] = match.group(1) if match else ""
     return out
+
+
+def behind() -> dict[str, str]:
+    """The counters dx-mon01's Prometheus names behind their ring at the pull source: {counter: its commit}
+    (the recording rule CounterConfigBehind reads; it scrapes the lab's pull source as job pull-source)."""
+    url = "https://127.79.0.10:9090/api/v1/query?" + urllib.parse.urlencode({"query": PULL_BEHIND})
+    try:
+        with plane_open(url) as response:
+            found = json.loads(response.read())["data"]["result"]
+    except OSError:
+        return {}
+    return {r["metric"]["instance"]: r["metric"]["commit"] for r in found}
 
 
 def ring(name: str) -> str:
@@ -83,6 +98,10 @@ def test_a_commit_that_fails_on_a_canary_goes_nowhere_else(lab, first):
     assert pull_now(hosts="w26740-pc01") == {"w26740-pc01": False}
     report = pulled(lab, "w26740-pc01")
     assert report == {"ok": "0", "applied": first, "fetched": bad, "reason": "apply", "changed": ""}, report
+    # Monitoring sees it behind its ring (ring/canary names the bad commit), the rest of the city not.
+    seen = poll(lambda: behind().get("w26740-pc01") == first and behind(), 60,
+                "Prometheus to name w26740-pc01 behind the canary ring")  # fmt: skip
+    assert "ttpv-pc01" not in seen, seen
     refused = motcua("pull", "promote", "-i", INVENTORY, "-q")
     assert refused.returncode == 2 and f"{bad[:12]} FAILED on w26740-pc01" in refused.stderr, refused.stderr
     assert ring("all") == first
@@ -98,6 +117,7 @@ def test_a_commit_that_fails_on_a_canary_goes_nowhere_else(lab, first):
     assert fixed.returncode == 0 and "ring canary names it" in fixed.stdout
     assert pull_now(hosts="w26740-pc01") == {"w26740-pc01": True}
     assert pulled(lab, "w26740-pc01")["applied"] == ring("canary")
+    poll(lambda: "w26740-pc01" not in behind(), 60, "w26740-pc01 no longer behind in Prometheus")
 
 
 def host(lab, name: str):
@@ -208,5 +228,8 @@ def test_a_counter_that_was_down_for_a_commit_catches_up_when_it_is_back(lab, fi
         time.sleep(3)
     assert "Lab portal" in lab_ssh(lab, name, "cat /etc/firefox/policies/policies.json")
     lab_ssh(lab, name, "systemctl disable --now motcua-pull.timer")  # paused again, as the other counters'
-    # The canary ring back at the demo's configuration (the next push or pull puts the counter back).
+    # The canary ring back at the demo's configuration, and the canaries that pulled before on it: current
+    # again for the modules after this one (readiness judges a counter behind its ring).
     assert motcua("pull", "publish", "-i", INVENTORY).returncode == 0
+    canaries = "w26740-pc01,w26740-pc02,w26732-pc02"
+    assert pull_now(hosts=canaries) == dict.fromkeys(canaries.split(","), True)

@@ -6,6 +6,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 import pytest
+import yaml
 
 from motcua.lab import lab as lab_module
 from motcua.lab.lab import LabError, check_capacity, make_plan, read_inventory_config
@@ -29,6 +30,9 @@ def test_default_lab_plan(tmp_path):
     assert (plan.dossier_address, plan.monitoring_address) == ("127.79.0.20", "127.79.0.10")
     assert [h.name for h in plan.servers] == ["dx-mon01", "dx-mon02"] and plan.hosts == [*plan.counters, *plan.servers]
     assert (plan.sink_address, plan.ntp_addresses) == ("127.79.0.25", ["127.79.0.11", "127.79.0.12"])
+    # The lab inventory names the pull source where `lab up` starts it (counters pull, Prometheus scrapes).
+    lab_vars = yaml.safe_load((LAB_INVENTORY / "group_vars" / "all.yml").read_text(encoding="utf-8"))
+    assert plan.pull_source_address == lab_vars["motcua_lab_pull_source"] == "127.79.0.21"
     loopback = IPv4Network("127.0.0.0/8")
     for address in [*(h.address for h in plan.hosts), *(d.address for d in plan.gear), *plan.ntp_addresses]:
         assert IPv4Address(address) in loopback

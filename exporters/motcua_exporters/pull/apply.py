@@ -55,8 +55,12 @@ FAMILIES = {
         "Why the last pull failed (locked, fetch, unsigned, checkout, apply).",
     ),
     "success": Family("motcua_pull_last_success_timestamp_seconds", "gauge", "When a pull last succeeded (0: never)."),
-    "applied": Family("motcua_pull_applied_commit_info", "gauge", "The commit this PC's configuration is from."),
-    "fetched": Family("motcua_pull_fetched_commit_info", "gauge", "The commit the ring's branch pointed at."),
+    "applied": Family(
+        "motcua_pull_applied_commit_info", "gauge", "The commit this PC's configuration is from, and its ring."
+    ),
+    "fetched": Family(
+        "motcua_pull_fetched_commit_info", "gauge", "The commit the ring's branch pointed at, and the ring."
+    ),
     "tasks": Family("motcua_pull_last_run_tasks", "gauge", "Tasks of the last apply, by result (PLAY RECAP)."),
     "duration": Family("motcua_pull_last_run_duration_seconds", "gauge", "How long the last pull took."),
 }
@@ -73,6 +77,7 @@ class PullError(Exception):
 @dataclass
 class Outcome:
     started: float
+    ring: str = ""  # the ring the PC follows (its branch ring/<name>): the alerts compare with the source's
     ended: float = 0.0
     reason: str = ""  # empty: success
     fetched: str = ""
@@ -179,8 +184,10 @@ def textfile_text(outcome: Outcome, previous_success: float) -> str:
         render_family(FAMILIES["ok"], [({}, 1.0 if ok else 0.0)]),
         render_family(FAMILIES["reason"], [({"reason": outcome.reason}, 1.0)] if not ok else []),
         render_family(FAMILIES["success"], [({}, success)]),
-        render_family(FAMILIES["applied"], [({"commit": outcome.applied}, 1.0)] if outcome.applied else []),
-        render_family(FAMILIES["fetched"], [({"commit": outcome.fetched}, 1.0)] if outcome.fetched else []),
+        render_family(FAMILIES["applied"], [({"ring": outcome.ring, "commit": outcome.applied}, 1.0)]
+                      if outcome.applied else []),
+        render_family(FAMILIES["fetched"], [({"ring": outcome.ring, "commit": outcome.fetched}, 1.0)]
+                      if outcome.fetched else []),
         render_family(FAMILIES["tasks"], [({"state": k}, float(outcome.tasks.get(k, 0)))
                                           for k in ("ok", "changed", "failed", "skipped")] if outcome.tasks else []),
         render_family(FAMILIES["duration"], [({}, round(outcome.ended - outcome.started, 3))]),
@@ -194,15 +201,15 @@ def _previous(textfile: Path, name: str, label: str = "") -> str:
         text = textfile.read_text(encoding="utf-8")
     except OSError:
         return ""
-    pattern = rf'^{name}\{{{label}="([^"]*)"\}} ' if label else rf"^{name} (\S+)$"
+    pattern = rf'^{name}\{{(?:[^}}]*,)?{label}="([^"]*)"[^}}]*\}} ' if label else rf"^{name} (\S+)$"
     match = re.search(pattern, text, re.M)
     return match.group(1) if match else ""
 
 
 def pull(args: argparse.Namespace) -> Outcome:
     """One pull as the module's text describes; the outcome (never raises for a failed pull)."""
-    outcome = Outcome(started=time.time(), applied=_previous(args.textfile, "motcua_pull_applied_commit_info",
-                                                                "commit"))  # fmt: skip
+    outcome = Outcome(started=time.time(), ring=args.branch.removeprefix("ring/"),
+                      applied=_previous(args.textfile, "motcua_pull_applied_commit_info", "commit"))  # fmt: skip
     args.lock_file.parent.mkdir(parents=True, exist_ok=True)
     with open(args.lock_file, "a") as lock:  # noqa: PTH123 - the descriptor is what flock takes
         deadline = time.monotonic() + args.lock_wait
