@@ -5,7 +5,9 @@ One SSH session per counter (fabric, host keys checked, as ``motcua fleet``) rea
 - which of the provisioned services run (``systemctl is-active``) and the exporter's config;
 - which of the site's officials (from the roster) have an account;
 - the counter exporter's own metrics, read on the counter: its printer, scanner, token,
-  clock and dossier-portal checks, so readiness judges what the dashboards see.
+  clock and dossier-portal checks, so readiness judges what the dashboards see;
+- its last pull (docs/pull.md), from its node_exporter textfile: the commit it runs against its
+  ring's at the controller's signed repository (a counter that never pulled is push-provisioned: ok).
 
 Each site's routers and switches are compared with the registry's intent
 (``motcua netgear diff``). Every check ends ``ok``, ``warn`` (amber: works, but
@@ -22,6 +24,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ..access import PcAccess, Target
 from ..fleet.tools import COUNTER_EXPORTER_PORT, FETCH
+from ..pull.status import TEXTFILE as PULL_TEXTFILE
+from ..pull.status import CounterPull, parse_textfile
+from ..pull.status import state as pull_state
 from ..registry import Registry
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -33,6 +38,7 @@ _RANK = {OK: 0, WARN: 1, FAIL: 2}
 CHECKS: dict[str, str] = {
     "reachable": "Kết nối máy quầy / counter reachable",
     "provisioned": "Cài đặt máy quầy / counter provisioned",
+    "config": "Cấu hình tự cập nhật / configuration pulled",
     "accounts": "Tài khoản cán bộ / officials' accounts",
     "printer": "Máy in / printer",
     "scanner": "Máy quét / scanner",
@@ -103,14 +109,19 @@ class Expected:
     printers: tuple[str, ...]
     scanners: int
     officials: tuple[str, ...]
+    ring: str = ""  # the pull ring of the site's counters ("" without pull mode)
+    ring_commit: str = ""  # the commit that ring names now ("" unknown: no signed repository here)
 
 
-def expected_for(registry: Registry, site: str, officials: dict[str, list[str]]) -> Expected:
+def expected_for(registry: Registry, site: str, officials: dict[str, list[str]],
+                 ring_commits: dict[str, str] | None = None) -> Expected:  # fmt: skip
     s = registry.sites[site]
     return Expected(
         printers=tuple(sorted(h.name for h in s.hosts_by_role("printer"))),
         scanners=len(s.hosts_by_role("scanner")),
         officials=tuple(sorted(officials.get(site, []))),
+        ring=s.ring,
+        ring_commit=(ring_commits or {}).get(s.ring, ""),
     )
 
 
@@ -126,6 +137,8 @@ def probe_script(target: Target, expected: Expected) -> str:
         f"test -s {EXPORTER_CONFIG} && echo present || echo missing",
         "echo '## accounts'",
         f"for u in {users}; do getent passwd \"$u\" >/dev/null && echo \"$u\"; done" if users else "true",
+        "echo '## pull'",
+        f"cat {PULL_TEXTFILE} 2>/dev/null || true",
         "echo '## metrics'",
         FETCH.format(url=f"https://{target.address}:{COUNTER_EXPORTER_PORT}/metrics", what="body", auth="local") + "\n",
     ])  # fmt: skip
@@ -177,6 +190,8 @@ def judge_counter(name: str, output: str, expected: Expected, now: float) -> lis
     else:
         results.append(Result("provisioned", OK, "", name))
 
+    results.append(_config(parts.get("pull", []), expected, name))
+
     have = {line.strip() for line in parts.get("accounts", []) if line.strip()}
     missing = [u for u in expected.officials if u not in have]
     if not expected.officials:
@@ -205,6 +220,26 @@ def judge_counter(name: str, output: str, expected: Expected, now: float) -> lis
         _clock(samples, name),
     ]
     return results
+
+
+def _config(lines: list[str], expected: Expected, host: str) -> Result:
+    """The counter's last pull against its ring's commit (motcua pull status's words)."""
+    text = "\n".join(lines).strip()
+    if not text:
+        return Result("config", OK, "cấu hình bằng push / push-provisioned (never pulled)", host)
+    try:
+        pull = CounterPull(host, "", expected.ring, pulled=True, **parse_textfile(text + "\n"))  # type: ignore[arg-type]
+    except ValueError as exc:
+        return Result("config", WARN, f"{PULL_TEXTFILE}: {exc}", host)
+    runs = pull.applied[:12] or "-"
+    word = pull_state(pull, expected.ring_commit)
+    if word == "failed" and pull.reason != "locked":  # locked: a push held the lock; the next pull tries again
+        return Result("config", WARN, f"lần kéo gần nhất lỗi / the last pull failed ({pull.reason}); "
+                                      f"đang chạy / runs {runs}", host)  # fmt: skip
+    if expected.ring_commit and word == "behind":
+        return Result("config", WARN, f"chưa cập nhật / behind: runs {runs}, ring/{expected.ring} names "
+                                      f"{expected.ring_commit[:12]}", host)  # fmt: skip
+    return Result("config", OK, f"{runs} (ring/{expected.ring})", host)
 
 
 def _printer(samples: dict, expected: Expected, host: str) -> Result:

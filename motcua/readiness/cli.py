@@ -45,7 +45,12 @@ def run_readiness(args: argparse.Namespace) -> tuple[list[checks.SiteReadiness],
     usernames = usernames_by_site(officials)
     targets = tools.select_targets(registry, source.lab, sites=codes)
     access = PcAccess.for_inventory(source, args.timeout)
-    expected = {code: checks.expected_for(registry, code, usernames) for code in codes}
+    # The commit each pull ring names now, from the signed repository where this controller keeps it.
+    from ..pull.cli import state_dir
+    from ..pull.status import ring_commits
+
+    rings = ring_commits(state_dir(source.lab, None) / "repo.git", registry.pull.rings if registry.pull else ())
+    expected = {code: checks.expected_for(registry, code, usernames, rings) for code in codes}
     now = time.time() if args.now is None else args.now
     outcomes = run_each(
         targets,

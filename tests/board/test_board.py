@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import serialization
 
 from motcua.lab import ca
 from motcua.lab.procs import spawn, stop, wait_for_port
+from motcua.monitoring import rules as motcua_rules
 from motcua.monitoring.alertmanager import board_data
 from motcua.monitoring.rules import ALERTS, inhibit_rules, runbook_url
 from motcua.registry import load_registry
@@ -63,6 +64,25 @@ def dossier_rules(site: str, received: int, on_time: int, late: int, overdue: in
         series("motcua_dossiers_finished", on_time, site=site, window="today", verdict="on_time"),
         series("motcua_dossiers_finished", late, site=site, window="today", verdict="late"),
         series("motcua_dossiers_open", overdue, site=site, state="overdue"),
+    ]
+
+
+OLD, NEW = "a" * 40, "b" * 40
+
+
+def pull_rules() -> list[dict]:
+    """26740's counters as they pull (docs/pull.md): pc01 on its ring's previous commit, pc02 on the ring's; ttpv's
+    pc01 failed its last pull; the pull source's ring, and motcua's own recording rule of the counters behind."""
+    node = {"job": "node", "ring": "canary"}
+    return [
+        series("motcua_pull_source_ring_commit_info", 1, job="pull-source", ring="canary", commit=NEW),
+        series("motcua_pull_applied_commit_info", 1, instance="w26740-pc01", commit=OLD, **node),
+        series("motcua_pull_applied_commit_info", 1, instance="w26740-pc02", commit=NEW, **node),
+        series("motcua_pull_applied_commit_info", 1, instance="ttpv-pc01", commit=NEW, **node),
+        series("motcua_pull_last_run_success", 1, instance="w26740-pc01", job="node"),
+        series("motcua_pull_last_run_success", 1, instance="w26740-pc02", job="node"),
+        series("motcua_pull_last_run_success", 0, instance="ttpv-pc01", job="node"),
+        *motcua_rules.pull_rules(),
     ]
 
 
@@ -169,6 +189,7 @@ def plane(tmp_path_factory):
                             ' "verdict", "amber", "", "")',
                         },
                         *dossier_rules("26740", received=12, on_time=5, late=1, overdue=2),
+                        *pull_rules(),
                     ],
                 }
             ]
@@ -316,6 +337,13 @@ def test_a_counter_down_turns_its_site_critical_and_the_site_page_names_it_its_r
     figures = dict(re.findall(r'<td data-figure="(\w+)">(\d+)</td>', page))
     assert figures == {"received": "12", "on_time": "5", "late": "1", "not_due": "0", "overdue": "2", "paused": "0"}
     assert "data-figure=" not in client.call("/site/26732")[1]  # no figures for a site the exporter has none of
+    # Each counter's pulled configuration, from Prometheus: behind its ring, current; a counter that never pulled.
+    rows = dict(re.findall(r'<tr data-host="([\w-]+)"(.*?)</tr>', page, re.S))
+    config = {host: m.group(1) for host, row in rows.items() if (m := re.search(r'data-config="(\w+)"', row))}
+    assert config == {"w26740-pc01": "behind", "w26740-pc02": "current"}, page
+    assert f"<code>{OLD[:12]}</code>" in page
+    assert 'data-config="failed"' in client.call("/site/ttpv")[1]
+    assert '<span class="muted">push</span>' in client.call("/site/25747")[1]
     runbook = client.call("/runbook/counter-down")[1]
     assert "<h2>CounterDown" in runbook and "<pre><code>motcua fleet diag" in runbook and "```" not in runbook
     alerts = client.call("/alerts?severity=critical")[1]

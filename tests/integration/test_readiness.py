@@ -122,8 +122,10 @@ def test_a_broken_printer_makes_its_site_red_and_the_run_fail(report, faults):
     detail = next(p["detail"] for s in data["sites"] for p in s["problems"] if p["check"] == "token")
     assert "hết hạn sau 10 ngày / certificate expires in 10 days: readiness 25747" in detail
     site = next(s for s in data["sites"] if s["site"] == BROKEN)
-    # Every check ran, and the rest passed: counters, accounts, scanner, token, dossier, clock, switch.
-    expected = dict.fromkeys(("reachable", "provisioned", "accounts", "scanner", "token", "dossier", "clock"), "ok")
+    # Every check ran, and the rest passed: counters, their pulled configuration (26740's counters pull:
+    # test_pull leaves them on their ring's commit), accounts, scanner, token, dossier, clock, switch.
+    expected = dict.fromkeys(("reachable", "provisioned", "config", "accounts", "scanner", "token", "dossier",
+                              "clock"), "ok")  # fmt: skip
     assert site["checks"] == {**expected, "printer": "fail", "switch": "ok"}
 
 

@@ -12,6 +12,7 @@ import pytest
 from motcua.cli import main
 from motcua.readiness import checks
 from motcua.readiness.report import as_csv, as_html, as_json, as_metrics, write_report
+from motcua_exporters.pull.apply import Outcome, textfile_text
 
 NOW = 1_800_000_000.0
 DAY = 86400
@@ -51,12 +52,14 @@ def metrics(
     return "\n".join(lines) + "\n"
 
 
-def probe_output(services_down=(), config=True, accounts=("nguyenvana", "tranthib"), metrics_text=None, virt="none"):
+def probe_output(services_down=(), config=True, accounts=("nguyenvana", "tranthib"), metrics_text=None, virt="none",
+                 pull=""):  # fmt: skip
     services = [f"{u} {'inactive' if u in services_down else 'active'}" for u in checks.SERVICES]
     return "\n".join([
         "## services", *services,
         "## virt", virt,
         "## config", "present" if config else "missing",
+        "## pull", *pull.splitlines(),
         "## accounts", *accounts,
         "## metrics", metrics() if metrics_text is None else metrics_text,
     ])  # fmt: skip
@@ -69,8 +72,38 @@ def statuses(results):
 def test_a_ready_counter_passes_every_check():
     results = checks.judge_counter("w26740-pc01", probe_output(), EXPECTED, NOW)
     assert statuses(results) == dict.fromkeys(
-        ["reachable", "provisioned", "accounts", "printer", "scanner", "token", "dossier", "clock"], "ok"
+        ["reachable", "provisioned", "config", "accounts", "printer", "scanner", "token", "dossier", "clock"], "ok"
     )
+
+
+OLD, NEW = "a" * 40, "b" * 40
+
+
+def pulled(reason: str = "", applied: str = NEW, fetched: str = NEW) -> str:
+    """A counter's pull textfile as the pull writes it (motcua_exporters.pull.apply)."""
+    done = Outcome(started=NOW - 30, ring="canary", ended=NOW, reason=reason, fetched=fetched, applied=applied,
+                   tasks={} if reason else {"ok": 90, "changed": 0})  # fmt: skip
+    return textfile_text(done, NOW - 3600)
+
+
+@pytest.mark.parametrize(
+    ("pull", "ring_commit", "status", "detail"),
+    [
+        ("", NEW, "ok", "push-provisioned"),  # never pulled: provisioned by push
+        (pulled(), NEW, "ok", f"{NEW[:12]} (ring/canary)"),
+        (pulled(), "", "ok", f"{NEW[:12]} (ring/canary)"),  # no signed repository on this controller
+        (pulled(applied=OLD, fetched=OLD), NEW, "warn", f"behind: runs {OLD[:12]}, ring/canary names {NEW[:12]}"),
+        (pulled("apply", applied=OLD), NEW, "warn", f"the last pull failed (apply); đang chạy / runs {OLD[:12]}"),
+        (pulled("locked", applied=NEW), NEW, "ok", f"{NEW[:12]} (ring/canary)"),  # a push held the lock
+        ("motcua_pull_last_run_success{oops 1\n", NEW, "warn", "motcua_pull.prom"),
+    ],
+    ids=["never", "current", "unknown-ring-commit", "behind", "failed", "locked", "garbled"],
+)
+def test_the_configuration_a_counter_pulled_is_judged_against_its_ring(pull, ring_commit, status, detail):
+    expected = checks.Expected(EXPECTED.printers, EXPECTED.scanners, EXPECTED.officials, "canary", ring_commit)
+    results = {r.check: r for r in checks.judge_counter("w26740-pc01", probe_output(pull=pull), expected, NOW)}
+    assert results["config"].status == status and detail in results["config"].detail, results["config"]
+    assert all(r.status == "ok" for c, r in results.items() if c != "config")
 
 
 @pytest.mark.parametrize(

@@ -260,6 +260,7 @@ class Board:
             lead=self.config.data.lead,
             readiness=snap.readiness.get(code, ""),
             dossiers=snap.dossiers.get(code, {}) if snap.prometheus.ok else {},
+            pull=snap.pull if snap.prometheus.ok else {},
             level_text=st.LEVEL_TEXT,
             token=self.token(request.user),
             durations=DURATIONS,

@@ -31,6 +31,11 @@ QUERIES = {
     "dossiers_received": 'max by (site) (motcua_dossiers_received{job="dossier", window="today"})',
     "dossiers_finished": 'max by (site, verdict) (motcua_dossiers_finished{job="dossier", window="today"})',
     "dossiers_open": 'max by (site, state) (motcua_dossiers_open{job="dossier"})',
+    # Each counter's pulled configuration (docs/pull.md): its last pull, the commit it runs, and whether that is
+    # behind its ring's at the pull source (the recording rule of motcua.monitoring.rules.PULL_BEHIND).
+    "pull_ok": 'max by (instance) (motcua_pull_last_run_success{job="node"})',
+    "pull_commit": 'max by (instance, ring, commit) (motcua_pull_applied_commit_info{job="node"})',
+    "pull_behind": "max by (instance) (instance:motcua_pull_commit:behind)",
 }
 DOSSIER_QUERIES = ("dossiers_received", "dossiers_finished", "dossiers_open")
 
@@ -57,6 +62,8 @@ class Snapshot:
     readiness: dict[str, str] = field(default_factory=dict)  # site -> green | amber | red
     # site -> received, on_time, late, unjudged (finished today), not_due, overdue, paused (open now)
     dossiers: dict[str, dict[str, float]] = field(default_factory=dict)
+    # counter -> its pulled configuration: commit, ring, ok (its last pull succeeded), behind (its ring moved on)
+    pull: dict[str, dict[str, Any]] = field(default_factory=dict)
     alertmanager: Side = field(default_factory=Side)
     prometheus: Side = field(default_factory=Side)
     read_at: float = 0.0
@@ -142,7 +149,7 @@ class Feed:
         """One read of both sides; a side that fails keeps its last data, marked with the error."""
         now = time.time() if now is None else now
         last = self.current()
-        snap = Snapshot(last.alerts, last.silences, last.system, last.readiness, last.dossiers, read_at=now)
+        snap = Snapshot(last.alerts, last.silences, last.system, last.readiness, last.dossiers, last.pull, read_at=now)
         am = Side(last.alertmanager.source, last.alertmanager.taken)
         body, member, errors, calls = self.alertmanager.get("api/v2/alerts")
         am.tried = calls
@@ -181,6 +188,15 @@ class Feed:
                     key = labels.get("verdict") or labels.get("state") or "received"
                     dossiers.setdefault(labels.get("site", ""), {})[key] = value
             snap.dossiers = dossiers
+            pull: dict[str, dict[str, Any]] = {}
+            for labels, value in results["pull_ok"]:
+                pull.setdefault(labels.get("instance", ""), {})["ok"] = value == 1
+            for labels, _ in results["pull_commit"]:
+                pull.setdefault(labels.get("instance", ""), {}).update(commit=labels.get("commit", ""),
+                                                                       ring=labels.get("ring", ""))  # fmt: skip
+            for labels, _ in results["pull_behind"]:
+                pull.setdefault(labels.get("instance", ""), {})["behind"] = True
+            snap.pull = pull
             prom.source, prom.taken = member or "", now
         snap.prometheus = prom
         for side, name in ((am, "alertmanager"), (prom, "prometheus")):
