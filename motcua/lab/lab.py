@@ -646,6 +646,17 @@ class Lab:
         if not token.exists():
             token.write_text(secrets.token_urlsafe(24) + "\n")
             token.chmod(0o600)
+        # A stand-in started afresh starts without a fault: one left set (a run stopped mid-test, a fault
+        # forgotten) would otherwise look like a lab that does not come up ("down" opens no port at all).
+        # What it served as withdrawn or not received stays so.
+        faults = dossier_dir / "faults.json"
+        if faults.exists():
+            from .dossier import write_fault
+
+            left = json.loads(faults.read_text() or "{}").get("fault")
+            if left:
+                write_fault(faults, None)
+                self.progress(f"lab: the dossier stand-in's fault {left!r}, left set, cleared")
         return self._service(
             "dossier",
             "dossier",

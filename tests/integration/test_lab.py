@@ -302,6 +302,8 @@ def test_an_address_in_use_is_reported_and_nothing_starts(lab, plan):
 
 def test_down_stops_everything_and_up_recovers(lab, plan):
     procs = LabState.load(LAB_HOME).procs
+    # A dossier fault left set (a run stopped mid-test): `down` keeps it in the file, `up` clears it.
+    dossier_fault(LAB_HOME / "dossier" / "faults.json", "down")
     lab.down()
     assert not any(alive(p) for p in procs)
     assert not any(processes_in(p.namespace) for p in procs if p.namespace)
@@ -312,6 +314,7 @@ def test_down_stops_everything_and_up_recovers(lab, plan):
             socket.create_connection((host.address, 22), timeout=1).close()
     lab.up()
     assert all(r["state"] == "up" for r in lab.status())
+    assert json.loads((LAB_HOME / "dossier" / "faults.json").read_text()).get("fault") is None
 
 
 def test_apt_in_parallel_and_through_the_shared_package_pool(lab, plan):
