@@ -37,8 +37,8 @@ def lab_registry(production_registry):
     return production_registry.subset([str(s) for s in sites])
 
 
-# The unit phase runs on two workers (pytest-xdist, one module per worker at a time): a session
-# fixture that listens gets an address of its own per worker (gw0 -> .20, gw1 -> .21).
+# The unit phase runs on four workers (pytest-xdist, one module per worker at a time): a session
+# fixture that listens gets an address of its own per worker (gw0 -> .20, gw1 -> .21, ...).
 WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
 # The dossier stand-in the unit and exporter tests share: its own loopback address and
 # unprivileged ports, apart from any lab (which uses 127.79.0.20:443/80).
@@ -235,7 +235,7 @@ def counter_metrics(counter, needle: str = "", timeout: float = 60) -> str:
 
 
 # A real Alertmanager (Debian's) for the tests of silences, on loopback, per test module (and per
-# worker: two modules on two workers at once).
+# worker: modules on different workers at once).
 ALERTMANAGER_ADDRESS = f"127.81.{WORKER}.2:9093"
 ALERTMANAGER_URL = f"http://{ALERTMANAGER_ADDRESS}"
 _ALERTMANAGER_CONFIG = """route:
