@@ -90,7 +90,7 @@ def canaries_back(demo, lab):
     registry = lab_registry()
     canary = registry.pull.rings[0]
     sites = {code for code, site in registry.sites.items() if site.ring == canary}
-    have_pulled = [c.name for c in make_plan(INVENTORY, LAB_HOME).counters
+    have_pulled = [c.name for c in make_plan(Path(INVENTORY), LAB_HOME).counters
                    if c.site in sites and pulled(lab, c.name)["applied"]]  # fmt: skip
     if have_pulled:
         assert pull_now(hosts=",".join(have_pulled)) == dict.fromkeys(have_pulled, True)
