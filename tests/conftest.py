@@ -185,7 +185,7 @@ def pause_pull_timers(lab, timeout: float = 300) -> None:
     and every later push keeps them so (the lab's `counter_pull_timer_enabled` reads
     MOTCUA_LAB_PULL_TIMERS, which every playbook the tests run inherits)."""
     os.environ["MOTCUA_LAB_PULL_TIMERS"] = "off"
-    counters = _lab_counters()
+    counters = lab_counters()
     for counter in counters:
         lab_ssh(lab, counter.name, "systemctl disable --now motcua-pull.timer")
     deadline = time.monotonic() + timeout
@@ -198,7 +198,7 @@ def pause_pull_timers(lab, timeout: float = 300) -> None:
 RUNNING = ("activating", "active", "deactivating")
 
 
-def _lab_counters():
+def lab_counters():
     from motcua.lab import make_plan
 
     return make_plan(ROOT / "inventory" / "lab", LAB_HOME).counters

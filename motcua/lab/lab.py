@@ -745,7 +745,7 @@ class Lab:
             password.write_text(secrets.token_urlsafe(24) + "\n")
             password.chmod(0o600)
         users = {PULL_USER: bcrypt.hashpw(password.read_text().strip().encode(), bcrypt.gensalt(10)).decode()}
-        # Prometheus scrapes its /metrics as the plane's monitoring user (the PullOldCommit alert).
+        # Prometheus scrapes its /metrics as the plane's monitoring user (the CounterConfigBehind alert).
         monitoring = self.home / "web" / "monitoring-password"
         if monitoring.exists():
             users["monitoring"] = bcrypt.hashpw(monitoring.read_text().strip().encode(), bcrypt.gensalt(10)).decode()

@@ -57,20 +57,14 @@ UNREACHABLE_ALERTS = {"router": "SiteOffline", "counter": "CounterDown"}
 MONITORED_PARENTS = {"token": "counter", "exporter": "counter", "site-link": "router"}
 
 
-def _received_in_hour(ago: str = "") -> str:
-    """PromQL: the dossiers each site received in the hour that ended ``ago`` (a duration; now if empty),
-    from the exporter's count for today, which starts again at midnight: across midnight, what the hour
-    held before it (the day's last count less the count an hour before) plus what came since."""
+def _received_in_hour(hours_ago: int = 0) -> str:
+    """PromQL: the dossiers each site received in the hour that ended ``hours_ago`` hours ago, from the
+    exporter's count for today, which starts again at midnight: across midnight, what the hour held
+    before it (the day's last count less the count an hour before) plus what came since."""
     count = 'motcua_dossiers_received{job="dossier", window="today"}'
-    at, before = (f" offset {ago}", f" offset {_add_hour(ago)}") if ago else ("", " offset 1h")
+    at, before = (f" offset {hours_ago}h" if hours_ago else ""), f" offset {hours_ago + 1}h"
     return (f"(({count}{at} - {count}{before}) >= 0"
             f" or ({count}{at} + max_over_time({count}[1h]{at}) - {count}{before}))")  # fmt: skip
-
-
-def _add_hour(duration: str) -> str:
-    """'1d' -> '25h', '7d' -> '169h': the offset an hour further back."""
-    number, unit = int(duration[:-1]), duration[-1]
-    return f"{number * {'h': 1, 'd': 24}[unit] + 1}h"
 
 
 @dataclass(frozen=True)
@@ -439,8 +433,8 @@ ALERTS: tuple[Alert, ...] = (
     Alert(
         "DossierIntakeStopped",
         f"(({_received_in_hour()} == 0)"
-        f" and ({_received_in_hour('1d')} >= DOSSIER_USUAL_INTAKE"
-        f" or {_received_in_hour('7d')} >= DOSSIER_USUAL_INTAKE)"
+        f" and ({_received_in_hour(24)} >= DOSSIER_USUAL_INTAKE"
+        f" or {_received_in_hour(7 * 24)} >= DOSSIER_USUAL_INTAKE)"
         f" {_RECORDS_FRESH} and on (site) {SITE_OPEN_HOUR}) {_JOIN_SITE}",
         "short",
         "warning",

@@ -17,17 +17,15 @@ import re
 import subprocess
 import time
 import urllib.parse
-from pathlib import Path
 
 import pytest
 import testinfra
 
-from motcua.lab import make_plan
 from motcua.lab.procs import poll
 from motcua.monitoring.rules import PULL_BEHIND
 from motcua.pull import publish
 from motcua.pull.status import TEXTFILE
-from tests.conftest import LAB_HOME, lab_ssh, plane_open, run
+from tests.conftest import LAB_HOME, lab_counters, lab_ssh, plane_open, run
 
 pytestmark = pytest.mark.lab
 INVENTORY = "inventory/lab"
@@ -82,24 +80,16 @@ def ring(name: str) -> str:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def canaries_back(demo, lab):
+def canaries_back(demo, lab, lab_registry):
     """However this module's tests end: the canary ring back at the demo's configuration, and every canary
     that has pulled on it, so the modules after this one find no counter behind its ring (readiness)."""
     yield
     assert motcua("pull", "publish", "-i", INVENTORY).returncode == 0
-    registry = lab_registry()
-    canary = registry.pull.rings[0]
-    sites = {code for code, site in registry.sites.items() if site.ring == canary}
-    have_pulled = [c.name for c in make_plan(Path(INVENTORY), LAB_HOME).counters
-                   if c.site in sites and pulled(lab, c.name)["applied"]]  # fmt: skip
+    canary = lab_registry.pull.rings[0]
+    sites = {code for code, site in lab_registry.sites.items() if site.ring == canary}
+    have_pulled = [c.name for c in lab_counters() if c.site in sites and pulled(lab, c.name)["applied"]]
     if have_pulled:
         assert pull_now(hosts=",".join(have_pulled)) == dict.fromkeys(have_pulled, True)
-
-
-def lab_registry():
-    from motcua.access import read_inventory_source
-
-    return read_inventory_source(Path(INVENTORY)).load()
 
 
 @pytest.fixture(scope="module")
