@@ -152,6 +152,12 @@ def lab():
         # What the counters pull starts afresh too: the demo's publish is the first commit, every ring's.
         shutil.rmtree(LAB_HOME / "pull" / "repo.git", ignore_errors=True)
         lab.up()
+        # ... and the counters forget what they pulled from the one that went: their disks outlive `lab
+        # down`, and a textfile naming a previous session's commit is rightly "behind" in Prometheus.
+        from motcua.pull.status import TEXTFILE
+
+        for counter in lab_counters():
+            lab_ssh(lab, counter.name, f"rm -rf /var/lib/motcua-pull {TEXTFILE}")
     except LabError as exc:
         pytest.fail(f"the lab did not come up: {exc}\n(an operator's lab on the same addresses? `motcua lab down`)")
     yield lab
