@@ -294,25 +294,37 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from .config import RENDERED_PARTS, render_config
+    """<device>.cfg per device: its intent as config text. With --running, each device's running config
+    is read first (a session per device, as diff does) and its managed ports' extra lines are undone."""
+    from .config import render_config
+    from .ops import read_running
 
-    _source, devices = _devices(args)
+    if args.running:
+        _source, devices, access = _setup(args)
+        outcomes = read_running(devices, access, args.workers, progress=not args.quiet)
+    else:
+        _source, devices = _devices(args)
+        outcomes = [Outcome(device, True, None) for device in devices]
     out = Path(args.dir)
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, dict[str, str]] = {}
-    for device in devices:
-        for part in RENDERED_PARTS:
-            path = out / f"{device.name}-{part}.cfg"
-            text = render_config(device.intent, part)
-            if not path.exists() or path.read_text() != text:
-                write_atomic(path, text)
-            written.setdefault(device.name, {})[part] = str(path)
+    for outcome in outcomes:
+        device = outcome.device
+        path = out / f"{device.name}.cfg"
+        if not outcome.ok:  # nothing to apply from: no file (a stale one would be applied blind)
+            path.unlink(missing_ok=True)
+            written[device.name] = {"error": outcome.error or "?"}
+            continue
+        text = render_config(device.intent, outcome.value)
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            write_atomic(path, text)
+        written[device.name] = {"file": str(path)}
     if args.json:
         _emit_json(written)
     else:
-        for name, parts in written.items():
-            print(f"{name}: {', '.join(parts.values())}")
-    return 0
+        for name, entry in written.items():
+            print(f"{name}: {entry.get('file') or 'FAILED: ' + entry['error']}")
+    return 1 if any("error" in entry for entry in written.values()) else 0
 
 
 def cmd_hash_secret(args: argparse.Namespace) -> int:
@@ -341,6 +353,7 @@ def add_parser(sub) -> None:
         ("revert", cmd_revert, "put each site back to its journal's pre-change backup (revert now, or replace)"),
         ("recover", cmd_recover, "sites whose last change was interrupted (open journal): put back to their backup"),
         ("journal", cmd_journal, "each site's change journal: open (interrupted or running) or how it closed"),
+        ("render", cmd_render, "write each device's intent as IOS config text (what the playbook applies)"),
     ):
         p = gear_sub.add_parser(name, help=text, description=text)
         p.add_argument("-i", "--inventory", default="inventory/lab", help="inventory (default: inventory/lab)")
@@ -367,6 +380,10 @@ def add_parser(sub) -> None:
         if name in ("arm", "confirm", "revert", "recover", "journal"):
             p.add_argument("--dir", help="backup tree holding journal/ (default: $MOTCUA_NETGEAR_BACKUP_DIR, "
                            "or the lab home's)")  # fmt: skip
+        if name == "render":
+            p.add_argument("--dir", required=True, help="where to write <device>.cfg")
+            p.add_argument("--running", action="store_true", help="read each device's running config first, so "
+                           "that a managed port's lines the intent lacks are undone (a session each)")  # fmt: skip
         if name == "arm":
             p.add_argument("--backup", required=True, help="the pre-change backup run the journal names")
             p.add_argument("--minutes", type=int, default=10, help="revert timer, 1-120 minutes (default: 10)")
@@ -379,14 +396,6 @@ def add_parser(sub) -> None:
     p.add_argument("--show", metavar="COMMIT", help="print what that commit changed in the device's config")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_history)
-    text = "write each device's managed base config and VLANs as IOS config text (what the playbook applies)"
-    p = gear_sub.add_parser("render", help=text, description=text)
-    p.add_argument("-i", "--inventory", default="inventory/lab", help="inventory (default: inventory/lab)")
-    p.add_argument("--hosts", help="comma-separated device names (default: every router and switch)")
-    p.add_argument("--sites", help="comma-separated site codes")
-    p.add_argument("--dir", required=True, help="where to write <device>-base.cfg and <device>-vlans.cfg")
-    p.add_argument("--json", action="store_true", help="machine-readable output: the files per device")
-    p.set_defaults(func=cmd_render)
     p = gear_sub.add_parser(
         "hash-secret", help="read a password (stdin or prompt), print its IOS type 9 hash for the vault"
     )

@@ -152,26 +152,43 @@ def intended_sections(intent: dict) -> list[Section]:
     return sections
 
 
-# The parts of the intent the playbook applies as rendered config (ios_config src), each
-# compared with the running config by ios_config in one pass: the rest (banner, users,
-# SNMPv3 user, ports) goes through modules that handle secrets and replaced state.
-RENDERED_PARTS = ("base", "vlans")
+def render_config(intent: dict, running: str | None = None) -> str:
+    """The intent but its secrets as indented IOS config text, for one ``ios_config src``: the
+    hostname and the managed global lines, the login banner, the VLANs, every port's description
+    and switchport lines, the VTY lines and the management interface. ios_config compares it with
+    the running config in one pass and sends only what is missing (users and the SNMPv3 user go
+    through tasks with ``no_log``).
 
-
-def render_config(intent: dict, part: str) -> str:
-    """One part of the intent as indented IOS config text, for ``ios_config src``.
-
-    ``base``: the hostname, the managed global lines and blocks (VTY lines, the
-    management interface); ``vlans``: the site's VLANs. The same sections as
-    :func:`intended_sections`, which :func:`drift` compares the running config with.
+    ``running`` (the device's running config, read just before): a managed port's lines the intent
+    does not have (``shutdown``, another switchport setting) are undone too, by the ``no`` lines of
+    hier_config's remediation, so a port ends up as the intent says, as ``motcua netgear diff``
+    compares it. Each is there only while the device has the line: a second run renders none.
     """
-    if part == "base":
-        sections = _hostname_and_globals(intent) + _block_sections(intent)
-    elif part == "vlans":
-        sections = _vlan_sections(intent)
-    else:
-        raise ValueError(f"unknown part {part!r} (one of {', '.join(RENDERED_PARTS)})")
-    return "".join(f"{s.line}\n" + "".join(f" {child}\n" for child in s.children) for s in sections)
+    sections = [s for s in intended_sections(intent) if not s.line.startswith("username ")]
+    undo = _port_negations(sections, running) if running is not None else {}
+    out = []
+    for s in sections:
+        if s.is_banner:
+            out.append(f"{s.line} ^C\n{s.children[0]}\n^C\n")
+        else:
+            out.append(f"{s.line}\n" + "".join(f" {child}\n" for child in [*undo.get(s.line, []), *s.children]))
+    return "".join(out)
+
+
+def _port_negations(sections: list[Section], running: str) -> dict[str, list[str]]:
+    """{port: the ``no`` lines that take away what the running config has in it and the intent not}."""
+    from hier_config import WorkflowRemediation
+
+    want = [s for s in sections if _is_port(s.line)]
+    ports = {s.line for s in want}
+    have = [s for s in parse_config(running) if s.line in ports]
+    remediation = WorkflowRemediation(_model(have), _model(want)).remediation_config
+    out: dict[str, list[str]] = {}
+    for node in remediation.children:
+        undo = [child.text for child in node.children if child.text.startswith("no ")]
+        if undo:
+            out[node.text] = undo
+    return out
 
 
 def section_commands(section: Section) -> list[str]:

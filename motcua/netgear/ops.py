@@ -183,6 +183,19 @@ def device_drift(device: Device, access: GearAccess) -> list[Drift]:
         conn.disconnect()
 
 
+def device_running(device: Device, access: GearAccess) -> str:
+    conn = connect(device, access)
+    try:
+        return running_config(conn)
+    finally:
+        conn.disconnect()
+
+
+def read_running(devices: list[Device], access: GearAccess, workers: int = 32, progress: bool = True) -> list[Outcome]:
+    """Every device's running config (``Outcome.value``), as `motcua netgear render --running` reads it."""
+    return run_each(devices, lambda d: device_running(d, access), workers, label="running config", progress=progress)
+
+
 def diff(devices: list[Device], access: GearAccess, workers: int = 32, progress: bool = True) -> list[Outcome]:
     """Every device's drift (``Outcome.value``: a list of Drift; empty when compliant)."""
     return run_each(devices, lambda d: device_drift(d, access), workers, label="diff", progress=progress)

@@ -174,9 +174,10 @@ def test_drift_is_shown_exactly_then_corrected(lab, provisioned):
     assert any(line.split()[:5] == ["25747", "2", "1", "1", "0"] for line in table.stdout.splitlines()), table.stdout
     check = playbook("--check", "--diff", "--limit", "site_25747")
     changed = {h: r["changed"] for h, r in recap(check).items()}
-    # Exactly the drift: the description and the access VLAN (the save is part of the confirmation,
-    # which a check run does not reach).
-    assert changed == {"w25747-rt01": 0, "w25747-sw01": 2}, check.stdout[-3000:]
+    # Exactly the drift: the one config text, for the description and the access VLAN (the save is part
+    # of the confirmation, which a check run does not reach).
+    assert changed == {"w25747-rt01": 0, "w25747-sw01": 1}, check.stdout[-3000:]
+    assert "description w25747-pc02" in check.stdout and "switchport access vlan 10" in check.stdout
     assert drift_of("w25747-sw01")  # check mode changed nothing
     fixed = playbook("--limit", "site_25747")
     assert fixed.returncode == 0, fixed.stdout[-3000:]
@@ -373,7 +374,7 @@ def test_a_missing_vault_secret_stops_the_run_before_any_device(provisioned):
     result = playbook("-e", json.dumps(secrets), "--limit", WARDS)
     assert result.returncode != 0
     assert "site 26740 (w26740-sw01): field netgear_config_user_secrets.dxview: missing from the vault" in result.stdout
-    assert "Backup |" not in result.stdout and "Base |" not in result.stdout  # stopped in the preflight
+    assert "Backup |" not in result.stdout and "Config |" not in result.stdout  # stopped in the preflight
     short = playbook("-e", "netgear_config_snmp_priv_passphrase=short", "--limit", "site_26740")
     assert short.returncode != 0 and "field netgear_config_snmp_priv_passphrase: must be 8 characters" in short.stdout
     timer = playbook("-e", "netgear_config_confirm_minutes=ten", "--limit", "site_26740")

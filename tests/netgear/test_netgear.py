@@ -14,7 +14,6 @@ from motcua.inventory.gear import device_intent
 from motcua.lab.gear.device import Device
 from motcua.lab.gear.session import Session
 from motcua.netgear.config import (
-    RENDERED_PARTS,
     drift,
     intent_commands,
     normalised,
@@ -22,6 +21,7 @@ from motcua.netgear.config import (
     render_config,
     render_drift,
     rollback_commands,
+    section_commands,
 )
 from motcua.netgear.devices import NetgearError, select_devices
 from motcua.netgear.secrets import TYPE9, type9_hash
@@ -93,28 +93,58 @@ def test_configured_device_has_no_drift_and_every_change_shows(switch):
     assert "s3cret" not in text and "$9$" not in text  # secrets never printed
 
 
-def test_rendered_parts_are_what_a_configured_device_prints(switch, tmp_path):
+def apply_text(sim: Device, text: str) -> None:
+    """Config text (as ios_config src holds it) entered on the simulated device, section by section."""
+    configure(sim, [command for section in parse_config(text) for command in section_commands(section)])
+
+
+def test_the_rendered_config_is_what_a_configured_device_prints(switch):
     """The text the playbook hands ios_config (src) is line for line what IOS prints for it, so a
     configured device gets nothing sent, and a factory one gets every line."""
     device, sim = switch
-    rendered = {part: parse_config(render_config(device.intent, part)) for part in RENDERED_PARTS}
-    assert [s.line for s in rendered["vlans"]] == ["vlan 10", "vlan 20", "vlan 30", "vlan 99"]
-    assert rendered["base"][0].line == "hostname w26740-sw01"
-    blocks = {s.line: s.children for s in rendered["base"] if s.children}
+    rendered = parse_config(render_config(device.intent))
+    assert rendered[0].line == "hostname w26740-sw01" and rendered[1].is_banner
+    assert [s.line for s in rendered if s.line.startswith("vlan ")] == ["vlan 10", "vlan 20", "vlan 30", "vlan 99"]
+    blocks = {s.line: s.children for s in rendered if s.children}
     assert blocks["line vty 0 4"] == ["access-class 99 in", "exec-timeout 10 0", "transport input ssh"]
+    assert blocks["interface GigabitEthernet1/0/2"] == [
+        "description w26740-pc02", "switchport access vlan 10", "switchport mode access"]  # fmt: skip
     assert "interface Vlan99" in blocks
+    # The VLANs come before the ports and the SVI that use them.
+    lines = [s.line for s in rendered]
+    assert lines.index("vlan 99") < lines.index("interface GigabitEthernet1/0/1") < lines.index("interface Vlan99")
     factory = {(s.line, tuple(s.children)) for s in parse_config(sim.render_config())}
-    assert not any((s.line, tuple(s.children)) in factory for s in rendered["vlans"])
+    assert not any((s.line, tuple(s.children)) in factory for s in rendered if s.line.startswith("vlan "))
     configure(sim, intent_commands(device.intent, type9_hash("x", "a" * 14), "aaaaaaaa", "bbbbbbbb"))
     running = {s.line: s.children for s in parse_config(sim.render_config())}
-    for part in RENDERED_PARTS:
-        for section in rendered[part]:
-            assert section.line in running, section.line
-            assert set(section.children) <= set(running[section.line]), section.line
-    text = "".join(render_config(device.intent, part) for part in RENDERED_PARTS)
+    for section in rendered:
+        assert section.line in running, section.line
+        assert set(section.children) <= set(running[section.line]), section.line
+    text = render_config(device.intent, sim.render_config())
+    assert text == render_config(device.intent)  # nothing to undo on a configured device
     assert "secret" not in text and "snmp-server user" not in text  # secrets stay with no_log tasks
-    with pytest.raises(ValueError, match="unknown part 'ports'"):
-        render_config(device.intent, "ports")
+
+
+def test_a_managed_ports_extra_lines_are_undone_and_only_while_the_device_has_them(switch):
+    """As ios_l2_interfaces' replaced state and ios_interfaces' enabled did: a port shut by hand, a
+    setting the intent lacks, a VLAN or name changed by hand all come back in one text."""
+    device, sim = switch
+    configure(sim, intent_commands(device.intent, type9_hash("x", "a" * 14), "aaaaaaaa", "bbbbbbbb"))
+    configure(sim, ["interface GigabitEthernet1/0/2", "shutdown", "switchport access vlan 30", "description moved",
+                    "spanning-tree portfast", "exit", "interface GigabitEthernet1/0/20", "shutdown",
+                    "exit"])  # fmt: skip
+    assert drift(device.intent, sim.render_config())
+    text = render_config(device.intent, sim.render_config())
+    port = {s.line: s.children for s in parse_config(text)}["interface GigabitEthernet1/0/2"]
+    # Undone first; a single value (VLAN, description) is set again, never removed first.
+    assert port == ["no shutdown", "no spanning-tree portfast", "description w26740-pc02",
+                    "switchport access vlan 10", "switchport mode access"]  # fmt: skip
+    assert "GigabitEthernet1/0/20" not in text  # a port the intent does not manage is left alone
+    apply_text(sim, text)
+    assert drift(device.intent, sim.render_config()) == []
+    assert render_config(device.intent, sim.render_config()) == render_config(device.intent)  # a second run: none
+    assert "shutdown" in {s.line: s.children for s in parse_config(sim.render_config())}[
+        "interface GigabitEthernet1/0/20"]  # fmt: skip
 
 
 def test_rollback_commands_restore_a_backup_exactly(switch):

@@ -63,19 +63,20 @@ def test_inventory_host(capsys):
     assert hostvars["motcua_ward_name"] == "Phường Sài Gòn"
 
 
-def test_netgear_render_writes_each_part_once(tmp_path, capsys):
+def test_netgear_render_writes_each_device_once(tmp_path, capsys):
     out = tmp_path / "intent"
-    argv = ["netgear", "render", "-i", "inventory/lab", "--sites", "26740", "--dir", str(out), "--json"]
+    argv = ["netgear", "render", "-i", "inventory/lab", "--sites", "26740", "--dir", str(out), "--json", "-q"]
     assert main(argv) == 0
     written = json.loads(capsys.readouterr().out)
     assert sorted(written) == ["w26740-rt01", "w26740-sw01"]
-    base = out / "w26740-sw01-base.cfg"
-    assert written["w26740-sw01"]["base"] == str(base)
-    assert base.read_text().startswith("hostname w26740-sw01\n") and " ip address 127.79.77.3 " in base.read_text()
-    assert (out / "w26740-rt01-vlans.cfg").read_text().startswith("vlan 10\n name COUNTERS\n")
-    mtime = base.stat().st_mtime_ns
+    config = out / "w26740-sw01.cfg"
+    assert written["w26740-sw01"] == {"file": str(config)}
+    text = config.read_text()
+    assert text.startswith("hostname w26740-sw01\nbanner login ^C\n") and " ip address 127.79.77.3 " in text
+    assert "vlan 10\n name COUNTERS\n" in (out / "w26740-rt01.cfg").read_text()
+    mtime = config.stat().st_mtime_ns
     assert main(argv) == 0  # unchanged text is not rewritten
-    assert base.stat().st_mtime_ns == mtime
+    assert config.stat().st_mtime_ns == mtime
     assert main(["netgear", "render", "--sites", "99999", "--dir", str(out)]) == 2
     assert "unknown site(s): 99999" in capsys.readouterr().err
 
