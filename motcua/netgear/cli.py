@@ -294,14 +294,15 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    """<device>.cfg per device: its intent as config text. With --running, each device's running config
-    is read first (a session per device, as diff does) and its managed ports' extra lines are undone."""
+    """<device>.cfg per device: its intent as config text. With --running, each device is read first (a
+    session per device, as diff does): its managed ports' extra lines are undone, and whether it has the
+    intended SNMPv3 user is reported (``snmp_user``: ok or missing; IOS never prints it in the config)."""
     from .config import render_config
-    from .ops import read_running
+    from .ops import read_state, snmp_drift
 
     if args.running:
         _source, devices, access = _setup(args)
-        outcomes = read_running(devices, access, args.workers, progress=not args.quiet)
+        outcomes = read_state(devices, access, args.workers, progress=not args.quiet)
     else:
         _source, devices = _devices(args)
         outcomes = [Outcome(device, True, None) for device in devices]
@@ -309,21 +310,25 @@ def cmd_render(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, dict[str, str]] = {}
     for outcome in outcomes:
-        device = outcome.device
+        device, state = outcome.device, outcome.value
         path = out / f"{device.name}.cfg"
         if not outcome.ok:  # nothing to apply from: no file (a stale one would be applied blind)
             path.unlink(missing_ok=True)
             written[device.name] = {"error": outcome.error or "?"}
             continue
-        text = render_config(device.intent, outcome.value)
+        text = render_config(device.intent, state["running"] if state else None)
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             write_atomic(path, text)
         written[device.name] = {"file": str(path)}
+        if state:
+            missing = any(d.sign == "+" for d in snmp_drift(device, state["snmp_users"]))
+            written[device.name]["snmp_user"] = "missing" if missing else "ok"
     if args.json:
         _emit_json(written)
     else:
         for name, entry in written.items():
-            print(f"{name}: {entry.get('file') or 'FAILED: ' + entry['error']}")
+            snmp = f" (SNMPv3 user {entry['snmp_user']})" if "snmp_user" in entry else ""
+            print(f"{name}: {entry['file'] + snmp if 'file' in entry else 'FAILED: ' + entry['error']}")
     return 1 if any("error" in entry for entry in written.values()) else 0
 
 

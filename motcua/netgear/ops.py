@@ -183,17 +183,18 @@ def device_drift(device: Device, access: GearAccess) -> list[Drift]:
         conn.disconnect()
 
 
-def device_running(device: Device, access: GearAccess) -> str:
+def device_state(device: Device, access: GearAccess) -> dict:
+    """What `motcua netgear render --running` reads: the running config and `show snmp user`."""
     conn = connect(device, access)
     try:
-        return running_config(conn)
+        return {"running": running_config(conn), "snmp_users": parsed(conn, "show snmp user")}
     finally:
         conn.disconnect()
 
 
-def read_running(devices: list[Device], access: GearAccess, workers: int = 32, progress: bool = True) -> list[Outcome]:
-    """Every device's running config (``Outcome.value``), as `motcua netgear render --running` reads it."""
-    return run_each(devices, lambda d: device_running(d, access), workers, label="running config", progress=progress)
+def read_state(devices: list[Device], access: GearAccess, workers: int = 32, progress: bool = True) -> list[Outcome]:
+    """Every device's :func:`device_state` (``Outcome.value``)."""
+    return run_each(devices, lambda d: device_state(d, access), workers, label="running config", progress=progress)
 
 
 def diff(devices: list[Device], access: GearAccess, workers: int = 32, progress: bool = True) -> list[Outcome]:

@@ -157,27 +157,35 @@ def test_second_run_changes_nothing_and_no_secret_is_shown(provisioned, tmp_path
 
 
 def test_drift_is_shown_exactly_then_corrected(lab, provisioned):
+    """Changed by hand: a port's name and VLAN, the port shut, the SNMPv3 user removed (IOS shows it in
+    `show snmp user` only). Check mode names exactly that; the next run puts all of it back."""
     with session(lab, "127.79.10.3") as conn:  # w25747-sw01
         conn.enable()
+        user = parse_output("cisco_ios", "show snmp user", conn.send_command("show snmp user"))[0]
         conn.send_config_set(
-            ["interface GigabitEthernet1/0/2", "description moved-by-hand", "switchport access vlan 30"]
-        )
+            ["interface GigabitEthernet1/0/2", "description moved-by-hand", "switchport access vlan 30", "shutdown",
+             "exit", f"no snmp-server user {user['user_name']} {user['group_name']} v3"]
+        )  # fmt: skip
     drift = {(d["parent"], d["sign"], d["line"]) for d in drift_of("w25747-sw01")}
     assert drift == {
         ("interface GigabitEthernet1/0/2", "-", "description moved-by-hand"),
         ("interface GigabitEthernet1/0/2", "+", "description w25747-pc02"),
         ("interface GigabitEthernet1/0/2", "-", "switchport access vlan 30"),
         ("interface GigabitEthernet1/0/2", "+", "switchport access vlan 10"),
-    }
+        ("interface GigabitEthernet1/0/2", "-", "shutdown"),
+        (None, "+", f"snmp-server user {user['user_name']} {user['group_name']} v3 auth sha <hidden> priv aes 128 "
+                    "<hidden>"),
+    }  # fmt: skip
     table = netgear("diff", "--sites", "25747")
     assert table.returncode == 1 and "- " in table.stdout and "w25747-sw01" in table.stdout
     assert any(line.split()[:5] == ["25747", "2", "1", "1", "0"] for line in table.stdout.splitlines()), table.stdout
     check = playbook("--check", "--diff", "--limit", "site_25747")
     changed = {h: r["changed"] for h, r in recap(check).items()}
-    # Exactly the drift: the one config text, for the description and the access VLAN (the save is part
-    # of the confirmation, which a check run does not reach).
-    assert changed == {"w25747-rt01": 0, "w25747-sw01": 1}, check.stdout[-3000:]
-    assert "description w25747-pc02" in check.stdout and "switchport access vlan 10" in check.stdout
+    # Exactly the drift: the one config text (the port's name, VLAN and state) and the SNMPv3 user (the
+    # save is part of the confirmation, which a check run does not reach).
+    assert changed == {"w25747-rt01": 0, "w25747-sw01": 2}, check.stdout[-3000:]
+    for line in ("no shutdown", "description w25747-pc02", "switchport access vlan 10"):
+        assert line in check.stdout, line
     assert drift_of("w25747-sw01")  # check mode changed nothing
     fixed = playbook("--limit", "site_25747")
     assert fixed.returncode == 0, fixed.stdout[-3000:]
