@@ -298,11 +298,11 @@ def cmd_render(args: argparse.Namespace) -> int:
     session per device, as diff does): its managed ports' extra lines are undone, and whether it has the
     intended SNMPv3 user is reported (``snmp_user``: ok or missing; IOS never prints it in the config)."""
     from .config import render_config
-    from .ops import read_state, snmp_drift
+    from .ops import read_states, snmp_drift
 
     if args.running:
         _source, devices, access = _setup(args)
-        outcomes = read_state(devices, access, args.workers, progress=not args.quiet)
+        outcomes = read_states(devices, access, args.workers, progress=not args.quiet)
     else:
         _source, devices = _devices(args)
         outcomes = [Outcome(device, True, None) for device in devices]

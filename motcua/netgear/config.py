@@ -113,24 +113,12 @@ def _mask(line: str) -> str:
     return f"{match.group(1)} secret {HIDDEN}" if match else line
 
 
-def _hostname_and_globals(intent: dict) -> list[Section]:
-    return [Section(f"hostname {intent['hostname']}"), *(Section(line) for line in intent["lines"])]
-
-
-def _vlan_sections(intent: dict) -> list[Section]:
-    return [Section(f"vlan {v['vlan_id']}", [f"name {v['name']}"]) for v in intent["vlans"]]
-
-
-def _block_sections(intent: dict) -> list[Section]:
-    return [Section(b["parent"], list(b["lines"])) for b in intent["blocks"]]
-
-
 def intended_sections(intent: dict) -> list[Section]:
     """The intent as IOS prints it (user secrets masked)."""
-    hostname, *globals_ = _hostname_and_globals(intent)
-    sections = [hostname, Section("banner login", [intent["banner"]]), *globals_]
+    sections = [Section(f"hostname {intent['hostname']}"), Section("banner login", [intent["banner"]])]
+    sections += [Section(line) for line in intent["lines"]]
     sections += [Section(f"username {u['name']} privilege {u['privilege']} secret {HIDDEN}") for u in intent["users"]]
-    sections += _vlan_sections(intent)
+    sections += [Section(f"vlan {v['vlan_id']}", [f"name {v['name']}"]) for v in intent["vlans"]]
     ports: dict[str, list[str]] = {}
     for item in intent["interfaces"]:
         ports.setdefault(item["name"], [])
@@ -148,7 +136,7 @@ def intended_sections(intent: dict) -> list[Section]:
                 "switchport mode trunk",
             ]
     sections += [Section(f"interface {name}", lines) for name, lines in ports.items()]
-    sections += _block_sections(intent)
+    sections += [Section(b["parent"], list(b["lines"])) for b in intent["blocks"]]
     return sections
 
 
@@ -166,13 +154,7 @@ def render_config(intent: dict, running: str | None = None) -> str:
     """
     sections = [s for s in intended_sections(intent) if not s.line.startswith("username ")]
     undo = _port_negations(sections, running) if running is not None else {}
-    out = []
-    for s in sections:
-        if s.is_banner:
-            out.append(f"{s.line} ^C\n{s.children[0]}\n^C\n")
-        else:
-            out.append(f"{s.line}\n" + "".join(f" {child}\n" for child in [*undo.get(s.line, []), *s.children]))
-    return "".join(out)
+    return _text([Section(s.line, [*undo.get(s.line, []), *s.children]) for s in sections])
 
 
 def _port_negations(sections: list[Section], running: str) -> dict[str, list[str]]:

@@ -170,9 +170,15 @@ def snmp_drift(device: Device, users: list[dict]) -> list[Drift]:
     return out
 
 
+def read_state(conn) -> dict:
+    """The running config and `show snmp user` (IOS never prints the SNMPv3 user in its config)."""
+    return {"running": running_config(conn), "snmp_users": parsed(conn, "show snmp user")}
+
+
 def read_drift(conn, device: Device) -> list[Drift]:
-    """Drift of the running config and of the SNMPv3 user (which only `show snmp user` shows)."""
-    return drift(device.intent, running_config(conn)) + snmp_drift(device, parsed(conn, "show snmp user"))
+    """Drift of the running config and of the SNMPv3 user."""
+    state = read_state(conn)
+    return drift(device.intent, state["running"]) + snmp_drift(device, state["snmp_users"])
 
 
 def device_drift(device: Device, access: GearAccess) -> list[Drift]:
@@ -184,15 +190,15 @@ def device_drift(device: Device, access: GearAccess) -> list[Drift]:
 
 
 def device_state(device: Device, access: GearAccess) -> dict:
-    """What `motcua netgear render --running` reads: the running config and `show snmp user`."""
+    """What `motcua netgear render --running` reads: :func:`read_state` in a session of its own."""
     conn = connect(device, access)
     try:
-        return {"running": running_config(conn), "snmp_users": parsed(conn, "show snmp user")}
+        return read_state(conn)
     finally:
         conn.disconnect()
 
 
-def read_state(devices: list[Device], access: GearAccess, workers: int = 32, progress: bool = True) -> list[Outcome]:
+def read_states(devices: list[Device], access: GearAccess, workers: int = 32, progress: bool = True) -> list[Outcome]:
     """Every device's :func:`device_state` (``Outcome.value``)."""
     return run_each(devices, lambda d: device_state(d, access), workers, label="running config", progress=progress)
 
